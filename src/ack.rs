@@ -1,0 +1,473 @@
+//! The acknowledgement path: how "Loki accepted it" becomes "the position may
+//! advance", for file offsets and journal cursors alike.
+//!
+//! Owns:
+//! - [`Tracker`]: one per source instance (one tailed file identity, one
+//!   journal). The source [`issue`](Tracker::issue)s a sequence-numbered
+//!   [`Ack`] per line, carrying the position just *after* the line. Acks may
+//!   come back in any order (several clients, several tenants, stages that
+//!   merge lines); the tracker's [`committed`](Tracker::committed) position only
+//!   moves over a gap-free prefix of acknowledged lines.
+//! - [`Ack`]: the sequence numbers of one tracker that an entry stands for (a
+//!   merged entry — CRI partials, multiline — carries every piece's number;
+//!   pieces need not be contiguous, since stdout and stderr interleave in one
+//!   file). `ack()` consumes it.
+//!   Dropping an `Ack` without `ack()` (shutdown, a crash path) *poisons* its
+//!   lines: the committed position never passes them in this process, so they
+//!   are read again after a restart.
+//! - [`Budget`] and [`Charge`]: the global bound on bytes held between the
+//!   pipeline and Loki's acceptance. The sink fan-out charges each entry before
+//!   queueing it (blocking when the budget is spent — that is the backpressure
+//!   that pauses readers); the charge is released when the entry is acked or
+//!   dropped.
+//!
+//! Must never: advance a committed position past a line that has not been
+//! acknowledged, or block while holding the tracker lock.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Where a source resumes: a byte offset or an opaque cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    Offset(u64),
+    Cursor(Arc<str>),
+}
+
+impl Position {
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Position::Offset(o) => Some(*o),
+            Position::Cursor(_) => None,
+        }
+    }
+}
+
+struct Slot {
+    end: Position,
+    /// Outstanding acknowledgements (one per client copy).
+    remaining: u32,
+    poisoned: bool,
+}
+
+struct State {
+    /// Sequence number of `pending[0]`.
+    base: u64,
+    pending: VecDeque<Slot>,
+    committed: Position,
+    /// Position of the last issued line (what has been read).
+    issued: Position,
+    poisoned: bool,
+}
+
+/// Per-source acknowledgement tracker. See the module docs.
+pub struct Tracker {
+    state: Mutex<State>,
+}
+
+impl Tracker {
+    pub fn new(start: Position) -> Arc<Self> {
+        Arc::new(Tracker {
+            state: Mutex::new(State {
+                base: 0,
+                pending: VecDeque::new(),
+                committed: start.clone(),
+                issued: start,
+                poisoned: false,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the delivery path down with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Issues the acknowledgement for one line ending at `end`.
+    pub fn issue(self: &Arc<Self>, end: Position) -> Ack {
+        let mut st = self.lock();
+        let seq = st.base + st.pending.len() as u64;
+        st.issued = end.clone();
+        st.pending.push_back(Slot {
+            end,
+            remaining: 1,
+            poisoned: false,
+        });
+        drop(st);
+        Ack {
+            tracker: Some(self.clone()),
+            first: seq,
+            last: seq,
+            more: Vec::new(),
+            charge: None,
+        }
+    }
+
+    /// Moves the position over bytes that produce no line (skipped garbage,
+    /// blank input): committed as soon as everything before it is.
+    pub fn skip_to(self: &Arc<Self>, end: Position) {
+        self.issue(end).ack();
+    }
+
+    /// The position up to which every line has been acknowledged.
+    pub fn committed(&self) -> Position {
+        self.lock().committed.clone()
+    }
+
+    /// The position after the last issued line (what has been read).
+    pub fn issued(&self) -> Position {
+        self.lock().issued.clone()
+    }
+
+    /// Lines issued and not yet acknowledged.
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// True once every issued line is acknowledged.
+    pub fn is_drained(&self) -> bool {
+        self.lock().pending.is_empty()
+    }
+
+    /// True if some line was dropped unacknowledged: the committed position
+    /// is stuck before it for the rest of this process.
+    pub fn is_poisoned(&self) -> bool {
+        self.lock().poisoned
+    }
+
+    fn settle(&self, first: u64, last: u64, ok: bool) {
+        let mut st = self.lock();
+        let base = st.base;
+        for seq in first..=last {
+            if seq < base {
+                continue;
+            }
+            let Some(slot) = st.pending.get_mut((seq - base) as usize) else {
+                continue;
+            };
+            slot.remaining = slot.remaining.saturating_sub(1);
+            if !ok {
+                slot.poisoned = true;
+            }
+        }
+        if !ok {
+            st.poisoned = true;
+        }
+        while let Some(front) = st.pending.front() {
+            if front.remaining > 0 || front.poisoned {
+                break;
+            }
+            let Some(slot) = st.pending.pop_front() else {
+                break;
+            };
+            st.base += 1;
+            st.committed = slot.end;
+        }
+    }
+
+    fn add_copies(&self, first: u64, last: u64) {
+        let mut st = self.lock();
+        let base = st.base;
+        for seq in first.max(base)..=last {
+            if let Some(slot) = st.pending.get_mut((seq - base) as usize) {
+                slot.remaining += 1;
+            }
+        }
+    }
+}
+
+/// The acknowledgement of one entry. See the module docs.
+#[must_use = "an Ack must be acknowledged with ack(); dropping it poisons the position"]
+pub struct Ack {
+    tracker: Option<Arc<Tracker>>,
+    /// First inclusive range of sequence numbers.
+    first: u64,
+    last: u64,
+    /// Further ranges, for merged entries (allocated only then).
+    more: Vec<(u64, u64)>,
+    charge: Option<Charge>,
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ack({}..={})", self.first, self.last)
+    }
+}
+
+impl Ack {
+    /// An acknowledgement that tracks nothing (stdin, tests, synthetic lines).
+    pub fn none() -> Ack {
+        Ack {
+            tracker: None,
+            first: 0,
+            last: 0,
+            more: Vec::new(),
+            charge: None,
+        }
+    }
+
+    fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        std::iter::once((self.first, self.last)).chain(self.more.iter().copied())
+    }
+
+    fn settle(&mut self, ok: bool) {
+        if let Some(t) = self.tracker.take() {
+            for (a, b) in self.ranges() {
+                t.settle(a, b, ok);
+            }
+        }
+    }
+
+    /// Acknowledges: Loki accepted the entry, or it was dropped and counted.
+    pub fn ack(mut self) {
+        self.settle(true);
+        self.charge = None;
+    }
+
+    /// Takes over the lines of `other` (an entry merged into this one, e.g.
+    /// CRI partials or multiline). Acks of different trackers cannot merge:
+    /// `other` is handed back unchanged in `Err`.
+    pub fn merge(&mut self, mut other: Ack) -> Result<(), Ack> {
+        match (&self.tracker, &other.tracker) {
+            (_, None) => Ok(()),
+            (None, Some(_)) => {
+                let charge = self.charge.take();
+                *self = other;
+                if self.charge.is_none() {
+                    self.charge = charge;
+                }
+                Ok(())
+            }
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {
+                other.tracker = None; // its lines are now covered by self
+                for r in other.ranges() {
+                    match self.more.last_mut() {
+                        Some(last) if last.1 + 1 == r.0 => last.1 = r.1,
+                        None if self.last + 1 == r.0 => self.last = r.1,
+                        _ => self.more.push(r),
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(other),
+        }
+    }
+
+    /// A second acknowledgement for the same lines (one per client): the
+    /// position advances only when every copy is acknowledged.
+    pub fn duplicate(&self) -> Ack {
+        if let Some(t) = &self.tracker {
+            for (a, b) in self.ranges() {
+                t.add_copies(a, b);
+            }
+        }
+        Ack {
+            tracker: self.tracker.clone(),
+            first: self.first,
+            last: self.last,
+            more: self.more.clone(),
+            charge: None,
+        }
+    }
+
+    /// Attaches a budget charge, released when this ack is settled or dropped.
+    pub fn set_charge(&mut self, charge: Charge) {
+        self.charge = Some(charge);
+    }
+
+    /// True if this ack belongs to `tracker`.
+    pub fn is_of(&self, tracker: &Arc<Tracker>) -> bool {
+        self.tracker
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t, tracker))
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        self.settle(false);
+    }
+}
+
+/// The bound on bytes held in memory between the pipeline and Loki.
+pub struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+    lock: Mutex<()>,
+    freed: Condvar,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Budget {
+            limit: limit.max(1),
+            used: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            freed: Condvar::new(),
+        })
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes currently charged.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self, n: usize) -> bool {
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            // An entry larger than the whole budget passes when nothing else
+            // is held, so a huge line can never deadlock the agent.
+            if cur != 0 && cur + n > self.limit {
+                return false;
+            }
+            match self
+                .used
+                .compare_exchange_weak(cur, cur + n, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Charges `n` bytes, blocking the calling (non-async) thread until they
+    /// fit. Returns `None` if `stop` becomes true while waiting.
+    pub fn charge_blocking(self: &Arc<Self>, n: usize, stop: &dyn Fn() -> bool) -> Option<Charge> {
+        loop {
+            if self.try_take(n) {
+                return Some(Charge {
+                    budget: self.clone(),
+                    bytes: n,
+                });
+            }
+            if stop() {
+                return None;
+            }
+            let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            // Re-check under the lock, then wait with a timeout so a missed
+            // wake-up costs at most that long.
+            if self.try_take(n) {
+                return Some(Charge {
+                    budget: self.clone(),
+                    bytes: n,
+                });
+            }
+            let _ = self
+                .freed
+                .wait_timeout(guard, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Charges without waiting (may exceed the limit; for tests and flushes).
+    pub fn charge_now(self: &Arc<Self>, n: usize) -> Charge {
+        self.used.fetch_add(n, Ordering::AcqRel);
+        Charge {
+            budget: self.clone(),
+            bytes: n,
+        }
+    }
+
+    fn release(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.freed.notify_all();
+    }
+}
+
+/// Bytes charged against a [`Budget`], released on drop.
+pub struct Charge {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_only_a_gap_free_prefix() {
+        let t = Tracker::new(Position::Offset(0));
+        let a = t.issue(Position::Offset(10));
+        let b = t.issue(Position::Offset(20));
+        let c = t.issue(Position::Offset(30));
+        b.ack();
+        assert_eq!(t.committed(), Position::Offset(0));
+        a.ack();
+        assert_eq!(t.committed(), Position::Offset(20));
+        c.ack();
+        assert_eq!(t.committed(), Position::Offset(30));
+        assert!(t.is_drained());
+    }
+
+    #[test]
+    fn duplicates_need_every_copy() {
+        let t = Tracker::new(Position::Offset(0));
+        let a = t.issue(Position::Offset(5));
+        let a2 = a.duplicate();
+        a.ack();
+        assert_eq!(t.committed(), Position::Offset(0));
+        a2.ack();
+        assert_eq!(t.committed(), Position::Offset(5));
+    }
+
+    #[test]
+    fn merged_range_commits_together() {
+        let t = Tracker::new(Position::Offset(0));
+        let a = t.issue(Position::Offset(5));
+        let b = t.issue(Position::Offset(9));
+        let mut m = a;
+        m.merge(b).unwrap();
+        assert_eq!(t.committed(), Position::Offset(0));
+        m.ack();
+        assert_eq!(t.committed(), Position::Offset(9));
+    }
+
+    #[test]
+    fn merge_of_interleaved_pieces_leaves_the_other_stream_alone() {
+        let t = Tracker::new(Position::Offset(0));
+        let p1 = t.issue(Position::Offset(5)); // stdout P
+        let e = t.issue(Position::Offset(9)); // stderr F
+        let f1 = t.issue(Position::Offset(14)); // stdout F
+        let mut m = p1;
+        m.merge(f1).unwrap();
+        m.ack();
+        assert_eq!(t.committed(), Position::Offset(5));
+        e.ack();
+        assert_eq!(t.committed(), Position::Offset(14));
+    }
+
+    #[test]
+    fn dropped_ack_poisons() {
+        let t = Tracker::new(Position::Offset(0));
+        let a = t.issue(Position::Offset(5));
+        let b = t.issue(Position::Offset(9));
+        drop(a);
+        b.ack();
+        assert_eq!(t.committed(), Position::Offset(0));
+        assert!(t.is_poisoned());
+    }
+
+    #[test]
+    fn budget_blocks_until_released() {
+        let b = Budget::new(10);
+        let c1 = b.charge_blocking(8, &|| false).unwrap();
+        assert!(b.charge_blocking(8, &|| true).is_none());
+        drop(c1);
+        let _c2 = b.charge_blocking(8, &|| true).unwrap();
+        // Bigger than the budget: passes only when empty.
+        assert!(b.charge_blocking(100, &|| true).is_none());
+    }
+}

@@ -1,0 +1,91 @@
+//! The one entry type every source produces and every stage and sink consumes.
+//!
+//! Owns: [`Entry`] (labels, timestamp, line, structured metadata, and the
+//! acknowledgement that ties it back to the position it was read at) and
+//! [`Timestamp`] (Unix nanoseconds).
+//!
+//! Must never: carry a line that is not valid UTF-8 (`String` enforces it;
+//! sources replace invalid bytes and count them), or be dropped by a stage
+//! without either passing it on or acknowledging it as a counted drop (see
+//! [`crate::pipeline::Ctx::drop`]).
+
+use crate::ack::Ack;
+use crate::labels::LabelSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Nanoseconds since the Unix epoch (may be negative for pre-1970 times).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from_system(SystemTime::now())
+    }
+
+    pub fn from_system(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp(d.as_nanos().min(i64::MAX as u128) as i64),
+            Err(e) => Timestamp(-(e.duration().as_nanos().min(i64::MAX as u128) as i64)),
+        }
+    }
+
+    /// (seconds, nanoseconds in 0..1e9), as protobuf's `Timestamp` wants.
+    pub fn secs_nanos(self) -> (i64, i32) {
+        (
+            self.0.div_euclid(1_000_000_000),
+            self.0.rem_euclid(1_000_000_000) as i32,
+        )
+    }
+
+    pub fn nanos(self) -> i64 {
+        self.0
+    }
+}
+
+/// One log line on its way to Loki.
+#[derive(Debug)]
+pub struct Entry {
+    /// The stream's labels, shared by every entry of the stream.
+    pub labels: LabelSet,
+    pub timestamp: Timestamp,
+    pub line: String,
+    /// Loki structured metadata (name, value); empty for most lines.
+    pub metadata: Vec<(String, String)>,
+    /// Where this line came from; acknowledged once Loki took it (or it was
+    /// deliberately dropped and counted).
+    pub ack: Ack,
+}
+
+impl Entry {
+    pub fn new(labels: LabelSet, timestamp: Timestamp, line: String, ack: Ack) -> Self {
+        Entry {
+            labels,
+            timestamp,
+            line,
+            metadata: Vec::new(),
+            ack,
+        }
+    }
+
+    /// Size as Promtail counts it for `batchsize`: the line's bytes (plus
+    /// structured metadata).
+    pub fn size(&self) -> usize {
+        self.line.len()
+            + self
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secs_nanos_handles_negative() {
+        assert_eq!(Timestamp(1_500_000_000).secs_nanos(), (1, 500_000_000));
+        assert_eq!(Timestamp(-1).secs_nanos(), (-1, 999_999_999));
+    }
+}

@@ -1,0 +1,18 @@
+//! tailtrace: a Promtail-compatible log shipping agent that never loses a line.
+//!
+//! Data flows `source` → `pipeline` → `sink`, and acknowledgements flow back
+//! through [`ack`] to `positions`. See README.md for the guided tour.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod ack;
+pub mod config;
+pub mod entry;
+pub mod labels;
+pub mod metrics;
+pub mod pipeline;
+pub mod positions;
+pub mod server;
+pub mod sink;
+pub mod source;

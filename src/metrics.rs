@@ -1,0 +1,154 @@
+//! The agent's own metrics, under Promtail's names so existing dashboards and
+//! alerts keep working.
+//!
+//! Owns: [`Metrics`], one registry and every metric family the agent exports,
+//! and the label names each family takes (Promtail's). Components hold an
+//! `Arc<Metrics>` and, on hot paths, cache the per-label-set handle returned by
+//! `get_or_create(..).clone()` (an `Arc` around an atomic) instead of looking
+//! the family up per line.
+//!
+//! Must never: invent a new name for something Promtail already measures, or
+//! take a label value with unbounded cardinality other than Promtail's own
+//! (`path` for file metrics).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Label pairs of a metric sample.
+pub type L = Vec<(&'static str, String)>;
+
+pub type CounterF = Family<L, Counter>;
+pub type GaugeF = Family<L, Gauge>;
+pub type FGaugeF = Family<L, Gauge<f64, AtomicU64>>;
+pub type HistF = Family<L, Histogram, fn() -> Histogram>;
+
+fn request_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+/// Every metric the agent exports. Field names follow the metric names.
+pub struct Metrics {
+    registry: Registry,
+    // --- file target (labels: path) ---
+    pub read_bytes_total: CounterF,
+    pub read_lines_total: CounterF,
+    pub file_bytes_total: GaugeF,
+    pub files_active_total: Gauge,
+    // --- targets ---
+    pub targets_active_total: Gauge,
+    pub targets_failed_total: CounterF,
+    // --- client (labels: host [, tenant, reason | status_code]) ---
+    pub encoded_bytes_total: CounterF,
+    pub sent_bytes_total: CounterF,
+    pub sent_entries_total: CounterF,
+    pub dropped_bytes_total: CounterF,
+    pub dropped_entries_total: CounterF,
+    pub mutated_entries_total: CounterF,
+    pub mutated_bytes_total: CounterF,
+    pub request_duration_seconds: HistF,
+    pub batch_retries_total: CounterF,
+    pub stream_lag_seconds: FGaugeF,
+    // --- pipeline ---
+    pub logentry_dropped_lines_total: CounterF,
+    // --- tailtrace's own ---
+    /// Lines whose invalid UTF-8 bytes were replaced (labels: path).
+    pub invalid_utf8_lines_total: CounterF,
+    /// Bytes behind the end of each tailed file (labels: path).
+    pub file_lag_bytes: GaugeF,
+    /// Seconds since the positions file was last written.
+    pub positions_age_seconds: Gauge<f64, AtomicU64>,
+    /// Bytes held in memory between the pipeline and Loki's acceptance.
+    pub pending_bytes: Gauge,
+    /// Read errors and other problems with tailed files (labels: reason).
+    pub file_errors_total: CounterF,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::default();
+        macro_rules! reg {
+            ($name:literal, $help:literal, $v:expr) => {{
+                let v = $v;
+                r.register($name, $help, v.clone());
+                v
+            }};
+        }
+        Metrics {
+            read_bytes_total: reg!("promtail_read_bytes", "Number of bytes read.", CounterF::default()),
+            read_lines_total: reg!("promtail_read_lines", "Number of lines read.", CounterF::default()),
+            file_bytes_total: reg!("promtail_file_bytes_total", "Number of bytes total.", GaugeF::default()),
+            files_active_total: reg!("promtail_files_active_total", "Number of active files.", Gauge::default()),
+            targets_active_total: reg!("promtail_targets_active_total", "Number of active total.", Gauge::default()),
+            targets_failed_total: reg!("promtail_targets_failed", "Number of failed targets.", CounterF::default()),
+            encoded_bytes_total: reg!("promtail_encoded_bytes", "Number of bytes encoded and ready to send.", CounterF::default()),
+            sent_bytes_total: reg!("promtail_sent_bytes", "Number of bytes sent.", CounterF::default()),
+            sent_entries_total: reg!("promtail_sent_entries", "Number of log entries sent to the ingester.", CounterF::default()),
+            dropped_bytes_total: reg!("promtail_dropped_bytes", "Number of bytes dropped because failed to be sent to the ingester after all retries.", CounterF::default()),
+            dropped_entries_total: reg!("promtail_dropped_entries", "Number of log entries dropped because failed to be sent to the ingester after all retries.", CounterF::default()),
+            mutated_entries_total: reg!("promtail_mutated_entries", "The total number of log entries that have been mutated.", CounterF::default()),
+            mutated_bytes_total: reg!("promtail_mutated_bytes", "The total number of bytes that have been mutated.", CounterF::default()),
+            request_duration_seconds: reg!("promtail_request_duration_seconds", "Duration of send requests.", HistF::new_with_constructor(request_histogram as fn() -> Histogram)),
+            batch_retries_total: reg!("promtail_batch_retries", "Number of times batches has had to be retried.", CounterF::default()),
+            stream_lag_seconds: reg!("promtail_stream_lag_seconds", "Difference between current time and last batch timestamp for successful sends", FGaugeF::default()),
+            logentry_dropped_lines_total: reg!("logentry_dropped_lines", "A count of all log lines dropped as a result of a pipeline stage", CounterF::default()),
+            invalid_utf8_lines_total: reg!("tailtrace_invalid_utf8_lines", "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.", CounterF::default()),
+            file_lag_bytes: reg!("tailtrace_file_lag_bytes", "Bytes between the read position and the end of each tailed file.", GaugeF::default()),
+            positions_age_seconds: reg!("tailtrace_positions_age_seconds", "Seconds since the positions file was last written.", Gauge::<f64, AtomicU64>::default()),
+            pending_bytes: reg!("tailtrace_pending_bytes", "Bytes of log lines held in memory waiting for Loki to accept them.", Gauge::default()),
+            file_errors_total: reg!("tailtrace_file_errors", "Problems reading tailed files, by reason.", CounterF::default()),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        let _ = encode(&mut s, &self.registry);
+        s
+    }
+}
+
+/// Builds a label vector: `labels(&[("host", h)])`.
+pub fn labels(pairs: &[(&'static str, &str)]) -> L {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_promtail_names() {
+        let m = Metrics::new();
+        m.read_lines_total
+            .get_or_create(&labels(&[("path", "/x")]))
+            .inc();
+        m.dropped_entries_total
+            .get_or_create(&labels(&[
+                ("host", "h:1"),
+                ("tenant", ""),
+                ("reason", "ingester_error"),
+            ]))
+            .inc_by(3);
+        let text = m.encode();
+        assert!(
+            text.contains("promtail_read_lines_total{path=\"/x\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("promtail_dropped_entries_total{host=\"h:1\",tenant=\"\",reason=\"ingester_error\"} 3"), "{text}");
+        assert!(text.contains("promtail_files_active_total "), "{text}");
+    }
+}

@@ -1,0 +1,3 @@
+//! The agent's HTTP server: `/metrics`, `/ready`.
+//!
+//! (Being written.)
