@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod ack;
+pub mod agent;
 pub mod config;
 pub mod entry;
 pub mod labels;

@@ -6,17 +6,127 @@
 //! line; Promtail keys that tailtrace accepts but does not honour yet are
 //! collected by [`Config::unhonoured`] for the one start-up warning.
 //!
+//! Files: this one (types and defaults), `load` (read, `-config.expand-env`,
+//! parse, [`ConfigError`]), `envsubst` (drone/envsubst semantics),
+//! `validate` ([`Config::validate`]), `unhonoured` ([`Config::unhonoured`]),
+//! `flags` (Promtail's command line, [`Flags`]), `duration` (Go durations,
+//! byte sizes). Start-up is [`load_with_flags`].
+//!
 //! Must never: silently ignore a key, panic on any input, or reach outside the
 //! configuration (no network, no file reads other than the config itself and
 //! files it names for secrets).
 
 pub mod duration;
+pub mod envsubst;
+pub mod flags;
+pub mod load;
+pub mod unhonoured;
+pub mod validate;
+
+pub use flags::Flags;
+pub use load::{load_file, load_str, load_with_flags, ConfigError};
 
 use crate::pipeline::stages::StageConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `key:` with no value (YAML null) means "the defaults", as in Go's YAML
+/// decoder (the Helm chart renders `limits_config:` that way).
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// `pipeline_stages` entries are single-key maps (`- cri: {}`); serde's
+/// externally tagged enums need this adapter with serde_yaml_ng (which
+/// otherwise expects `!cri` tags). Recursive, so nested stage lists (`match`)
+/// work too. Errors keep their line and key path.
+fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StageConfig>, D::Error> {
+    serde_yaml_ng::with::singleton_map_recursive::deserialize::<Option<Vec<StageConfig>>, D>(d)
+        .map(Option::unwrap_or_default)
+}
+
+/// A Promtail section tailtrace does not implement, which matters only when
+/// it says `enabled: true` (`tracing`, `wal`): its other keys are ignored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Toggle {
+    pub enabled: bool,
+}
+
+impl<'de> Deserialize<'de> for Toggle {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Not deny_unknown_fields: the section's other keys are ignored.
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(default)]
+            enabled: bool,
+        }
+        let raw: Option<Raw> = Option::deserialize(d)?;
+        Ok(Toggle {
+            enabled: raw.is_some_and(|r| r.enabled),
+        })
+    }
+}
+
+/// `server.log_level` / `-log.level`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Result<LogLevel, String> {
+        match s {
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            _ => Err(format!(
+                "unrecognized log level {s:?}: expected debug, info, warn or error"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// `server.log_format` / `-log.format`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Logfmt,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "logfmt" => Ok(LogFormat::Logfmt),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!(
+                "unrecognized log format {s:?}: expected logfmt or json"
+            )),
+        }
+    }
+}
 
 /// A value Promtail accepts that tailtrace does not honour yet: parsed (any
 /// shape), reported at start-up, otherwise ignored.
@@ -31,21 +141,61 @@ impl<'de> Deserialize<'de> for Unhonoured {
 }
 
 /// The whole file.
+///
+/// After [`load_str`]/[`load_file`], the deprecated `client:` block (if any)
+/// has been moved into `clients` (see [`Config::single_client`]).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    #[serde(deserialize_with = "nullable")]
     pub server: ServerConfig,
+    #[serde(deserialize_with = "nullable")]
     pub positions: PositionsConfig,
+    #[serde(deserialize_with = "nullable")]
     pub clients: Vec<ClientConfig>,
-    /// Promtail's deprecated single-client form.
+    /// Promtail's deprecated single-client form. `None` after loading: it is
+    /// merged into `clients`.
     pub client: Option<ClientConfig>,
+    #[serde(deserialize_with = "nullable")]
     pub scrape_configs: Vec<ScrapeConfig>,
+    #[serde(deserialize_with = "nullable")]
     pub limits_config: LimitsConfig,
+    #[serde(deserialize_with = "nullable")]
     pub target_config: TargetConfig,
     pub options: Option<Unhonoured>,
-    pub tracing: Option<Unhonoured>,
-    pub wal: Option<Unhonoured>,
+    #[serde(deserialize_with = "nullable")]
+    pub tracing: Toggle,
+    #[serde(deserialize_with = "nullable")]
+    pub wal: Toggle,
     pub global: Option<Unhonoured>,
+    /// Index in `clients` of the client that came from the deprecated
+    /// `client:` block (or `-client.url`); errors name it `client`.
+    #[serde(skip)]
+    pub single_client: Option<usize>,
+    /// The file it was read from, for error messages.
+    #[serde(skip)]
+    pub file_name: String,
+}
+
+impl Config {
+    /// The key path of `clients[i]` as the user wrote it.
+    pub fn client_key(&self, i: usize) -> String {
+        if self.single_client == Some(i) {
+            "client".to_owned()
+        } else {
+            format!("clients[{i}]")
+        }
+    }
+
+    /// The log level: `-log.level`, else `server.log_level`, else info.
+    pub fn log_level(&self) -> LogLevel {
+        self.server.log_level.unwrap_or_default()
+    }
+
+    /// The log format: `-log.format`, else `server.log_format`, else logfmt.
+    pub fn log_format(&self) -> LogFormat {
+        self.server.log_format.unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,10 +204,35 @@ pub struct ServerConfig {
     pub disable: bool,
     pub http_listen_address: String,
     pub http_listen_port: u16,
-    pub log_level: Option<String>,
-    pub log_format: Option<String>,
-    pub grpc_listen_port: Option<Unhonoured>,
+    pub log_level: Option<LogLevel>,
+    pub log_format: Option<LogFormat>,
+    /// 0 (the usual "no gRPC") is fine; anything else is reported.
+    pub grpc_listen_port: Option<u16>,
     pub grpc_listen_address: Option<Unhonoured>,
+    pub http_listen_network: Option<Unhonoured>,
+    pub grpc_listen_network: Option<Unhonoured>,
+    pub http_listen_conn_limit: Option<Unhonoured>,
+    pub grpc_listen_conn_limit: Option<Unhonoured>,
+    pub tls_cipher_suites: Option<Unhonoured>,
+    pub tls_min_version: Option<Unhonoured>,
+    pub http_tls_config: Option<Unhonoured>,
+    pub grpc_tls_config: Option<Unhonoured>,
+    pub http_server_read_header_timeout: Option<Unhonoured>,
+    pub grpc_server_max_recv_msg_size: Option<Unhonoured>,
+    pub grpc_server_max_send_msg_size: Option<Unhonoured>,
+    pub grpc_server_max_concurrent_streams: Option<Unhonoured>,
+    pub grpc_server_max_connection_idle: Option<Unhonoured>,
+    pub grpc_server_max_connection_age: Option<Unhonoured>,
+    pub grpc_server_max_connection_age_grace: Option<Unhonoured>,
+    pub grpc_server_keepalive_time: Option<Unhonoured>,
+    pub grpc_server_keepalive_timeout: Option<Unhonoured>,
+    pub grpc_server_min_time_between_pings: Option<Unhonoured>,
+    pub grpc_server_ping_without_stream_allowed: Option<Unhonoured>,
+    pub log_source_ips_enabled: Option<Unhonoured>,
+    pub log_source_ips_header: Option<Unhonoured>,
+    pub log_source_ips_regex: Option<Unhonoured>,
+    pub log_request_at_info_level_enabled: Option<Unhonoured>,
+    pub external_url: Option<Unhonoured>,
     pub register_instrumentation: Option<Unhonoured>,
     pub http_server_read_timeout: Option<Unhonoured>,
     pub http_server_write_timeout: Option<Unhonoured>,
@@ -78,6 +253,30 @@ impl Default for ServerConfig {
             log_format: None,
             grpc_listen_port: None,
             grpc_listen_address: None,
+            http_listen_network: None,
+            grpc_listen_network: None,
+            http_listen_conn_limit: None,
+            grpc_listen_conn_limit: None,
+            tls_cipher_suites: None,
+            tls_min_version: None,
+            http_tls_config: None,
+            grpc_tls_config: None,
+            http_server_read_header_timeout: None,
+            grpc_server_max_recv_msg_size: None,
+            grpc_server_max_send_msg_size: None,
+            grpc_server_max_concurrent_streams: None,
+            grpc_server_max_connection_idle: None,
+            grpc_server_max_connection_age: None,
+            grpc_server_max_connection_age_grace: None,
+            grpc_server_keepalive_time: None,
+            grpc_server_keepalive_timeout: None,
+            grpc_server_min_time_between_pings: None,
+            grpc_server_ping_without_stream_allowed: None,
+            log_source_ips_enabled: None,
+            log_source_ips_header: None,
+            log_source_ips_regex: None,
+            log_request_at_info_level_enabled: None,
+            external_url: None,
             register_instrumentation: None,
             http_server_read_timeout: None,
             http_server_write_timeout: None,
@@ -139,13 +338,17 @@ pub struct ClientConfig {
     pub batchsize: usize,
     #[serde(with = "duration")]
     pub timeout: Duration,
+    #[serde(deserialize_with = "nullable")]
     pub backoff_config: BackoffConfig,
+    #[serde(deserialize_with = "nullable")]
     pub external_labels: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable")]
     pub headers: BTreeMap<String, String>,
     pub basic_auth: Option<BasicAuth>,
     pub bearer_token: Option<String>,
     pub bearer_token_file: Option<PathBuf>,
     pub proxy_url: Option<String>,
+    #[serde(deserialize_with = "nullable")]
     pub tls_config: TlsConfig,
     pub drop_rate_limited_batches: bool,
     /// tailtrace: `protobuf` (default) or `json`.
@@ -157,6 +360,10 @@ pub struct ClientConfig {
     pub follow_redirects: Option<Unhonoured>,
     pub enable_http2: Option<Unhonoured>,
     pub stream_lag_labels: Option<Unhonoured>,
+    pub no_proxy: Option<Unhonoured>,
+    pub proxy_from_environment: Option<Unhonoured>,
+    pub proxy_connect_header: Option<Unhonoured>,
+    pub http_headers: Option<Unhonoured>,
 }
 
 impl Default for ClientConfig {
@@ -183,6 +390,10 @@ impl Default for ClientConfig {
             follow_redirects: None,
             enable_http2: None,
             stream_lag_labels: None,
+            no_proxy: None,
+            proxy_from_environment: None,
+            proxy_connect_header: None,
+            http_headers: None,
         }
     }
 }
@@ -213,6 +424,7 @@ pub struct BasicAuth {
     pub username: String,
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
+    pub username_file: Option<Unhonoured>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -224,6 +436,7 @@ pub struct TlsConfig {
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub min_version: Option<Unhonoured>,
+    pub max_version: Option<Unhonoured>,
     pub ca: Option<Unhonoured>,
     pub cert: Option<Unhonoured>,
     pub key: Option<Unhonoured>,
@@ -278,7 +491,9 @@ impl Default for TargetConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ScrapeConfig {
     pub job_name: String,
+    #[serde(deserialize_with = "nullable")]
     pub static_configs: Vec<StaticConfig>,
+    #[serde(deserialize_with = "stages")]
     pub pipeline_stages: Vec<StageConfig>,
     pub encoding: Option<Unhonoured>,
     pub decompression: Option<Unhonoured>,
@@ -289,6 +504,7 @@ pub struct ScrapeConfig {
     pub loki_push_api: Option<Unhonoured>,
     pub file_sd_configs: Option<Unhonoured>,
     pub consul_sd_configs: Option<Unhonoured>,
+    pub consulagent_sd_configs: Option<Unhonoured>,
     pub docker_sd_configs: Option<Unhonoured>,
     pub windows_events: Option<Unhonoured>,
     pub gelf: Option<Unhonoured>,
@@ -303,6 +519,8 @@ pub struct ScrapeConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct StaticConfig {
+    #[serde(deserialize_with = "nullable")]
     pub targets: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
 }

@@ -1,3 +1,112 @@
-//! The agent's HTTP server: `/metrics`, `/ready`.
+//! The agent's HTTP server: `/metrics`, `/ready`, `/healthz`.
 //!
-//! (Being written.)
+//! Owns: listening on `server.http_listen_address:http_listen_port`
+//! (Promtail's keys; port 0 picks a free port, reported in the start-up log),
+//! serving the Prometheus text exposition of [`Metrics`], readiness (`503`
+//! until the configuration is loaded and the first scan of the targets is
+//! done, then `200`) and liveness (`200` while the process serves requests).
+//!
+//! Must never: block the runtime (encoding the metrics is cheap and bounded),
+//! or take part in delivery: a failing scrape cannot slow shipping down.
+
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Shared state the endpoints read.
+pub struct State {
+    pub metrics: Arc<Metrics>,
+    /// Set once the targets are being tailed.
+    pub ready: AtomicBool,
+}
+
+impl State {
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(State {
+            metrics,
+            ready: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Binds the listener (so the caller learns the address before serving).
+pub async fn bind(address: &str, port: u16) -> std::io::Result<TcpListener> {
+    let host = if address.is_empty() {
+        "0.0.0.0"
+    } else {
+        address
+    };
+    TcpListener::bind((host, port)).await
+}
+
+/// Serves until the task is aborted.
+pub async fn serve(listener: TcpListener, state: Arc<State>) {
+    loop {
+        let (stream, _peer): (_, SocketAddr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "http server: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&req, &state)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/metrics" => text(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            state.metrics.encode(),
+        ),
+        "/ready" => {
+            if state.ready.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "text/plain", "ready\n".into())
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready: targets are not being tailed yet\n".into(),
+                )
+            }
+        }
+        "/healthz" | "/live" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/" => text(
+            StatusCode::OK,
+            "text/plain",
+            format!(
+                "tailtrace {}\n/metrics  Prometheus metrics (Promtail's names)\n/ready    readiness\n/healthz  liveness\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ),
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}

@@ -79,9 +79,33 @@ impl Fanout {
                 }
             };
             e.ack.set_charge(charge);
-            tx.blocking_send(e).map_err(|_| Stopped)?;
+            send_until_stopped(tx, e, &stop)?;
         }
         Ok(())
+    }
+}
+
+/// Like `blocking_send`, but gives up when the agent is stopping, so a client
+/// stuck retrying against a dead Loki cannot hang shutdown.
+fn send_until_stopped(
+    tx: &mpsc::Sender<Entry>,
+    mut e: Entry,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), Stopped> {
+    let mut wait = std::time::Duration::from_micros(100);
+    loop {
+        match tx.try_send(e) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stopped),
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if stop() {
+                    return Err(Stopped);
+                }
+                e = back;
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(10));
+            }
+        }
     }
 }
 

@@ -10,3 +10,11 @@
 //! deliberately dropped it and counted the drop; hold more than the budget.
 
 pub mod fanout;
+pub mod backoff;
+pub mod batch;
+pub mod encode;
+pub mod prepare;
+pub mod proto;
+pub mod http;
+pub mod client;
+pub mod dryrun;

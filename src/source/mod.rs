@@ -1,3 +1,25 @@
 //! Sources: where entries come from (tailed files now; the journal later).
 //!
-//! (Being written.)
+//! File tailing is split by concern: [`discover`] finds files (globs +
+//! inotify), [`fingerprint`] says which file is which, [`reader`] turns one
+//! file's bytes into lines with offsets, [`gz`] catches up from compressed
+//! rotated files, [`relocate`] finds files that moved while unobserved,
+//! [`file`] is one tailed file, and [`tailer`] schedules them all.
+
+pub mod cri;
+pub mod discover;
+pub mod docker;
+pub mod file;
+pub mod fingerprint;
+pub mod gz;
+pub mod reader;
+pub mod relocate;
+pub mod tailer;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tailer_tests;
+
+pub use tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions};

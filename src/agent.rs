@@ -1,0 +1,283 @@
+//! The agent: wires sources, pipelines, clients, positions and the HTTP
+//! server together, and shuts them down in the order that loses nothing.
+//!
+//! Owns: start-up (the one warning listing unhonoured keys, the memory budget,
+//! client start, target building), the periodic positions sync, and shutdown:
+//!
+//! 1. SIGTERM/SIGINT sets the stop flag: the tailer stops reading and returns,
+//!    dropping its [`Fanout`] — which closes every client's queue;
+//! 2. each client flushes what it has batched, bounded by the shutdown timeout;
+//!    entries not accepted by then are dropped *unacknowledged*;
+//! 3. positions are saved one last time (acknowledged offsets only), exit 0.
+//!
+//! Must never: save a position ahead of Loki's acceptance, or exit non-zero on
+//! a clean signal-driven shutdown.
+
+use crate::ack::Budget;
+use crate::config::Config;
+use crate::labels::LabelSet;
+use crate::metrics::Metrics;
+use crate::pipeline::stages;
+use crate::positions::Positions;
+use crate::server;
+use crate::sink::client::{self, Mode};
+use crate::sink::fanout::Fanout;
+use crate::source::{self, FileTarget, ScrapeJob, TailOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the agent runs, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print entries instead of pushing; never write positions.
+    pub dry_run: bool,
+    /// Upper bound on the final flush at shutdown.
+    pub shutdown_timeout: Option<Duration>,
+}
+
+/// Bytes held between the pipeline and Loki's acceptance, across clients:
+/// three batches per client (one filling, one in flight, one queued) plus
+/// 1 MiB of slack for the queues.
+pub fn memory_budget(cfg: &Config) -> usize {
+    let per_clients: usize = cfg.clients.iter().map(|c| 3 * c.batchsize).sum();
+    per_clients.max(3 << 20) + (1 << 20)
+}
+
+/// Builds the scrape jobs (file targets) of the configuration.
+pub fn build_jobs(cfg: &Config, metrics: &Arc<Metrics>) -> Result<Vec<ScrapeJob>, String> {
+    let mut jobs = Vec::new();
+    for (i, sc) in cfg.scrape_configs.iter().enumerate() {
+        let pipeline = stages::build(&sc.pipeline_stages, metrics.clone())
+            .map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
+        let mut targets = Vec::new();
+        for st in &sc.static_configs {
+            let Some(path) = st.labels.get("__path__") else {
+                continue;
+            };
+            let labels = LabelSet::new(
+                st.labels
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "__path_exclude__")
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            targets.push(FileTarget {
+                include: path.clone(),
+                exclude: st.labels.get("__path_exclude__").cloned(),
+                labels,
+            });
+        }
+        if targets.is_empty() {
+            continue;
+        }
+        jobs.push(ScrapeJob {
+            name: sc.job_name.clone(),
+            targets,
+            pipeline,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Runs the agent until SIGTERM/SIGINT. Returns the process exit code.
+pub fn run(cfg: Config, opts: RunOptions) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("tailtrace-io")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return 1;
+        }
+    };
+    rt.block_on(run_async(cfg, opts))
+}
+
+async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
+    let metrics = Arc::new(Metrics::new());
+    let unhonoured = cfg.unhonoured();
+    if !unhonoured.is_empty() {
+        tracing::warn!(
+            keys = %unhonoured.join(", "),
+            "these Promtail settings are accepted but NOT honoured by tailtrace yet"
+        );
+    }
+    let positions = match Positions::open(&cfg.positions, opts.dry_run) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let shutdown_timeout = opts.shutdown_timeout.unwrap_or(Duration::from_secs(10));
+
+    // Clients.
+    let mut handles = Vec::new();
+    if opts.dry_run {
+        let c = cfg.clients.first().cloned().unwrap_or_default();
+        match client::start(&c, &cfg.limits_config, metrics.clone(), Mode::DryRun, shutdown_timeout) {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                tracing::error!("{e}");
+                return 1;
+            }
+        }
+    } else {
+        for (i, c) in cfg.clients.iter().enumerate() {
+            match client::start(c, &cfg.limits_config, metrics.clone(), Mode::Push, shutdown_timeout) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    tracing::error!("clients[{i}]: {e}");
+                    return 1;
+                }
+            }
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let budget = Budget::new(memory_budget(&cfg));
+    let fanout = Fanout::new(
+        handles.iter().map(|h| h.tx.clone()).collect(),
+        budget.clone(),
+        stop.clone(),
+    );
+    let mut tasks = Vec::new();
+    for h in handles {
+        // Only the fan-out keeps senders: closing it closes the queues.
+        tasks.push((h.name, h.task));
+    }
+
+    // HTTP server.
+    let state = server::State::new(metrics.clone());
+    let server_task = if cfg.server.disable {
+        None
+    } else {
+        match server::bind(&cfg.server.http_listen_address, cfg.server.http_listen_port).await {
+            Ok(l) => {
+                if let Ok(a) = l.local_addr() {
+                    tracing::info!(address = %a, "http server listening");
+                }
+                Some(tokio::spawn(server::serve(l, state.clone())))
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    "server.http_listen_port {}: cannot listen",
+                    cfg.server.http_listen_port
+                );
+                return 1;
+            }
+        }
+    };
+
+    // Sources.
+    let jobs = match build_jobs(&cfg, &metrics) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let tail_opts = TailOptions {
+        rescan: cfg.target_config.sync_period,
+        ..TailOptions::default()
+    };
+    let tailer = match source::spawn_file_tailer(
+        jobs,
+        tail_opts,
+        fanout,
+        positions.clone(),
+        metrics.clone(),
+        stop.clone(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the file tailer");
+            return 1;
+        }
+    };
+    state.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        clients = tasks.len(),
+        budget_bytes = budget.limit(),
+        dry_run = opts.dry_run,
+        "tailtrace started"
+    );
+
+    // Periodic positions sync and gauges, until a signal.
+    let sync = tokio::spawn(sync_loop(
+        positions.clone(),
+        metrics.clone(),
+        budget.clone(),
+        cfg.positions.sync_period,
+    ));
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping readers, flushing batches");
+    stop.store(true, Ordering::Relaxed);
+    sync.abort();
+    let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+    let deadline = Instant::now() + shutdown_timeout + Duration::from_secs(1);
+    for (name, t) in tasks {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, t).await.is_err() {
+            tracing::warn!(client = %name, "client did not finish its final flush in time");
+        }
+    }
+    if let Some(s) = server_task {
+        s.abort();
+    }
+    let pos = positions.clone();
+    match tokio::task::spawn_blocking(move || pos.save()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, file = %positions.path().display(), "cannot save positions");
+            return 1;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "positions save task failed");
+            return 1;
+        }
+    }
+    tracing::info!("stopped cleanly");
+    0
+}
+
+async fn sync_loop(positions: Arc<Positions>, metrics: Arc<Metrics>, budget: Arc<Budget>, period: Duration) {
+    let period = period.max(Duration::from_millis(10));
+    let mut last_save = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(500).min(period));
+    loop {
+        tick.tick().await;
+        metrics.pending_bytes.set(budget.used() as i64);
+        if last_save.elapsed() >= period {
+            let p = positions.clone();
+            match tokio::task::spawn_blocking(move || p.save()).await {
+                Ok(Ok(())) => last_save = Instant::now(),
+                Ok(Err(e)) => tracing::warn!(error = %e, file = %positions.path().display(), "cannot save positions"),
+                Err(_) => {}
+            }
+        }
+        metrics
+            .positions_age_seconds
+            .set(last_save.elapsed().as_secs_f64());
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

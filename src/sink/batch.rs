@@ -1,0 +1,337 @@
+//! Batches: entries grouped by tenant, then by stream, waiting to be pushed.
+//!
+//! Owns: [`StreamKey`] (the public label set of a stream and its rendered
+//! selector, computed once per stream), [`Batch`] (one tenant's entries,
+//! grouped by stream in first-seen order, each stream keeping arrival order),
+//! and [`Batcher`] (one open batch per tenant and Promtail's two send rules:
+//! a batch goes when adding an entry would take it over `batchsize` bytes,
+//! or when its oldest entry has waited `batchwait`).
+//!
+//! Pure logic: no I/O, no clock of its own (callers pass `now`), so it is
+//! tested without a runtime.
+//!
+//! Must never: reorder entries of one stream, or hold an entry outside a
+//! batch (every entry handed in comes back out in a [`Batch`]).
+
+use crate::entry::Entry;
+use crate::labels::LabelSet;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A stream's identity as sent: public labels only, rendered once.
+#[derive(Clone, Debug)]
+pub struct StreamKey {
+    /// Only the labels that leave the agent (no `__` names, no empty values).
+    pub labels: LabelSet,
+    /// `labels` rendered as a Prometheus selector, `{a="b"}`.
+    pub rendered: Arc<str>,
+}
+
+impl StreamKey {
+    /// Keeps only the public labels of `labels` and renders them.
+    pub fn new(labels: LabelSet) -> Self {
+        let public = if labels.iter().count() == labels.public().count() {
+            labels
+        } else {
+            LabelSet::new(labels.public())
+        };
+        let rendered = public.render().into();
+        StreamKey {
+            labels: public,
+            rendered,
+        }
+    }
+}
+
+/// One stream's entries within a batch, in arrival order.
+#[derive(Debug)]
+pub struct Stream {
+    pub key: StreamKey,
+    pub entries: Vec<Entry>,
+}
+
+/// One tenant's entries waiting to be pushed in one request.
+#[derive(Debug)]
+pub struct Batch {
+    tenant: Option<Arc<str>>,
+    streams: Vec<Stream>,
+    index: HashMap<LabelSet, usize>,
+    bytes: usize,
+    entries: usize,
+    created: Instant,
+}
+
+impl Batch {
+    pub fn new(tenant: Option<Arc<str>>, now: Instant) -> Self {
+        Batch {
+            tenant,
+            streams: Vec::new(),
+            index: HashMap::new(),
+            bytes: 0,
+            entries: 0,
+            created: now,
+        }
+    }
+
+    /// Appends `entry` to the stream `key`.
+    pub fn add(&mut self, key: &StreamKey, entry: Entry) {
+        self.bytes += entry.size();
+        self.entries += 1;
+        let i = match self.index.get(&key.labels) {
+            Some(&i) => i,
+            None => {
+                self.streams.push(Stream {
+                    key: key.clone(),
+                    entries: Vec::new(),
+                });
+                self.index
+                    .insert(key.labels.clone(), self.streams.len() - 1);
+                self.streams.len() - 1
+            }
+        };
+        self.streams[i].entries.push(entry);
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    pub fn streams(&self) -> &[Stream] {
+        &self.streams
+    }
+
+    /// Sum of [`Entry::size`] over the batch (Promtail's batch size).
+    pub fn size_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// When the batch's first entry arrived.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Newest timestamp in the batch (for the stream lag gauge).
+    pub fn max_timestamp(&self) -> Option<crate::entry::Timestamp> {
+        self.streams
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.timestamp))
+            .max()
+    }
+
+    /// Every entry, stream by stream.
+    pub fn into_entries(self) -> impl Iterator<Item = Entry> {
+        self.streams.into_iter().flat_map(|s| s.entries)
+    }
+
+    /// Settles every entry: Loki accepted the batch, or it was dropped and
+    /// counted.
+    pub fn ack_all(self) {
+        for e in self.into_entries() {
+            e.ack.ack();
+        }
+    }
+}
+
+/// One open batch per tenant, and the rules that close them.
+pub struct Batcher {
+    batchsize: usize,
+    batchwait: Duration,
+    open: HashMap<Option<Arc<str>>, Batch>,
+}
+
+impl Batcher {
+    pub fn new(batchsize: usize, batchwait: Duration) -> Self {
+        Batcher {
+            batchsize,
+            batchwait,
+            open: HashMap::new(),
+        }
+    }
+
+    /// Adds an entry to its tenant's batch. When the entry would take that
+    /// batch over `batchsize`, the batch is closed and returned, and the
+    /// entry starts a new one (an entry bigger than `batchsize` goes alone).
+    pub fn add(
+        &mut self,
+        tenant: &Option<Arc<str>>,
+        key: &StreamKey,
+        entry: Entry,
+        now: Instant,
+    ) -> Option<Batch> {
+        let size = entry.size();
+        let mut full = None;
+        if let Some(b) = self.open.get_mut(tenant) {
+            if !b.is_empty() && b.size_bytes() + size > self.batchsize {
+                full = Some(std::mem::replace(b, Batch::new(tenant.clone(), now)));
+            }
+            b.add(key, entry);
+        } else {
+            let mut b = Batch::new(tenant.clone(), now);
+            b.add(key, entry);
+            self.open.insert(tenant.clone(), b);
+        }
+        full
+    }
+
+    /// When the oldest open batch is due, if any is open.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|b| b.created() + self.batchwait)
+            .min()
+    }
+
+    /// Closes and returns every batch whose oldest entry waited `batchwait`.
+    pub fn expired(&mut self, now: Instant) -> Vec<Batch> {
+        let wait = self.batchwait;
+        let due: Vec<Option<Arc<str>>> = self
+            .open
+            .iter()
+            .filter(|(_, b)| now.saturating_duration_since(b.created()) >= wait)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut out: Vec<Batch> = due.iter().filter_map(|t| self.open.remove(t)).collect();
+        out.sort_by_key(|b| b.created());
+        out
+    }
+
+    /// Closes and returns every open batch, oldest first (shutdown).
+    pub fn drain(&mut self) -> Vec<Batch> {
+        let mut out: Vec<Batch> = self.open.drain().map(|(_, b)| b).collect();
+        out.sort_by_key(|b| b.created());
+        out
+    }
+
+    /// Entries held in open batches.
+    pub fn pending(&self) -> usize {
+        self.open.values().map(|b| b.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::Ack;
+    use crate::entry::Timestamp;
+
+    fn entry(line: &str) -> Entry {
+        Entry::new(
+            LabelSet::empty(),
+            Timestamp(1),
+            line.to_string(),
+            Ack::none(),
+        )
+    }
+
+    fn key(app: &str) -> StreamKey {
+        StreamKey::new(LabelSet::new([("app", app), ("__path__", "/x")]))
+    }
+
+    fn lines(b: &Batch) -> Vec<(String, Vec<String>)> {
+        b.streams()
+            .iter()
+            .map(|s| {
+                (
+                    s.key.rendered.to_string(),
+                    s.entries.iter().map(|e| e.line.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_key_keeps_public_labels_only() {
+        let k = key("a");
+        assert_eq!(&*k.rendered, "{app=\"a\"}");
+        assert_eq!(k.labels.len(), 1);
+        let k2 = StreamKey::new(LabelSet::new([("app", "a")]));
+        assert_eq!(k.labels, k2.labels);
+    }
+
+    #[test]
+    fn groups_by_stream_keeping_order() {
+        let now = Instant::now();
+        let mut b = Batcher::new(1000, Duration::from_secs(1));
+        for (app, l) in [("a", "1"), ("b", "2"), ("a", "3"), ("b", "4"), ("a", "5")] {
+            assert!(b.add(&None, &key(app), entry(l), now).is_none());
+        }
+        let out = b.drain();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            lines(&out[0]),
+            vec![
+                (
+                    "{app=\"a\"}".to_string(),
+                    vec!["1".into(), "3".into(), "5".into()]
+                ),
+                ("{app=\"b\"}".to_string(), vec!["2".into(), "4".into()]),
+            ]
+        );
+        assert_eq!(out[0].size_bytes(), 5);
+        assert_eq!(out[0].len(), 5);
+    }
+
+    #[test]
+    fn closes_a_batch_when_the_next_entry_would_exceed_batchsize() {
+        let now = Instant::now();
+        let mut b = Batcher::new(10, Duration::from_secs(1));
+        assert!(b.add(&None, &key("a"), entry("12345"), now).is_none());
+        assert!(b.add(&None, &key("a"), entry("12345"), now).is_none()); // exactly 10
+        let full = b.add(&None, &key("a"), entry("x"), now).unwrap();
+        assert_eq!(full.size_bytes(), 10);
+        assert_eq!(b.pending(), 1);
+        // An entry bigger than batchsize travels alone.
+        let full = b
+            .add(&None, &key("a"), entry(&"y".repeat(50)), now)
+            .unwrap();
+        assert_eq!(full.len(), 1);
+        let full = b.add(&None, &key("a"), entry("z"), now).unwrap();
+        assert_eq!(full.size_bytes(), 50);
+    }
+
+    #[test]
+    fn one_batch_per_tenant() {
+        let now = Instant::now();
+        let mut b = Batcher::new(6, Duration::from_secs(1));
+        let t1: Option<Arc<str>> = Some("t1".into());
+        assert!(b.add(&t1, &key("a"), entry("1234"), now).is_none());
+        assert!(b.add(&None, &key("a"), entry("1234"), now).is_none());
+        let full = b.add(&t1, &key("a"), entry("1234"), now).unwrap();
+        assert_eq!(full.tenant(), Some("t1"));
+        assert_eq!(b.pending(), 2);
+        let rest = b.drain();
+        assert_eq!(rest.len(), 2);
+    }
+
+    #[test]
+    fn expires_by_age_of_the_oldest_entry() {
+        let t0 = Instant::now();
+        let wait = Duration::from_millis(100);
+        let mut b = Batcher::new(1000, wait);
+        assert_eq!(b.next_deadline(), None);
+        b.add(&None, &key("a"), entry("1"), t0);
+        let t1: Option<Arc<str>> = Some("t1".into());
+        b.add(&t1, &key("a"), entry("2"), t0 + Duration::from_millis(50));
+        // A later entry does not push the deadline back.
+        b.add(&None, &key("a"), entry("3"), t0 + Duration::from_millis(90));
+        assert_eq!(b.next_deadline(), Some(t0 + wait));
+        assert!(b.expired(t0 + Duration::from_millis(99)).is_empty());
+        let out = b.expired(t0 + wait);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), 2);
+        assert_eq!(out[0].tenant(), None);
+        assert_eq!(b.next_deadline(), Some(t0 + Duration::from_millis(150)));
+        let out = b.expired(t0 + Duration::from_secs(10));
+        assert_eq!(out[0].tenant(), Some("t1"));
+        assert_eq!(b.pending(), 0);
+    }
+}

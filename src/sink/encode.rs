@@ -1,0 +1,282 @@
+//! Turns a [`Batch`] into a push request body.
+//!
+//! Owns: [`Encoder`], which keeps its scratch buffers (protobuf bytes, JSON
+//! text, the compressor's output and state) across batches, and [`Body`],
+//! the finished, immutable request body with its content headers.
+//!
+//! Two formats, as Loki's `pkg/loghttp/push` reads them:
+//! - protobuf (`PushRequest`, see [`super::proto`]) compressed with snappy
+//!   in *block* format, `Content-Type: application/x-protobuf`, no
+//!   `Content-Encoding` — exactly what Promtail sends;
+//! - JSON (`{"streams":[{"stream":{..},"values":[["<ns>","line"{,{md}}]]}]}`,
+//!   timestamps as strings), `Content-Type: application/json`, gzip-compressed
+//!   with `Content-Encoding: gzip` unless compression is off.
+//!
+//! A [`Body`] is built once per batch and resent as is: retries are
+//! byte-identical.
+//!
+//! Must never: panic on any line content (serde_json escapes everything), or
+//! allocate per line.
+
+use super::batch::Batch;
+use crate::config::{Compression, PushEncoding};
+use bytes::Bytes;
+use std::io::Write;
+
+/// A finished request body.
+#[derive(Clone, Debug)]
+pub struct Body {
+    pub bytes: Bytes,
+    pub content_type: &'static str,
+    pub content_encoding: Option<&'static str>,
+    /// Entries in the body.
+    pub entries: usize,
+}
+
+/// Reusable encoder state. See the module docs.
+pub struct Encoder {
+    encoding: PushEncoding,
+    compression: Compression,
+    raw: Vec<u8>,
+    out: Vec<u8>,
+    snappy: snap::raw::Encoder,
+}
+
+impl Encoder {
+    pub fn new(encoding: PushEncoding, compression: Compression) -> Self {
+        Encoder {
+            encoding,
+            compression,
+            raw: Vec::new(),
+            out: Vec::new(),
+            snappy: snap::raw::Encoder::new(),
+        }
+    }
+
+    /// Encodes `batch` into a request body.
+    pub fn encode(&mut self, batch: &Batch) -> Result<Body, String> {
+        self.raw.clear();
+        self.out.clear();
+        match self.encoding {
+            PushEncoding::Protobuf => {
+                super::proto::encode_request(batch, &mut self.raw);
+                self.out
+                    .resize(snap::raw::max_compress_len(self.raw.len()), 0);
+                let n = self
+                    .snappy
+                    .compress(&self.raw, &mut self.out)
+                    .map_err(|e| format!("snappy: {e}"))?;
+                let body = Body {
+                    bytes: Bytes::copy_from_slice(&self.out[..n]),
+                    content_type: "application/x-protobuf",
+                    content_encoding: None,
+                    entries: batch.len(),
+                };
+                self.shrink();
+                Ok(body)
+            }
+            PushEncoding::Json => {
+                write_json(batch, &mut self.raw).map_err(|e| format!("json: {e}"))?;
+                let (bytes, content_encoding) = match self.compression {
+                    Compression::None => (Bytes::copy_from_slice(&self.raw), None),
+                    Compression::Gzip => {
+                        let mut gz = flate2::write::GzEncoder::new(
+                            std::mem::take(&mut self.out),
+                            flate2::Compression::fast(),
+                        );
+                        gz.write_all(&self.raw).map_err(|e| format!("gzip: {e}"))?;
+                        self.out = gz.finish().map_err(|e| format!("gzip: {e}"))?;
+                        (Bytes::copy_from_slice(&self.out), Some("gzip"))
+                    }
+                };
+                let body = Body {
+                    bytes,
+                    content_type: "application/json",
+                    content_encoding,
+                    entries: batch.len(),
+                };
+                self.shrink();
+                Ok(body)
+            }
+        }
+    }
+
+    /// Keeps the scratch buffers from pinning memory after one huge batch.
+    fn shrink(&mut self) {
+        const KEEP: usize = 8 << 20;
+        for b in [&mut self.raw, &mut self.out] {
+            if b.capacity() > KEEP {
+                *b = Vec::new();
+            }
+        }
+    }
+}
+
+/// Appends Loki's JSON push body for `batch` to `buf`.
+pub fn write_json(batch: &Batch, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+    buf.extend_from_slice(b"{\"streams\":[");
+    for (si, s) in batch.streams().iter().enumerate() {
+        if si > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"stream\":{");
+        for (i, (k, v)) in s.key.labels.public().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut *buf, k)?;
+            buf.push(b':');
+            serde_json::to_writer(&mut *buf, v)?;
+        }
+        buf.extend_from_slice(b"},\"values\":[");
+        for (ei, e) in s.entries.iter().enumerate() {
+            if ei > 0 {
+                buf.push(b',');
+            }
+            // Timestamps are strings of Unix nanoseconds.
+            let _ = write!(buf, "[\"{}\",", e.timestamp.nanos());
+            serde_json::to_writer(&mut *buf, &e.line)?;
+            if !e.metadata.is_empty() {
+                buf.extend_from_slice(b",{");
+                for (i, (k, v)) in e.metadata.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(&mut *buf, k)?;
+                    buf.push(b':');
+                    serde_json::to_writer(&mut *buf, v)?;
+                }
+                buf.push(b'}');
+            }
+            buf.push(b']');
+        }
+        buf.extend_from_slice(b"]}");
+    }
+    buf.extend_from_slice(b"]}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::Ack;
+    use crate::entry::{Entry, Timestamp};
+    use crate::labels::LabelSet;
+    use crate::sink::batch::StreamKey;
+    use crate::sink::proto::PushRequest;
+    use prost::Message;
+    use std::io::Read;
+    use std::time::Instant;
+
+    fn sample() -> Batch {
+        let a = StreamKey::new(LabelSet::new([
+            ("app", "web"),
+            ("ns", "x\"y\\z\n"),
+            ("__path__", "/p"),
+        ]));
+        let b = StreamKey::new(LabelSet::new([("app", "db")]));
+        let mut batch = Batch::new(Some("t".into()), Instant::now());
+        let mk = |ts: i64, line: &str, md: &[(&str, &str)]| {
+            let mut e = Entry::new(LabelSet::empty(), Timestamp(ts), line.into(), Ack::none());
+            e.metadata = md
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            e
+        };
+        batch.add(&a, mk(1_570_818_238_000_000_000, "first \"q\" é", &[]));
+        batch.add(
+            &b,
+            mk(5, "db line", &[("trace_id", "4bf9"), ("span_id", "00f0")]),
+        );
+        batch.add(&a, mk(1_570_818_238_000_000_001, "second\ttab\u{1}", &[]));
+        batch.add(&a, mk(-1_500_000_000, "", &[]));
+        batch
+    }
+
+    #[test]
+    fn protobuf_snappy_round_trip() {
+        let batch = sample();
+        let mut enc = Encoder::new(PushEncoding::Protobuf, Compression::Gzip);
+        let body = enc.encode(&batch).unwrap();
+        assert_eq!(body.content_type, "application/x-protobuf");
+        assert_eq!(body.content_encoding, None);
+        assert_eq!(body.entries, 4);
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&body.bytes)
+            .unwrap();
+        let req = PushRequest::decode(&raw[..]).unwrap();
+        assert_eq!(req.streams.len(), 2);
+        let s0 = &req.streams[0];
+        assert_eq!(s0.labels, r#"{app="web", ns="x\"y\\z\n"}"#);
+        let lines: Vec<&str> = s0.entries.iter().map(|e| e.line.as_str()).collect();
+        assert_eq!(lines, vec!["first \"q\" é", "second\ttab\u{1}", ""]);
+        let ts = s0.entries[1].timestamp.unwrap();
+        assert_eq!((ts.seconds, ts.nanos), (1_570_818_238, 1));
+        let ts = s0.entries[2].timestamp.unwrap();
+        assert_eq!((ts.seconds, ts.nanos), (-2, 500_000_000));
+        let s1 = &req.streams[1];
+        assert_eq!(s1.labels, r#"{app="db"}"#);
+        let md: Vec<(&str, &str)> = s1.entries[0]
+            .structured_metadata
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(md, vec![("trace_id", "4bf9"), ("span_id", "00f0")]);
+        // Re-encoding with the reused buffers is byte-identical.
+        let again = enc.encode(&batch).unwrap();
+        assert_eq!(again.bytes, body.bytes);
+    }
+
+    fn json_of(body: &Body) -> serde_json::Value {
+        let text = match body.content_encoding {
+            Some("gzip") => {
+                let mut s = String::new();
+                flate2::read::GzDecoder::new(&body.bytes[..])
+                    .read_to_string(&mut s)
+                    .unwrap();
+                s
+            }
+            None => String::from_utf8(body.bytes.to_vec()).unwrap(),
+            Some(other) => panic!("unexpected encoding {other}"),
+        };
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn json_round_trip_plain_and_gzip() {
+        let batch = sample();
+        for (c, ce) in [(Compression::None, None), (Compression::Gzip, Some("gzip"))] {
+            let mut enc = Encoder::new(PushEncoding::Json, c);
+            let body = enc.encode(&batch).unwrap();
+            assert_eq!(body.content_type, "application/json");
+            assert_eq!(body.content_encoding, ce);
+            let v = json_of(&body);
+            let expected = serde_json::json!({"streams": [
+                {"stream": {"app": "web", "ns": "x\"y\\z\n"},
+                 "values": [["1570818238000000000", "first \"q\" é"],
+                            ["1570818238000000001", "second\ttab\u{1}"],
+                            ["-1500000000", ""]]},
+                {"stream": {"app": "db"},
+                 "values": [["5", "db line", {"trace_id": "4bf9", "span_id": "00f0"}]]}
+            ]});
+            assert_eq!(v, expected);
+            let again = enc.encode(&batch).unwrap();
+            assert_eq!(again.bytes, body.bytes);
+        }
+    }
+
+    #[test]
+    fn empty_batch_encodes() {
+        let batch = Batch::new(None, Instant::now());
+        let mut enc = Encoder::new(PushEncoding::Json, Compression::None);
+        let v = json_of(&enc.encode(&batch).unwrap());
+        assert_eq!(v, serde_json::json!({"streams": []}));
+        let mut enc = Encoder::new(PushEncoding::Protobuf, Compression::None);
+        let body = enc.encode(&batch).unwrap();
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&body.bytes)
+            .unwrap();
+        assert!(PushRequest::decode(&raw[..]).unwrap().streams.is_empty());
+    }
+}

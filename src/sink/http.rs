@@ -1,0 +1,426 @@
+//! The HTTP side of a client: one reqwest client per configured Loki, and
+//! one push attempt at a time.
+//!
+//! Owns: [`Pusher`] — built from a [`ClientConfig`] (URL, `headers`, basic
+//! or bearer auth, `proxy_url`, `tls_config`, `timeout`), every config
+//! problem reported by [`Pusher::new`] as an error naming the key — and
+//! [`Pusher::push`], which sends one [`Body`] and reports an [`Outcome`]
+//! (status plus the first line, ≤1024 bytes, of an error answer; or the
+//! transport error with its causes).
+//!
+//! Headers: `Content-Type`/`Content-Encoding` from the body, `User-Agent:
+//! tailtrace/<version>`, `X-Scope-OrgID` only when a tenant is set (a
+//! configured header of that name is ignored, as in Promtail). Secrets from
+//! files (`password_file`, `bearer_token_file`) are re-read before each
+//! attempt, so rotated tokens are picked up; if a later read fails the last
+//! good value is kept.
+//!
+//! `tls_config.server_name` (verify the certificate for another name than
+//! the URL's host) is done by addressing the request to `server_name` and
+//! resolving that name to the URL's real host, with the `Host` header kept
+//! as the URL's; HTTP/1.1 is then forced so that `Host` is what the server
+//! sees. Through a `proxy_url` the proxy resolves `server_name` itself.
+//!
+//! Environment proxies (`HTTP_PROXY`…) are not used, as in Promtail.
+//!
+//! Must never: retry on its own (the caller decides), or log secrets.
+
+use super::backoff::Outcome;
+use super::encode::Body;
+use crate::config::ClientConfig;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Bytes of an error answer kept for the log (Promtail's limit).
+pub const MAX_ERROR_BODY: usize = 1024;
+
+const TENANT_HEADER: &str = "X-Scope-OrgID";
+
+/// A secret given inline or in a file re-read on use.
+enum Secret {
+    Inline(String),
+    File { path: PathBuf, last: String },
+}
+
+impl Secret {
+    fn file(path: &PathBuf, key: &str) -> Result<Secret, String> {
+        let last = read_secret(path).map_err(|e| format!("{key}: {e}"))?;
+        Ok(Secret::File {
+            path: path.clone(),
+            last,
+        })
+    }
+
+    fn get(&mut self) -> &str {
+        match self {
+            Secret::Inline(s) => s,
+            Secret::File { path, last } => {
+                match read_secret(path) {
+                    Ok(s) => *last = s,
+                    Err(e) => tracing::debug!(error = %e, "keeping the last secret read"),
+                }
+                last
+            }
+        }
+    }
+}
+
+fn read_secret(path: &PathBuf) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+enum Auth {
+    None,
+    Basic { user: String, password: Secret },
+    Bearer(Secret),
+}
+
+/// Sends push requests to one Loki. See the module docs.
+pub struct Pusher {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    auth: Auth,
+    /// The URL's authority, sent as `Host` when `server_name` rewrote it.
+    host_header: Option<HeaderValue>,
+}
+
+/// Promtail's `host` metric label: the URL's `host[:port]` (the port only
+/// when not the scheme's default), like Go's `URL.Host`.
+pub fn host_label(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+/// Parses and checks a client URL.
+pub fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!("url {url:?}: scheme must be http or https"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("url {url:?}: no host"));
+    }
+    Ok(u)
+}
+
+fn read_file(path: &PathBuf, key: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))
+}
+
+impl Pusher {
+    pub fn new(cfg: &ClientConfig) -> Result<Pusher, String> {
+        let mut url = parse_url(&cfg.url)?;
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("tailtrace/", env!("CARGO_PKG_VERSION")))
+            .default_headers(default_headers(cfg)?);
+        if !cfg.timeout.is_zero() {
+            b = b.timeout(cfg.timeout);
+        }
+        b = match &cfg.proxy_url {
+            Some(p) if !p.is_empty() => b.proxy(
+                reqwest::Proxy::all(p.as_str()).map_err(|e| format!("proxy_url {p:?}: {e}"))?,
+            ),
+            _ => b.no_proxy(),
+        };
+        let tls = &cfg.tls_config;
+        if let Some(ca) = &tls.ca_file {
+            let pem = read_file(ca, "tls_config.ca_file")?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("tls_config.ca_file {}: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "tls_config.ca_file {}: no PEM certificate found",
+                    ca.display()
+                ));
+            }
+            // Like Go's RootCAs: only the given CAs are trusted.
+            b = b.tls_built_in_root_certs(false);
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(c), Some(k)) => {
+                let mut pem = read_file(c, "tls_config.cert_file")?;
+                pem.push(b'\n');
+                pem.extend_from_slice(&read_file(k, "tls_config.key_file")?);
+                let id = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| format!("tls_config.cert_file/key_file {}: {e}", c.display()))?;
+                b = b.identity(id);
+            }
+            (None, None) => {}
+            _ => {
+                return Err("tls_config: cert_file and key_file must be given together".to_string())
+            }
+        }
+        if tls.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        let mut host_header = None;
+        if let Some(sn) = tls.server_name.as_deref().filter(|s| !s.is_empty()) {
+            let real = url.host_str().unwrap_or("").to_string();
+            if url.scheme() == "https" && sn != real {
+                if sn.parse::<std::net::IpAddr>().is_ok() {
+                    return Err(format!(
+                        "tls_config.server_name {sn:?}: an IP address is not supported"
+                    ));
+                }
+                host_header = Some(
+                    HeaderValue::from_str(&host_label(&url)).map_err(|e| format!("url: {e}"))?,
+                );
+                url.set_host(Some(sn))
+                    .map_err(|e| format!("tls_config.server_name {sn:?}: {e}"))?;
+                let real = real
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string();
+                b = b.http1_only().dns_resolver(Arc::new(Redirect {
+                    name: sn.to_ascii_lowercase(),
+                    target: real,
+                }));
+            }
+        }
+        let auth = auth(cfg)?;
+        let client = b.build().map_err(|e| format!("client: {}", chain(&e)))?;
+        Ok(Pusher {
+            client,
+            url,
+            auth,
+            host_header,
+        })
+    }
+
+    /// One push attempt.
+    pub async fn push(&mut self, tenant: Option<&str>, body: &Body) -> Outcome {
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, body.content_type);
+        if let Some(ce) = body.content_encoding {
+            req = req.header(CONTENT_ENCODING, ce);
+        }
+        if let Some(t) = tenant {
+            match HeaderValue::from_str(t) {
+                Ok(v) => req = req.header(TENANT_HEADER, v),
+                Err(_) => {
+                    return Outcome::Invalid(format!("tenant id {t:?} is not a valid header value"))
+                }
+            }
+        }
+        if let Some(h) = &self.host_header {
+            req = req.header(HOST, h.clone());
+        }
+        req = match &mut self.auth {
+            Auth::None => req,
+            Auth::Basic { user, password } => req.basic_auth(user.as_str(), Some(password.get())),
+            Auth::Bearer(t) => req.bearer_auth(t.get()),
+        };
+        let mut resp = match req.body(body.bytes.clone()).send().await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Transport(chain(&e)),
+        };
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            return Outcome::Status(status, String::new());
+        }
+        Outcome::Status(status, first_line(&mut resp).await)
+    }
+}
+
+/// Reads the first line (≤ [`MAX_ERROR_BODY`] bytes) of an answer body.
+async fn first_line(resp: &mut reqwest::Response) -> String {
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < MAX_ERROR_BODY {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                buf.extend_from_slice(&c);
+                if memchr::memchr(b'\n', &c).is_some() {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    if let Some(i) = memchr::memchr(b'\n', &buf) {
+        buf.truncate(i);
+    }
+    buf.truncate(MAX_ERROR_BODY);
+    String::from_utf8_lossy(&buf).trim_end().to_string()
+}
+
+/// An error and its causes, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn default_headers(cfg: &ClientConfig) -> Result<HeaderMap, String> {
+    let mut h = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        if k.eq_ignore_ascii_case(TENANT_HEADER) {
+            tracing::warn!(
+                url = %cfg.url,
+                "headers: {TENANT_HEADER} cannot be set here (use tenant_id); ignored"
+            );
+            continue;
+        }
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("headers {k:?}: {e}"))?;
+        let value = HeaderValue::from_str(v).map_err(|e| format!("headers {k:?}: {e}"))?;
+        h.insert(name, value);
+    }
+    Ok(h)
+}
+
+fn auth(cfg: &ClientConfig) -> Result<Auth, String> {
+    let bearer = match (&cfg.bearer_token, &cfg.bearer_token_file) {
+        (Some(_), Some(_)) => {
+            return Err("bearer_token and bearer_token_file are mutually exclusive".into())
+        }
+        (Some(t), None) => Some(Secret::Inline(t.clone())),
+        (None, Some(f)) => Some(Secret::file(f, "bearer_token_file")?),
+        (None, None) => None,
+    };
+    match (&cfg.basic_auth, bearer) {
+        (Some(_), Some(_)) => {
+            Err("basic_auth and bearer_token(_file) are mutually exclusive".into())
+        }
+        (Some(ba), None) => {
+            let password = match (&ba.password, &ba.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err(
+                        "basic_auth: password and password_file are mutually exclusive".into(),
+                    )
+                }
+                (Some(p), None) => Secret::Inline(p.clone()),
+                (None, Some(f)) => Secret::file(f, "basic_auth.password_file")?,
+                (None, None) => Secret::Inline(String::new()),
+            };
+            Ok(Auth::Basic {
+                user: ba.username.clone(),
+                password,
+            })
+        }
+        (None, Some(b)) => Ok(Auth::Bearer(b)),
+        (None, None) => Ok(Auth::None),
+    }
+}
+
+/// Resolves `name` (the TLS server name) to the URL's real host.
+struct Redirect {
+    name: String,
+    target: String,
+}
+
+impl reqwest::dns::Resolve for Redirect {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = if name.as_str().eq_ignore_ascii_case(&self.name) {
+            self.target.clone()
+        } else {
+            name.as_str().to_string()
+        };
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(it)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BasicAuth;
+
+    #[test]
+    fn host_label_is_go_url_host() {
+        let u = parse_url("http://loki:3100/loki/api/v1/push").unwrap();
+        assert_eq!(host_label(&u), "loki:3100");
+        let u = parse_url("https://loki.example/loki/api/v1/push").unwrap();
+        assert_eq!(host_label(&u), "loki.example");
+        let u = parse_url("http://[::1]:80/x").unwrap();
+        assert_eq!(host_label(&u), "[::1]");
+        assert!(parse_url("ftp://x/").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let base = ClientConfig {
+            url: "http://127.0.0.1:1/loki/api/v1/push".into(),
+            ..Default::default()
+        };
+        let mut c = base.clone();
+        c.tls_config.ca_file = Some("/nonexistent/ca.pem".into());
+        assert!(Pusher::new(&c)
+            .err()
+            .unwrap()
+            .contains("tls_config.ca_file"));
+        let mut c = base.clone();
+        c.tls_config.cert_file = Some("/nonexistent/c.pem".into());
+        assert!(Pusher::new(&c).err().unwrap().contains("key_file"));
+        let mut c = base.clone();
+        c.bearer_token_file = Some("/nonexistent/token".into());
+        assert!(Pusher::new(&c).err().unwrap().contains("bearer_token_file"));
+        let mut c = base.clone();
+        c.basic_auth = Some(BasicAuth {
+            username: "u".into(),
+            password: None,
+            password_file: Some("/nonexistent/pw".into()),
+            ..Default::default()
+        });
+        assert!(Pusher::new(&c)
+            .err()
+            .unwrap()
+            .contains("basic_auth.password_file"));
+        let mut c = base.clone();
+        c.proxy_url = Some("::bad".into());
+        assert!(Pusher::new(&c).err().unwrap().contains("proxy_url"));
+        let mut c = base.clone();
+        c.headers.insert("bad header".into(), "v".into());
+        assert!(Pusher::new(&c).err().unwrap().contains("headers"));
+        let mut c = base.clone();
+        c.url = "".into();
+        assert!(Pusher::new(&c).err().unwrap().contains("url"));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let mut c = base.clone();
+        c.tls_config.ca_file = Some(ca);
+        assert!(Pusher::new(&c)
+            .err()
+            .unwrap()
+            .contains("tls_config.ca_file"));
+        assert!(Pusher::new(&base).is_ok());
+    }
+
+    #[test]
+    fn secret_files_are_reread_and_last_good_value_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "one\n").unwrap();
+        let mut s = Secret::file(&p, "k").unwrap();
+        assert_eq!(s.get(), "one");
+        std::fs::write(&p, "two").unwrap();
+        assert_eq!(s.get(), "two");
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(s.get(), "two");
+    }
+}

@@ -1,0 +1,200 @@
+//! What a client does to an entry before batching it: pick the tenant, merge
+//! the external labels, enforce `max_line_size`.
+//!
+//! Owns: [`Router`], a bounded cache from an entry's label set (as the
+//! pipeline produced it, `__` labels included) to its [`Route`] — tenant and
+//! [`StreamKey`] (public labels merged with `external_labels`, rendered
+//! once) — so labels are merged once per stream, never per line; and
+//! [`limit_line`], the `max_line_size` rule.
+//!
+//! Tenant: the reserved label `__tenant_id__` (Promtail's
+//! `ReservedLabelTenantID`, set by the `tenant` stage) overrides the client's
+//! `tenant_id`; an empty tenant means "no `X-Scope-OrgID` header".
+//! External labels are overridden by the entry's own labels of the same name
+//! (Promtail merges them that way).
+//!
+//! An entry whose public label set is empty (after the merge) cannot be
+//! pushed — Loki answers 400 "at least one label pair is required per
+//! stream" — so the client drops it, counted with reason `empty_labels`.
+//!
+//! Must never: grow without bound (the cache is cleared when full), or cut a
+//! line inside a UTF-8 character.
+
+use super::batch::StreamKey;
+use crate::labels::LabelSet;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Promtail's reserved label carrying a per-entry tenant.
+pub const TENANT_LABEL: &str = "__tenant_id__";
+
+/// Drop reason for entries without any public label.
+pub const REASON_EMPTY_LABELS: &str = "empty_labels";
+/// Drop / mutation reason for lines over `max_line_size`.
+pub const REASON_LINE_TOO_LONG: &str = "line_too_long";
+
+/// Streams remembered before the cache is cleared.
+const CACHE_CAP: usize = 16_384;
+
+/// Where an entry goes.
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub tenant: Option<Arc<str>>,
+    pub key: StreamKey,
+}
+
+/// Per-client label merging and tenant selection. See the module docs.
+pub struct Router {
+    external: Vec<(String, String)>,
+    default_tenant: Option<Arc<str>>,
+    /// `None` = the merged set has no public label (to be dropped).
+    cache: HashMap<LabelSet, Option<Route>>,
+}
+
+impl Router {
+    pub fn new<'a>(
+        external: impl IntoIterator<Item = (&'a String, &'a String)>,
+        default_tenant: Option<&str>,
+    ) -> Self {
+        Router {
+            external: external
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            default_tenant: default_tenant.filter(|t| !t.is_empty()).map(Arc::from),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The tenant to report for an entry that has no route (metrics only).
+    pub fn tenant_of(&self, labels: &LabelSet) -> Option<Arc<str>> {
+        match labels.get(TENANT_LABEL) {
+            Some(t) if !t.is_empty() => Some(Arc::from(t)),
+            _ => self.default_tenant.clone(),
+        }
+    }
+
+    /// The route of an entry with `labels`, or `None` if it has no public
+    /// label to send.
+    pub fn route(&mut self, labels: &LabelSet) -> Option<&Route> {
+        if !self.cache.contains_key(labels) {
+            if self.cache.len() >= CACHE_CAP {
+                self.cache.clear();
+            }
+            let route = self.compute(labels);
+            self.cache.insert(labels.clone(), route);
+        }
+        self.cache.get(labels).and_then(|r| r.as_ref())
+    }
+
+    fn compute(&self, labels: &LabelSet) -> Option<Route> {
+        let merged = if self.external.is_empty() {
+            LabelSet::new(labels.public())
+        } else {
+            // Later pairs win: the entry's labels override external ones.
+            LabelSet::new(
+                self.external
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .chain(labels.public()),
+            )
+        };
+        let key = StreamKey::new(merged);
+        if key.labels.is_empty() {
+            return None;
+        }
+        Some(Route {
+            tenant: self.tenant_of(labels),
+            key,
+        })
+    }
+}
+
+/// What [`limit_line`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineLimit {
+    /// Within the limit (or no limit).
+    Fits,
+    /// Cut to the limit; this many bytes were removed.
+    Truncated(usize),
+    /// Over the limit and truncation is off: drop it.
+    TooLong,
+}
+
+/// Applies `max_line_size` (`max` bytes, 0 = no limit). Truncation cuts on
+/// a character boundary, so the line may end up a few bytes shorter than
+/// `max`.
+pub fn limit_line(line: &mut String, max: usize, truncate: bool) -> LineLimit {
+    if max == 0 || line.len() <= max {
+        return LineLimit::Fits;
+    }
+    if !truncate {
+        return LineLimit::TooLong;
+    }
+    let mut cut = max;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let removed = line.len() - cut;
+    line.truncate(cut);
+    LineLimit::Truncated(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn limit_line_truncates_on_char_boundary_or_drops() {
+        let mut s = "abcdef".to_string();
+        assert_eq!(limit_line(&mut s, 0, true), LineLimit::Fits);
+        assert_eq!(limit_line(&mut s, 6, false), LineLimit::Fits);
+        assert_eq!(limit_line(&mut s, 5, false), LineLimit::TooLong);
+        assert_eq!(s, "abcdef");
+        assert_eq!(limit_line(&mut s, 4, true), LineLimit::Truncated(2));
+        assert_eq!(s, "abcd");
+        // "é" is 2 bytes, "€" 3: a cut at 4 would split the euro sign.
+        let mut s = "aé€z".to_string();
+        assert_eq!(limit_line(&mut s, 4, true), LineLimit::Truncated(4));
+        assert_eq!(s, "aé");
+        let mut s = "€€".to_string();
+        assert_eq!(limit_line(&mut s, 2, true), LineLimit::Truncated(6));
+        assert_eq!(s, "");
+    }
+
+    #[test]
+    fn routes_merge_external_labels_and_pick_tenant() {
+        let ext: BTreeMap<String, String> = [
+            ("cluster".to_string(), "c1".to_string()),
+            ("app".to_string(), "ext".to_string()),
+        ]
+        .into();
+        let mut r = Router::new(&ext, Some("default"));
+        let l = LabelSet::new([("app", "mine"), ("__path__", "/x"), ("empty", "")]);
+        let route = r.route(&l).unwrap().clone();
+        assert_eq!(&*route.key.rendered, r#"{app="mine", cluster="c1"}"#);
+        assert_eq!(route.tenant.as_deref(), Some("default"));
+        let l2 = l.with(TENANT_LABEL, "t2");
+        let route2 = r.route(&l2).unwrap().clone();
+        assert_eq!(route2.tenant.as_deref(), Some("t2"));
+        assert_eq!(route2.key.labels, route.key.labels);
+        // Cached: the same Arc comes back.
+        let again = r.route(&l).unwrap();
+        assert!(Arc::ptr_eq(&again.key.rendered, &route.key.rendered));
+    }
+
+    #[test]
+    fn empty_public_labels_have_no_route_unless_external_labels_exist() {
+        let none: BTreeMap<String, String> = BTreeMap::new();
+        let mut r = Router::new(&none, None);
+        let l = LabelSet::new([("__path__", "/x"), (TENANT_LABEL, "")]);
+        assert!(r.route(&l).is_none());
+        assert_eq!(r.tenant_of(&l), None);
+        let ext: BTreeMap<String, String> = [("job".to_string(), "j".to_string())].into();
+        let mut r = Router::new(&ext, Some(""));
+        let route = r.route(&l).unwrap();
+        assert_eq!(&*route.key.rendered, r#"{job="j"}"#);
+        assert_eq!(route.tenant, None);
+    }
+}

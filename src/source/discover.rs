@@ -1,0 +1,317 @@
+//! Finding the files to tail: glob expansion and change notification.
+//!
+//! Owns: [`Target`] (a compiled `__path__` / `__path_exclude__` pair),
+//! [`Target::expand`] (the periodic rescan, the safety net that finds every
+//! file eventually), [`static_prefix`] (the directory a glob cannot escape,
+//! watched recursively), and [`Watch`] + [`Wake`]: an inotify watcher (via
+//! `notify`) that records which paths changed and wakes the tailer early.
+//!
+//! Design: inotify is only a *hint* — the tailer reacts to it at once, but
+//! correctness rests on the rescan every `sync_period` and on stat checks of
+//! open files. An inotify queue overflow, a watch limit or a directory created
+//! before its parent was watched only delays discovery to the next rescan.
+//! The set of changed paths is bounded; past the bound it degrades to "check
+//! everything".
+//!
+//! Must never: panic or stop on an unreadable directory, a dangling symlink
+//! or a file vanishing mid-scan (errors are reported to the caller, once).
+
+use crate::labels::LabelSet;
+use glob::{MatchOptions, Pattern};
+use std::collections::HashSet;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Matching options: `*` does not cross `/` (as Promtail's doublestar).
+pub const MATCH: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+/// A compiled file target.
+pub struct Target {
+    pub job: usize,
+    pub include: String,
+    pub include_pat: Pattern,
+    pub exclude: Option<Pattern>,
+    pub labels: LabelSet,
+    pub prefix: PathBuf,
+}
+
+impl Target {
+    pub fn new(
+        job: usize,
+        include: &str,
+        exclude: Option<&str>,
+        labels: LabelSet,
+    ) -> Result<Target, String> {
+        let include_pat =
+            Pattern::new(include).map_err(|e| format!("__path__ {include:?}: {e}"))?;
+        let exclude = match exclude {
+            Some(x) if !x.is_empty() => {
+                Some(Pattern::new(x).map_err(|e| format!("__path_exclude__ {x:?}: {e}"))?)
+            }
+            _ => None,
+        };
+        Ok(Target {
+            job,
+            prefix: static_prefix(include),
+            include: include.to_string(),
+            include_pat,
+            exclude,
+            labels,
+        })
+    }
+
+    /// True if `path` is one of this target's files.
+    pub fn matches(&self, path: &Path) -> bool {
+        self.include_pat.matches_path_with(path, MATCH)
+            && !self
+                .exclude
+                .as_ref()
+                .is_some_and(|x| x.matches_path_with(path, MATCH))
+    }
+
+    /// Every regular file (symlinks followed) the glob matches now, minus
+    /// excluded ones. Errors (unreadable directories) go to `on_err`.
+    pub fn expand(&self, out: &mut Vec<PathBuf>, on_err: &mut dyn FnMut(&Path, &io::Error)) {
+        let paths = match glob::glob_with(&self.include, MATCH) {
+            Ok(p) => p,
+            Err(e) => {
+                on_err(
+                    Path::new(&self.include),
+                    &io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+                );
+                return;
+            }
+        };
+        for r in paths {
+            match r {
+                Ok(p) => {
+                    if self
+                        .exclude
+                        .as_ref()
+                        .is_some_and(|x| x.matches_path_with(&p, MATCH))
+                    {
+                        continue;
+                    }
+                    out.push(p);
+                }
+                Err(e) => on_err(e.path(), e.error()),
+            }
+        }
+    }
+}
+
+/// The longest leading part of a glob without wildcards: the directory a
+/// match must live under.
+pub fn static_prefix(glob: &str) -> PathBuf {
+    let mut p = PathBuf::new();
+    let path = Path::new(glob);
+    let comps: Vec<Component> = path.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        let s = c.as_os_str().to_string_lossy();
+        if s.contains(['*', '?', '[', '{']) {
+            return p;
+        }
+        if i + 1 == comps.len() {
+            // The last component names the file itself.
+            break;
+        }
+        p.push(c.as_os_str());
+    }
+    p
+}
+
+/// Paths reported changed since the tailer last looked, and the wake-up.
+#[derive(Default)]
+pub struct Wake {
+    state: Mutex<WakeState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+pub struct WakeState {
+    pub dirty: HashSet<PathBuf>,
+    /// Too many changes or a lost inotify queue: check everything.
+    pub overflow: bool,
+    pub notified: bool,
+}
+
+/// Most changed paths remembered between two looks.
+const MAX_DIRTY: usize = 65_536;
+
+impl Wake {
+    pub fn new() -> Arc<Wake> {
+        Arc::new(Wake::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WakeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn mark(&self, paths: impl IntoIterator<Item = PathBuf>, overflow: bool) {
+        let mut s = self.lock();
+        for p in paths {
+            if s.dirty.len() >= MAX_DIRTY {
+                s.overflow = true;
+                s.dirty.clear();
+                break;
+            }
+            if !s.overflow {
+                s.dirty.insert(p);
+            }
+        }
+        s.overflow |= overflow;
+        s.notified = true;
+        self.cv.notify_all();
+    }
+
+    /// Wakes the tailer without a path (stop).
+    pub fn poke(&self) {
+        self.lock().notified = true;
+        self.cv.notify_all();
+    }
+
+    /// Takes what changed.
+    pub fn take(&self) -> WakeState {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Sleeps up to `d` unless something was already reported.
+    pub fn wait(&self, d: Duration) {
+        let g = self.lock();
+        if g.notified {
+            return;
+        }
+        let _ = self.cv.wait_timeout(g, d);
+    }
+}
+
+/// An inotify watcher feeding a [`Wake`].
+pub struct Watch {
+    w: notify::RecommendedWatcher,
+    watched: HashSet<PathBuf>,
+}
+
+impl Watch {
+    pub fn new(wake: Arc<Wake>) -> notify::Result<Watch> {
+        use notify::Watcher as _;
+        let w = notify::RecommendedWatcher::new(
+            move |ev: notify::Result<notify::Event>| match ev {
+                Ok(ev) => {
+                    let overflow = ev.need_rescan();
+                    wake.mark(ev.paths, overflow);
+                }
+                Err(_) => wake.mark(std::iter::empty(), true),
+            },
+            notify::Config::default(),
+        )?;
+        Ok(Watch {
+            w,
+            watched: HashSet::new(),
+        })
+    }
+
+    /// Watches `dir` recursively (once). Returns Ok(false) if it does not
+    /// exist yet (retry at the next rescan).
+    pub fn watch(&mut self, dir: &Path) -> notify::Result<bool> {
+        use notify::Watcher as _;
+        if self.watched.contains(dir) {
+            return Ok(true);
+        }
+        // A directory under one already watched recursively is covered.
+        if self.watched.iter().any(|w| dir.starts_with(w)) {
+            return Ok(true);
+        }
+        if !dir.is_dir() {
+            return Ok(false);
+        }
+        self.w.watch(dir, notify::RecursiveMode::Recursive)?;
+        self.watched.insert(dir.to_path_buf());
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_prefix_stops_at_wildcards() {
+        assert_eq!(
+            static_prefix("/var/log/pods/*abc/c/*.log"),
+            PathBuf::from("/var/log/pods")
+        );
+        assert_eq!(
+            static_prefix("/var/log/**/*.log"),
+            PathBuf::from("/var/log")
+        );
+        assert_eq!(static_prefix("/var/log/syslog"), PathBuf::from("/var/log"));
+    }
+
+    #[test]
+    fn expands_double_star_and_excludes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("ns_pod_uid/c")).unwrap();
+        std::fs::create_dir_all(d.join("other/deep/er")).unwrap();
+        std::fs::write(d.join("ns_pod_uid/c/0.log"), b"").unwrap();
+        std::fs::write(d.join("ns_pod_uid/c/0.log.20261122-101500"), b"").unwrap();
+        std::fs::write(d.join("other/deep/er/1.log"), b"").unwrap();
+        std::fs::write(d.join("other/skip.log"), b"").unwrap();
+        let inc = format!("{}/**/*.log", d.display());
+        let exc = format!("{}/other/*.log", d.display());
+        let t = Target::new(0, &inc, Some(&exc), LabelSet::empty()).unwrap();
+        let mut out = Vec::new();
+        t.expand(&mut out, &mut |p, e| panic!("{p:?}: {e}"));
+        out.sort();
+        assert_eq!(
+            out,
+            vec![d.join("ns_pod_uid/c/0.log"), d.join("other/deep/er/1.log")]
+        );
+        assert!(t.matches(&d.join("a/b/c.log")));
+        assert!(!t.matches(&d.join("other/skip.log")));
+        assert!(!t.matches(&d.join("ns_pod_uid/c/0.log.1")));
+        // `*` does not cross directories.
+        let t = Target::new(
+            0,
+            &format!("{}/*.log", d.display()),
+            None,
+            LabelSet::empty(),
+        )
+        .unwrap();
+        assert!(!t.matches(&d.join("x/y.log")));
+    }
+
+    #[test]
+    fn bad_glob_is_an_error() {
+        assert!(Target::new(0, "/a/[", None, LabelSet::empty()).is_err());
+    }
+
+    #[test]
+    fn watcher_reports_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        assert!(w.watch(dir.path()).unwrap());
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let p = dir.path().join("sub/x.log");
+        std::fs::write(&p, b"hi\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = false;
+        while std::time::Instant::now() < deadline && !seen {
+            wake.wait(Duration::from_millis(100));
+            let s = wake.take();
+            seen = s.dirty.contains(&p) || s.overflow;
+        }
+        assert!(
+            seen,
+            "no event for a file in a directory created after the watch"
+        );
+    }
+}

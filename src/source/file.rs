@@ -1,0 +1,162 @@
+//! One tailed file: its identity, read position, acknowledgement tracker and
+//! metrics, and the turn that reads one chunk of it into entries.
+//!
+//! Owns: [`Tailed`] and [`Kind`]. A `Tailed` is keyed by file identity (device
+//! + inode), never by name: after the kubelet renames `0.log`, the same
+//! `Tailed` keeps reading the renamed inode through its open descriptor (it
+//! becomes [`Kind::Moved`]) while the new `0.log` gets a `Tailed` of its own.
+//!
+//! Design: every complete line becomes an [`Entry`] whose [`Ack`] carries the
+//! offset just after the line, so the positions file only ever advances over
+//! delivered lines. The file's `LabelSet` (target labels + `filename`) is built
+//! once and shared by every entry.
+//!
+//! Must never: issue an acknowledgement for bytes not yet read, or emit a line
+//! that is not valid UTF-8 (invalid bytes are replaced and counted).
+//!
+//! [`Ack`]: crate::ack::Ack
+
+use super::reader::{Line, LineSplitter, Src};
+use crate::ack::{Position, Tracker};
+use crate::entry::{Entry, Timestamp};
+use crate::labels::LabelSet;
+use crate::metrics::{labels, Metrics, L};
+use crate::positions::{FileId, Fingerprint};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a tailed file stands relative to its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The file currently at its path.
+    Current,
+    /// Renamed away or unlinked: read to its end, then closed.
+    Moved,
+    /// A compressed copy being caught up on: read to its end, then closed.
+    Gz,
+}
+
+/// Cached per-path metric handles.
+pub struct FileMetrics {
+    pub key: L,
+    pub read_bytes: Counter,
+    pub read_lines: Counter,
+    pub size: Gauge,
+    pub lag: Gauge,
+}
+
+impl FileMetrics {
+    pub fn new(m: &Metrics, path: &str) -> Self {
+        let key = labels(&[("path", path)]);
+        FileMetrics {
+            read_bytes: m.read_bytes_total.get_or_create(&key).clone(),
+            read_lines: m.read_lines_total.get_or_create(&key).clone(),
+            size: m.file_bytes_total.get_or_create(&key).clone(),
+            lag: m.file_lag_bytes.get_or_create(&key).clone(),
+            key,
+        }
+    }
+
+    /// Removes this path's series (the file is closed for good).
+    pub fn remove(&self, m: &Metrics) {
+        m.read_bytes_total.remove(&self.key);
+        m.read_lines_total.remove(&self.key);
+        m.file_bytes_total.remove(&self.key);
+        m.file_lag_bytes.remove(&self.key);
+        m.invalid_utf8_lines_total.remove(&self.key);
+    }
+}
+
+/// One tailed file. See the module docs.
+pub struct Tailed {
+    pub id: FileId,
+    /// The path it was discovered under (its `filename` label).
+    pub path: PathBuf,
+    pub job: usize,
+    pub labels: LabelSet,
+    /// `None`: closed to bound open descriptors; reopened by path.
+    pub src: Option<Src>,
+    pub split: LineSplitter,
+    pub tracker: Arc<Tracker>,
+    pub fp: Fingerprint,
+    pub kind: Kind,
+    /// Last time a read returned data (or the file was opened).
+    pub last_data: Instant,
+    /// The last read returned nothing.
+    pub at_eof: bool,
+    /// Read it in the next turn.
+    pub active: bool,
+    pub m: FileMetrics,
+    pub warned_utf8: bool,
+    pub warned_cut: bool,
+}
+
+/// What one chunk produced.
+#[derive(Default)]
+pub struct ChunkStats {
+    pub bytes: usize,
+    pub lines: usize,
+    pub invalid_utf8: usize,
+    pub cut: usize,
+}
+
+impl Tailed {
+    /// Reads up to `buf.len()` bytes and appends one entry per complete line.
+    pub fn read_chunk(&mut self, buf: &mut [u8], out: &mut Vec<Entry>) -> io::Result<ChunkStats> {
+        let mut st = ChunkStats::default();
+        let Some(src) = self.src.as_mut() else {
+            return Ok(st);
+        };
+        let n = src.read(self.split.pos(), buf)?;
+        if n == 0 {
+            return Ok(st);
+        }
+        st.bytes = n;
+        let (labels, tracker) = (&self.labels, &self.tracker);
+        self.split.feed(&buf[..n], |l| {
+            out.push(make_entry(labels, tracker, l, &mut st))
+        });
+        self.m.read_bytes.inc_by(n as u64);
+        self.m.read_lines.inc_by(st.lines as u64);
+        Ok(st)
+    }
+
+    /// Emits a held unterminated line (the file is gone for good).
+    pub fn finish(&mut self, out: &mut Vec<Entry>) -> ChunkStats {
+        let mut st = ChunkStats::default();
+        let (labels, tracker) = (&self.labels, &self.tracker);
+        self.split
+            .finish(|l| out.push(make_entry(labels, tracker, l, &mut st)));
+        self.m.read_lines.inc_by(st.lines as u64);
+        st
+    }
+}
+
+fn make_entry(
+    labels: &LabelSet,
+    tracker: &Arc<Tracker>,
+    l: Line<'_>,
+    st: &mut ChunkStats,
+) -> Entry {
+    st.lines += 1;
+    if l.cut {
+        st.cut += 1;
+    }
+    let text = match std::str::from_utf8(l.bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            st.invalid_utf8 += 1;
+            String::from_utf8_lossy(l.bytes).into_owned()
+        }
+    };
+    Entry::new(
+        labels.clone(),
+        Timestamp::now(),
+        text,
+        tracker.issue(Position::Offset(l.end)),
+    )
+}

@@ -1,0 +1,173 @@
+//! File identity: how a tailed file is recognised across renames, restarts
+//! and inode reuse.
+//!
+//! Owns: [`file_id`] (device + inode from the file's metadata, what the kernel
+//! says the file *is*) and the content [`Fingerprint`] (CRC32 of the first
+//! `min(size, FP_MAX)` bytes), which tells a reused inode or a rewritten file
+//! from the file it used to be. A fingerprint taken while the file was short
+//! is re-checked over the same length later and then widened (see
+//! [`widen`]).
+//!
+//! Design: reads use positioned reads (`pread`), so checking a fingerprint
+//! never moves a file's cursor and works on a descriptor shared with the
+//! reader. The same routine checks a decompressed `.gz` stream.
+//!
+//! Must never: call two files the same because their names are equal, or
+//! report a match when the file is shorter than the fingerprinted length.
+
+use crate::positions::{FileId, Fingerprint};
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+/// Bytes a complete fingerprint covers.
+pub const FP_MAX: usize = 1024;
+
+/// The (device, inode) pair of a file.
+pub fn file_id(meta: &Metadata) -> FileId {
+    FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
+/// CRC32 of `bytes` as a fingerprint.
+pub fn of_bytes(bytes: &[u8]) -> Fingerprint {
+    Fingerprint {
+        len: bytes.len() as u32,
+        crc: crc32fast::hash(bytes),
+    }
+}
+
+/// Reads up to `len` bytes at offset 0 without moving the cursor; returns
+/// fewer only at end of file.
+fn read_prefix(file: &File, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The fingerprint of an open file: its first `min(size, FP_MAX)` bytes.
+pub fn of_file(file: &File) -> io::Result<Fingerprint> {
+    Ok(of_bytes(&read_prefix(file, FP_MAX)?))
+}
+
+/// True if the file's first `fp.len` bytes still hash to `fp.crc`.
+pub fn matches_file(file: &File, fp: Fingerprint) -> io::Result<bool> {
+    let bytes = read_prefix(file, fp.len as usize)?;
+    Ok(bytes.len() == fp.len as usize && of_bytes(&bytes) == fp)
+}
+
+/// True if the first `fp.len` bytes of a stream hash to `fp.crc`
+/// (used for decompressed `.gz` files).
+pub fn matches_reader(r: &mut dyn Read, fp: Fingerprint) -> io::Result<bool> {
+    let mut bytes = Vec::with_capacity(fp.len as usize);
+    r.take(fp.len as u64).read_to_end(&mut bytes)?;
+    Ok(bytes.len() == fp.len as usize && of_bytes(&bytes) == fp)
+}
+
+/// What happened to a short fingerprint when the file was looked at again.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Widen {
+    /// Still complete or the file did not grow: nothing to do.
+    Same,
+    /// The file grew: a longer fingerprint over the same prefix.
+    Wider(Fingerprint),
+    /// The first `len` bytes changed: the file was rewritten.
+    Changed(Fingerprint),
+}
+
+/// Re-checks a short fingerprint (`fp.len < FP_MAX`) and widens it if the
+/// file has grown.
+pub fn widen(file: &File, fp: Fingerprint) -> io::Result<Widen> {
+    if fp.len as usize >= FP_MAX {
+        return Ok(Widen::Same);
+    }
+    let bytes = read_prefix(file, FP_MAX)?;
+    let n = fp.len as usize;
+    if bytes.len() < n || of_bytes(&bytes[..n]) != fp {
+        return Ok(Widen::Changed(of_bytes(&bytes)));
+    }
+    if bytes.len() == n {
+        return Ok(Widen::Same);
+    }
+    Ok(Widen::Wider(of_bytes(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn fingerprint_covers_at_most_fp_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        let data = vec![b'x'; 3000];
+        std::fs::write(&p, &data).unwrap();
+        let f = File::open(&p).unwrap();
+        let fp = of_file(&f).unwrap();
+        assert_eq!(fp.len as usize, FP_MAX);
+        assert_eq!(fp, of_bytes(&data[..FP_MAX]));
+        assert!(matches_file(&f, fp).unwrap());
+    }
+
+    #[test]
+    fn mismatch_on_changed_or_shorter_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        std::fs::write(&p, b"hello world\n").unwrap();
+        let fp = of_file(&File::open(&p).unwrap()).unwrap();
+        std::fs::write(&p, b"HELLO world\n").unwrap();
+        assert!(!matches_file(&File::open(&p).unwrap(), fp).unwrap());
+        std::fs::write(&p, b"hello").unwrap();
+        assert!(!matches_file(&File::open(&p).unwrap(), fp).unwrap());
+        std::fs::write(&p, b"hello world\nmore").unwrap();
+        assert!(matches_file(&File::open(&p).unwrap(), fp).unwrap());
+    }
+
+    #[test]
+    fn identity_survives_rename_but_not_recreate() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.log");
+        std::fs::write(&p, b"a\n").unwrap();
+        let id = file_id(&std::fs::metadata(&p).unwrap());
+        let q = dir.path().join("0.log.20261122-101500");
+        std::fs::rename(&p, &q).unwrap();
+        assert_eq!(file_id(&std::fs::metadata(&q).unwrap()), id);
+        std::fs::write(&p, b"a\n").unwrap();
+        assert_ne!(file_id(&std::fs::metadata(&p).unwrap()), id);
+    }
+
+    #[test]
+    fn widen_grows_detects_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        let mut f = File::create(&p).unwrap();
+        f.write_all(b"abc").unwrap();
+        let r = File::open(&p).unwrap();
+        let fp = of_file(&r).unwrap();
+        assert_eq!(widen(&r, fp).unwrap(), Widen::Same);
+        f.write_all(b"def").unwrap();
+        assert_eq!(widen(&r, fp).unwrap(), Widen::Wider(of_bytes(b"abcdef")));
+        std::fs::write(&p, b"xyzdef").unwrap();
+        assert_eq!(widen(&r, fp).unwrap(), Widen::Changed(of_bytes(b"xyzdef")));
+    }
+
+    #[test]
+    fn reader_match() {
+        let fp = of_bytes(b"abc");
+        assert!(matches_reader(&mut &b"abcdef"[..], fp).unwrap());
+        assert!(!matches_reader(&mut &b"ab"[..], fp).unwrap());
+        assert!(!matches_reader(&mut &b"abd"[..], fp).unwrap());
+    }
+}

@@ -1,0 +1,1003 @@
+//! The file tailer: one thread that serves every tailed file fairly.
+//!
+//! Owns: the public entry point [`spawn_file_tailer`] and its types
+//! ([`FileTarget`], [`ScrapeJob`], [`TailOptions`]), and the scheduler that
+//! decides which file is read when, which files are open, and when a file is
+//! finished for good.
+//!
+//! Design (one loop, round robin):
+//! - every turn, each file with data gets at most `read_chunk` bytes, so one
+//!   busy file cannot starve thousands of quiet ones; lines go through the
+//!   job's pipeline and into [`Fanout::send_blocking`] (which blocks while the
+//!   memory budget is spent: backpressure);
+//! - a file at end of file is idle until inotify reports its path changed or
+//!   the periodic sweep (`fstat`, once a second; 4×/s without inotify) sees it
+//!   grew, shrank (copytruncate: read again from 0) or was replaced at its
+//!   path (rotation: keep reading the old inode to its end, then close it once
+//!   a newer file exists at the path or it was unlinked, and it stayed quiet
+//!   for [`ROTATED_GRACE`]);
+//! - the globs are expanded again every `rescan` (the safety net under
+//!   inotify); saved positions no file claimed are relocated (renamed sibling
+//!   by inode, or `.gz` by fingerprint) — see [`super::relocate`];
+//! - at most `max_open_files` descriptors: quiet current files are closed
+//!   (least recently active first, or after `idle_close`) and reopened by path
+//!   when they change, verifying identity; a file rotated while closed is
+//!   relocated like at start-up;
+//! - a file closed for good is forgotten in the positions once every line of
+//!   it was acknowledged.
+//!
+//! Must never: lose or duplicate a line across rotation, truncation, deletion
+//! or restart (restarts re-read only unacknowledged lines); panic on a file
+//! system error (log once, count `file_errors_total{reason}`, keep going);
+//! flush pipelines at stop (held lines must be re-read after a restart).
+
+use super::discover::{Target, Wake, Watch};
+use super::file::{ChunkStats, FileMetrics, Kind, Tailed};
+use super::fingerprint::{self, Widen, FP_MAX};
+use super::reader::{LineSplitter, Src};
+use super::relocate::{relocate, Found};
+use crate::ack::{Position, Tracker};
+use crate::entry::Entry;
+use crate::labels::LabelSet;
+use crate::metrics::{labels, Metrics};
+use crate::pipeline::Pipeline;
+use crate::positions::{FileId, Positions, SavedFile};
+use crate::sink::fanout::Fanout;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One `__path__` glob and its static labels.
+pub struct FileTarget {
+    /// A `__path__` glob (`*`, `?`, `[..]`, `**`).
+    pub include: String,
+    /// `__path_exclude__`.
+    pub exclude: Option<String>,
+    /// Static labels incl. `job`; `__`-labels are stripped at render.
+    pub labels: LabelSet,
+}
+
+/// A scrape config's file targets and its pipeline.
+pub struct ScrapeJob {
+    pub name: String,
+    pub targets: Vec<FileTarget>,
+    pub pipeline: Pipeline,
+}
+
+/// Tailer tuning.
+#[derive(Clone, Debug)]
+pub struct TailOptions {
+    /// Glob rescan period (`target_config.sync_period`).
+    pub rescan: Duration,
+    /// Most descriptors held open at once.
+    pub max_open_files: usize,
+    /// Bytes read from one file per turn.
+    pub read_chunk: usize,
+    /// Longest raw line held in memory; longer lines are cut.
+    pub max_line_bytes: usize,
+    /// A quiet current file is closed after this long (reopened on change);
+    /// also the longest a renamed file with no successor is kept open.
+    pub idle_close: Duration,
+}
+
+impl Default for TailOptions {
+    fn default() -> Self {
+        TailOptions {
+            rescan: Duration::from_secs(10),
+            max_open_files: 1024,
+            read_chunk: 64 * 1024,
+            max_line_bytes: 8 * 1024 * 1024,
+            idle_close: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How long a rotated or deleted file must stay quiet at its end before it
+/// is closed (the runtime writes to the old inode until it reopens).
+pub const ROTATED_GRACE: Duration = Duration::from_secs(2);
+/// Pipeline tick period.
+const TICK: Duration = Duration::from_millis(250);
+/// Stat sweep period with inotify working / without it.
+const SWEEP: Duration = Duration::from_secs(1);
+const SWEEP_POLLING: Duration = Duration::from_millis(250);
+/// Shortest time between two rescans triggered by events.
+const QUICK_RESCAN: Duration = Duration::from_secs(1);
+
+/// Starts the tailer thread. See the module docs. Fails only if a glob is
+/// invalid or the thread cannot be spawned.
+pub fn spawn_file_tailer(
+    jobs: Vec<ScrapeJob>,
+    opts: TailOptions,
+    out: Fanout,
+    positions: Arc<Positions>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    let tailer = Tailer::new(jobs, opts, out, positions, metrics, stop)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    std::thread::Builder::new()
+        .name("file-tailer".into())
+        .spawn(move || tailer.run())
+}
+
+/// The agent is stopping.
+struct Stopped;
+
+struct Job {
+    name: String,
+    pipeline: Pipeline,
+}
+
+struct Tailer {
+    jobs: Vec<Job>,
+    targets: Vec<Target>,
+    opts: TailOptions,
+    out: Fanout,
+    positions: Arc<Positions>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    files: HashMap<FileId, Tailed>,
+    /// Path → the file currently at it.
+    by_path: HashMap<PathBuf, FileId>,
+    /// Closed for good; forgotten once every line is acknowledged.
+    draining: Vec<(FileId, Arc<Tracker>)>,
+    open: usize,
+    wake: Arc<Wake>,
+    watch: Option<Watch>,
+    warned: HashSet<(PathBuf, &'static str)>,
+    buf: Vec<u8>,
+    entries: Vec<Entry>,
+    outv: Vec<Entry>,
+    next_rescan: Instant,
+    next_sweep: Instant,
+    next_tick: Instant,
+    last_rescan: Instant,
+    rescan_soon: bool,
+}
+
+impl Tailer {
+    fn new(
+        jobs: Vec<ScrapeJob>,
+        opts: TailOptions,
+        out: Fanout,
+        positions: Arc<Positions>,
+        metrics: Arc<Metrics>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Tailer, String> {
+        let mut targets = Vec::new();
+        let mut js = Vec::new();
+        for (i, j) in jobs.into_iter().enumerate() {
+            for t in &j.targets {
+                let t = Target::new(i, &t.include, t.exclude.as_deref(), t.labels.clone())
+                    .map_err(|e| format!("scrape config {:?}: {e}", j.name))?;
+                targets.push(t);
+            }
+            js.push(Job {
+                name: j.name,
+                pipeline: j.pipeline,
+            });
+        }
+        let wake = Wake::new();
+        let watch = match Watch::new(wake.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "inotify unavailable; polling files for changes");
+                None
+            }
+        };
+        let now = Instant::now();
+        Ok(Tailer {
+            jobs: js,
+            targets,
+            buf: vec![0; opts.read_chunk.max(1)],
+            opts: TailOptions {
+                max_open_files: opts.max_open_files.max(1),
+                ..opts
+            },
+            out,
+            positions,
+            metrics,
+            stop,
+            files: HashMap::new(),
+            by_path: HashMap::new(),
+            draining: Vec::new(),
+            open: 0,
+            wake,
+            watch,
+            warned: HashSet::new(),
+            entries: Vec::new(),
+            outv: Vec::new(),
+            next_rescan: now,
+            next_sweep: now,
+            next_tick: now + TICK,
+            last_rescan: now,
+            rescan_soon: false,
+        })
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn run(mut self) {
+        if self.run_loop().is_err() && !self.stopping() {
+            tracing::error!("file tailer: the delivery side closed; stopping");
+        }
+        tracing::debug!(files = self.files.len(), "file tailer stopped");
+        // Held entries in pipelines and un-sent entries are dropped here:
+        // their acks poison the positions, so they are re-read after restart.
+    }
+
+    fn run_loop(&mut self) -> Result<(), Stopped> {
+        loop {
+            if self.stopping() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            let changes = self.wake.take();
+            if changes.overflow {
+                self.next_sweep = now;
+                self.rescan_soon = true;
+            }
+            if now >= self.next_rescan
+                || (self.rescan_soon && now >= self.last_rescan + QUICK_RESCAN)
+            {
+                self.rescan()?;
+                self.last_rescan = now;
+                self.rescan_soon = false;
+                self.next_rescan = now + self.opts.rescan;
+            }
+            for p in changes.dirty {
+                self.on_changed(p)?;
+            }
+            if now >= self.next_sweep {
+                self.sweep()?;
+                self.next_sweep = now
+                    + if self.watch.is_some() {
+                        SWEEP
+                    } else {
+                        SWEEP_POLLING
+                    };
+            }
+            let got = self.turn()?;
+            if now >= self.next_tick {
+                self.tick(now)?;
+                self.next_tick = now + TICK;
+            }
+            if got == 0 {
+                let deadline = self.next_sweep.min(self.next_tick).min(self.next_rescan);
+                let d = deadline.saturating_duration_since(Instant::now());
+                self.wake.wait(d.min(TICK));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    fn file_error(&mut self, path: &Path, reason: &'static str, err: &dyn std::fmt::Display) {
+        self.metrics
+            .file_errors_total
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+        if self.warned.len() > 10_000 {
+            self.warned.clear();
+        }
+        if self.warned.insert((path.to_path_buf(), reason)) {
+            tracing::warn!(file = %path.display(), reason, error = %err, "file tailer");
+        }
+    }
+
+    fn io_reason(e: &io::Error) -> &'static str {
+        match e.kind() {
+            io::ErrorKind::PermissionDenied => "permission_denied",
+            io::ErrorKind::NotFound => "vanished",
+            _ => "io",
+        }
+    }
+
+    // ------------------------------------------------------------- discovery
+
+    fn rescan(&mut self) -> Result<(), Stopped> {
+        let mut found: Vec<(PathBuf, usize)> = Vec::new();
+        let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
+        let mut paths = Vec::new();
+        for (ti, t) in self.targets.iter().enumerate() {
+            if let Some(w) = self.watch.as_mut() {
+                if let Err(e) = w.watch(&t.prefix) {
+                    errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
+                }
+            }
+            t.expand(&mut paths, &mut |p, e| {
+                errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
+            });
+            found.extend(paths.drain(..).map(|p| (p, ti)));
+        }
+        for (p, e) in errs {
+            let reason = if e.kind() == io::ErrorKind::PermissionDenied {
+                "permission_denied"
+            } else {
+                "discovery"
+            };
+            self.file_error(&p, reason, &e);
+        }
+        for (p, ti) in found {
+            self.candidate(&p, ti);
+        }
+        self.claim_unclaimed();
+        self.metrics.files_active_total.set(self.files.len() as i64);
+        Ok(())
+    }
+
+    /// A path that matched target `ti`: start tailing it unless known.
+    fn candidate(&mut self, path: &Path, ti: usize) {
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => return self.file_error(path, Self::io_reason(&e), &e),
+        };
+        if !meta.is_file() {
+            return;
+        }
+        let id = fingerprint::file_id(&meta);
+        if let Some(&old) = self.by_path.get(path) {
+            if old == id {
+                return;
+            }
+            self.moved(old);
+        }
+        if self.files.contains_key(&id) {
+            // The same inode under another matching name (renamed within
+            // the glob, or a symlink alias): it is already being tailed.
+            return;
+        }
+        if self.open >= self.opts.max_open_files && !self.evict_one() {
+            return; // retried at the next rescan or change
+        }
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => return self.file_error(path, Self::io_reason(&e), &e),
+        };
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return self.file_error(path, "io", &e),
+        };
+        let id = fingerprint::file_id(&meta);
+        if self.files.contains_key(&id) {
+            return;
+        }
+        let fp = match fingerprint::of_file(&file) {
+            Ok(fp) => fp,
+            Err(e) => return self.file_error(path, "io", &e),
+        };
+        let size = meta.len();
+        let start = match self.positions.saved(id) {
+            Some(s) => match fingerprint::matches_file(&file, s.fingerprint()) {
+                Ok(true) if s.offset <= size => s.offset,
+                Ok(true) => {
+                    tracing::warn!(file = %path.display(), saved = s.offset, size,
+                        "file is shorter than its saved position (truncated while stopped); reading from the start");
+                    0
+                }
+                _ => {
+                    tracing::info!(file = %path.display(),
+                        "saved position belongs to an earlier file with the same inode; reading from the start");
+                    // The earlier file may live on compressed.
+                    self.relocate_saved(s, ti, true);
+                    0
+                }
+            },
+            None => match self.positions.promtail_offset(path) {
+                Some(o) if o <= size => o,
+                _ => 0,
+            },
+        };
+        self.add(path, ti, Src::Plain(file), id, fp, start, Kind::Current);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        path: &Path,
+        ti: usize,
+        src: Src,
+        id: FileId,
+        fp: crate::positions::Fingerprint,
+        start: u64,
+        kind: Kind,
+    ) {
+        let t = &self.targets[ti];
+        let path_s = path.to_string_lossy();
+        let tracker = Tracker::new(Position::Offset(start));
+        self.positions.track(path, id, fp, tracker.clone());
+        tracing::debug!(file = %path.display(), offset = start, ?kind, "tailing");
+        let f = Tailed {
+            id,
+            path: path.to_path_buf(),
+            job: t.job,
+            labels: t.labels.with("filename", &path_s),
+            src: Some(src),
+            split: LineSplitter::new(start, self.opts.max_line_bytes),
+            tracker,
+            fp,
+            kind,
+            last_data: Instant::now(),
+            at_eof: false,
+            active: true,
+            m: FileMetrics::new(&self.metrics, &path_s),
+            warned_utf8: false,
+            warned_cut: false,
+        };
+        if kind == Kind::Current {
+            self.by_path.insert(path.to_path_buf(), id);
+        }
+        self.files.insert(id, f);
+        self.open += 1;
+        self.metrics.files_active_total.set(self.files.len() as i64);
+    }
+
+    /// Saved positions no discovered file claimed: find where they went.
+    fn claim_unclaimed(&mut self) {
+        for s in self.positions.unclaimed() {
+            if self.files.contains_key(&s.id) {
+                continue;
+            }
+            let Some(ti) = self.targets.iter().position(|t| t.matches(&s.path)) else {
+                tracing::info!(file = %s.path.display(),
+                    "no target matches this saved file any more; forgetting its position");
+                self.positions.forget(s.id);
+                continue;
+            };
+            if self.open >= self.opts.max_open_files && !self.evict_one() {
+                return;
+            }
+            self.relocate_saved(s, ti, false);
+        }
+    }
+
+    /// Finds where the saved file `s` went and catches up on it.
+    /// `reused`: its inode number now belongs to another file, so only a
+    /// compressed copy can be it.
+    fn relocate_saved(&mut self, s: SavedFile, ti: usize, reused: bool) {
+        match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
+            Ok(Some(Found::Plain { path, file })) if !reused => {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let start = if s.offset <= size { s.offset } else { 0 };
+                let kind = if path == s.path && !self.by_path.contains_key(&path) {
+                    Kind::Current
+                } else {
+                    Kind::Moved
+                };
+                if kind == Kind::Moved {
+                    tracing::info!(file = %s.path.display(), now = %path.display(),
+                        offset = start, "catching up on a file rotated while stopped");
+                }
+                self.add(
+                    &s.path,
+                    ti,
+                    Src::Plain(file),
+                    s.id,
+                    s.fingerprint(),
+                    start,
+                    kind,
+                );
+            }
+            Ok(Some(Found::Gz { path, stream })) => {
+                tracing::info!(file = %s.path.display(), gz = %path.display(),
+                    offset = s.offset, "catching up on a rotated file from its compressed copy");
+                if !reused {
+                    self.positions.forget(s.id);
+                }
+                let id = stream.id();
+                if self.files.contains_key(&id) {
+                    return;
+                }
+                self.add(
+                    &s.path,
+                    ti,
+                    Src::Gz(Box::new(stream)),
+                    id,
+                    s.fingerprint(),
+                    s.offset,
+                    Kind::Gz,
+                );
+            }
+            Ok(_) => {
+                self.file_error(
+                    &s.path,
+                    "rotated_away",
+                    &format!(
+                        "file rotated away and not found (offset {}); unread data is lost",
+                        s.offset
+                    ),
+                );
+                if !reused {
+                    self.positions.forget(s.id);
+                }
+            }
+            Err(e) => self.file_error(&s.path, Self::io_reason(&e), &e),
+        }
+    }
+
+    /// inotify says `p` changed.
+    fn on_changed(&mut self, p: PathBuf) -> Result<(), Stopped> {
+        if let Some(&id) = self.by_path.get(&p) {
+            let parked = self.files.get(&id).map(|f| f.src.is_none());
+            match parked {
+                Some(true) => self.check_parked(id)?,
+                Some(false) => {
+                    let at_eof = self.files.get(&id).is_some_and(|f| f.at_eof);
+                    if at_eof {
+                        self.check_path(id);
+                    }
+                    if let Some(f) = self.files.get_mut(&id) {
+                        f.active = true;
+                    }
+                }
+                None => {}
+            }
+            return Ok(());
+        }
+        if let Some(ti) = self.targets.iter().position(|t| t.matches(&p)) {
+            self.candidate(&p, ti);
+        } else if p.is_dir() {
+            // A new directory: files created in it before its watch was
+            // added produced no events.
+            self.rescan_soon = true;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- lifecycle
+
+    /// The file is no longer the one at its path.
+    fn moved(&mut self, id: FileId) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        if f.kind == Kind::Current {
+            tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
+            f.kind = Kind::Moved;
+            f.active = true;
+            if self.by_path.get(&f.path) == Some(&id) {
+                self.by_path.remove(&f.path);
+            }
+        }
+    }
+
+    /// Compares a current file's identity with what its path holds now.
+    fn check_path(&mut self, id: FileId) {
+        let Some(f) = self.files.get(&id) else { return };
+        if f.kind != Kind::Current {
+            return;
+        }
+        let path = f.path.clone();
+        let job_target = self.targets.iter().position(|t| t.matches(&path));
+        match fs::metadata(&path) {
+            Ok(m) if fingerprint::file_id(&m) == id => {}
+            Ok(_) => {
+                self.moved(id);
+                if let Some(ti) = job_target {
+                    self.candidate(&path, ti);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.moved(id),
+            Err(e) => self.file_error(&path, Self::io_reason(&e), &e),
+        }
+    }
+
+    /// Closes the least recently active quiet current file.
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .files
+            .values()
+            .filter(|f| {
+                f.kind == Kind::Current
+                    && matches!(f.src, Some(Src::Plain(_)))
+                    && f.at_eof
+                    && !f.active
+            })
+            .min_by_key(|f| f.last_data)
+            .map(|f| f.id);
+        match victim {
+            Some(id) => {
+                self.park(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn park(&mut self, id: FileId) {
+        if let Some(f) = self.files.get_mut(&id) {
+            if f.src.take().is_some() {
+                self.open -= 1;
+                tracing::debug!(file = %f.path.display(), "closed quiet file (reopened on change)");
+            }
+        }
+    }
+
+    /// A closed current file: reopen it if it changed, relocate it if its
+    /// path now holds another file.
+    fn check_parked(&mut self, id: FileId) -> Result<(), Stopped> {
+        let Some(f) = self.files.get(&id) else {
+            return Ok(());
+        };
+        let path = f.path.clone();
+        let pos = f.split.pos();
+        let fp_of = f.fp;
+        let same = match fs::metadata(&path) {
+            Ok(m) if fingerprint::file_id(&m) == id => {
+                if m.len() == pos {
+                    return Ok(()); // unchanged
+                }
+                true
+            }
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => {
+                self.file_error(&path, Self::io_reason(&e), &e);
+                return Ok(());
+            }
+        };
+        if self.open >= self.opts.max_open_files && !self.evict_one() {
+            return Ok(()); // next sweep
+        }
+        if same {
+            if let Ok(file) = File::open(&path) {
+                let same_id = file.metadata().ok().map(|m| fingerprint::file_id(&m)) == Some(id);
+                // An inode freed while closed can be reused by a new file.
+                if same_id && fingerprint::matches_file(&file, fp_of).unwrap_or(false) {
+                    if let Some(f) = self.files.get_mut(&id) {
+                        f.src = Some(Src::Plain(file));
+                        f.active = true;
+                        f.at_eof = false;
+                        self.open += 1;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        // Rotated (or deleted) while closed.
+        self.moved(id);
+        let Some(f) = self.files.get(&id) else {
+            return Ok(());
+        };
+        let fp = f.fp;
+        match relocate(&path, id, fp, pos) {
+            Ok(Some(Found::Plain { file, .. })) => {
+                if let Some(f) = self.files.get_mut(&id) {
+                    f.src = Some(Src::Plain(file));
+                    f.active = true;
+                    self.open += 1;
+                }
+            }
+            Ok(Some(Found::Gz { stream, .. })) => {
+                // Re-keyed under the archive's identity: the old inode
+                // number is free for reuse.
+                let gid = stream.id();
+                if let Some(mut f) = self.files.remove(&id) {
+                    if self.files.contains_key(&gid) {
+                        self.files.insert(id, f);
+                    } else {
+                        f.src = Some(Src::Gz(Box::new(stream)));
+                        f.kind = Kind::Gz;
+                        f.active = true;
+                        f.id = gid;
+                        self.open += 1;
+                        self.positions.forget(id);
+                        self.positions.track(&f.path, gid, f.fp, f.tracker.clone());
+                        self.files.insert(gid, f);
+                    }
+                }
+            }
+            Ok(None) => {
+                self.file_error(
+                    &path,
+                    "rotated_away",
+                    &"file rotated away while closed and not found; data written after it was closed is lost",
+                );
+                self.close_for_good(id)?;
+            }
+            Err(e) => self.file_error(&path, Self::io_reason(&e), &e),
+        }
+        if let Some(ti) = self.targets.iter().position(|t| t.matches(&path)) {
+            self.candidate(&path, ti);
+        }
+        Ok(())
+    }
+
+    /// The file is finished: emit a held last line, close, and forget its
+    /// position once everything is acknowledged.
+    fn close_for_good(&mut self, id: FileId) -> Result<(), Stopped> {
+        let Some(mut f) = self.files.remove(&id) else {
+            return Ok(());
+        };
+        let st = f.finish(&mut self.entries);
+        self.count(&mut f, &st);
+        if f.src.take().is_some() {
+            self.open -= 1;
+        }
+        tracing::debug!(file = %f.path.display(), offset = f.split.pos(), "finished file");
+        if self.by_path.get(&f.path) == Some(&id) {
+            self.by_path.remove(&f.path);
+        }
+        let shared =
+            self.by_path.contains_key(&f.path) || self.files.values().any(|o| o.path == f.path);
+        if !shared {
+            f.m.remove(&self.metrics);
+        }
+        self.draining.push((id, f.tracker.clone()));
+        self.metrics.files_active_total.set(self.files.len() as i64);
+        let job = f.job;
+        self.send(job)
+    }
+
+    fn truncated(&mut self, id: FileId, size: u64) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        let (path, pos) = (f.path.clone(), f.split.pos());
+        f.split.reset(0);
+        f.active = true;
+        f.at_eof = false;
+        if let Some(file) = f.src.as_ref().and_then(|s| s.file()) {
+            if let Ok(fp) = fingerprint::of_file(file) {
+                f.fp = fp;
+            }
+        }
+        // A fresh tracker: lines of the old content still unacknowledged
+        // must not hold the position at an offset of content that is gone.
+        f.tracker = Tracker::new(Position::Offset(0));
+        self.positions.track(&path, id, f.fp, f.tracker.clone());
+        self.file_error(
+            &path,
+            "truncated",
+            &format!(
+                "file shrank from {pos} to {size} bytes (copytruncate?); reading from the start"
+            ),
+        );
+    }
+
+    // ------------------------------------------------------------- the sweep
+
+    /// Periodic checks of every file: growth, truncation, rotation, closing.
+    fn sweep(&mut self) -> Result<(), Stopped> {
+        let now = Instant::now();
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        for id in ids {
+            let Some(f) = self.files.get_mut(&id) else {
+                continue;
+            };
+            let meta = match &f.src {
+                None => {
+                    self.check_parked(id)?;
+                    continue;
+                }
+                Some(Src::Gz(_)) => None,
+                Some(Src::Plain(file)) => Some(file.metadata()),
+            };
+            if let Some(meta) = meta {
+                let meta = match meta {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let p = f.path.clone();
+                        self.file_error(&p, "io", &e);
+                        continue;
+                    }
+                };
+                let size = meta.len();
+                let pos = f.split.pos();
+                if size < pos {
+                    self.truncated(id, size);
+                    continue;
+                }
+                if size > pos {
+                    f.active = true;
+                }
+                if f.kind == Kind::Current {
+                    f.m.size.set(size as i64);
+                    f.m.lag.set((size - pos) as i64);
+                    if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
+                        self.moved(id);
+                    } else if f.at_eof && !f.active {
+                        self.check_path(id);
+                    }
+                }
+            }
+            self.maybe_close(id, now)?;
+        }
+        self.draining.retain(|(id, t)| {
+            if !t.is_drained() {
+                return true;
+            }
+            if !self.files.contains_key(id) {
+                self.positions.forget(*id);
+            }
+            false
+        });
+        self.metrics.files_active_total.set(self.files.len() as i64);
+        Ok(())
+    }
+
+    fn maybe_close(&mut self, id: FileId, now: Instant) -> Result<(), Stopped> {
+        let Some(f) = self.files.get(&id) else {
+            return Ok(());
+        };
+        if !f.at_eof || f.active || f.src.is_none() {
+            return Ok(());
+        }
+        let quiet = now.saturating_duration_since(f.last_data);
+        match f.kind {
+            Kind::Gz => self.close_for_good(id),
+            Kind::Moved if quiet >= ROTATED_GRACE => {
+                let unlinked = f
+                    .src
+                    .as_ref()
+                    .and_then(|s| s.file())
+                    .and_then(|file| file.metadata().ok())
+                    .is_some_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) == 0);
+                let replaced = fs::metadata(&f.path).is_ok_and(|m| fingerprint::file_id(&m) != id);
+                if unlinked || replaced || quiet >= self.opts.idle_close {
+                    self.close_for_good(id)
+                } else {
+                    Ok(())
+                }
+            }
+            Kind::Current if quiet >= self.opts.idle_close => {
+                self.park(id);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    // -------------------------------------------------------------- reading
+
+    /// One round-robin turn: each active file gets one chunk.
+    fn turn(&mut self) -> Result<usize, Stopped> {
+        let ids: Vec<FileId> = self
+            .files
+            .values()
+            .filter(|f| f.active && f.src.is_some())
+            .map(|f| f.id)
+            .collect();
+        let mut total = 0;
+        for id in ids {
+            if self.stopping() {
+                return Err(Stopped);
+            }
+            let Some(f) = self.files.get_mut(&id) else {
+                continue;
+            };
+            match f.read_chunk(&mut self.buf, &mut self.entries) {
+                Ok(st) if st.bytes == 0 => {
+                    f.active = false;
+                    f.at_eof = true;
+                    // A change event with nothing to read: shrunk?
+                    let pos = f.split.pos();
+                    let size = f
+                        .src
+                        .as_ref()
+                        .and_then(|s| s.file())
+                        .and_then(|file| file.metadata().ok())
+                        .map(|m| m.len());
+                    if let Some(size) = size.filter(|&s| s < pos) {
+                        self.truncated(id, size);
+                    }
+                }
+                Ok(st) => {
+                    total += st.bytes;
+                    f.at_eof = false;
+                    f.last_data = Instant::now();
+                    Self::count_stats(&self.metrics, f, &st);
+                    let job = f.job;
+                    let widen = if (f.fp.len as usize) < FP_MAX {
+                        f.src
+                            .as_ref()
+                            .and_then(|s| s.file())
+                            .and_then(|file| fingerprint::widen(file, f.fp).ok())
+                    } else {
+                        None
+                    };
+                    match widen {
+                        Some(Widen::Wider(fp)) => {
+                            f.fp = fp;
+                            self.positions.refingerprint(id, fp);
+                        }
+                        Some(Widen::Changed(_)) => {
+                            // Rewritten from the start (truncated and refilled
+                            // past our offset between two looks): what was just
+                            // read is the middle of new content.
+                            self.entries.clear();
+                            self.truncated(id, 0);
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    self.send(job)?;
+                }
+                Err(e) => {
+                    let (path, kind) = (f.path.clone(), f.kind);
+                    self.file_error(&path, Self::io_reason(&e), &e);
+                    match kind {
+                        Kind::Current => self.park(id),
+                        _ => self.close_for_good(id)?,
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    fn count(&mut self, f: &mut Tailed, st: &ChunkStats) {
+        Self::count_stats(&self.metrics, f, st);
+    }
+
+    fn count_stats(metrics: &Metrics, f: &mut Tailed, st: &ChunkStats) {
+        if st.invalid_utf8 > 0 {
+            metrics
+                .invalid_utf8_lines_total
+                .get_or_create(&f.m.key)
+                .inc_by(st.invalid_utf8 as u64);
+            if !f.warned_utf8 {
+                f.warned_utf8 = true;
+                tracing::warn!(file = %f.path.display(),
+                    "lines with invalid UTF-8: invalid bytes replaced with U+FFFD (logged once per file)");
+            }
+        }
+        if st.cut > 0 {
+            metrics
+                .file_errors_total
+                .get_or_create(&labels(&[("reason", "line_too_long")]))
+                .inc_by(st.cut as u64);
+            if !f.warned_cut {
+                f.warned_cut = true;
+                tracing::warn!(file = %f.path.display(),
+                    "lines longer than the maximum were cut (logged once per file)");
+            }
+        }
+    }
+
+    /// Runs the read entries through job `job`'s pipeline and sends them.
+    fn send(&mut self, job: usize) -> Result<(), Stopped> {
+        let Some(j) = self.jobs.get_mut(job) else {
+            self.entries.clear();
+            return Ok(());
+        };
+        let mut entries = std::mem::take(&mut self.entries);
+        let mut res = Ok(());
+        for e in entries.drain(..) {
+            if res.is_err() {
+                break; // the rest are dropped: poisoned, re-read after restart
+            }
+            j.pipeline.process(e, &mut self.outv);
+            for o in self.outv.drain(..) {
+                if res.is_ok() && self.out.send_blocking(o).is_err() {
+                    res = Err(Stopped);
+                }
+            }
+        }
+        self.entries = entries;
+        self.entries.clear();
+        let _ = &j.name;
+        res
+    }
+
+    fn tick(&mut self, now: Instant) -> Result<(), Stopped> {
+        for j in &mut self.jobs {
+            j.pipeline.tick(now, &mut self.outv);
+            for o in self.outv.drain(..) {
+                if self.out.send_blocking(o).is_err() {
+                    return Err(Stopped);
+                }
+            }
+        }
+        Ok(())
+    }
+}

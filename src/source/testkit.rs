@@ -1,0 +1,274 @@
+//! Test harness for the tailer: a real tailer thread on a temp directory, a
+//! fake sink that drains the client channel on its own thread and
+//! acknowledges entries (at once, or later and out of order), and
+//! crash-style restarts (stop without flushing; unacknowledged entries are
+//! dropped, so their positions are not saved).
+#![cfg(test)]
+
+use super::tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions};
+use crate::ack::Budget;
+use crate::config::PositionsConfig;
+use crate::entry::Entry;
+use crate::labels::LabelSet;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::positions::Positions;
+use crate::sink::fanout::Fanout;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// One entry as the sink saw it.
+#[derive(Clone, Debug)]
+pub struct Got {
+    pub line: String,
+    pub filename: String,
+    pub run: usize,
+}
+
+#[derive(Default)]
+pub struct Log {
+    pub got: Vec<Got>,
+    /// (run, line) acknowledged.
+    pub acked: HashSet<(usize, String)>,
+    /// line → number of times received in total.
+    pub seen: HashMap<String, usize>,
+    pub acked_any: HashSet<String>,
+}
+
+struct Run {
+    stop: Arc<AtomicBool>,
+    tailer: JoinHandle<()>,
+    sink: JoinHandle<()>,
+}
+
+/// How the fake sink acknowledges.
+#[derive(Clone, Copy, Debug)]
+pub enum AckMode {
+    Immediate,
+    /// Holds entries and acknowledges a random held one now and then.
+    Delayed(u64),
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub pos_file: PathBuf,
+    pub metrics: Arc<Metrics>,
+    pub log: Arc<Mutex<Log>>,
+    pub opts: TailOptions,
+    pub include: String,
+    pub ack: AckMode,
+    run: Option<Run>,
+    pub run_no: usize,
+}
+
+impl Harness {
+    pub fn new(glob_rel: &str, opts: TailOptions, ack: AckMode) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let include = format!("{}/{}", logs.display(), glob_rel);
+        Harness {
+            pos_file: dir.path().join("positions.yaml"),
+            dir,
+            metrics: Arc::new(Metrics::new()),
+            log: Arc::new(Mutex::new(Log::default())),
+            opts,
+            include,
+            ack,
+            run: None,
+            run_no: 0,
+        }
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    pub fn running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    pub fn positions(&self) -> Arc<Positions> {
+        Positions::open(
+            &PositionsConfig {
+                filename: self.pos_file.clone(),
+                sync_period: Duration::from_secs(10),
+                ignore_invalid_yaml: false,
+            },
+            false,
+        )
+        .unwrap()
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.run.is_none());
+        self.run_no += 1;
+        let run_no = self.run_no;
+        let positions = self.positions();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, mut rx) = mpsc::channel::<Entry>(256);
+        let fanout = Fanout::new(vec![tx], Budget::new(1 << 20), stop.clone());
+        let job = ScrapeJob {
+            name: "test".into(),
+            targets: vec![FileTarget {
+                include: self.include.clone(),
+                exclude: None,
+                labels: LabelSet::new([("job", "test")]),
+            }],
+            pipeline: Pipeline::new(vec![], self.metrics.clone()),
+        };
+        let tailer = spawn_file_tailer(
+            vec![job],
+            self.opts.clone(),
+            fanout,
+            positions.clone(),
+            self.metrics.clone(),
+            stop.clone(),
+        )
+        .unwrap();
+        let log = self.log.clone();
+        let mode = self.ack;
+        let pos_file_positions = positions;
+        let sink = std::thread::spawn(move || {
+            let mut held: Vec<Entry> = Vec::new();
+            let mut rng = SmallRng::seed_from_u64(match mode {
+                AckMode::Delayed(s) => s ^ run_no as u64,
+                AckMode::Immediate => 0,
+            });
+            let mut last_save = Instant::now();
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => {
+                        let mut l = log.lock().unwrap();
+                        l.got.push(Got {
+                            line: e.line.clone(),
+                            filename: e.labels.get("filename").unwrap_or("").to_string(),
+                            run: run_no,
+                        });
+                        *l.seen.entry(e.line.clone()).or_default() += 1;
+                        match mode {
+                            AckMode::Immediate => {
+                                l.acked.insert((run_no, e.line.clone()));
+                                l.acked_any.insert(e.line.clone());
+                                drop(l);
+                                e.ack.ack();
+                            }
+                            AckMode::Delayed(_) => held.push(e),
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if !held.is_empty() && rng.random_bool(0.7) {
+                            let n = rng.random_range(1..=held.len().min(8));
+                            for _ in 0..n {
+                                let i = rng.random_range(0..held.len());
+                                let e = held.swap_remove(i);
+                                let mut l = log.lock().unwrap();
+                                l.acked.insert((run_no, e.line.clone()));
+                                l.acked_any.insert(e.line.clone());
+                                drop(l);
+                                e.ack.ack();
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+                // Periodic positions saves, as the agent does.
+                if last_save.elapsed() > Duration::from_millis(100) {
+                    let _ = pos_file_positions.save();
+                    last_save = Instant::now();
+                }
+            }
+            // Crash: whatever is held was never acknowledged.
+            drop(held);
+            let _ = pos_file_positions.save();
+        });
+        self.run = Some(Run { stop, tailer, sink });
+    }
+
+    /// Stops like a crash: nothing unacknowledged is flushed or saved.
+    pub fn stop(&mut self) {
+        let Some(r) = self.run.take() else { return };
+        r.stop.store(true, Ordering::Relaxed);
+        r.tailer.join().unwrap();
+        r.sink.join().unwrap();
+    }
+
+    /// Waits until `pred(log)` holds (or panics after a generous timeout).
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Log) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if pred(&self.log.lock().unwrap()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let l = self.log.lock().unwrap();
+                let tail: Vec<_> = l.got.iter().rev().take(20).collect();
+                panic!("timed out waiting for {what}; last received: {tail:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn wait_received(&self, lines: &[String]) {
+        self.wait_for("lines to be received", |l| {
+            lines.iter().all(|x| l.seen.contains_key(x))
+        });
+    }
+
+    pub fn wait_acked(&self, lines: &[String]) {
+        self.wait_for("lines to be acknowledged", |l| {
+            lines.iter().all(|x| l.acked_any.contains(x))
+        });
+    }
+
+    pub fn counter(&self, reason: &str) -> u64 {
+        self.metrics
+            .file_errors_total
+            .get_or_create(&crate::metrics::labels(&[("reason", reason)]))
+            .get()
+    }
+
+    pub fn wait_counter_above(&self, reason: &str, v: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.counter(reason) <= v {
+            assert!(Instant::now() < deadline, "timed out waiting for {reason}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Appends `text` to `path` (creating it).
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Options that make the tests exercise chunk boundaries and quick rescans.
+pub fn test_opts() -> TailOptions {
+    TailOptions {
+        rescan: Duration::from_millis(300),
+        max_open_files: 64,
+        read_chunk: 4096,
+        max_line_bytes: 1 << 20,
+        idle_close: Duration::from_secs(60),
+    }
+}

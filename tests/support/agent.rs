@@ -1,0 +1,406 @@
+//! Test harness: runs the real `tailtrace` binary with a generated Promtail
+//! config in a temp dir, and writes pod log files the way the kubelet and the
+//! container runtimes do (CRI lines, partials, kubelet-style rotation).
+//!
+//! Included by integration tests with `#[path = "support/agent.rs"] mod agent;`.
+//! Never asserts timings: waits take a generous give-up bound only.
+#![allow(dead_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// What goes into the generated config.
+#[derive(Clone)]
+pub struct Setup {
+    pub push_url: String,
+    pub logs: PathBuf,
+    pub positions: PathBuf,
+    pub batchwait: &'static str,
+    pub batchsize: usize,
+    pub min_period: &'static str,
+    pub max_period: &'static str,
+    pub max_retries: u32,
+    pub stages: &'static str,
+    pub glob: String,
+    /// Extra YAML under `clients[0]` (indented 4 spaces).
+    pub client_extra: String,
+    /// Extra top-level YAML.
+    pub extra: String,
+    pub port: u16,
+}
+
+impl Setup {
+    pub fn new(dir: &Path, push_url: &str) -> Setup {
+        let logs = dir.join("pods");
+        let _ = fs::create_dir_all(&logs);
+        Setup {
+            push_url: push_url.to_string(),
+            glob: format!("{}/*/*/*.log", logs.display()),
+            logs,
+            positions: dir.join("positions.yaml"),
+            batchwait: "200ms",
+            batchsize: 256 * 1024,
+            min_period: "50ms",
+            max_period: "500ms",
+            max_retries: 1000,
+            stages: "[cri: {}]",
+            client_extra: String::new(),
+            extra: String::new(),
+            port: free_port(),
+        }
+    }
+
+    pub fn yaml(&self) -> String {
+        format!(
+            r#"server:
+  http_listen_port: {port}
+  http_listen_address: 127.0.0.1
+positions:
+  filename: {pos}
+  sync_period: 200ms
+clients:
+  - url: {url}
+    batchwait: {bw}
+    batchsize: {bs}
+    timeout: 5s
+    backoff_config:
+      min_period: {minp}
+      max_period: {maxp}
+      max_retries: {mr}
+    external_labels:
+      cluster: test
+{client_extra}
+target_config:
+  sync_period: 1s
+scrape_configs:
+  - job_name: pods
+    static_configs:
+      - targets: [localhost]
+        labels:
+          job: pods
+          __path__: {glob}
+    pipeline_stages: {stages}
+{extra}
+"#,
+            port = self.port,
+            pos = self.positions.display(),
+            url = self.push_url,
+            bw = self.batchwait,
+            bs = self.batchsize,
+            minp = self.min_period,
+            maxp = self.max_period,
+            mr = self.max_retries,
+            client_extra = self.client_extra,
+            glob = self.glob,
+            stages = self.stages,
+            extra = self.extra,
+        )
+    }
+}
+
+/// A running agent process.
+pub struct Agent {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub port: u16,
+    log_path: PathBuf,
+    run: u32,
+}
+
+impl Agent {
+    /// Starts the binary with `setup`'s config; logs go to `dir/agent-<n>.log`.
+    pub fn start(dir: &Path, setup: &Setup) -> Agent {
+        let mut a = Agent {
+            child: None,
+            dir: dir.to_path_buf(),
+            port: setup.port,
+            log_path: PathBuf::new(),
+            run: 0,
+        };
+        a.spawn(setup, &[]);
+        a
+    }
+
+    pub fn start_with_args(dir: &Path, setup: &Setup, args: &[&str]) -> Agent {
+        let mut a = Agent {
+            child: None,
+            dir: dir.to_path_buf(),
+            port: setup.port,
+            log_path: PathBuf::new(),
+            run: 0,
+        };
+        a.spawn(setup, args);
+        a
+    }
+
+    fn spawn(&mut self, setup: &Setup, args: &[&str]) {
+        self.run += 1;
+        let cfg = self.dir.join("promtail.yaml");
+        fs::write(&cfg, setup.yaml()).expect("write config");
+        self.log_path = self.dir.join(format!("agent-{}.log", self.run));
+        let log = File::create(&self.log_path).expect("log file");
+        let out = self.dir.join(format!("agent-{}.out", self.run));
+        let child = Command::new(env!("CARGO_BIN_EXE_tailtrace"))
+            .arg(format!("-config.file={}", cfg.display()))
+            .arg("-log.level=debug")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(File::create(out).expect("stdout file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn tailtrace");
+        self.child = Some(child);
+    }
+
+    /// Starts the agent again (same dir and config) after a stop or kill.
+    pub fn restart(&mut self, setup: &Setup) {
+        assert!(self.child.is_none(), "agent still running");
+        self.port = setup.port;
+        self.spawn(setup, &[]);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// `kill -9`: no flush, no positions save.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                return c.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True while the process is alive.
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Everything the agent logged so far (all runs).
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        for n in 1..=self.run {
+            if let Ok(t) = fs::read_to_string(self.dir.join(format!("agent-{n}.log"))) {
+                s.push_str(&t);
+            }
+        }
+        s
+    }
+
+    /// GET `path` from the agent's HTTP server: (status, body).
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    /// The value of a metric sample whose line starts with `prefix`
+    /// (name plus optional label matchers, e.g. `promtail_sent_entries_total{`),
+    /// summed over matching series.
+    pub fn metric_sum(&self, name: &str, label_filter: &[(&str, &str)]) -> Option<f64> {
+        let (_, body) = self.http_get("/metrics")?;
+        Some(metric_sum(&body, name, label_filter))
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        wait(timeout, || matches!(self.http_get("/ready"), Some((200, _))))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Sums the samples of `name` whose labels include every pair of `filter`.
+pub fn metric_sum(body: &str, name: &str, filter: &[(&str, &str)]) -> f64 {
+    let mut sum = 0.0;
+    for line in body.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = match line.rsplit_once(' ') {
+            Some(x) => x,
+            None => continue,
+        };
+        let (n, labels) = match series.find('{') {
+            Some(i) => (&series[..i], &series[i..]),
+            None => (series, ""),
+        };
+        if n != name {
+            continue;
+        }
+        if filter
+            .iter()
+            .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")))
+        {
+            sum += value.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    sum
+}
+
+/// Minimal HTTP/1.1 GET over loopback.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // The agent's server answers with a content-length body (no chunking).
+    Some((status, body.to_string()))
+}
+
+/// Polls `f` every 50 ms until it is true or `timeout` passes.
+pub fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A containerd-style RFC3339Nano UTC timestamp (trailing zeros trimmed).
+pub fn rfc3339_nano(ts_ns: i64) -> String {
+    let secs = ts_ns.div_euclid(1_000_000_000);
+    let nanos = ts_ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+    if nanos != 0 {
+        let f = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// One CRI line as containerd writes it.
+pub fn cri_line(ts_ns: i64, stream: &str, partial: bool, content: &str) -> String {
+    format!(
+        "{} {} {} {}\n",
+        rfc3339_nano(ts_ns),
+        stream,
+        if partial { "P" } else { "F" },
+        content
+    )
+}
+
+/// A container log file as the runtime writes it, with kubelet-style
+/// rotation (rename to `<name>.<stamp>`, create a new file).
+pub struct PodLog {
+    pub path: PathBuf,
+    file: File,
+    pub written_since_rotate: usize,
+    rotations: u32,
+}
+
+impl PodLog {
+    /// `<logs>/<ns>_<pod>_<uid>/<container>/0.log`
+    pub fn create(logs: &Path, pod: &str, container: &str) -> PodLog {
+        let dir = logs
+            .join(format!("default_{pod}_{pod}-uid"))
+            .join(container);
+        fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("0.log");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open log");
+        PodLog {
+            path,
+            file,
+            written_since_rotate: 0,
+            rotations: 0,
+        }
+    }
+
+    pub fn write(&mut self, s: &str) {
+        self.file.write_all(s.as_bytes()).expect("write log");
+        self.written_since_rotate += s.len();
+    }
+
+    /// Kubelet rotation: rename the live file, then the runtime reopens a new
+    /// one at the same path. Returns the rotated path.
+    pub fn rotate(&mut self) -> PathBuf {
+        self.rotations += 1;
+        let rotated = self
+            .path
+            .with_file_name(format!("0.log.20261122-{:06}", self.rotations));
+        fs::rename(&self.path, &rotated).expect("rename");
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .expect("reopen");
+        self.written_since_rotate = 0;
+        rotated
+    }
+}
