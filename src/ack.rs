@@ -25,9 +25,18 @@
 //! acknowledged, or block while holding the tracker lock.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// Counts every advance of any tracker's committed position in the process,
+/// so the positions writer can tell cheaply whether there is news to save.
+static COMMIT_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The number of committed-position advances so far (any tracker).
+pub fn commit_epoch() -> u64 {
+    COMMIT_EPOCH.load(Ordering::Relaxed)
+}
 
 /// Where a source resumes: a byte offset or an opaque cursor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +164,7 @@ impl Tracker {
         if !ok {
             st.poisoned = true;
         }
+        let mut advanced = false;
         while let Some(front) = st.pending.front() {
             if front.remaining > 0 || front.poisoned {
                 break;
@@ -164,6 +174,10 @@ impl Tracker {
             };
             st.base += 1;
             st.committed = slot.end;
+            advanced = true;
+        }
+        if advanced {
+            COMMIT_EPOCH.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -118,7 +118,13 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     let mut handles = Vec::new();
     if opts.dry_run {
         let c = cfg.clients.first().cloned().unwrap_or_default();
-        match client::start(&c, &cfg.limits_config, metrics.clone(), Mode::DryRun, shutdown_timeout) {
+        match client::start(
+            &c,
+            &cfg.limits_config,
+            metrics.clone(),
+            Mode::DryRun,
+            shutdown_timeout,
+        ) {
             Ok(h) => handles.push(h),
             Err(e) => {
                 tracing::error!("{e}");
@@ -127,7 +133,13 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
         }
     } else {
         for (i, c) in cfg.clients.iter().enumerate() {
-            match client::start(c, &cfg.limits_config, metrics.clone(), Mode::Push, shutdown_timeout) {
+            match client::start(
+                c,
+                &cfg.limits_config,
+                metrics.clone(),
+                Mode::Push,
+                shutdown_timeout,
+            ) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     tracing::error!("clients[{i}]: {e}");
@@ -244,18 +256,35 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     0
 }
 
-async fn sync_loop(positions: Arc<Positions>, metrics: Arc<Metrics>, budget: Arc<Budget>, period: Duration) {
+/// Saves positions soon after acknowledgements move them (checked every
+/// [`SAVE_POLL`], written only when some committed position advanced), and at
+/// least every `sync_period`. So a `kill -9` re-sends only lines that were
+/// unacknowledged or acknowledged within the last poll.
+async fn sync_loop(
+    positions: Arc<Positions>,
+    metrics: Arc<Metrics>,
+    budget: Arc<Budget>,
+    period: Duration,
+) {
     let period = period.max(Duration::from_millis(10));
     let mut last_save = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(500).min(period));
+    let mut saved_epoch = crate::ack::commit_epoch();
+    let mut tick = tokio::time::interval(SAVE_POLL.min(period));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         metrics.pending_bytes.set(budget.used() as i64);
-        if last_save.elapsed() >= period {
+        let epoch = crate::ack::commit_epoch();
+        if epoch != saved_epoch || last_save.elapsed() >= period {
             let p = positions.clone();
             match tokio::task::spawn_blocking(move || p.save()).await {
-                Ok(Ok(())) => last_save = Instant::now(),
-                Ok(Err(e)) => tracing::warn!(error = %e, file = %positions.path().display(), "cannot save positions"),
+                Ok(Ok(())) => {
+                    last_save = Instant::now();
+                    saved_epoch = epoch;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, file = %positions.path().display(), "cannot save positions")
+                }
                 Err(_) => {}
             }
         }
@@ -264,6 +293,9 @@ async fn sync_loop(positions: Arc<Positions>, metrics: Arc<Metrics>, budget: Arc
             .set(last_save.elapsed().as_secs_f64());
     }
 }
+
+/// How often the positions writer looks for acknowledged progress.
+pub const SAVE_POLL: Duration = Duration::from_millis(50);
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

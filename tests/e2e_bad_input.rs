@@ -7,7 +7,7 @@ mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{cri_line, wait, Agent, PodLog, Setup};
+use agent::{cri_line, Agent, PodLog, Setup};
 use receiver::Receiver;
 use std::io::Write;
 use std::time::Duration;
@@ -36,7 +36,12 @@ fn bad_input_is_handled_counted_and_reported() {
     let mut raw = cri_line(T0, "stdout", false, "before-").into_bytes();
     raw.pop();
     raw.extend_from_slice(b"\xff\xfe-after\n");
-    std::fs::OpenOptions::new().append(true).open(&utf.path).unwrap().write_all(&raw).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&utf.path)
+        .unwrap()
+        .write_all(&raw)
+        .unwrap();
     utf.write(&cri_line(T0 + 1, "stdout", false, "utf8 ok line"));
 
     // A 5 MiB line between two normal ones (over max_line_size: dropped).
@@ -47,8 +52,15 @@ fn bad_input_is_handled_counted_and_reported() {
 
     // Binary garbage (not CRI, with NULs and no valid UTF-8).
     let mut garbage = PodLog::create(&setup.logs, "garbage", "app");
-    let bytes: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    std::fs::OpenOptions::new().append(true).open(&garbage.path).unwrap().write_all(&bytes).unwrap();
+    let bytes: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&garbage.path)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
     garbage.write("\n");
     garbage.write(&cri_line(T0, "stdout", false, "garbage-after"));
 
@@ -58,7 +70,12 @@ fn bad_input_is_handled_counted_and_reported() {
     // A file deleted while being read.
     let mut gone = PodLog::create(&setup.logs, "deleted", "app");
     for i in 0..20_000 {
-        gone.write(&cri_line(T0 + i, "stdout", false, &format!("deleted line {i}")));
+        gone.write(&cri_line(
+            T0 + i,
+            "stdout",
+            false,
+            &format!("deleted line {i}"),
+        ));
     }
     std::fs::remove_file(&gone.path).unwrap();
 
@@ -66,22 +83,40 @@ fn bad_input_is_handled_counted_and_reported() {
     let mut ok = PodLog::create(&setup.logs, "healthy", "app");
     ok.write(&cri_line(T0, "stdout", false, "healthy line"));
 
-    assert!(rx.wait_until(Duration::from_secs(120), |r| {
-        lines_of(r, "healthy").len() == 1
-            && lines_of(r, "utf8").len() == 2
-            && lines_of(r, "huge").len() == 2
-            && lines_of(r, "garbage").iter().any(|l| l == "garbage-after")
-    }), "not everything arrived; log:\n{}", agent.log());
+    assert!(
+        rx.wait_until(Duration::from_secs(120), |r| {
+            lines_of(r, "healthy").len() == 1
+                && lines_of(r, "utf8").len() == 2
+                && lines_of(r, "huge").len() == 2
+                && lines_of(r, "garbage").iter().any(|l| l == "garbage-after")
+        }),
+        "not everything arrived; log:\n{}",
+        agent.log()
+    );
 
     // Invalid UTF-8 was replaced, never sent raw.
     let u = lines_of(&rx, "utf8");
     assert_eq!(u[0], "before-\u{fffd}\u{fffd}-after");
-    assert!(rx.entries().iter().all(|e| e.valid_utf8), "invalid UTF-8 reached the receiver");
-    assert!(agent.metric_sum("tailtrace_invalid_utf8_lines_total", &[]).unwrap_or(0.0) >= 1.0);
+    assert!(
+        rx.entries().iter().all(|e| e.valid_utf8),
+        "invalid UTF-8 reached the receiver"
+    );
+    assert!(
+        agent
+            .metric_sum("tailtrace_invalid_utf8_lines_total", &[])
+            .unwrap_or(0.0)
+            >= 1.0
+    );
     // The huge line was dropped and counted; its neighbours arrived.
     assert_eq!(lines_of(&rx, "huge"), vec!["huge-before", "huge-after"]);
     assert!(
-        agent.metric_sum("promtail_dropped_entries_total", &[("reason", "line_too_long")]).unwrap_or(0.0) >= 1.0,
+        agent
+            .metric_sum(
+                "promtail_dropped_entries_total",
+                &[("reason", "line_too_long")]
+            )
+            .unwrap_or(0.0)
+            >= 1.0,
         "the 5 MiB line must be a counted drop"
     );
     // Deleted file: whatever was read was shipped in order; the agent lives on.
@@ -102,10 +137,21 @@ fn a_line_over_the_limit_is_truncated_when_asked() {
     let mut log = PodLog::create(&setup.logs, "trunc", "app");
     log.write(&cri_line(T0, "stdout", false, &"é".repeat(700)));
     let mut agent = Agent::start(dir.path(), &setup);
-    assert!(rx.wait_until(Duration::from_secs(60), |r| r.count() == 1), "{}", agent.log());
+    assert!(
+        rx.wait_until(Duration::from_secs(60), |r| r.count() == 1),
+        "{}",
+        agent.log()
+    );
     let line = &rx.entries()[0].line;
-    assert!(line.len() <= 1000 && line.len() >= 998, "truncated to {} bytes", line.len());
-    assert!(line.chars().all(|c| c == 'é'), "truncation must cut on a character boundary");
+    assert!(
+        line.len() <= 1000 && line.len() >= 998,
+        "truncated to {} bytes",
+        line.len()
+    );
+    assert!(
+        line.chars().all(|c| c == 'é'),
+        "truncation must cut on a character boundary"
+    );
     assert!(agent.terminate().unwrap().success());
 }
 
@@ -133,7 +179,11 @@ fn an_unreadable_directory_is_reported_and_others_still_ship() {
         }
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
-    std::fs::set_permissions(locked.path.parent().unwrap(), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(
+        locked.path.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
     // Run as nobody via setpriv: the agent binary is the "real" command.
     let cfg = dir.path().join("promtail.yaml");
     std::fs::write(&cfg, setup.yaml()).unwrap();
@@ -149,10 +199,16 @@ fn an_unreadable_directory_is_reported_and_others_still_ship() {
     let arrived = rx.wait_until(Duration::from_secs(60), |r| r.count() >= 1);
     std::thread::sleep(Duration::from_millis(1500));
     let alive = matches!(child.try_wait(), Ok(None));
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    std::fs::set_permissions(locked.path.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        locked.path.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     assert!(arrived, "readable file not shipped; log:\n{log}");
     assert!(alive, "agent died on an unreadable directory; log:\n{log}");
     let lines: Vec<String> = rx.entries().into_iter().map(|e| e.line).collect();
@@ -162,5 +218,4 @@ fn an_unreadable_directory_is_reported_and_others_still_ship() {
         "the unreadable directory must be reported; log:\n{log}"
     );
     assert!(status.success(), "{status:?}");
-    let _ = wait;
 }

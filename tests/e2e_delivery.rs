@@ -18,7 +18,10 @@ const T0: i64 = 1_763_800_000_000_000_000;
 /// The expected line `l` of file `f`: (content, timestamp of its F piece).
 fn expected(f: usize, l: usize) -> (String, i64) {
     let content = format!("f{f:03} l{l:05} {}", "x".repeat(120 + (l * 7) % 80));
-    (content, T0 + (f as i64) * 1_000_000_000 + (l as i64) * 1000 + 1)
+    (
+        content,
+        T0 + (f as i64) * 1_000_000_000 + (l as i64) * 1000 + 1,
+    )
 }
 
 /// Writes line `l` of file `f`; every tenth line split into P/P/F pieces.
@@ -45,8 +48,16 @@ fn check_all(rx: &Receiver, logs: &[PodLog], lines: usize) -> usize {
     for e in rx.entries() {
         assert!(e.valid_utf8, "agent sent invalid UTF-8: {:?}", e.line);
         let mut it = e.line.split(' ');
-        let f: usize = it.next().and_then(|s| s.strip_prefix('f')).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("unexpected line {:?}", e.line));
-        let l: usize = it.next().and_then(|s| s.strip_prefix('l')).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("unexpected line {:?}", e.line));
+        let f: usize = it
+            .next()
+            .and_then(|s| s.strip_prefix('f'))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {:?}", e.line));
+        let l: usize = it
+            .next()
+            .and_then(|s| s.strip_prefix('l'))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {:?}", e.line));
         let (content, ts) = expected(f, l);
         assert_eq!(e.line, content, "line {f}/{l} not whole");
         assert_eq!(e.ts_ns, ts, "line {f}/{l}: timestamp must be the F piece's");
@@ -56,7 +67,11 @@ fn check_all(rx: &Receiver, logs: &[PodLog], lines: usize) -> usize {
         assert_eq!(e.labels.get("cluster").map(String::as_str), Some("test"));
         let want_file = logs[f].path.display().to_string();
         assert_eq!(e.labels.get("filename"), Some(&want_file), "filename label");
-        assert!(!e.labels.keys().any(|k| k.starts_with("__")), "reserved label leaked: {:?}", e.labels);
+        assert!(
+            !e.labels.keys().any(|k| k.starts_with("__")),
+            "reserved label leaked: {:?}",
+            e.labels
+        );
         let n = seen.entry((f, l)).or_default();
         *n += 1;
         if *n > 1 {
@@ -66,7 +81,11 @@ fn check_all(rx: &Receiver, logs: &[PodLog], lines: usize) -> usize {
         // Order within a stream (first deliveries only).
         let key = format!("{}{:?}", e.tenant, e.labels);
         if let Some(prev) = last_in_stream.insert(key, (f, l)) {
-            assert!(prev < (f, l), "out of order in stream: {prev:?} then {:?}", (f, l));
+            assert!(
+                prev < (f, l),
+                "out of order in stream: {prev:?} then {:?}",
+                (f, l)
+            );
         }
     }
     for f in 0..logs.len() {
@@ -94,7 +113,11 @@ fn two_hundred_files_every_line_exactly_once() {
         }
     }
     let mut agent = Agent::start(dir.path(), &setup);
-    assert!(agent.wait_ready(Duration::from_secs(60)), "agent never ready:\n{}", agent.log());
+    assert!(
+        agent.wait_ready(Duration::from_secs(60)),
+        "agent never ready:\n{}",
+        agent.log()
+    );
     for l in LINES / 2..LINES {
         for (f, log) in logs.iter_mut().enumerate() {
             write_line(log, f, l);
@@ -102,14 +125,21 @@ fn two_hundred_files_every_line_exactly_once() {
     }
     let total = FILES * LINES;
     let ok = rx.wait_until(Duration::from_secs(300), |r| r.count() >= total);
-    assert!(ok, "only {} of {total} lines arrived; agent log tail:\n{}", rx.count(), tail(&agent.log()));
+    assert!(
+        ok,
+        "only {} of {total} lines arrived; agent log tail:\n{}",
+        rx.count(),
+        tail(&agent.log())
+    );
     // Let any stray extra line show up before counting.
     std::thread::sleep(Duration::from_millis(700));
     let dups = check_all(&rx, &logs, LINES);
     assert_eq!(dups, 0, "duplicates without any fault");
     assert_eq!(rx.count(), total);
     // The agent's own counters agree with the receiver.
-    let sent = agent.metric_sum("promtail_sent_entries_total", &[]).unwrap_or(-1.0);
+    let sent = agent
+        .metric_sum("promtail_sent_entries_total", &[])
+        .unwrap_or(-1.0);
     assert_eq!(sent as usize, total, "promtail_sent_entries_total");
     let st = agent.terminate().expect("exit status");
     assert!(st.success(), "exit status {st:?}");
@@ -126,7 +156,11 @@ fn kubelet_rotation_under_load_loses_nothing() {
         .map(|f| PodLog::create(&setup.logs, &format!("rot{f:03}"), "app"))
         .collect();
     let mut agent = Agent::start(dir.path(), &setup);
-    assert!(agent.wait_ready(Duration::from_secs(60)), "agent never ready:\n{}", agent.log());
+    assert!(
+        agent.wait_ready(Duration::from_secs(60)),
+        "agent never ready:\n{}",
+        agent.log()
+    );
     let mut rotated: Vec<Vec<std::path::PathBuf>> = vec![Vec::new(); FILES];
     for l in 0..LINES {
         for (f, log) in logs.iter_mut().enumerate() {
@@ -147,7 +181,12 @@ fn kubelet_rotation_under_load_loses_nothing() {
     }
     let total = FILES * LINES;
     let ok = rx.wait_until(Duration::from_secs(300), |r| r.count() >= total);
-    assert!(ok, "only {} of {total} lines arrived after rotations; log tail:\n{}", rx.count(), tail(&agent.log()));
+    assert!(
+        ok,
+        "only {} of {total} lines arrived after rotations; log tail:\n{}",
+        rx.count(),
+        tail(&agent.log())
+    );
     std::thread::sleep(Duration::from_millis(700));
     let dups = check_all(&rx, &logs, LINES);
     assert_eq!(dups, 0, "duplicates without any fault");
@@ -157,8 +196,14 @@ fn kubelet_rotation_under_load_loses_nothing() {
 fn gzip_and_unlink(path: &std::path::Path) {
     use std::io::Write;
     let data = std::fs::read(path).unwrap();
-    let gz = path.with_file_name(format!("{}.gz", path.file_name().unwrap().to_string_lossy()));
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let gz = path.with_file_name(format!(
+        "{}.gz",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
     enc.write_all(&data).unwrap();
     enc.finish().unwrap();
     std::fs::remove_file(path).unwrap();

@@ -22,8 +22,14 @@ fn content(f: usize, l: usize) -> String {
 
 fn parse_id(line: &str) -> (usize, usize) {
     let mut it = line.split(' ');
-    let f = it.next().and_then(|s| s.strip_prefix('f')).and_then(|s| s.parse().ok());
-    let l = it.next().and_then(|s| s.strip_prefix('l')).and_then(|s| s.parse().ok());
+    let f = it
+        .next()
+        .and_then(|s| s.strip_prefix('f'))
+        .and_then(|s| s.parse().ok());
+    let l = it
+        .next()
+        .and_then(|s| s.strip_prefix('l'))
+        .and_then(|s| s.parse().ok());
     match (f, l) {
         (Some(f), Some(l)) => (f, l),
         _ => panic!("unexpected line {line:?}"),
@@ -49,11 +55,15 @@ fn write_line(log: &mut PodLog, f: usize, l: usize, offset: &mut u64) -> u64 {
 /// Saved offsets by path from the positions file (Promtail's `positions:` map).
 fn saved_offsets(path: &std::path::Path) -> HashMap<String, u64> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or(serde_yaml_ng::Value::Null);
+    let v: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).unwrap_or(serde_yaml_ng::Value::Null);
     let mut out = HashMap::new();
     if let Some(m) = v.get("positions").and_then(|p| p.as_mapping()) {
         for (k, v) in m {
-            let off = v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64());
+            let off = v
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| v.as_u64());
             if let (Some(k), Some(off)) = (k.as_str(), off) {
                 out.insert(k.to_string(), off);
             }
@@ -98,7 +108,11 @@ fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_unsaved_tail() {
         })
     };
     let total = FILES * LINES;
-    assert!(rx.wait_until(Duration::from_secs(120), |r| r.count() >= total / 4), "no progress: {}", agent.log());
+    assert!(
+        rx.wait_until(Duration::from_secs(120), |r| r.count() >= total / 4),
+        "no progress: {}",
+        agent.log()
+    );
     agent.kill9();
     // Nothing more can arrive from the dead process; snapshot what did.
     std::thread::sleep(Duration::from_millis(300));
@@ -112,7 +126,10 @@ fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_unsaved_tail() {
             .iter()
             .filter(|e| {
                 let (f, l) = parse_id(&e.line);
-                let saved = saved.get(&paths[f].display().to_string()).copied().unwrap_or(0);
+                let saved = saved
+                    .get(&paths[f].display().to_string())
+                    .copied()
+                    .unwrap_or(0);
                 ends[f][l] > saved
             })
             .count()
@@ -127,7 +144,12 @@ fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_unsaved_tail() {
         }
         u.len() >= total
     });
-    assert!(ok, "lines lost across kill -9: {} received; log:\n{}", rx.count(), agent.log());
+    assert!(
+        ok,
+        "lines lost across kill -9: {} received; log:\n{}",
+        rx.count(),
+        agent.log()
+    );
     std::thread::sleep(Duration::from_millis(700));
     let all = rx.entries();
     let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
@@ -147,7 +169,10 @@ fn kill_9_mid_stream_loses_nothing_and_duplicates_only_the_unsaved_tail() {
         expected_dups,
         dups
     );
-    assert_eq!(dups, expected_dups, "duplicates must be exactly the lines past the saved positions");
+    assert_eq!(
+        dups, expected_dups,
+        "duplicates must be exactly the lines past the saved positions"
+    );
     assert!(agent.terminate().unwrap().success());
 }
 
@@ -162,7 +187,7 @@ fn outage_with_429_500_and_dropped_connections_then_recovery_delivers_everything
     let mut logs: Vec<PodLog> = (0..FILES)
         .map(|f| PodLog::create(&setup.logs, &format!("out{f:03}"), "app"))
         .collect();
-    let mut offs = vec![0u64; FILES];
+    let mut offs = [0u64; FILES];
     for l in 0..LINES {
         for (f, log) in logs.iter_mut().enumerate() {
             write_line(log, f, l, &mut offs[f]);
@@ -182,7 +207,12 @@ fn outage_with_429_500_and_dropped_connections_then_recovery_delivers_everything
     assert_eq!(rx.count(), 0, "nothing may be stored during the outage");
     rx.set_mode(Mode::Normal);
     let total = FILES * LINES;
-    assert!(rx.wait_until(Duration::from_secs(120), |r| r.count() >= total), "after recovery only {} of {total}:\n{}", rx.count(), agent.log());
+    assert!(
+        rx.wait_until(Duration::from_secs(120), |r| r.count() >= total),
+        "after recovery only {} of {total}:\n{}",
+        rx.count(),
+        agent.log()
+    );
     std::thread::sleep(Duration::from_millis(500));
     let mut seen = BTreeMap::new();
     for e in rx.entries() {
@@ -190,9 +220,16 @@ fn outage_with_429_500_and_dropped_connections_then_recovery_delivers_everything
     }
     assert_eq!(seen.len(), total);
     assert!(seen.values().all(|&n| n == 1), "duplicates after an outage");
-    let retries = agent.metric_sum("promtail_batch_retries_total", &[]).unwrap_or(0.0);
+    let retries = agent
+        .metric_sum("promtail_batch_retries_total", &[])
+        .unwrap_or(0.0);
     assert!(retries >= 8.0, "promtail_batch_retries_total = {retries}");
-    assert_eq!(agent.metric_sum("promtail_dropped_entries_total", &[]).unwrap_or(-1.0), 0.0);
+    assert_eq!(
+        agent
+            .metric_sum("promtail_dropped_entries_total", &[])
+            .unwrap_or(-1.0),
+        0.0
+    );
     assert!(agent.terminate().unwrap().success());
 }
 
@@ -209,27 +246,56 @@ fn a_batch_rejected_with_400_is_dropped_counted_and_the_rest_flows() {
         write_line(&mut log, 0, l, &mut off);
     }
     assert!(rx.wait_until(Duration::from_secs(60), |r| r.count() >= 100));
-    rx.set_mode(Mode::FailNext { count: 1, status: 400 });
+    rx.set_mode(Mode::FailNext {
+        count: 1,
+        status: 400,
+    });
     for l in 100..200 {
         write_line(&mut log, 0, l, &mut off);
     }
-    assert!(wait(Duration::from_secs(60), || rx.requests().iter().any(|r| r.status == 400)));
+    assert!(wait(Duration::from_secs(60), || rx
+        .requests()
+        .iter()
+        .any(|r| r.status == 400)));
     // Wait until the rejected lines are counted as dropped.
-    assert!(wait(Duration::from_secs(30), || {
-        agent.metric_sum("promtail_dropped_entries_total", &[]).unwrap_or(0.0) > 0.0
-    }), "400 not counted:\n{}", agent.log());
+    assert!(
+        wait(Duration::from_secs(30), || {
+            agent
+                .metric_sum("promtail_dropped_entries_total", &[])
+                .unwrap_or(0.0)
+                > 0.0
+        }),
+        "400 not counted:\n{}",
+        agent.log()
+    );
     for l in 200..300 {
         write_line(&mut log, 0, l, &mut off);
     }
-    assert!(wait(Duration::from_secs(60), || rx.entries().iter().any(|e| parse_id(&e.line).1 == 299)), "agent stopped shipping after a 400");
+    assert!(
+        wait(Duration::from_secs(60), || rx
+            .entries()
+            .iter()
+            .any(|e| parse_id(&e.line).1 == 299)),
+        "agent stopped shipping after a 400"
+    );
     std::thread::sleep(Duration::from_millis(500));
-    let got: std::collections::HashSet<usize> = rx.entries().iter().map(|e| parse_id(&e.line).1).collect();
+    let got: std::collections::HashSet<usize> =
+        rx.entries().iter().map(|e| parse_id(&e.line).1).collect();
     let missing = 300 - got.len();
     let dropped = agent
-        .metric_sum("promtail_dropped_entries_total", &[("reason", "ingester_error")])
+        .metric_sum(
+            "promtail_dropped_entries_total",
+            &[("reason", "ingester_error")],
+        )
         .unwrap_or(-1.0);
     assert!(missing > 0, "a 400 batch must be dropped, not retried");
-    assert_eq!(dropped as usize, missing, "every missing line is a counted drop");
-    assert!(agent.log().contains("400"), "the rejection is logged with Loki's status");
+    assert_eq!(
+        dropped as usize, missing,
+        "every missing line is a counted drop"
+    );
+    assert!(
+        agent.log().contains("400"),
+        "the rejection is logged with Loki's status"
+    );
     assert!(agent.terminate().unwrap().success());
 }

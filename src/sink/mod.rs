@@ -9,12 +9,12 @@
 //! Must never: acknowledge an entry before Loki accepted it or the agent
 //! deliberately dropped it and counted the drop; hold more than the budget.
 
-pub mod fanout;
 pub mod backoff;
 pub mod batch;
-pub mod encode;
-pub mod prepare;
-pub mod proto;
-pub mod http;
 pub mod client;
 pub mod dryrun;
+pub mod encode;
+pub mod fanout;
+pub mod http;
+pub mod prepare;
+pub mod proto;

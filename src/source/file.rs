@@ -1,8 +1,8 @@
 //! One tailed file: its identity, read position, acknowledgement tracker and
 //! metrics, and the turn that reads one chunk of it into entries.
 //!
-//! Owns: [`Tailed`] and [`Kind`]. A `Tailed` is keyed by file identity (device
-//! + inode), never by name: after the kubelet renames `0.log`, the same
+//! Owns: [`Tailed`] and [`Kind`]. A `Tailed` is keyed by file identity
+//! (device and inode), never by name: after the kubelet renames `0.log`, the same
 //! `Tailed` keeps reading the renamed inode through its open descriptor (it
 //! becomes [`Kind::Moved`]) while the new `0.log` gets a `Tailed` of its own.
 //!

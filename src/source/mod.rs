@@ -12,14 +12,14 @@ pub mod docker;
 pub mod file;
 pub mod fingerprint;
 pub mod gz;
+#[cfg(test)]
+mod model_tests;
 pub mod reader;
 pub mod relocate;
 pub mod tailer;
 #[cfg(test)]
-mod testkit;
-#[cfg(test)]
-mod model_tests;
-#[cfg(test)]
 mod tailer_tests;
+#[cfg(test)]
+mod testkit;
 
 pub use tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions};

@@ -26,7 +26,10 @@ pub enum Found {
     /// The same inode, under `path` (renamed or still in place).
     Plain { path: PathBuf, file: File },
     /// A compressed copy, already positioned at the requested offset.
-    Gz { path: PathBuf, stream: GzStream },
+    Gz {
+        path: PathBuf,
+        stream: Box<GzStream>,
+    },
 }
 
 /// Looks for the file `id` with fingerprint `fp`, last seen at `orig`.
@@ -100,7 +103,10 @@ fn search(orig: &Path, id: FileId, fp: Fingerprint, offset: u64) -> io::Result<O
                 "compressed rotated file is shorter than the saved offset; skipping it");
             continue;
         }
-        return Ok(Some(Found::Gz { path: p, stream }));
+        return Ok(Some(Found::Gz {
+            path: p,
+            stream: Box::new(stream),
+        }));
     }
     Ok(None)
 }

@@ -128,6 +128,14 @@ pub fn spawn_file_tailer(
 /// The agent is stopping.
 struct Stopped;
 
+/// A file closed for good, forgotten once every line is acknowledged.
+struct Draining {
+    id: FileId,
+    tracker: Arc<Tracker>,
+    path: PathBuf,
+    fp: crate::positions::Fingerprint,
+}
+
 struct Job {
     name: String,
     pipeline: Pipeline,
@@ -145,7 +153,9 @@ struct Tailer {
     /// Path → the file currently at it.
     by_path: HashMap<PathBuf, FileId>,
     /// Closed for good; forgotten once every line is acknowledged.
-    draining: Vec<(FileId, Arc<Tracker>)>,
+    draining: Vec<Draining>,
+    /// Next synthetic inode for re-keyed draining entries.
+    next_synthetic: u64,
     open: usize,
     wake: Arc<Wake>,
     watch: Option<Watch>,
@@ -206,6 +216,7 @@ impl Tailer {
             files: HashMap::new(),
             by_path: HashMap::new(),
             draining: Vec::new(),
+            next_synthetic: 0,
             open: 0,
             wake,
             watch,
@@ -411,11 +422,13 @@ impl Tailer {
         start: u64,
         kind: Kind,
     ) {
+        self.rekey_draining(id);
         let t = &self.targets[ti];
         let path_s = path.to_string_lossy();
         let tracker = Tracker::new(Position::Offset(start));
         self.positions.track(path, id, fp, tracker.clone());
-        tracing::debug!(file = %path.display(), offset = start, ?kind, "tailing");
+        let job = self.jobs.get(t.job).map_or("", |j| j.name.as_str());
+        tracing::debug!(file = %path.display(), job, offset = start, ?kind, "tailing");
         let f = Tailed {
             id,
             path: path.to_path_buf(),
@@ -439,6 +452,24 @@ impl Tailer {
         self.files.insert(id, f);
         self.open += 1;
         self.metrics.files_active_total.set(self.files.len() as i64);
+    }
+
+    /// A finished file still waiting for acknowledgements whose inode number
+    /// is being reused: move its positions entry to a synthetic identity (no
+    /// real device is `u64::MAX`), so a crash still finds its unacknowledged
+    /// lines (in its `.gz`, by fingerprint) instead of losing the entry to
+    /// the new file.
+    fn rekey_draining(&mut self, id: FileId) {
+        let Some(d) = self.draining.iter_mut().find(|d| d.id == id) else {
+            return;
+        };
+        self.next_synthetic += 1;
+        let syn = FileId {
+            dev: u64::MAX,
+            ino: self.next_synthetic,
+        };
+        self.positions.track(&d.path, syn, d.fp, d.tracker.clone());
+        d.id = syn;
     }
 
     /// Saved positions no discovered file claimed: find where they went.
@@ -500,7 +531,7 @@ impl Tailer {
                 self.add(
                     &s.path,
                     ti,
-                    Src::Gz(Box::new(stream)),
+                    Src::Gz(stream),
                     id,
                     s.fingerprint(),
                     s.offset,
@@ -650,14 +681,21 @@ impl Tailer {
         }
         if same {
             if let Ok(file) = File::open(&path) {
-                let same_id = file.metadata().ok().map(|m| fingerprint::file_id(&m)) == Some(id);
-                // An inode freed while closed can be reused by a new file.
-                if same_id && fingerprint::matches_file(&file, fp_of).unwrap_or(false) {
+                let meta = file.metadata().ok();
+                if meta.as_ref().map(fingerprint::file_id) == Some(id) {
+                    let size = meta.map(|m| m.len()).unwrap_or(0);
+                    // Same inode, other first bytes: rewritten (copytruncate)
+                    // or an inode freed while closed and reused by a new file.
+                    // Either way: read it from the start.
+                    let rewritten = !fingerprint::matches_file(&file, fp_of).unwrap_or(false);
                     if let Some(f) = self.files.get_mut(&id) {
                         f.src = Some(Src::Plain(file));
                         f.active = true;
                         f.at_eof = false;
                         self.open += 1;
+                    }
+                    if rewritten || size < pos {
+                        self.truncated(id, size);
                     }
                     return Ok(());
                 }
@@ -685,7 +723,7 @@ impl Tailer {
                     if self.files.contains_key(&gid) {
                         self.files.insert(id, f);
                     } else {
-                        f.src = Some(Src::Gz(Box::new(stream)));
+                        f.src = Some(Src::Gz(stream));
                         f.kind = Kind::Gz;
                         f.active = true;
                         f.id = gid;
@@ -732,7 +770,12 @@ impl Tailer {
         if !shared {
             f.m.remove(&self.metrics);
         }
-        self.draining.push((id, f.tracker.clone()));
+        self.draining.push(Draining {
+            id,
+            tracker: f.tracker.clone(),
+            path: f.path.clone(),
+            fp: f.fp,
+        });
         self.metrics.files_active_total.set(self.files.len() as i64);
         let job = f.job;
         self.send(job)
@@ -812,12 +855,12 @@ impl Tailer {
             }
             self.maybe_close(id, now)?;
         }
-        self.draining.retain(|(id, t)| {
-            if !t.is_drained() {
+        self.draining.retain(|d| {
+            if !d.tracker.is_drained() {
                 return true;
             }
-            if !self.files.contains_key(id) {
-                self.positions.forget(*id);
+            if !self.files.contains_key(&d.id) {
+                self.positions.forget(d.id);
             }
             false
         });
@@ -985,7 +1028,6 @@ impl Tailer {
         }
         self.entries = entries;
         self.entries.clear();
-        let _ = &j.name;
         res
     }
 

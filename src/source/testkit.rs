@@ -66,6 +66,10 @@ pub struct Harness {
     pub ack: AckMode,
     run: Option<Run>,
     pub run_no: usize,
+    /// Give-up time of every wait.
+    pub timeout: Duration,
+    /// The running tailer's positions registry.
+    pub live_positions: Option<Arc<Positions>>,
 }
 
 impl Harness {
@@ -84,6 +88,8 @@ impl Harness {
             ack,
             run: None,
             run_no: 0,
+            timeout: Duration::from_secs(30),
+            live_positions: None,
         }
     }
 
@@ -112,6 +118,7 @@ impl Harness {
         self.run_no += 1;
         let run_no = self.run_no;
         let positions = self.positions();
+        self.live_positions = Some(positions.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = mpsc::channel::<Entry>(256);
         let fanout = Fanout::new(vec![tx], Budget::new(1 << 20), stop.clone());
@@ -196,6 +203,7 @@ impl Harness {
     /// Stops like a crash: nothing unacknowledged is flushed or saved.
     pub fn stop(&mut self) {
         let Some(r) = self.run.take() else { return };
+        self.live_positions = None;
         r.stop.store(true, Ordering::Relaxed);
         r.tailer.join().unwrap();
         r.sink.join().unwrap();
@@ -203,7 +211,7 @@ impl Harness {
 
     /// Waits until `pred(log)` holds (or panics after a generous timeout).
     pub fn wait_for(&self, what: &str, pred: impl Fn(&Log) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + self.timeout;
         loop {
             if pred(&self.log.lock().unwrap()) {
                 return;
@@ -237,7 +245,7 @@ impl Harness {
     }
 
     pub fn wait_counter_above(&self, reason: &str, v: u64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + self.timeout;
         while self.counter(reason) <= v {
             assert!(Instant::now() < deadline, "timed out waiting for {reason}");
             std::thread::sleep(Duration::from_millis(5));

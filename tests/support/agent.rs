@@ -236,7 +236,9 @@ impl Agent {
 
     /// Waits until `/ready` answers 200.
     pub fn wait_ready(&self, timeout: Duration) -> bool {
-        wait(timeout, || matches!(self.http_get("/ready"), Some((200, _))))
+        wait(timeout, || {
+            matches!(self.http_get("/ready"), Some((200, _)))
+        })
     }
 }
 

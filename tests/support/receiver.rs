@@ -11,9 +11,12 @@
 //! decoding core, [`process_push`], is a pure function; the server around it is
 //! one current-thread tokio runtime on a background std thread, stopped on Drop.
 //! [`Mode`] switches the answer at run time (forced status, slow, dropped
-//! connection, accept-then-drop, fail the next N). Files: this one (API and
-//! server), `loki_push.rs` (the pure decode/validate core, `receiver::push`),
-//! `loki_labels.rs` (selector parsing and Go quoting, `receiver::selector`).
+//! connection, accept-then-drop, fail the next N). [`Options::observer`]
+//! hands each push's accepted entries and arrival time to a callback (benches
+//! check every line and measure latency that way without storing entries).
+//! Files: this one (API and server), `loki_push.rs` (the pure decode/validate
+//! core, `receiver::push`), `loki_labels.rs` (selector parsing and Go
+//! quoting, `receiver::selector`).
 //!
 //! Loki behaviours emulated: `Content-Encoding` "", `snappy`, `gzip`, raw
 //! `deflate` (Go's `flate.NewReader`), anything else 400; `Content-Type` parsed
@@ -89,6 +92,31 @@ pub struct Options {
     pub reject_old_samples_max_age: Option<Duration>,
     /// Loki's `creation_grace_period` (10 min in Loki); None = off (default).
     pub creation_grace_period: Option<Duration>,
+    /// Called on the server thread with each push's accepted entries and the
+    /// push's wall-clock arrival time; None = off (default). For benches that
+    /// check every line and measure latency without keeping entries.
+    pub observer: Option<Observer>,
+}
+
+/// A per-push callback: `(accepted entries, arrival time in ns since the Unix
+/// epoch, taken when the whole body was read)`. It runs on the receiver's only
+/// thread, before the push is answered, so it must be quick.
+#[derive(Clone)]
+pub struct Observer(pub Arc<ObserverFn>);
+
+/// The callback inside an [`Observer`].
+pub type ObserverFn = dyn Fn(&[Received], i64) + Send + Sync;
+
+impl Observer {
+    pub fn new(f: impl Fn(&[Received], i64) + Send + Sync + 'static) -> Observer {
+        Observer(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer(..)")
+    }
 }
 
 impl Default for Options {
@@ -101,6 +129,7 @@ impl Default for Options {
             keep_entries: true,
             reject_old_samples_max_age: None,
             creation_grace_period: None,
+            observer: None,
         }
     }
 }
@@ -514,7 +543,11 @@ async fn push(
             Err(DropConnection)
         }
         Action::Process | Action::ProcessThenDrop => {
-            let out = process_push(&shared.opts, &meta, &body, now_ns());
+            let arrived = now_ns();
+            let out = process_push(&shared.opts, &meta, &body, arrived);
+            if let Some(obs) = &shared.opts.observer {
+                (obs.0)(&out.accepted, arrived);
+            }
             let accepted = out.accepted.len();
             {
                 let mut st = shared.state();

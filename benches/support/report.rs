@@ -1,0 +1,136 @@
+//! The e2e bench's report: machine description, git state and the table.
+//!
+//! Design: everything reads the one JSON object the bench writes, so the
+//! table and bench-results/e2e.json can never disagree.
+//!
+//! Must never: fail the run; a missing figure prints as NaN.
+
+use serde_json::{json, Value};
+use std::fs;
+use std::process::Command;
+
+use super::{TARGET_MIB_PER_CORE, TARGET_P99_MS, TARGET_RSS_MIB};
+
+pub fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+pub fn machine() -> Value {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let mem_kib: u64 = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "cpu_model": model,
+        "kernel": fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "mem_gib": mem_kib as f64 / 1024.0 / 1024.0,
+    })
+}
+
+pub fn f(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64().unwrap_or(f64::NAN)
+}
+
+pub fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "meets"
+    } else {
+        "MISSES"
+    }
+}
+
+pub fn print_table(results: &Value) {
+    println!();
+    println!("tailtrace e2e — {}", results["machine"]);
+    println!(
+        "{:<34} {:>12} {:>12}   target",
+        "throughput (pre-written input)", "1 file", "many files"
+    );
+    let shapes = ["one_file", "many_files"];
+    let row = |label: &str, key: &str, prec: usize, target: &str| {
+        let vals: Vec<String> = shapes
+            .iter()
+            .map(|s| format!("{:>12.*}", prec, f(&results[s]["throughput"], &[key])))
+            .collect();
+        println!("{label:<34} {} {}   {target}", vals[0], vals[1]);
+    };
+    row("  input MiB", "input_mib", 1, "");
+    row("  lines", "lines", 0, "");
+    row("  drain wall s", "drain_s", 2, "");
+    row("  lines/s", "lines_per_s", 0, "");
+    row("  MiB/s", "mib_per_s", 1, "");
+    row("  agent CPU s", "agent_cpu_s", 2, "");
+    row("  agent cores busy", "agent_cores", 2, "");
+    row("  agent CPU s per GiB", "agent_cpu_s_per_gib", 2, "");
+    row(
+        "  MiB/s per core (MiB / CPU s)",
+        "mib_per_core_s",
+        1,
+        &format!("≥ {TARGET_MIB_PER_CORE}"),
+    );
+    row("  drain s to 99% of lines", "drain_s_to_99pct", 2, "");
+    row("  peak RSS MiB (VmHWM)", "peak_rss_mib", 1, "");
+    row(
+        "  agent ctx switches / 1k lines",
+        "agent_vol_ctxt_switches_per_1k_lines",
+        0,
+        "",
+    );
+    row("  fake-Loki+checker CPU s", "receiver_cpu_s", 2, "");
+    println!("latency (paced writer)");
+    let lrow = |label: &str, key: &str, prec: usize, target: &str| {
+        let vals: Vec<String> = shapes
+            .iter()
+            .map(|s| format!("{:>12.*}", prec, f(&results[s]["latency"], &[key])))
+            .collect();
+        println!("{label:<34} {} {}   {target}", vals[0], vals[1]);
+    };
+    lrow("  lines/s achieved", "achieved_rate", 0, "");
+    lrow("  p50 ms", "p50_ms", 1, "");
+    lrow("  p90 ms", "p90_ms", 1, "");
+    lrow(
+        "  p99 ms",
+        "p99_ms",
+        1,
+        &format!("≤ {TARGET_P99_MS} (batchwait + 50 ms)"),
+    );
+    lrow("  p99.9 ms", "p999_ms", 1, "");
+    lrow("  max ms (incl. warm-up)", "max_ms_all_lines", 1, "");
+    lrow(
+        "  peak RSS MiB (VmHWM)",
+        "peak_rss_mib",
+        1,
+        &format!("< {TARGET_RSS_MIB} with many files"),
+    );
+    lrow("  agent cores busy", "agent_cores", 3, "");
+    lrow(
+        "  agent ctx switches / 1k lines",
+        "agent_vol_ctxt_switches_per_1k_lines",
+        0,
+        "",
+    );
+    println!("targets:");
+    for (k, v) in results["targets"].as_object().into_iter().flatten() {
+        println!("  {k}: {v}");
+    }
+}
