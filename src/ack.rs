@@ -147,18 +147,21 @@ impl Tracker {
     }
 
     fn settle(&self, first: u64, last: u64, ok: bool) {
+        self.settle_ranges(&[(first, last)], ok)
+    }
+
+    fn settle_ranges(&self, ranges: &[(u64, u64)], ok: bool) {
         let mut st = self.lock();
         let base = st.base;
-        for seq in first..=last {
-            if seq < base {
-                continue;
-            }
-            let Some(slot) = st.pending.get_mut((seq - base) as usize) else {
-                continue;
-            };
-            slot.remaining = slot.remaining.saturating_sub(1);
-            if !ok {
-                slot.poisoned = true;
+        for &(first, last) in ranges {
+            for seq in first.max(base)..=last {
+                let Some(slot) = st.pending.get_mut((seq - base) as usize) else {
+                    continue;
+                };
+                slot.remaining = slot.remaining.saturating_sub(1);
+                if !ok {
+                    slot.poisoned = true;
+                }
             }
         }
         if !ok {
@@ -299,6 +302,31 @@ impl Ack {
     }
 }
 
+/// Acknowledges many entries at once, taking each tracker's lock once per
+/// run of consecutive acks of that tracker (a batch holds long runs of one
+/// file's lines).
+pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
+    let mut run: Option<Arc<Tracker>> = None;
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let flush = |t: &Option<Arc<Tracker>>, ranges: &mut Vec<(u64, u64)>| {
+        if let Some(t) = t {
+            t.settle_ranges(ranges, true);
+        }
+        ranges.clear();
+    };
+    for mut a in acks {
+        a.charge = None;
+        let Some(t) = a.tracker.take() else { continue };
+        if !run.as_ref().is_some_and(|r| Arc::ptr_eq(r, &t)) {
+            flush(&run, &mut ranges);
+            run = Some(t);
+        }
+        ranges.push((a.first, a.last));
+        ranges.extend(a.more.iter().copied());
+    }
+    flush(&run, &mut ranges);
+}
+
 impl Drop for Ack {
     fn drop(&mut self) {
         self.settle(false);
@@ -309,6 +337,8 @@ impl Drop for Ack {
 pub struct Budget {
     limit: usize,
     used: AtomicUsize,
+    /// Threads waiting in `charge_blocking` (release signals only then).
+    waiters: AtomicUsize,
     lock: Mutex<()>,
     freed: Condvar,
 }
@@ -318,6 +348,7 @@ impl Budget {
         Arc::new(Budget {
             limit: limit.max(1),
             used: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
             freed: Condvar::new(),
         })
@@ -364,9 +395,11 @@ impl Budget {
                 return None;
             }
             let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.waiters.fetch_add(1, Ordering::SeqCst);
             // Re-check under the lock, then wait with a timeout so a missed
             // wake-up costs at most that long.
             if self.try_take(n) {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
                 return Some(Charge {
                     budget: self.clone(),
                     bytes: n,
@@ -376,7 +409,16 @@ impl Budget {
                 .freed
                 .wait_timeout(guard, Duration::from_millis(50))
                 .unwrap_or_else(|p| p.into_inner());
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Charges `n` bytes if they fit now.
+    pub fn try_charge(self: &Arc<Self>, n: usize) -> Option<Charge> {
+        self.try_take(n).then(|| Charge {
+            budget: self.clone(),
+            bytes: n,
+        })
     }
 
     /// Charges without waiting (may exceed the limit; for tests and flushes).
@@ -389,9 +431,11 @@ impl Budget {
     }
 
     fn release(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::AcqRel);
-        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.freed.notify_all();
+        self.used.fetch_sub(n, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.freed.notify_all();
+        }
     }
 }
 
@@ -461,6 +505,21 @@ mod tests {
         assert_eq!(t.committed(), Position::Offset(5));
         e.ack();
         assert_eq!(t.committed(), Position::Offset(14));
+    }
+
+    #[test]
+    fn ack_many_settles_runs_of_several_trackers() {
+        let t1 = Tracker::new(Position::Offset(0));
+        let t2 = Tracker::new(Position::Offset(0));
+        let a = t1.issue(Position::Offset(1));
+        let b = t1.issue(Position::Offset(2));
+        let c = t2.issue(Position::Offset(7));
+        let d = t1.issue(Position::Offset(3));
+        ack_many(vec![b, c, a]);
+        assert_eq!(t1.committed(), Position::Offset(2));
+        assert_eq!(t2.committed(), Position::Offset(7));
+        ack_many(vec![d]);
+        assert_eq!(t1.committed(), Position::Offset(3));
     }
 
     #[test]

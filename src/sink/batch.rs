@@ -135,9 +135,7 @@ impl Batch {
     /// Settles every entry: Loki accepted the batch, or it was dropped and
     /// counted.
     pub fn ack_all(self) {
-        for e in self.into_entries() {
-            e.ack.ack();
-        }
+        crate::ack::ack_many(self.into_entries().map(|e| e.ack));
     }
 }
 

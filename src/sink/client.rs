@@ -42,11 +42,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// Capacity of a client's entry queue.
-pub const CHANNEL_CAPACITY: usize = 1024;
+/// Capacity of a client's queue, in chunks. The queue carries chunks of
+/// entries (a reader's turn on a file), not single entries: one wake-up of
+/// the batcher per chunk instead of per line. Memory is bounded by the
+/// fan-out's budget, not by this number.
+pub const CHANNEL_CAPACITY: usize = 64;
 
-/// Entries taken off the queue without yielding between timer checks.
-pub(super) const BURST: usize = 256;
+/// Chunks taken off the queue without yielding between timer checks.
+pub(super) const BURST: usize = 16;
 
 /// Drop reason when a batch cannot be encoded (practically never).
 pub const REASON_ENCODE_ERROR: &str = "encode_error";
@@ -63,9 +66,9 @@ pub enum Mode {
 
 /// A running client.
 pub struct ClientHandle {
-    /// Where entries go (the fan-out holds a clone). Dropping every sender
-    /// starts the client's shutdown.
-    pub tx: mpsc::Sender<Entry>,
+    /// Where entries go, in chunks (the fan-out holds a clone). Dropping
+    /// every sender starts the client's shutdown.
+    pub tx: mpsc::Sender<Vec<Entry>>,
     /// Ends once the queue is closed and drained (or abandoned at the
     /// shutdown deadline).
     pub task: JoinHandle<()>,
@@ -263,7 +266,7 @@ async fn forward(btx: &mpsc::Sender<Batch>, b: Batch) {
 }
 
 async fn run_batcher(
-    mut rx: mpsc::Receiver<Entry>,
+    mut rx: mpsc::Receiver<Vec<Entry>>,
     mut prep: Prep,
     mut batcher: Batcher,
     btx: mpsc::Sender<Batch>,
@@ -283,13 +286,16 @@ async fn run_batcher(
                 continue;
             }
         };
-        let Some(e) = first else { break };
-        let mut item = Some(e);
+        let Some(chunk) = first else { break };
+        let mut item = Some(chunk);
         let mut n = 0;
-        while let Some(e) = item.take() {
-            if let Some((route, e)) = prep.prepare(e) {
-                if let Some(full) = batcher.add(&route.tenant, &route.key, e, Instant::now()) {
-                    forward(&btx, full).await;
+        while let Some(chunk) = item.take() {
+            let now = Instant::now();
+            for e in chunk {
+                if let Some((route, e)) = prep.prepare(e) {
+                    if let Some(full) = batcher.add(&route.tenant, &route.key, e, now) {
+                        forward(&btx, full).await;
+                    }
                 }
             }
             n += 1;

@@ -60,16 +60,18 @@ pub fn format_entry(ts: Timestamp, labels: &str, line: &str, out: &mut String) {
     out.push('\n');
 }
 
-pub(super) async fn run(mut rx: mpsc::Receiver<Entry>, mut prep: Prep) {
+pub(super) async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, mut prep: Prep) {
     let mut text = String::new();
     let mut written: Vec<Entry> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut item = Some(first);
         let mut n = 0;
-        while let Some(e) = item.take() {
-            if let Some((route, e)) = prep.prepare(e) {
-                format_entry(e.timestamp, &route.key.rendered, &e.line, &mut text);
-                written.push(e);
+        while let Some(chunk) = item.take() {
+            for e in chunk {
+                if let Some((route, e)) = prep.prepare(e) {
+                    format_entry(e.timestamp, &route.key.rendered, &e.line, &mut text);
+                    written.push(e);
+                }
             }
             n += 1;
             if n < BURST {
@@ -82,11 +84,7 @@ pub(super) async fn run(mut rx: mpsc::Receiver<Entry>, mut prep: Prep) {
         };
         text.clear();
         match ok {
-            Ok(()) => {
-                for e in written.drain(..) {
-                    e.ack.ack();
-                }
-            }
+            Ok(()) => crate::ack::ack_many(written.drain(..).map(|e| e.ack)),
             Err(err) => {
                 tracing::error!(error = %err, entries = written.len(), "dry-run: cannot write to stdout");
                 written.clear();

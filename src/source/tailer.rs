@@ -280,6 +280,9 @@ impl Tailer {
                 self.tick(now)?;
                 self.next_tick = now + TICK;
             }
+            // Hand this turn's entries to the clients (the fan-out gathers
+            // them in chunks); nothing may stay buffered while we sleep.
+            self.out.flush().map_err(|_| Stopped)?;
             if got == 0 {
                 let deadline = self.next_sweep.min(self.next_tick).min(self.next_rescan);
                 let d = deadline.saturating_duration_since(Instant::now());
@@ -679,35 +682,44 @@ impl Tailer {
         if self.open >= self.opts.max_open_files && !self.evict_one() {
             return Ok(()); // next sweep
         }
+        let mut found = None;
         if same {
             if let Ok(file) = File::open(&path) {
                 let meta = file.metadata().ok();
                 if meta.as_ref().map(fingerprint::file_id) == Some(id) {
                     let size = meta.map(|m| m.len()).unwrap_or(0);
-                    // Same inode, other first bytes: rewritten (copytruncate)
-                    // or an inode freed while closed and reused by a new file.
-                    // Either way: read it from the start.
-                    let rewritten = !fingerprint::matches_file(&file, fp_of).unwrap_or(false);
-                    if let Some(f) = self.files.get_mut(&id) {
-                        f.src = Some(Src::Plain(file));
-                        f.active = true;
-                        f.at_eof = false;
-                        self.open += 1;
+                    // Same inode, other first bytes: either the file was
+                    // rotated and compressed while closed and its inode number
+                    // reused by a new file (then its rest is in a `.gz`), or it
+                    // was rewritten in place (copytruncate: read from 0).
+                    let intact = fingerprint::matches_file(&file, fp_of).unwrap_or(false);
+                    if !intact {
+                        if let Ok(Some(g @ Found::Gz { .. })) = relocate(&path, id, fp_of, pos) {
+                            found = Some(g);
+                        }
                     }
-                    if rewritten || size < pos {
-                        self.truncated(id, size);
+                    if found.is_none() {
+                        if let Some(f) = self.files.get_mut(&id) {
+                            f.src = Some(Src::Plain(file));
+                            f.active = true;
+                            f.at_eof = false;
+                            self.open += 1;
+                        }
+                        if !intact || size < pos {
+                            self.truncated(id, size);
+                        }
+                        return Ok(());
                     }
-                    return Ok(());
                 }
             }
         }
         // Rotated (or deleted) while closed.
         self.moved(id);
-        let Some(f) = self.files.get(&id) else {
-            return Ok(());
+        let found = match found {
+            Some(g) => Ok(Some(g)),
+            None => relocate(&path, id, fp_of, pos),
         };
-        let fp = f.fp;
-        match relocate(&path, id, fp, pos) {
+        match found {
             Ok(Some(Found::Plain { file, .. })) => {
                 if let Some(f) = self.files.get_mut(&id) {
                     f.src = Some(Src::Plain(file));

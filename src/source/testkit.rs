@@ -120,7 +120,7 @@ impl Harness {
         let positions = self.positions();
         self.live_positions = Some(positions.clone());
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, mut rx) = mpsc::channel::<Entry>(256);
+        let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(64);
         let fanout = Fanout::new(vec![tx], Budget::new(1 << 20), stop.clone());
         let job = ScrapeJob {
             name: "test".into(),
@@ -150,8 +150,19 @@ impl Harness {
                 AckMode::Immediate => 0,
             });
             let mut last_save = Instant::now();
+            let mut inbox: std::collections::VecDeque<Entry> = Default::default();
             loop {
-                match rx.try_recv() {
+                let next = match inbox.pop_front() {
+                    Some(e) => Ok(e),
+                    None => match rx.try_recv() {
+                        Ok(chunk) => {
+                            inbox.extend(chunk);
+                            continue;
+                        }
+                        Err(err) => Err(err),
+                    },
+                };
+                match next {
                     Ok(e) => {
                         let mut l = log.lock().unwrap();
                         l.got.push(Got {
@@ -226,9 +237,28 @@ impl Harness {
     }
 
     pub fn wait_received(&self, lines: &[String]) {
-        self.wait_for("lines to be received", |l| {
-            lines.iter().all(|x| l.seen.contains_key(x))
-        });
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let missing: Vec<&String> = {
+                let l = self.log.lock().unwrap();
+                lines.iter().filter(|x| !l.seen.contains_key(*x)).collect()
+            };
+            if missing.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let short: Vec<&str> = missing
+                    .iter()
+                    .take(10)
+                    .map(|m| &m[..m.len().min(16)])
+                    .collect();
+                panic!(
+                    "timed out waiting for {} lines, e.g. {short:?}",
+                    missing.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn wait_acked(&self, lines: &[String]) {
