@@ -110,3 +110,42 @@ fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, text)
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_until_set_then_200_and_metrics_are_served() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.files_active_total.set(3);
+        let state = State::new(metrics);
+        let l = bind("127.0.0.1", 0).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(serve(l, state.clone()));
+        assert_eq!(get(addr, "/ready").await.0, 503);
+        state.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(addr, "/ready").await.0, 200);
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        let (st, body) = get(addr, "/metrics").await;
+        assert_eq!(st, 200);
+        assert!(body.contains("promtail_files_active_total 3"), "{body}");
+        assert_eq!(get(addr, "/nope").await.0, 404);
+        task.abort();
+    }
+}

@@ -51,8 +51,7 @@ impl GzStream {
         Ok(n == want)
     }
 
-    /// The (device, inode) of the compressed file: a catch-up is tracked
-    /// under it, since the original inode number may already be reused.
+    /// The (device, inode) of the compressed file.
     pub fn id(&self) -> FileId {
         self.id
     }

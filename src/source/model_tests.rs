@@ -416,3 +416,60 @@ proptest! {
         run_case(&ops, ack, opts)?;
     }
 }
+
+/// Found by the property test: a `.gz` written while stopped took the inode
+/// number of another rotated file deleted earlier; keying catch-ups by the
+/// archive's inode made one saved entry evict the other.
+#[test]
+fn regression_gz_inode_reuse_while_stopped() {
+    use Op::*;
+    let ops = [
+        Write {
+            c: 0,
+            n: 1,
+            pad: 34,
+            split: true,
+        },
+        Write {
+            c: 1,
+            n: 2,
+            pad: 4,
+            split: false,
+        },
+        Pause { ms: 6 },
+        Stop,
+        Rotate { c: 0 },
+        Write {
+            c: 1,
+            n: 3,
+            pad: 3,
+            split: true,
+        },
+        Rotate { c: 1 },
+        Gzip { c: 1 },
+        Write {
+            c: 0,
+            n: 5,
+            pad: 24,
+            split: false,
+        },
+        Write {
+            c: 1,
+            n: 1,
+            pad: 1906,
+            split: false,
+        },
+        Gzip { c: 0 },
+        Start,
+        DeleteOldest { c: 1 },
+        DeleteCurrent { c: 0 },
+    ];
+    let opts = TailOptions {
+        rescan: Duration::from_millis(300),
+        max_open_files: 64,
+        read_chunk: 1000,
+        max_line_bytes: 1 << 20,
+        idle_close: Duration::from_secs(60),
+    };
+    run_case(&ops, AckMode::Immediate, opts).unwrap();
+}

@@ -43,6 +43,8 @@ use crate::metrics::{labels, Metrics};
 use crate::pipeline::Pipeline;
 use crate::positions::{FileId, Positions, SavedFile};
 use crate::sink::fanout::Fanout;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
@@ -154,8 +156,8 @@ struct Tailer {
     by_path: HashMap<PathBuf, FileId>,
     /// Closed for good; forgotten once every line is acknowledged.
     draining: Vec<Draining>,
-    /// Next synthetic inode for re-keyed draining entries.
-    next_synthetic: u64,
+    /// Source of synthetic identities (see [`Tailer::synthetic_id`]).
+    rng: SmallRng,
     open: usize,
     wake: Arc<Wake>,
     watch: Option<Watch>,
@@ -216,7 +218,7 @@ impl Tailer {
             files: HashMap::new(),
             by_path: HashMap::new(),
             draining: Vec::new(),
-            next_synthetic: 0,
+            rng: SmallRng::from_os_rng(),
             open: 0,
             wake,
             watch,
@@ -457,19 +459,31 @@ impl Tailer {
         self.metrics.files_active_total.set(self.files.len() as i64);
     }
 
+    /// An identity no real file has (no device is `u64::MAX`), random so it
+    /// cannot collide with one saved by an earlier run. Used for catch-ups
+    /// from `.gz` copies and for re-keyed draining entries: keying them by a
+    /// real inode number would collide with stale saved entries or new files
+    /// reusing that number. At restart such an entry is found again by its
+    /// fingerprint only (a `.gz`), which is exactly what it needs.
+    fn synthetic_id(&mut self) -> FileId {
+        FileId {
+            dev: u64::MAX,
+            ino: self.rng.random(),
+        }
+    }
+
     /// A finished file still waiting for acknowledgements whose inode number
     /// is being reused: move its positions entry to a synthetic identity (no
     /// real device is `u64::MAX`), so a crash still finds its unacknowledged
     /// lines (in its `.gz`, by fingerprint) instead of losing the entry to
     /// the new file.
     fn rekey_draining(&mut self, id: FileId) {
+        if !self.draining.iter().any(|d| d.id == id) {
+            return;
+        }
+        let syn = self.synthetic_id();
         let Some(d) = self.draining.iter_mut().find(|d| d.id == id) else {
             return;
-        };
-        self.next_synthetic += 1;
-        let syn = FileId {
-            dev: u64::MAX,
-            ino: self.next_synthetic,
         };
         self.positions.track(&d.path, syn, d.fp, d.tracker.clone());
         d.id = syn;
@@ -527,7 +541,7 @@ impl Tailer {
                 if !reused {
                     self.positions.forget(s.id);
                 }
-                let id = stream.id();
+                let id = self.synthetic_id();
                 if self.files.contains_key(&id) {
                     return;
                 }
@@ -728,9 +742,9 @@ impl Tailer {
                 }
             }
             Ok(Some(Found::Gz { stream, .. })) => {
-                // Re-keyed under the archive's identity: the old inode
-                // number is free for reuse.
-                let gid = stream.id();
+                // Re-keyed under a synthetic identity: the old inode number
+                // is free for reuse.
+                let gid = self.synthetic_id();
                 if let Some(mut f) = self.files.remove(&id) {
                     if self.files.contains_key(&gid) {
                         self.files.insert(id, f);
@@ -942,6 +956,9 @@ impl Tailer {
                         .and_then(|s| s.file())
                         .and_then(|file| file.metadata().ok())
                         .map(|m| m.len());
+                    if let Some(size) = size {
+                        f.m.lag.set(size.saturating_sub(pos) as i64);
+                    }
                     if let Some(size) = size.filter(|&s| s < pos) {
                         self.truncated(id, size);
                     }
