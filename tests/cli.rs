@@ -56,7 +56,7 @@ fn unhonoured_promtail_keys_are_listed_in_one_warning() {
         ),
     )
     .unwrap();
-    let mut child = bin()
+    let child = bin()
         .arg(format!("-config.file={}", cfg.display()))
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -87,7 +87,7 @@ fn dry_run_prints_the_sample_entries_and_writes_no_positions() {
         );
     let cfg = dir.path().join("sample.yaml");
     std::fs::write(&cfg, text).unwrap();
-    let mut child = bin()
+    let child = bin()
         .arg(format!("-config.file={}", cfg.display()))
         .arg("-dry-run")
         .stdout(std::process::Stdio::piped())
