@@ -97,6 +97,21 @@ impl Tracker {
     /// Issues the acknowledgement for one line ending at `end`.
     pub fn issue(self: &Arc<Self>, end: Position) -> Ack {
         let mut st = self.lock();
+        Self::issue_locked(self, &mut st, end)
+    }
+
+    /// Issues acknowledgements for many lines (a read chunk) under one lock:
+    /// `f` gets an [`Issuer`]. `f` must not settle an Ack of this tracker
+    /// (ack or drop one) while it runs: that would wait for the lock it holds.
+    pub fn issuing<R>(self: &Arc<Self>, f: impl FnOnce(&mut Issuer<'_>) -> R) -> R {
+        let mut is = Issuer {
+            tracker: self,
+            st: self.lock(),
+        };
+        f(&mut is)
+    }
+
+    fn issue_locked(self: &Arc<Self>, st: &mut State, end: Position) -> Ack {
         let seq = st.base + st.pending.len() as u64;
         st.issued = end.clone();
         st.pending.push_back(Slot {
@@ -104,7 +119,6 @@ impl Tracker {
             remaining: 1,
             poisoned: false,
         });
-        drop(st);
         Ack {
             tracker: Some(self.clone()),
             first: seq,
@@ -196,6 +210,19 @@ impl Tracker {
 }
 
 /// The acknowledgement of one entry. See the module docs.
+/// Issues acks of one tracker while holding its lock (see [`Tracker::issuing`]).
+pub struct Issuer<'a> {
+    tracker: &'a Arc<Tracker>,
+    st: MutexGuard<'a, State>,
+}
+
+impl Issuer<'_> {
+    /// Same as [`Tracker::issue`].
+    pub fn issue(&mut self, end: Position) -> Ack {
+        Tracker::issue_locked(self.tracker, &mut self.st, end)
+    }
+}
+
 #[must_use = "an Ack must be acknowledged with ack(); dropping it poisons the position"]
 pub struct Ack {
     tracker: Option<Arc<Tracker>>,
@@ -314,8 +341,15 @@ pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
         }
         ranges.clear();
     };
+    // The budget is released once per run of one budget, not per entry.
+    let mut charge: Option<Charge> = None;
     for mut a in acks {
-        a.charge = None;
+        if let Some(c) = a.charge.take() {
+            match charge.as_mut() {
+                Some(acc) if Arc::ptr_eq(&acc.budget, &c.budget) => acc.absorb(c),
+                _ => charge = Some(c),
+            }
+        }
         let Some(t) = a.tracker.take() else { continue };
         if !run.as_ref().is_some_and(|r| Arc::ptr_eq(r, &t)) {
             flush(&run, &mut ranges);
@@ -325,6 +359,7 @@ pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
         ranges.extend(a.more.iter().copied());
     }
     flush(&run, &mut ranges);
+    drop(charge);
 }
 
 impl Drop for Ack {
@@ -339,6 +374,8 @@ pub struct Budget {
     used: AtomicUsize,
     /// Threads waiting in `charge_blocking` (release signals only then).
     waiters: AtomicUsize,
+    /// The largest charge a waiter wants (0 when none waits).
+    want: AtomicUsize,
     lock: Mutex<()>,
     freed: Condvar,
 }
@@ -349,6 +386,7 @@ impl Budget {
             limit: limit.max(1),
             used: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
+            want: AtomicUsize::new(0),
             lock: Mutex::new(()),
             freed: Condvar::new(),
         })
@@ -385,7 +423,10 @@ impl Budget {
     /// fit. Returns `None` if `stop` becomes true while waiting.
     pub fn charge_blocking(self: &Arc<Self>, n: usize, stop: &dyn Fn() -> bool) -> Option<Charge> {
         loop {
-            if self.try_take(n) {
+            // Hysteresis: once full, wait for a good share of the budget to
+            // be free (see `resumable`), so the reader and the senders do
+            // not wake each other for every freed entry.
+            if self.resumable(n) && self.try_take(n) {
                 return Some(Charge {
                     budget: self.clone(),
                     bytes: n,
@@ -395,11 +436,10 @@ impl Budget {
                 return None;
             }
             let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.want.fetch_max(n, Ordering::SeqCst);
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            // Re-check under the lock, then wait with a timeout so a missed
-            // wake-up costs at most that long.
-            if self.try_take(n) {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
+            if self.resumable(n) && self.try_take(n) {
+                self.leave_wait();
                 return Some(Charge {
                     budget: self.clone(),
                     bytes: n,
@@ -409,8 +449,21 @@ impl Budget {
                 .freed
                 .wait_timeout(guard, Duration::from_millis(50))
                 .unwrap_or_else(|p| p.into_inner());
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.leave_wait();
         }
+    }
+
+    fn leave_wait(&self) {
+        if self.waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.want.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// A waiter for `n` bytes may go on: the budget is empty, or `n` and a
+    /// quarter of the limit fit.
+    fn resumable(&self, n: usize) -> bool {
+        let cur = self.used.load(Ordering::SeqCst);
+        cur == 0 || cur + n.max(self.limit / 4) <= self.limit
     }
 
     /// Charges `n` bytes if they fit now.
@@ -431,8 +484,13 @@ impl Budget {
     }
 
     fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
         self.used.fetch_sub(n, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.load(Ordering::SeqCst) > 0
+            && self.resumable(self.want.load(Ordering::SeqCst))
+        {
             let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
             self.freed.notify_all();
         }
@@ -443,6 +501,13 @@ impl Budget {
 pub struct Charge {
     budget: Arc<Budget>,
     bytes: usize,
+}
+
+impl Charge {
+    /// Takes over `other`'s bytes (same budget), to release them in one go.
+    fn absorb(&mut self, mut other: Charge) {
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
 }
 
 impl Drop for Charge {

@@ -264,8 +264,15 @@ impl Positions {
         for s in g.saved.values() {
             disk.files.push(s.clone());
         }
-        disk.files
-            .sort_by(|a, b| a.path.cmp(&b.path).then(a.id.ino.cmp(&b.id.ino)));
+        // Byte order of the path (cheaper than Path's component order; the
+        // order is only for people reading the file).
+        disk.files.sort_unstable_by(|a, b| {
+            (a.path.as_os_str().as_encoded_bytes(), a.id.ino, a.id.dev).cmp(&(
+                b.path.as_os_str().as_encoded_bytes(),
+                b.id.ino,
+                b.id.dev,
+            ))
+        });
         for f in &disk.files {
             // Promtail's view keys by path: the current file at a path wins
             // over a rotated one that still carries the old name.
@@ -290,8 +297,11 @@ impl Positions {
                 disk.positions.insert(name.clone(), c.to_string());
             }
         }
-        let body = serde_yaml_ng::to_string(&disk).unwrap_or_default();
-        format!("# tailtrace positions: acknowledged offsets. Promtail reads `positions:`.\n{body}")
+        let mut out = String::from(
+            "# tailtrace positions: acknowledged offsets. Promtail reads `positions:`.\n",
+        );
+        emit_yaml(&disk, &mut out);
+        out
     }
 
     /// Writes the file atomically. A no-op in read-only mode.
@@ -302,6 +312,76 @@ impl Positions {
         let text = self.render();
         write_atomic(&self.path, text.as_bytes())
     }
+}
+
+/// Writes `disk` as YAML, the layout serde_yaml_ng gives it (byte for byte
+/// for ordinary paths), without its per-scalar cost: the file is rewritten
+/// every few tens of milliseconds while lines are acknowledged, with one entry
+/// per tailed file.
+fn emit_yaml(disk: &OnDisk, out: &mut String) {
+    use std::fmt::Write as _;
+    if let Some(v) = disk.tailtrace {
+        let _ = writeln!(out, "tailtrace: {v}");
+    }
+    if disk.files.is_empty() {
+        out.push_str("files: []\n");
+    } else {
+        out.push_str("files:\n");
+    }
+    for f in &disk.files {
+        out.push_str("- path: ");
+        yaml_str(&f.path.to_string_lossy(), out);
+        let _ = writeln!(
+            out,
+            "\n  dev: {}\n  ino: {}\n  fp_len: {}\n  fp: {}\n  offset: {}",
+            f.id.dev, f.id.ino, f.fp_len, f.fp, f.offset
+        );
+    }
+    if disk.positions.is_empty() {
+        out.push_str("positions: {}\n");
+    } else {
+        out.push_str("positions:\n");
+    }
+    for (k, v) in &disk.positions {
+        out.push_str("  ");
+        yaml_str(k, out);
+        out.push_str(": ");
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            // What serde_yaml_ng writes for a string that looks like a number.
+            out.push('\'');
+            out.push_str(v);
+            out.push('\'');
+        } else {
+            yaml_str(v, out);
+        }
+        out.push('\n');
+    }
+}
+
+/// A YAML string scalar: plain when that cannot be read as anything else
+/// (an absolute path of safe characters, or a `journal-`/`cursor-` style
+/// name), double-quoted with escapes otherwise.
+fn yaml_str(s: &str, out: &mut String) {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-');
+    let plain = (s.starts_with('/') || s.starts_with("journal-") || s.starts_with("cursor-"))
+        && s.chars().all(safe);
+    if plain {
+        out.push_str(s);
+        return;
+    }
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn parse(text: &str) -> Result<Inner, String> {
@@ -431,5 +511,69 @@ mod tests {
         let pos = Positions::open(&cfg(&p), true).unwrap();
         pos.save().unwrap();
         assert!(!p.exists());
+    }
+
+    fn disk_with(paths: &[&str], keys: &[(&str, &str)]) -> OnDisk {
+        let mut d = OnDisk {
+            tailtrace: Some(1),
+            ..Default::default()
+        };
+        for (i, p) in paths.iter().enumerate() {
+            d.files.push(SavedFile {
+                path: PathBuf::from(p),
+                id: FileId {
+                    dev: 65024,
+                    ino: 10 + i as u64,
+                },
+                fp_len: 1024,
+                fp: 3_639_709_385,
+                offset: 33_554_615 + i as u64,
+            });
+            d.positions.insert(p.to_string(), (7 * i).to_string());
+        }
+        for (k, v) in keys {
+            d.positions.insert(k.to_string(), v.to_string());
+        }
+        d
+    }
+
+    #[test]
+    fn emitted_yaml_is_what_serde_yaml_writes_for_ordinary_paths() {
+        for d in [
+            disk_with(&[], &[]),
+            disk_with(
+                &[
+                    "/var/log/pods/default_app-0-7d9f8c6b5-x0000_5eed0000-0000-4000-a000-000000000000/sidecar/0.log",
+                    "/var/log/pods/ns_p_u/c/0.log.20240101-010101",
+                ],
+                &[],
+            ),
+        ] {
+            let mut ours = String::new();
+            emit_yaml(&d, &mut ours);
+            assert_eq!(ours, serde_yaml_ng::to_string(&d).unwrap());
+        }
+    }
+
+    #[test]
+    fn emitted_yaml_round_trips_odd_paths_and_cursors() {
+        let odd = [
+            "/p/with space/0.log",
+            "/p/x: y/#z/0.log",
+            "/p/quo\"te'/back\\slash",
+            "/p/tab\tnl\ncr\r/\u{85}\u{2028}/0.log",
+            "/p/é€😀/0.log",
+            "relative/- [x]/{y}",
+            "123",
+            "true",
+            "",
+        ];
+        let d = disk_with(&odd, &[("journal-j", "s=1;b=\"x\"\n"), ("cursor-c", "42")]);
+        let mut text = String::new();
+        emit_yaml(&d, &mut text);
+        let back: OnDisk = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(back.tailtrace, d.tailtrace);
+        assert_eq!(back.files, d.files);
+        assert_eq!(back.positions, d.positions);
     }
 }

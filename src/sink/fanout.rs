@@ -108,6 +108,9 @@ impl Fanout {
             e.ack.set_charge(charge);
             let full = {
                 let mut p = self.pending.borrow_mut();
+                if p[i].capacity() == 0 {
+                    p[i].reserve(CHUNK);
+                }
                 p[i].push(e);
                 p[i].len() >= CHUNK
             };

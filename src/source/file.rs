@@ -17,7 +17,7 @@
 //! [`Ack`]: crate::ack::Ack
 
 use super::reader::{Line, LineSplitter, Src};
-use crate::ack::{Position, Tracker};
+use crate::ack::{Issuer, Position, Tracker};
 use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
 use crate::metrics::{labels, Metrics, L};
@@ -116,9 +116,13 @@ impl Tailed {
             return Ok(st);
         }
         st.bytes = n;
-        let (labels, tracker) = (&self.labels, &self.tracker);
-        self.split.feed(&buf[..n], |l| {
-            out.push(make_entry(labels, tracker, l, &mut st))
+        let (labels, split) = (&self.labels, &mut self.split);
+        // One read time and one tracker lock per chunk, not per line.
+        let now = Timestamp::now();
+        self.tracker.issuing(|is| {
+            split.feed(&buf[..n], |l| {
+                out.push(make_entry(labels, is, now, l, &mut st))
+            })
         });
         self.m.read_bytes.inc_by(n as u64);
         self.m.read_lines.inc_by(st.lines as u64);
@@ -128,9 +132,10 @@ impl Tailed {
     /// Emits a held unterminated line (the file is gone for good).
     pub fn finish(&mut self, out: &mut Vec<Entry>) -> ChunkStats {
         let mut st = ChunkStats::default();
-        let (labels, tracker) = (&self.labels, &self.tracker);
-        self.split
-            .finish(|l| out.push(make_entry(labels, tracker, l, &mut st)));
+        let (labels, split) = (&self.labels, &mut self.split);
+        let now = Timestamp::now();
+        self.tracker
+            .issuing(|is| split.finish(|l| out.push(make_entry(labels, is, now, l, &mut st))));
         self.m.read_lines.inc_by(st.lines as u64);
         st
     }
@@ -138,7 +143,8 @@ impl Tailed {
 
 fn make_entry(
     labels: &LabelSet,
-    tracker: &Arc<Tracker>,
+    is: &mut Issuer<'_>,
+    now: Timestamp,
     l: Line<'_>,
     st: &mut ChunkStats,
 ) -> Entry {
@@ -153,10 +159,5 @@ fn make_entry(
             String::from_utf8_lossy(l.bytes).into_owned()
         }
     };
-    Entry::new(
-        labels.clone(),
-        Timestamp::now(),
-        text,
-        tracker.issue(Position::Offset(l.end)),
-    )
+    Entry::new(labels.clone(), now, text, is.issue(Position::Offset(l.end)))
 }

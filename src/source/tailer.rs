@@ -929,11 +929,23 @@ impl Tailer {
     // -------------------------------------------------------------- reading
 
     /// One round-robin turn: each active file gets one chunk.
+    ///
+    /// Order within a stream: a rotated-away file (or a `.gz` catch-up) that
+    /// still has data is read before the current file of the same stream
+    /// (same labels): the runtime wrote all of the old file before any of
+    /// the new one, so this keeps the stream's lines in write order.
     fn turn(&mut self) -> Result<usize, Stopped> {
+        let older_pending: HashSet<LabelSet> = self
+            .files
+            .values()
+            .filter(|f| f.kind != Kind::Current && f.active && f.src.is_some())
+            .map(|f| f.labels.clone())
+            .collect();
         let ids: Vec<FileId> = self
             .files
             .values()
             .filter(|f| f.active && f.src.is_some())
+            .filter(|f| f.kind != Kind::Current || !older_pending.contains(&f.labels))
             .map(|f| f.id)
             .collect();
         let mut total = 0;
