@@ -17,37 +17,7 @@ use tokio::sync::mpsc;
 
 /// Appends `ts` as Go's RFC3339Nano in UTC, e.g. `2024-01-20T10:00:00.5Z`.
 pub fn rfc3339_nano(ts: Timestamp, out: &mut String) {
-    use std::fmt::Write as _;
-    let secs = ts.0.div_euclid(1_000_000_000);
-    let nanos = ts.0.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
-    if nanos != 0 {
-        let mut frac = format!("{nanos:09}");
-        while frac.ends_with('0') {
-            frac.pop();
-        }
-        out.push('.');
-        out.push_str(&frac);
-    }
-    out.push('Z');
+    ts.write_rfc3339_nano(out);
 }
 
 /// Appends one dry-run output line (with its newline).
