@@ -1,0 +1,295 @@
+//! The tailer's discovery half: expanding the globs, taking on new files
+//! (resuming from saved or imported positions), relocating saved positions
+//! whose files moved while unobserved, and reacting to inotify changes.
+//!
+//! Must never: start a known file from 0 when a matching saved position
+//! exists, or track one identity twice.
+
+use super::*;
+
+impl Tailer {
+    // ------------------------------------------------------------- discovery
+
+    pub(super) fn rescan(&mut self) -> Result<(), Stopped> {
+        let mut found: Vec<(PathBuf, usize)> = Vec::new();
+        let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
+        let mut paths = Vec::new();
+        for (ti, t) in self.targets.iter().enumerate() {
+            if let Some(w) = self.watch.as_mut() {
+                if let Err(e) = w.watch(&t.prefix) {
+                    errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
+                }
+            }
+            t.expand(&mut paths, &mut |p, e| {
+                errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
+            });
+            found.extend(paths.drain(..).map(|p| (p, ti)));
+        }
+        for (p, e) in errs {
+            let reason = if e.kind() == io::ErrorKind::PermissionDenied {
+                "permission_denied"
+            } else {
+                "discovery"
+            };
+            self.file_error(&p, reason, &e);
+        }
+        for (p, ti) in found {
+            self.candidate(&p, ti);
+        }
+        self.claim_unclaimed();
+        self.metrics.files_active_total.set(self.files.len() as i64);
+        Ok(())
+    }
+
+    /// A path that matched target `ti`: start tailing it unless known.
+    pub(super) fn candidate(&mut self, path: &Path, ti: usize) {
+        let meta = match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => return self.file_error(path, Self::io_reason(&e), &e),
+        };
+        if !meta.is_file() {
+            return;
+        }
+        let id = fingerprint::file_id(&meta);
+        if let Some(&old) = self.by_path.get(path) {
+            if old == id {
+                return;
+            }
+            self.moved(old);
+        }
+        if self.files.contains_key(&id) {
+            // The same inode under another matching name (renamed within
+            // the glob, or a symlink alias): it is already being tailed.
+            return;
+        }
+        if self.open >= self.opts.max_open_files && !self.evict_one() {
+            return; // retried at the next rescan or change
+        }
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => return self.file_error(path, Self::io_reason(&e), &e),
+        };
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return self.file_error(path, "io", &e),
+        };
+        let id = fingerprint::file_id(&meta);
+        if self.files.contains_key(&id) {
+            return;
+        }
+        let fp = match fingerprint::of_file(&file) {
+            Ok(fp) => fp,
+            Err(e) => return self.file_error(path, "io", &e),
+        };
+        let size = meta.len();
+        let start = match self.positions.saved(id) {
+            Some(s) => match fingerprint::matches_file(&file, s.fingerprint()) {
+                Ok(true) if s.offset <= size => s.offset,
+                Ok(true) => {
+                    tracing::warn!(file = %path.display(), saved = s.offset, size,
+                        "file is shorter than its saved position (truncated while stopped); reading from the start");
+                    0
+                }
+                _ => {
+                    tracing::info!(file = %path.display(),
+                        "saved position belongs to an earlier file with the same inode; reading from the start");
+                    // The earlier file may live on compressed.
+                    self.relocate_saved(s, ti, true);
+                    0
+                }
+            },
+            None => match self.positions.promtail_offset(path) {
+                Some(o) if o <= size => o,
+                _ => 0,
+            },
+        };
+        self.add(path, ti, Src::Plain(file), id, fp, start, Kind::Current);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add(
+        &mut self,
+        path: &Path,
+        ti: usize,
+        src: Src,
+        id: FileId,
+        fp: crate::positions::Fingerprint,
+        start: u64,
+        kind: Kind,
+    ) {
+        self.rekey_draining(id);
+        let t = &self.targets[ti];
+        let path_s = path.to_string_lossy();
+        let tracker = Tracker::new(Position::Offset(start));
+        self.positions.track(path, id, fp, tracker.clone());
+        let job = self.jobs.get(t.job).map_or("", |j| j.name.as_str());
+        tracing::debug!(file = %path.display(), job, offset = start, ?kind, "tailing");
+        let f = Tailed {
+            id,
+            path: path.to_path_buf(),
+            job: t.job,
+            labels: t.labels.with("filename", &path_s),
+            src: Some(src),
+            split: LineSplitter::new(start, self.opts.max_line_bytes),
+            tracker,
+            fp,
+            kind,
+            last_data: Instant::now(),
+            at_eof: false,
+            active: true,
+            m: FileMetrics::new(&self.metrics, &path_s),
+            warned_utf8: false,
+            warned_cut: false,
+        };
+        if kind == Kind::Current {
+            self.by_path.insert(path.to_path_buf(), id);
+        }
+        self.files.insert(id, f);
+        self.open += 1;
+        self.metrics.files_active_total.set(self.files.len() as i64);
+    }
+
+    /// An identity no real file has (no device is `u64::MAX`), random so it
+    /// cannot collide with one saved by an earlier run. Used for catch-ups
+    /// from `.gz` copies and for re-keyed draining entries: keying them by a
+    /// real inode number would collide with stale saved entries or new files
+    /// reusing that number. At restart such an entry is found again by its
+    /// fingerprint only (a `.gz`), which is exactly what it needs.
+    pub(super) fn synthetic_id(&mut self) -> FileId {
+        FileId {
+            dev: u64::MAX,
+            ino: self.rng.random(),
+        }
+    }
+
+    /// A finished file still waiting for acknowledgements whose inode number
+    /// is being reused: move its positions entry to a synthetic identity (no
+    /// real device is `u64::MAX`), so a crash still finds its unacknowledged
+    /// lines (in its `.gz`, by fingerprint) instead of losing the entry to
+    /// the new file.
+    pub(super) fn rekey_draining(&mut self, id: FileId) {
+        if !self.draining.iter().any(|d| d.id == id) {
+            return;
+        }
+        let syn = self.synthetic_id();
+        let Some(d) = self.draining.iter_mut().find(|d| d.id == id) else {
+            return;
+        };
+        self.positions.track(&d.path, syn, d.fp, d.tracker.clone());
+        d.id = syn;
+    }
+
+    /// Saved positions no discovered file claimed: find where they went.
+    pub(super) fn claim_unclaimed(&mut self) {
+        for s in self.positions.unclaimed() {
+            if self.files.contains_key(&s.id) {
+                continue;
+            }
+            let Some(ti) = self.targets.iter().position(|t| t.matches(&s.path)) else {
+                tracing::info!(file = %s.path.display(),
+                    "no target matches this saved file any more; forgetting its position");
+                self.positions.forget(s.id);
+                continue;
+            };
+            if self.open >= self.opts.max_open_files && !self.evict_one() {
+                return;
+            }
+            self.relocate_saved(s, ti, false);
+        }
+    }
+
+    /// Finds where the saved file `s` went and catches up on it.
+    /// `reused`: its inode number now belongs to another file, so only a
+    /// compressed copy can be it.
+    pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize, reused: bool) {
+        match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
+            Ok(Some(Found::Plain { path, file })) if !reused => {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let start = if s.offset <= size { s.offset } else { 0 };
+                let kind = if path == s.path && !self.by_path.contains_key(&path) {
+                    Kind::Current
+                } else {
+                    Kind::Moved
+                };
+                if kind == Kind::Moved {
+                    tracing::info!(file = %s.path.display(), now = %path.display(),
+                        offset = start, "catching up on a file rotated while stopped");
+                }
+                self.add(
+                    &s.path,
+                    ti,
+                    Src::Plain(file),
+                    s.id,
+                    s.fingerprint(),
+                    start,
+                    kind,
+                );
+            }
+            Ok(Some(Found::Gz { path, stream })) => {
+                tracing::info!(file = %s.path.display(), gz = %path.display(),
+                    offset = s.offset, "catching up on a rotated file from its compressed copy");
+                if !reused {
+                    self.positions.forget(s.id);
+                }
+                let id = self.synthetic_id();
+                if self.files.contains_key(&id) {
+                    return;
+                }
+                self.add(
+                    &s.path,
+                    ti,
+                    Src::Gz(stream),
+                    id,
+                    s.fingerprint(),
+                    s.offset,
+                    Kind::Gz,
+                );
+            }
+            Ok(_) => {
+                self.file_error(
+                    &s.path,
+                    "rotated_away",
+                    &format!(
+                        "file rotated away and not found (offset {}); unread data is lost",
+                        s.offset
+                    ),
+                );
+                if !reused {
+                    self.positions.forget(s.id);
+                }
+            }
+            Err(e) => self.file_error(&s.path, Self::io_reason(&e), &e),
+        }
+    }
+
+    /// inotify says `p` changed.
+    pub(super) fn on_changed(&mut self, p: PathBuf) -> Result<(), Stopped> {
+        if let Some(&id) = self.by_path.get(&p) {
+            let parked = self.files.get(&id).map(|f| f.src.is_none());
+            match parked {
+                Some(true) => self.check_parked(id)?,
+                Some(false) => {
+                    let at_eof = self.files.get(&id).is_some_and(|f| f.at_eof);
+                    if at_eof {
+                        self.check_path(id);
+                    }
+                    if let Some(f) = self.files.get_mut(&id) {
+                        f.active = true;
+                    }
+                }
+                None => {}
+            }
+            return Ok(());
+        }
+        if let Some(ti) = self.targets.iter().position(|t| t.matches(&p)) {
+            self.candidate(&p, ti);
+        } else if p.is_dir() {
+            // A new directory: files created in it before its watch was
+            // added produced no events.
+            self.rescan_soon = true;
+        }
+        Ok(())
+    }
+}

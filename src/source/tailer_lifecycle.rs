@@ -1,0 +1,242 @@
+//! The tailer's lifecycle half: what happens to a file after it was found —
+//! renamed away, replaced at its path, parked (closed to bound descriptors)
+//! and reopened, truncated, or closed for good once read and acknowledged.
+//!
+//! Must never: close a file with unread data, or forget a position whose
+//! lines are not all acknowledged.
+
+use super::*;
+
+impl Tailer {
+    // ------------------------------------------------------------- lifecycle
+
+    /// The file is no longer the one at its path.
+    pub(super) fn moved(&mut self, id: FileId) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        if f.kind == Kind::Current {
+            tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
+            f.kind = Kind::Moved;
+            f.active = true;
+            if self.by_path.get(&f.path) == Some(&id) {
+                self.by_path.remove(&f.path);
+            }
+        }
+    }
+
+    /// Compares a current file's identity with what its path holds now.
+    pub(super) fn check_path(&mut self, id: FileId) {
+        let Some(f) = self.files.get(&id) else { return };
+        if f.kind != Kind::Current {
+            return;
+        }
+        let path = f.path.clone();
+        let job_target = self.targets.iter().position(|t| t.matches(&path));
+        match fs::metadata(&path) {
+            Ok(m) if fingerprint::file_id(&m) == id => {}
+            Ok(_) => {
+                self.moved(id);
+                if let Some(ti) = job_target {
+                    self.candidate(&path, ti);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.moved(id),
+            Err(e) => self.file_error(&path, Self::io_reason(&e), &e),
+        }
+    }
+
+    /// Closes the least recently active quiet current file.
+    pub(super) fn evict_one(&mut self) -> bool {
+        let victim = self
+            .files
+            .values()
+            .filter(|f| {
+                f.kind == Kind::Current
+                    && matches!(f.src, Some(Src::Plain(_)))
+                    && f.at_eof
+                    && !f.active
+            })
+            .min_by_key(|f| f.last_data)
+            .map(|f| f.id);
+        match victim {
+            Some(id) => {
+                self.park(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn park(&mut self, id: FileId) {
+        if let Some(f) = self.files.get_mut(&id) {
+            if f.src.take().is_some() {
+                self.open -= 1;
+                tracing::debug!(file = %f.path.display(), "closed quiet file (reopened on change)");
+            }
+        }
+    }
+
+    /// A closed current file: reopen it if it changed, relocate it if its
+    /// path now holds another file.
+    pub(super) fn check_parked(&mut self, id: FileId) -> Result<(), Stopped> {
+        let Some(f) = self.files.get(&id) else {
+            return Ok(());
+        };
+        let path = f.path.clone();
+        let pos = f.split.pos();
+        let fp_of = f.fp;
+        let same = match fs::metadata(&path) {
+            Ok(m) if fingerprint::file_id(&m) == id => {
+                if m.len() == pos {
+                    return Ok(()); // unchanged
+                }
+                true
+            }
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => {
+                self.file_error(&path, Self::io_reason(&e), &e);
+                return Ok(());
+            }
+        };
+        if self.open >= self.opts.max_open_files && !self.evict_one() {
+            return Ok(()); // next sweep
+        }
+        let mut found = None;
+        if same {
+            if let Ok(file) = File::open(&path) {
+                let meta = file.metadata().ok();
+                if meta.as_ref().map(fingerprint::file_id) == Some(id) {
+                    let size = meta.map(|m| m.len()).unwrap_or(0);
+                    // Same inode, other first bytes: either the file was
+                    // rotated and compressed while closed and its inode number
+                    // reused by a new file (then its rest is in a `.gz`), or it
+                    // was rewritten in place (copytruncate: read from 0).
+                    let intact = fingerprint::matches_file(&file, fp_of).unwrap_or(false);
+                    if !intact {
+                        if let Ok(Some(g @ Found::Gz { .. })) = relocate(&path, id, fp_of, pos) {
+                            found = Some(g);
+                        }
+                    }
+                    if found.is_none() {
+                        if let Some(f) = self.files.get_mut(&id) {
+                            f.src = Some(Src::Plain(file));
+                            f.active = true;
+                            f.at_eof = false;
+                            self.open += 1;
+                        }
+                        if !intact || size < pos {
+                            self.truncated(id, size);
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        // Rotated (or deleted) while closed.
+        self.moved(id);
+        let found = match found {
+            Some(g) => Ok(Some(g)),
+            None => relocate(&path, id, fp_of, pos),
+        };
+        match found {
+            Ok(Some(Found::Plain { file, .. })) => {
+                if let Some(f) = self.files.get_mut(&id) {
+                    f.src = Some(Src::Plain(file));
+                    f.active = true;
+                    self.open += 1;
+                }
+            }
+            Ok(Some(Found::Gz { stream, .. })) => {
+                // Re-keyed under a synthetic identity: the old inode number
+                // is free for reuse.
+                let gid = self.synthetic_id();
+                if let Some(mut f) = self.files.remove(&id) {
+                    if self.files.contains_key(&gid) {
+                        self.files.insert(id, f);
+                    } else {
+                        f.src = Some(Src::Gz(stream));
+                        f.kind = Kind::Gz;
+                        f.active = true;
+                        f.id = gid;
+                        self.open += 1;
+                        self.positions.forget(id);
+                        self.positions.track(&f.path, gid, f.fp, f.tracker.clone());
+                        self.files.insert(gid, f);
+                    }
+                }
+            }
+            Ok(None) => {
+                self.file_error(
+                    &path,
+                    "rotated_away",
+                    &"file rotated away while closed and not found; data written after it was closed is lost",
+                );
+                self.close_for_good(id)?;
+            }
+            Err(e) => self.file_error(&path, Self::io_reason(&e), &e),
+        }
+        if let Some(ti) = self.targets.iter().position(|t| t.matches(&path)) {
+            self.candidate(&path, ti);
+        }
+        Ok(())
+    }
+
+    /// The file is finished: emit a held last line, close, and forget its
+    /// position once everything is acknowledged.
+    pub(super) fn close_for_good(&mut self, id: FileId) -> Result<(), Stopped> {
+        let Some(mut f) = self.files.remove(&id) else {
+            return Ok(());
+        };
+        let st = f.finish(&mut self.entries);
+        self.count(&mut f, &st);
+        if f.src.take().is_some() {
+            self.open -= 1;
+        }
+        tracing::debug!(file = %f.path.display(), offset = f.split.pos(), "finished file");
+        if self.by_path.get(&f.path) == Some(&id) {
+            self.by_path.remove(&f.path);
+        }
+        let shared =
+            self.by_path.contains_key(&f.path) || self.files.values().any(|o| o.path == f.path);
+        if !shared {
+            f.m.remove(&self.metrics);
+        }
+        self.draining.push(Draining {
+            id,
+            tracker: f.tracker.clone(),
+            path: f.path.clone(),
+            fp: f.fp,
+        });
+        self.metrics.files_active_total.set(self.files.len() as i64);
+        let job = f.job;
+        self.send(job)
+    }
+
+    pub(super) fn truncated(&mut self, id: FileId, size: u64) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        let (path, pos) = (f.path.clone(), f.split.pos());
+        f.split.reset(0);
+        f.active = true;
+        f.at_eof = false;
+        if let Some(file) = f.src.as_ref().and_then(|s| s.file()) {
+            if let Ok(fp) = fingerprint::of_file(file) {
+                f.fp = fp;
+            }
+        }
+        // A fresh tracker: lines of the old content still unacknowledged
+        // must not hold the position at an offset of content that is gone.
+        f.tracker = Tracker::new(Position::Offset(0));
+        self.positions.track(&path, id, f.fp, f.tracker.clone());
+        self.file_error(
+            &path,
+            "truncated",
+            &format!(
+                "file shrank from {pos} to {size} bytes (copytruncate?); reading from the start"
+            ),
+        );
+    }
+}
