@@ -160,14 +160,11 @@ impl Tracker {
         self.lock().poisoned
     }
 
-    fn settle(&self, first: u64, last: u64, ok: bool) {
-        self.settle_ranges(&[(first, last)], ok)
-    }
-
-    fn settle_ranges(&self, ranges: &[(u64, u64)], ok: bool) {
+    /// Settles every sequence number of `ranges` (inclusive) under one lock.
+    fn settle(&self, ranges: impl IntoIterator<Item = (u64, u64)>, ok: bool) {
         let mut st = self.lock();
         let base = st.base;
-        for &(first, last) in ranges {
+        for (first, last) in ranges {
             for seq in first.max(base)..=last {
                 let Some(slot) = st.pending.get_mut((seq - base) as usize) else {
                     continue;
@@ -198,18 +195,19 @@ impl Tracker {
         }
     }
 
-    fn add_copies(&self, first: u64, last: u64) {
+    fn add_copies(&self, ranges: impl IntoIterator<Item = (u64, u64)>) {
         let mut st = self.lock();
         let base = st.base;
-        for seq in first.max(base)..=last {
-            if let Some(slot) = st.pending.get_mut((seq - base) as usize) {
-                slot.remaining += 1;
+        for (first, last) in ranges {
+            for seq in first.max(base)..=last {
+                if let Some(slot) = st.pending.get_mut((seq - base) as usize) {
+                    slot.remaining += 1;
+                }
             }
         }
     }
 }
 
-/// The acknowledgement of one entry. See the module docs.
 /// Issues acks of one tracker while holding its lock (see [`Tracker::issuing`]).
 pub struct Issuer<'a> {
     tracker: &'a Arc<Tracker>,
@@ -223,6 +221,7 @@ impl Issuer<'_> {
     }
 }
 
+/// The acknowledgement of one entry. See the module docs.
 #[must_use = "an Ack must be acknowledged with ack(); dropping it poisons the position"]
 pub struct Ack {
     tracker: Option<Arc<Tracker>>,
@@ -258,9 +257,7 @@ impl Ack {
 
     fn settle(&mut self, ok: bool) {
         if let Some(t) = self.tracker.take() {
-            for (a, b) in self.ranges() {
-                t.settle(a, b, ok);
-            }
+            t.settle(self.ranges(), ok);
         }
     }
 
@@ -303,9 +300,7 @@ impl Ack {
     /// position advances only when every copy is acknowledged.
     pub fn duplicate(&self) -> Ack {
         if let Some(t) = &self.tracker {
-            for (a, b) in self.ranges() {
-                t.add_copies(a, b);
-            }
+            t.add_copies(self.ranges());
         }
         Ack {
             tracker: self.tracker.clone(),
@@ -337,7 +332,7 @@ pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     let flush = |t: &Option<Arc<Tracker>>, ranges: &mut Vec<(u64, u64)>| {
         if let Some(t) = t {
-            t.settle_ranges(ranges, true);
+            t.settle(ranges.iter().copied(), true);
         }
         ranges.clear();
     };
@@ -355,8 +350,7 @@ pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
             flush(&run, &mut ranges);
             run = Some(t);
         }
-        ranges.push((a.first, a.last));
-        ranges.extend(a.more.iter().copied());
+        ranges.extend(a.ranges());
     }
     flush(&run, &mut ranges);
     drop(charge);
@@ -426,11 +420,10 @@ impl Budget {
             // Hysteresis: once full, wait for a good share of the budget to
             // be free (see `resumable`), so the reader and the senders do
             // not wake each other for every freed entry.
-            if self.resumable(n) && self.try_take(n) {
-                return Some(Charge {
-                    budget: self.clone(),
-                    bytes: n,
-                });
+            if self.resumable(n) {
+                if let Some(c) = self.try_charge(n) {
+                    return Some(c);
+                }
             }
             if stop() {
                 return None;
@@ -438,12 +431,11 @@ impl Budget {
             let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
             self.want.fetch_max(n, Ordering::SeqCst);
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            if self.resumable(n) && self.try_take(n) {
-                self.leave_wait();
-                return Some(Charge {
-                    budget: self.clone(),
-                    bytes: n,
-                });
+            if self.resumable(n) {
+                if let Some(c) = self.try_charge(n) {
+                    self.leave_wait();
+                    return Some(c);
+                }
             }
             let _ = self
                 .freed
