@@ -511,10 +511,6 @@ impl Tailer {
         Ok(total)
     }
 
-    fn count(&mut self, f: &mut Tailed, st: &ChunkStats) {
-        Self::count_stats(&self.metrics, f, st);
-    }
-
     fn count_stats(metrics: &Metrics, f: &mut Tailed, st: &ChunkStats) {
         if st.invalid_utf8 > 0 {
             metrics

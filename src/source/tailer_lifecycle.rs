@@ -190,7 +190,7 @@ impl Tailer {
             return Ok(());
         };
         let st = f.finish(&mut self.entries);
-        self.count(&mut f, &st);
+        Self::count_stats(&self.metrics, &mut f, &st);
         if f.src.take().is_some() {
             self.open -= 1;
         }
