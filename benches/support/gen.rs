@@ -84,21 +84,8 @@ const AGENTS: &[&str] = &[
     "curl/8.5.0",
 ];
 
-/// Which stream a line goes to.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
+/// Which stream a line goes to: the agent's own CRI stream type.
+pub use tailtrace::source::cri::Stream;
 
 fn hex(out: &mut Vec<u8>, mut v: u64, digits: usize) {
     for _ in 0..digits {
@@ -251,46 +238,9 @@ fn splits(seq: u64, content: &[u8]) -> ([usize; 2], usize) {
 /// Appends a containerd-style RFC3339Nano UTC timestamp (Go's format: trailing
 /// zeros of the fraction trimmed).
 pub fn rfc3339_nano(out: &mut Vec<u8>, ts_ns: i64) {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let nanos = ts_ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
-    if nanos != 0 {
-        let mut digits = [0u8; 9];
-        let mut v = nanos;
-        for slot in digits.iter_mut().rev() {
-            *slot = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        let mut n = 9;
-        while digits[n - 1] == b'0' {
-            n -= 1;
-        }
-        out.push(b'.');
-        out.extend_from_slice(&digits[..n]);
-    }
-    out.push(b'Z');
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let mut s = String::with_capacity(32);
+    tailtrace::entry::Timestamp(ts_ns).write_rfc3339_nano(&mut s);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Appends line `seq` to `out` as the runtime writes it: one CRI record, or
