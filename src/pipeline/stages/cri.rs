@@ -332,59 +332,15 @@ mod tests {
     use super::*;
     use crate::ack::{Ack, Position, Tracker};
     use crate::entry::Timestamp;
-    use crate::metrics::Metrics;
-    use std::sync::Arc;
 
-    struct Harness {
-        stage: CriStage,
-        metrics: Metrics,
-        tracker: Arc<Tracker>,
-        offset: u64,
-        labels: LabelSet,
-        out: Vec<Entry>,
-    }
+    type Harness = crate::pipeline::stages::test_harness::Harness<CriStage>;
 
     impl Harness {
         fn new(cfg: CriConfig) -> Self {
-            Harness {
-                stage: CriStage::new(&cfg).unwrap(),
-                metrics: Metrics::new(),
-                tracker: Tracker::new(Position::Offset(0)),
-                offset: 0,
-                labels: LabelSet::new([("filename", "/var/log/pods/a/c/0.log"), ("job", "j")]),
-                out: Vec::new(),
-            }
-        }
-
-        /// Feeds one line as the tailer would: ack ends after the line + '\n'.
-        fn feed(&mut self, line: &str) {
-            self.offset += line.len() as u64 + 1;
-            let ack = self.tracker.issue(Position::Offset(self.offset));
-            let e = Entry::new(self.labels.clone(), Timestamp(7), line.to_string(), ack);
-            self.stage
-                .process(e, &mut Ctx::new(&mut self.out, &self.metrics));
-        }
-
-        fn flush(&mut self) {
-            self.stage
-                .flush(&mut Ctx::new(&mut self.out, &self.metrics));
-        }
-
-        fn lines(&self) -> Vec<(&str, Option<&str>, i64)> {
-            self.out
-                .iter()
-                .map(|e| (e.line.as_str(), e.labels.get("stream"), e.timestamp.0))
-                .collect()
-        }
-
-        fn ack_all(&mut self) {
-            for e in self.out.drain(..) {
-                e.ack.ack();
-            }
-        }
-
-        fn committed(&self) -> u64 {
-            self.tracker.committed().offset().unwrap()
+            Harness::of(
+                CriStage::new(&cfg).unwrap(),
+                LabelSet::new([("filename", "/var/log/pods/a/c/0.log"), ("job", "j")]),
+            )
         }
     }
 

@@ -92,39 +92,18 @@ impl Stage for DockerStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::{Position, Tracker};
+
     use crate::entry::Timestamp;
     use crate::labels::LabelSet;
-    use crate::metrics::Metrics;
-    use std::sync::Arc;
 
-    struct Harness {
-        stage: DockerStage,
-        metrics: Metrics,
-        tracker: Arc<Tracker>,
-        offset: u64,
-        labels: LabelSet,
-        out: Vec<Entry>,
-    }
+    type Harness = crate::pipeline::stages::test_harness::Harness<DockerStage>;
 
     impl Harness {
         fn new() -> Self {
-            Harness {
-                stage: DockerStage::new(&DockerConfig::default()),
-                metrics: Metrics::new(),
-                tracker: Tracker::new(Position::Offset(0)),
-                offset: 0,
-                labels: LabelSet::new([("filename", "/var/lib/docker/x-json.log")]),
-                out: Vec::new(),
-            }
-        }
-
-        fn feed(&mut self, line: &str) {
-            self.offset += line.len() as u64 + 1;
-            let ack = self.tracker.issue(Position::Offset(self.offset));
-            let e = Entry::new(self.labels.clone(), Timestamp(7), line.to_string(), ack);
-            self.stage
-                .process(e, &mut Ctx::new(&mut self.out, &self.metrics));
+            Harness::of(
+                DockerStage::new(&DockerConfig::default()),
+                LabelSet::new([("filename", "/var/lib/docker/x-json.log")]),
+            )
         }
 
         fn piece(&mut self, log: &str, stream: &str, sec: u32) {
@@ -132,23 +111,6 @@ mod tests {
             self.feed(&format!(
                 r#"{{"log":{log},"stream":"{stream}","time":"2016-10-20T18:39:{sec:02}Z"}}"#
             ));
-        }
-
-        fn lines(&self) -> Vec<(&str, Option<&str>, i64)> {
-            self.out
-                .iter()
-                .map(|e| (e.line.as_str(), e.labels.get("stream"), e.timestamp.0))
-                .collect()
-        }
-
-        fn ack_all(&mut self) {
-            for e in self.out.drain(..) {
-                e.ack.ack();
-            }
-        }
-
-        fn committed(&self) -> u64 {
-            self.tracker.committed().offset().unwrap()
         }
     }
 

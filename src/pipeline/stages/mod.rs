@@ -10,6 +10,8 @@
 
 pub mod cri;
 pub mod docker;
+#[cfg(test)]
+pub(crate) mod test_harness;
 
 use crate::config::Unhonoured;
 use crate::metrics::Metrics;
