@@ -26,7 +26,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// Counts every advance of any tracker's committed position in the process,
@@ -372,6 +372,10 @@ pub struct Budget {
     want: AtomicUsize,
     lock: Mutex<()>,
     freed: Condvar,
+    /// Called when a registered interest (see [`Budget::want_wake`]) can be
+    /// met: how a thread that waits on something else (the tailer waits on
+    /// file events) learns that budget is free again.
+    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Budget {
@@ -383,7 +387,32 @@ impl Budget {
             want: AtomicUsize::new(0),
             lock: Mutex::new(()),
             freed: Condvar::new(),
+            waker: OnceLock::new(),
         })
+    }
+
+    /// Sets the function called when a registered interest can be met
+    /// (once; later calls are ignored).
+    pub fn set_waker(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.waker.set(Box::new(f));
+    }
+
+    /// Registers interest in `n` bytes without blocking: the waker is called
+    /// once they fit. Pair with [`unwant`](Self::unwant) after waking.
+    pub fn want_wake(&self, n: usize) {
+        self.want.fetch_max(n, Ordering::SeqCst);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends an interest registered with [`want_wake`](Self::want_wake).
+    pub fn unwant(&self) {
+        self.leave_wait();
+    }
+
+    /// True if a charge of `n` bytes may be taken now without hysteresis
+    /// getting in the way (see `resumable`).
+    pub fn has_room(&self, n: usize) -> bool {
+        self.resumable(n)
     }
 
     pub fn limit(&self) -> usize {
@@ -483,8 +512,13 @@ impl Budget {
         if self.waiters.load(Ordering::SeqCst) > 0
             && self.resumable(self.want.load(Ordering::SeqCst))
         {
-            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.freed.notify_all();
+            {
+                let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+                self.freed.notify_all();
+            }
+            if let Some(w) = self.waker.get() {
+                w();
+            }
         }
     }
 }
@@ -496,6 +530,17 @@ pub struct Charge {
 }
 
 impl Charge {
+    /// Moves `n` of this charge's bytes (at most all of them) into a new
+    /// charge of the same budget: one entry charged for several client copies.
+    pub fn split(&mut self, n: usize) -> Charge {
+        let n = n.min(self.bytes);
+        self.bytes -= n;
+        Charge {
+            budget: self.budget.clone(),
+            bytes: n,
+        }
+    }
+
     /// Takes over `other`'s bytes (same budget), to release them in one go.
     fn absorb(&mut self, mut other: Charge) {
         self.bytes += std::mem::take(&mut other.bytes);

@@ -150,7 +150,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let budget = Budget::new(memory_budget(&cfg));
-    let fanout = Fanout::new(
+    let fanout = Fanout::to_clients(
         handles.iter().map(|h| h.tx.clone()).collect(),
         budget.clone(),
         stop.clone(),
@@ -268,13 +268,13 @@ async fn sync_loop(
 ) {
     let period = period.max(Duration::from_millis(10));
     let mut last_save = Instant::now();
-    let mut saved_epoch = crate::ack::commit_epoch();
+    let mut saved_epoch = positions.change_epoch();
     let mut tick = tokio::time::interval(SAVE_POLL.min(period));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         metrics.pending_bytes.set(budget.used() as i64);
-        let epoch = crate::ack::commit_epoch();
+        let epoch = positions.change_epoch();
         if epoch != saved_epoch || last_save.elapsed() >= period {
             let p = positions.clone();
             match tokio::task::spawn_blocking(move || p.save()).await {

@@ -68,6 +68,12 @@ pub struct Metrics {
     pub pending_bytes: Gauge,
     /// Read errors and other problems with tailed files (labels: reason).
     pub file_errors_total: CounterF,
+    /// Bytes known to be gone before they could be read (labels: reason):
+    /// a rotated file deleted before anyone read it, a damaged spool chunk.
+    pub lost_bytes_total: CounterF,
+    /// Files (or spool chunks) with data gone before it could be read
+    /// (labels: reason).
+    pub lost_files_total: CounterF,
 }
 
 impl Default for Metrics {
@@ -109,6 +115,8 @@ impl Metrics {
             positions_age_seconds: reg!("tailtrace_positions_age_seconds", "Seconds since the positions file was last written.", Gauge::<f64, AtomicU64>::default()),
             pending_bytes: reg!("tailtrace_pending_bytes", "Bytes of log lines held in memory waiting for Loki to accept them.", Gauge::default()),
             file_errors_total: reg!("tailtrace_file_errors", "Problems reading tailed files, by reason.", CounterF::default()),
+            lost_bytes_total: reg!("tailtrace_lost_bytes", "Bytes known to be gone before they could be read and shipped, by reason.", CounterF::default()),
+            lost_files_total: reg!("tailtrace_lost_files", "Files or spool chunks whose data was gone before it could be read and shipped, by reason.", CounterF::default()),
             registry: r,
         }
     }

@@ -41,7 +41,7 @@ fn sigterm_flushes_the_open_batch_saves_positions_and_a_restart_resumes() {
     let size = std::fs::metadata(&log.path).unwrap().len();
     let pos = std::fs::read_to_string(&setup.positions).unwrap();
     assert!(
-        pos.contains(&format!("offset: {size}")),
+        pos.contains(&format!("{}: '{size}'", log.path.display())),
         "positions at the end of the file:\n{pos}"
     );
 
@@ -103,7 +103,7 @@ fn a_promtail_positions_file_is_imported_on_first_start() {
     assert!(agent.terminate().unwrap().success());
     let pos = std::fs::read_to_string(&setup.positions).unwrap();
     assert!(
-        pos.contains("tailtrace: 1"),
+        pos.contains("tailtrace:version: '2'") && pos.contains("tailtrace:file:"),
         "rewritten in tailtrace's format:\n{pos}"
     );
 }

@@ -8,14 +8,15 @@
 //! [`Positions::save`] writes — atomically (temp file, fsync, rename, fsync of
 //! the directory).
 //!
-//! File format (YAML): a `tailtrace: 1` marker, a `files:` list with the full
-//! identity, and Promtail's own `positions: {path: "offset"}` map (journal
-//! cursors included, under Promtail's `journal-<job>` keys), so Promtail can
-//! still read the file after a rollback. A file without the marker is a
-//! Promtail positions file: its offsets are imported by path on first start.
+//! Besides files it keeps, per path, the newest kubelet rotation stamp taken
+//! on (the chain watermark, see `source/chain.rs`), journal cursors, and the
+//! spool offset these positions account for (see `spool/`). The file layout —
+//! one Promtail-readable `positions:` map — is in [`format`].
 //!
 //! Must never: record an offset that was not acknowledged, leave a torn file
 //! behind, or write at all in `-dry-run` (read-only mode).
+
+pub mod format;
 
 use crate::ack::{Position, Tracker};
 use crate::config::PositionsConfig;
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A file's identity on its filesystem.
@@ -42,14 +44,16 @@ pub struct Fingerprint {
 }
 
 /// A file's entry as loaded from the positions file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavedFile {
     pub path: PathBuf,
-    #[serde(flatten)]
     pub id: FileId,
     pub fp_len: u32,
     pub fp: u32,
     pub offset: u64,
+    /// The file's size when last seen (≥ `offset`): what lies between the two
+    /// was never read.
+    pub size: u64,
 }
 
 impl SavedFile {
@@ -61,20 +65,12 @@ impl SavedFile {
     }
 }
 
-#[derive(Serialize, Deserialize, Default)]
-struct OnDisk {
-    #[serde(default)]
-    tailtrace: Option<u32>,
-    #[serde(default)]
-    files: Vec<SavedFile>,
-    #[serde(default)]
-    positions: BTreeMap<String, String>,
-}
-
 struct Live {
     path: PathBuf,
     fp: Fingerprint,
     tracker: Arc<Tracker>,
+    /// The size the tailer last saw (shared with it).
+    size: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -87,6 +83,10 @@ struct Inner {
     cursors: BTreeMap<String, String>,
     live: HashMap<FileId, Live>,
     live_cursors: BTreeMap<String, Arc<Tracker>>,
+    /// Path → newest kubelet rotation stamp taken on.
+    chains: BTreeMap<PathBuf, String>,
+    /// The spool offset these positions account for.
+    spool: Option<u64>,
 }
 
 /// The positions registry. See the module docs.
@@ -94,6 +94,11 @@ pub struct Positions {
     path: PathBuf,
     read_only: bool,
     inner: Mutex<Inner>,
+    /// Serialises writers of the file (the sync loop, the spool writer).
+    save_lock: Mutex<()>,
+    /// Bumped by every change not made by an acknowledgement (a file taken
+    /// on or forgotten, a watermark raised), so the writer saves it soon.
+    epoch: AtomicU64,
 }
 
 /// Why the positions file could not be loaded.
@@ -114,8 +119,8 @@ impl Positions {
         let path = cfg.filename.clone();
         let mut inner = Inner::default();
         match fs::read_to_string(&path) {
-            Ok(text) => match parse(&text) {
-                Ok(disk) => inner = disk,
+            Ok(text) => match format::parse(&text) {
+                Ok(l) => inner = Inner::from(l),
                 Err(e) if cfg.ignore_invalid_yaml => {
                     tracing::warn!(file = %path.display(), error = %e,
                         "positions file is invalid; starting from scratch (ignore_invalid_yaml)");
@@ -140,6 +145,8 @@ impl Positions {
             path,
             read_only,
             inner: Mutex::new(inner),
+            save_lock: Mutex::new(()),
+            epoch: AtomicU64::new(0),
         }))
     }
 
@@ -149,11 +156,25 @@ impl Positions {
             path: PathBuf::new(),
             read_only: true,
             inner: Mutex::new(Inner::default()),
+            save_lock: Mutex::new(()),
+            epoch: AtomicU64::new(0),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes to save: moves with every acknowledged advance of any
+    /// position and every change to what is recorded.
+    pub fn change_epoch(&self) -> u64 {
+        self.epoch
+            .load(Ordering::Relaxed)
+            .wrapping_add(crate::ack::commit_epoch())
     }
 
     pub fn path(&self) -> &Path {
@@ -189,7 +210,16 @@ impl Positions {
     /// Starts recording the committed position of a live file. Claims (and
     /// replaces) any loaded entry for `id` and any imported Promtail offset
     /// for `path`.
-    pub fn track(&self, path: &Path, id: FileId, fp: Fingerprint, tracker: Arc<Tracker>) {
+    /// `size` is the file's size as the tailer last saw it, kept up to
+    /// date by the tailer.
+    pub fn track(
+        &self,
+        path: &Path,
+        id: FileId,
+        fp: Fingerprint,
+        tracker: Arc<Tracker>,
+        size: Arc<AtomicU64>,
+    ) {
         let mut g = self.lock();
         g.saved.remove(&id);
         g.promtail.remove(path);
@@ -199,8 +229,62 @@ impl Positions {
                 path: path.to_path_buf(),
                 fp,
                 tracker,
+                size,
             },
         );
+        drop(g);
+        self.changed();
+    }
+
+    /// The chain watermark of `path` (see `source/chain.rs`): `None` if the
+    /// path was never seen, `Some("")` if it had no rotated sibling then.
+    pub fn chain(&self, path: &Path) -> Option<String> {
+        self.lock().chains.get(path).cloned()
+    }
+
+    /// Raises the chain watermark of `path` to `stamp` (never lowers it).
+    pub fn set_chain(&self, path: &Path, stamp: &str) {
+        let mut g = self.lock();
+        match g.chains.get_mut(path) {
+            Some(s) if s.as_str() >= stamp => return,
+            Some(s) => *s = stamp.to_string(),
+            None => {
+                g.chains.insert(path.to_path_buf(), stamp.to_string());
+            }
+        }
+        drop(g);
+        self.changed();
+    }
+
+    /// Paths with a chain watermark.
+    pub fn chain_paths(&self) -> Vec<PathBuf> {
+        self.lock().chains.keys().cloned().collect()
+    }
+
+    /// Forgets the chain watermark of `path` (its directory is gone).
+    pub fn forget_chain(&self, path: &Path) {
+        self.lock().chains.remove(path);
+    }
+
+    /// True if some live or loaded file is recorded under `path`.
+    pub fn has_path(&self, path: &Path) -> bool {
+        let g = self.lock();
+        g.live.values().any(|l| l.path == path) || g.saved.values().any(|s| s.path == path)
+    }
+
+    /// The spool offset recorded with these positions.
+    pub fn spool_head(&self) -> Option<u64> {
+        self.lock().spool
+    }
+
+    /// Runs `f` (which acknowledges the entries of spool chunks up to
+    /// `head`) and records `head`, with no save in between: a saved file
+    /// never holds a spool offset without the positions it implies, nor
+    /// positions without the spool offset that holds their lines.
+    pub fn commit_spool(&self, head: u64, f: impl FnOnce()) {
+        let _g = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        f();
+        self.lock().spool = Some(head);
     }
 
     /// Updates a live file's fingerprint (it grew past a short first read).
@@ -208,6 +292,7 @@ impl Positions {
         if let Some(l) = self.lock().live.get_mut(&id) {
             l.fp = fp;
         }
+        self.changed();
     }
 
     /// Forgets file `id` for good: it was read to its end, everything was
@@ -218,6 +303,8 @@ impl Positions {
         let mut g = self.lock();
         g.saved.remove(&id);
         g.live.remove(&id);
+        drop(g);
+        self.changed();
     }
 
     /// The loaded cursor for `name` (e.g. `journal-<job>`).
@@ -247,61 +334,35 @@ impl Positions {
     /// The file content as it would be written now.
     pub fn render(&self) -> String {
         let g = self.lock();
-        let mut disk = OnDisk {
-            tailtrace: Some(1),
-            ..Default::default()
-        };
+        let mut files: Vec<SavedFile> = Vec::with_capacity(g.live.len() + g.saved.len());
         for (id, l) in &g.live {
             let offset = l.tracker.committed().offset().unwrap_or(0);
-            disk.files.push(SavedFile {
+            files.push(SavedFile {
                 path: l.path.clone(),
                 id: *id,
                 fp_len: l.fp.len,
                 fp: l.fp.crc,
                 offset,
+                size: l.size.load(Ordering::Relaxed).max(offset),
             });
         }
-        for s in g.saved.values() {
-            disk.files.push(s.clone());
-        }
-        // Byte order of the path (cheaper than Path's component order; the
-        // order is only for people reading the file).
-        disk.files.sort_unstable_by(|a, b| {
-            (a.path.as_os_str().as_encoded_bytes(), a.id.ino, a.id.dev).cmp(&(
-                b.path.as_os_str().as_encoded_bytes(),
-                b.id.ino,
-                b.id.dev,
-            ))
-        });
-        for f in &disk.files {
-            // Promtail's view keys by path: the current file at a path wins
-            // over a rotated one that still carries the old name.
-            let e = disk
-                .positions
-                .entry(f.path.to_string_lossy().into_owned())
-                .or_default();
-            if e.is_empty() || g.live.contains_key(&f.id) {
-                *e = f.offset.to_string();
-            }
-        }
-        for (path, off) in &g.promtail {
-            disk.positions
-                .entry(path.to_string_lossy().into_owned())
-                .or_insert_with(|| off.to_string());
-        }
-        for (name, c) in &g.cursors {
-            disk.positions.insert(name.clone(), c.clone());
-        }
+        files.extend(g.saved.values().cloned());
+        let mut cursors = g.cursors.clone();
         for (name, t) in &g.live_cursors {
             if let Position::Cursor(c) = t.committed() {
-                disk.positions.insert(name.clone(), c.to_string());
+                cursors.insert(name.clone(), c.to_string());
             }
         }
-        let mut out = String::from(
-            "# tailtrace positions: acknowledged offsets. Promtail reads `positions:`.\n",
-        );
-        emit_yaml(&disk, &mut out);
-        out
+        let promtail: BTreeMap<PathBuf, u64> =
+            g.promtail.iter().map(|(p, o)| (p.clone(), *o)).collect();
+        format::render(&format::Snapshot {
+            files: &files,
+            promtail: &promtail,
+            cursors: &cursors,
+            chains: &g.chains,
+            spool: g.spool,
+            is_current: &|f| g.live.contains_key(&f.id),
+        })
     }
 
     /// Writes the file atomically. A no-op in read-only mode.
@@ -309,103 +370,23 @@ impl Positions {
         if self.read_only {
             return Ok(());
         }
+        let _g = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let text = self.render();
         write_atomic(&self.path, text.as_bytes())
     }
 }
 
-/// Writes `disk` as YAML, the layout serde_yaml_ng gives it (byte for byte
-/// for ordinary paths), without its per-scalar cost: the file is rewritten
-/// every few tens of milliseconds while lines are acknowledged, with one entry
-/// per tailed file.
-fn emit_yaml(disk: &OnDisk, out: &mut String) {
-    use std::fmt::Write as _;
-    if let Some(v) = disk.tailtrace {
-        let _ = writeln!(out, "tailtrace: {v}");
-    }
-    if disk.files.is_empty() {
-        out.push_str("files: []\n");
-    } else {
-        out.push_str("files:\n");
-    }
-    for f in &disk.files {
-        out.push_str("- path: ");
-        yaml_str(&f.path.to_string_lossy(), out);
-        let _ = writeln!(
-            out,
-            "\n  dev: {}\n  ino: {}\n  fp_len: {}\n  fp: {}\n  offset: {}",
-            f.id.dev, f.id.ino, f.fp_len, f.fp, f.offset
-        );
-    }
-    if disk.positions.is_empty() {
-        out.push_str("positions: {}\n");
-    } else {
-        out.push_str("positions:\n");
-    }
-    for (k, v) in &disk.positions {
-        out.push_str("  ");
-        yaml_str(k, out);
-        out.push_str(": ");
-        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-            // What serde_yaml_ng writes for a string that looks like a number.
-            out.push('\'');
-            out.push_str(v);
-            out.push('\'');
-        } else {
-            yaml_str(v, out);
-        }
-        out.push('\n');
-    }
-}
-
-/// A YAML string scalar: plain when that cannot be read as anything else
-/// (an absolute path of safe characters, or a `journal-`/`cursor-` style
-/// name), double-quoted with escapes otherwise.
-fn yaml_str(s: &str, out: &mut String) {
-    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-');
-    let plain = (s.starts_with('/') || s.starts_with("journal-") || s.starts_with("cursor-"))
-        && s.chars().all(safe);
-    if plain {
-        out.push_str(s);
-        return;
-    }
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
-                use std::fmt::Write as _;
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
+impl From<format::Loaded> for Inner {
+    fn from(l: format::Loaded) -> Inner {
+        Inner {
+            saved: l.files.into_iter().map(|f| (f.id, f)).collect(),
+            promtail: l.promtail.into_iter().collect(),
+            cursors: l.cursors,
+            chains: l.chains,
+            spool: l.spool,
+            ..Inner::default()
         }
     }
-    out.push('"');
-}
-
-fn parse(text: &str) -> Result<Inner, String> {
-    let mut inner = Inner::default();
-    if text.trim().is_empty() {
-        return Ok(inner);
-    }
-    let disk: OnDisk = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
-    let ours = disk.tailtrace.is_some();
-    for f in disk.files {
-        inner.saved.insert(f.id, f);
-    }
-    for (k, v) in disk.positions {
-        if k.starts_with("journal-") || k.starts_with("cursor-") {
-            inner.cursors.insert(k, v);
-        } else if !ours {
-            let off: u64 = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("positions[{k:?}]: offset {v:?} is not a number"))?;
-            inner.promtail.insert(PathBuf::from(k), off);
-        }
-    }
-    Ok(inner)
 }
 
 /// Writes `data` to `path` via a temp file, fsync and rename.
@@ -455,7 +436,10 @@ mod tests {
             id,
             Fingerprint { len: 10, crc: 7 },
             t.clone(),
+            Arc::new(AtomicU64::new(300)),
         );
+        pos.set_chain(Path::new("/a/0.log"), "20261122-101500");
+        pos.set_chain(Path::new("/a/0.log"), "20261122-101400");
         let a = t.issue(Position::Offset(100));
         let b = t.issue(Position::Offset(200));
         a.ack();
@@ -466,6 +450,12 @@ mod tests {
         assert_eq!(s.offset, 100);
         assert_eq!(s.fingerprint(), Fingerprint { len: 10, crc: 7 });
         assert_eq!(s.path, PathBuf::from("/a/0.log"));
+        assert_eq!(s.size, 300);
+        assert_eq!(
+            again.chain(Path::new("/a/0.log")).as_deref(),
+            Some("20261122-101500"),
+            "the watermark never goes back"
+        );
         let text = fs::read_to_string(&p).unwrap();
         assert!(
             text.contains("/a/0.log: '100'") || text.contains("/a/0.log: \"100\""),
@@ -511,69 +501,5 @@ mod tests {
         let pos = Positions::open(&cfg(&p), true).unwrap();
         pos.save().unwrap();
         assert!(!p.exists());
-    }
-
-    fn disk_with(paths: &[&str], keys: &[(&str, &str)]) -> OnDisk {
-        let mut d = OnDisk {
-            tailtrace: Some(1),
-            ..Default::default()
-        };
-        for (i, p) in paths.iter().enumerate() {
-            d.files.push(SavedFile {
-                path: PathBuf::from(p),
-                id: FileId {
-                    dev: 65024,
-                    ino: 10 + i as u64,
-                },
-                fp_len: 1024,
-                fp: 3_639_709_385,
-                offset: 33_554_615 + i as u64,
-            });
-            d.positions.insert(p.to_string(), (7 * i).to_string());
-        }
-        for (k, v) in keys {
-            d.positions.insert(k.to_string(), v.to_string());
-        }
-        d
-    }
-
-    #[test]
-    fn emitted_yaml_is_what_serde_yaml_writes_for_ordinary_paths() {
-        for d in [
-            disk_with(&[], &[]),
-            disk_with(
-                &[
-                    "/var/log/pods/default_app-0-7d9f8c6b5-x0000_5eed0000-0000-4000-a000-000000000000/sidecar/0.log",
-                    "/var/log/pods/ns_p_u/c/0.log.20240101-010101",
-                ],
-                &[],
-            ),
-        ] {
-            let mut ours = String::new();
-            emit_yaml(&d, &mut ours);
-            assert_eq!(ours, serde_yaml_ng::to_string(&d).unwrap());
-        }
-    }
-
-    #[test]
-    fn emitted_yaml_round_trips_odd_paths_and_cursors() {
-        let odd = [
-            "/p/with space/0.log",
-            "/p/x: y/#z/0.log",
-            "/p/quo\"te'/back\\slash",
-            "/p/tab\tnl\ncr\r/\u{85}\u{2028}/0.log",
-            "/p/é€😀/0.log",
-            "relative/- [x]/{y}",
-            "123",
-            "true",
-            "",
-        ];
-        let d = disk_with(&odd, &[("journal-j", "s=1;b=\"x\"\n"), ("cursor-c", "42")]);
-        let mut text = String::new();
-        emit_yaml(&d, &mut text);
-        let back: OnDisk = serde_yaml_ng::from_str(&text).unwrap();
-        assert_eq!(back.tailtrace, d.tailtrace);
-        assert_eq!(back.files, d.files);
-        assert_eq!(back.positions, d.positions);
     }
 }

@@ -1,21 +1,28 @@
-//! Hands each entry to every client: the one place the memory budget is
-//! charged, so the one place where a slow Loki slows the readers down.
+//! Hands each entry to every outlet (a client's queue, or the spool): the
+//! one place the memory budget is charged, so the one place where a slow
+//! Loki slows the readers down.
 //!
-//! Owns: [`Fanout`]. For N clients an entry is sent to the first N-1 as a
-//! copy (same labels `Arc`, a copied line, a duplicated [`Ack`]) and to the
-//! last as itself; each copy carries its own budget charge, so the budget is
-//! the bytes really held. The source's position advances only when every
-//! client has settled its copy.
+//! Owns: [`Fanout`] and [`Outlet`]. For N outlets an entry is sent to the
+//! first N-1 as a copy (same labels `Arc`, a copied line, a duplicated
+//! [`Ack`](crate::ack::Ack)) and to the last as itself; each copy carries its
+//! own budget charge, so the budget is the bytes really held. The source's
+//! position advances only when every outlet has settled its copy.
 //!
-//! Entries are gathered per client into chunks of up to [`CHUNK`] and sent as
-//! one message, so a client's batcher wakes once per chunk, not per line. The
-//! source calls [`Fanout::flush`] at the end of each read turn and before it
-//! sleeps; a chunk is also sent when full, and before waiting for budget (so
-//! what the budget waits for is never stuck in our own buffer).
+//! Never blocks: [`Fanout::try_send`] hands the entry back ([`NotTaken::Full`])
+//! when the budget is spent or an outlet's queue is full, so the caller (the
+//! tailer) keeps doing its other work — above all taking on new files, whose
+//! inodes must be pinned before the kubelet rotates them away — and retries
+//! once [`Budget::want_wake`](crate::ack::Budget::want_wake) reports room.
 //!
-//! Must never: be called from inside an async task (it blocks the calling
-//! thread while the budget is spent); keep entries buffered across a sleep of
-//! the source (callers flush).
+//! Entries are gathered per outlet into chunks of up to [`CHUNK`] and sent
+//! as one message, so a client's batcher wakes once per chunk, not per line.
+//! The source calls [`Fanout::flush`] at the end of each read turn and before
+//! it sleeps; a chunk is also sent when full, and when the budget is found
+//! spent (so what the budget waits for is never stuck in our own buffer).
+//!
+//! Must never: block the calling thread on delivery, or keep entries
+//! buffered across a sleep of the source without reporting it (`flush`
+//! returns whether everything went out).
 
 use crate::ack::Budget;
 use crate::entry::Entry;
@@ -28,12 +35,41 @@ use tokio::sync::mpsc;
 /// batch bookkeeping), so a flood of empty lines is bounded too.
 pub const ENTRY_OVERHEAD: usize = 96;
 
-/// Entries per chunk sent to a client.
+/// Entries per chunk sent to an outlet.
 pub const CHUNK: usize = 256;
 
-/// The sender side of every client's queue. Each clone has its own buffers.
+/// Where the fan-out delivers chunks of entries.
+#[derive(Clone)]
+pub enum Outlet {
+    /// A client's queue (no spool: each client gets every entry).
+    Client(mpsc::Sender<Vec<Entry>>),
+    /// The spool writer (with `wal`: the clients read the spool).
+    Spool(std::sync::mpsc::SyncSender<Vec<Entry>>),
+}
+
+enum Refused {
+    Full(Vec<Entry>),
+    Closed,
+}
+
+impl Outlet {
+    fn try_send(&self, chunk: Vec<Entry>) -> Result<(), Refused> {
+        match self {
+            Outlet::Client(tx) => tx.try_send(chunk).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(c) => Refused::Full(c),
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            }),
+            Outlet::Spool(tx) => tx.try_send(chunk).map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(c) => Refused::Full(c),
+                std::sync::mpsc::TrySendError::Disconnected(_) => Refused::Closed,
+            }),
+        }
+    }
+}
+
+/// The sender side of every outlet. Each clone has its own buffers.
 pub struct Fanout {
-    clients: Vec<mpsc::Sender<Vec<Entry>>>,
+    outlets: Vec<Outlet>,
     pending: RefCell<Vec<Vec<Entry>>>,
     budget: Arc<Budget>,
     stop: Arc<AtomicBool>,
@@ -41,28 +77,47 @@ pub struct Fanout {
 
 impl Clone for Fanout {
     fn clone(&self) -> Self {
-        Fanout::new(self.clients.clone(), self.budget.clone(), self.stop.clone())
+        Fanout::new(self.outlets.clone(), self.budget.clone(), self.stop.clone())
     }
 }
 
-/// The agent is stopping: the entry was not queued (its ack is poisoned by
-/// the drop, so its position does not advance).
+/// The agent is stopping (or an outlet is gone): the entry was not queued
+/// (its ack is poisoned by the drop, so its position does not advance).
 #[derive(Debug)]
 pub struct Stopped;
 
+/// Why [`Fanout::try_send`] did not take an entry.
+#[derive(Debug)]
+pub enum NotTaken {
+    /// No room now (budget spent or a queue full): here it is back; retry
+    /// later.
+    Full(Entry),
+    /// The agent is stopping; the entry was dropped unacknowledged.
+    Stopped,
+}
+
 impl Fanout {
-    pub fn new(
-        clients: Vec<mpsc::Sender<Vec<Entry>>>,
-        budget: Arc<Budget>,
-        stop: Arc<AtomicBool>,
-    ) -> Self {
-        let pending = RefCell::new(clients.iter().map(|_| Vec::new()).collect());
+    pub fn new(outlets: Vec<Outlet>, budget: Arc<Budget>, stop: Arc<AtomicBool>) -> Self {
+        let pending = RefCell::new(outlets.iter().map(|_| Vec::new()).collect());
         Fanout {
-            clients,
+            outlets,
             pending,
             budget,
             stop,
         }
+    }
+
+    /// A fan-out to client queues (no spool).
+    pub fn to_clients(
+        clients: Vec<mpsc::Sender<Vec<Entry>>>,
+        budget: Arc<Budget>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        Self::new(
+            clients.into_iter().map(Outlet::Client).collect(),
+            budget,
+            stop,
+        )
     }
 
     pub fn budget(&self) -> &Arc<Budget> {
@@ -73,27 +128,44 @@ impl Fanout {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Queues `entry` for every client, blocking while the budget is spent
-    /// or a client's queue is full. Call [`flush`](Self::flush) before the
-    /// source goes idle.
-    pub fn send_blocking(&self, entry: Entry) -> Result<(), Stopped> {
-        let n = self.clients.len();
-        if n == 0 {
-            // No client configured: nothing will ever accept it.
-            return Err(Stopped);
+    /// The cost charged for `entry` per outlet.
+    pub fn cost(entry: &Entry) -> usize {
+        entry.size() + ENTRY_OVERHEAD
+    }
+
+    /// The budget `entry` needs to be taken (its cost for every outlet).
+    pub fn charge_for(&self, entry: &Entry) -> usize {
+        Self::cost(entry) * self.outlets.len().max(1)
+    }
+
+    /// Queues `entry` for every outlet if there is room now; otherwise hands
+    /// it back. Call [`flush`](Self::flush) before the source goes idle.
+    // The entry comes back by value: boxing it would allocate on every
+    // refusal, which is exactly when the agent is under pressure.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(&self, entry: Entry) -> Result<(), NotTaken> {
+        let n = self.outlets.len();
+        if n == 0 || self.is_stopping() {
+            // No outlet configured: nothing will ever accept it.
+            return Err(NotTaken::Stopped);
         }
-        let cost = entry.size() + ENTRY_OVERHEAD;
+        // An outlet whose queue refused a whole chunk: wait for it.
+        for i in 0..n {
+            if self.pending.borrow()[i].len() >= CHUNK {
+                self.flush_one(i).map_err(|_| NotTaken::Stopped)?;
+                if self.pending.borrow()[i].len() >= CHUNK {
+                    return Err(NotTaken::Full(entry));
+                }
+            }
+        }
+        let cost = Self::cost(&entry);
+        let Some(mut charge) = self.budget.try_charge(cost * n) else {
+            // What the budget waits for must not sit in our own buffers.
+            self.flush().map_err(|_| NotTaken::Stopped)?;
+            return Err(NotTaken::Full(entry));
+        };
         let mut entry = entry;
         for i in 0..n {
-            let charge = match self.budget.try_charge(cost) {
-                Some(c) => c,
-                None => {
-                    // Waiting for budget: first hand over what we hold.
-                    self.flush()?;
-                    let stop = || self.stop.load(Ordering::Relaxed);
-                    self.budget.charge_blocking(cost, &stop).ok_or(Stopped)?
-                }
-            };
             let mut e = if i + 1 == n {
                 entry_take(&mut entry)
             } else {
@@ -105,7 +177,7 @@ impl Fanout {
                     ack: entry.ack.duplicate(),
                 }
             };
-            e.ack.set_charge(charge);
+            e.ack.set_charge(charge.split(cost));
             let full = {
                 let mut p = self.pending.borrow_mut();
                 if p[i].capacity() == 0 {
@@ -115,18 +187,21 @@ impl Fanout {
                 p[i].len() >= CHUNK
             };
             if full {
-                self.flush_one(i)?;
+                self.flush_one(i).map_err(|_| NotTaken::Stopped)?;
             }
         }
         Ok(())
     }
 
-    /// Sends every buffered chunk (blocking while a queue is full).
-    pub fn flush(&self) -> Result<(), Stopped> {
-        for i in 0..self.clients.len() {
+    /// Sends every buffered chunk that its outlet takes now. `Ok(true)`:
+    /// nothing is left buffered.
+    pub fn flush(&self) -> Result<bool, Stopped> {
+        let mut all = true;
+        for i in 0..self.outlets.len() {
             self.flush_one(i)?;
+            all &= self.pending.borrow()[i].is_empty();
         }
-        Ok(())
+        Ok(all)
     }
 
     fn flush_one(&self, i: usize) -> Result<(), Stopped> {
@@ -134,39 +209,28 @@ impl Fanout {
         if chunk.is_empty() {
             return Ok(());
         }
-        let stop = || self.stop.load(Ordering::Relaxed);
-        send_until_stopped(&self.clients[i], chunk, &stop)
+        match self.outlets[i].try_send(chunk) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(back)) => {
+                self.pending.borrow_mut()[i] = back;
+                Ok(())
+            }
+            Err(Refused::Closed) => Err(Stopped),
+        }
     }
 }
 
 impl Drop for Fanout {
     fn drop(&mut self) {
-        // Best effort: a clean stop sends what is buffered; at a forced stop
-        // the entries are dropped unacknowledged (re-read after restart).
-        let _ = self.flush();
-    }
-}
-
-/// Like `blocking_send`, but gives up when the agent is stopping, so a client
-/// stuck retrying against a dead Loki cannot hang shutdown.
-fn send_until_stopped(
-    tx: &mpsc::Sender<Vec<Entry>>,
-    mut chunk: Vec<Entry>,
-    stop: &dyn Fn() -> bool,
-) -> Result<(), Stopped> {
-    let mut wait = std::time::Duration::from_micros(100);
-    loop {
-        match tx.try_send(chunk) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stopped),
-            Err(mpsc::error::TrySendError::Full(back)) => {
-                if stop() {
-                    return Err(Stopped);
-                }
-                chunk = back;
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(std::time::Duration::from_millis(10));
+        // A clean stop sends what is buffered (a queue that stays full for
+        // a second is given up on); entries not sent are dropped
+        // unacknowledged and read again after the restart.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while let Ok(false) = self.flush() {
+            if std::time::Instant::now() >= deadline {
+                break;
             }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 }
@@ -188,26 +252,25 @@ mod tests {
     use crate::entry::Timestamp;
     use crate::labels::LabelSet;
 
+    fn entry(line: &str, ack: crate::ack::Ack) -> Entry {
+        Entry::new(LabelSet::empty(), Timestamp(5), line.into(), ack)
+    }
+
     #[test]
     fn every_client_gets_a_copy_and_position_waits_for_all() {
         let (t1, mut r1) = mpsc::channel(4);
         let (t2, mut r2) = mpsc::channel(4);
         let budget = Budget::new(1 << 20);
-        let f = Fanout::new(
+        let f = Fanout::to_clients(
             vec![t1, t2],
             budget.clone(),
             Arc::new(AtomicBool::new(false)),
         );
         let tr = Tracker::new(Position::Offset(0));
-        let e = Entry::new(
-            LabelSet::empty(),
-            Timestamp(5),
-            "hello".into(),
-            tr.issue(Position::Offset(6)),
-        );
-        f.send_blocking(e).unwrap();
+        f.try_send(entry("hello", tr.issue(Position::Offset(6))))
+            .unwrap();
         assert!(r1.try_recv().is_err(), "buffered until flush");
-        f.flush().unwrap();
+        assert!(f.flush().unwrap());
         let a = r1.try_recv().unwrap().pop().unwrap();
         let b = r2.try_recv().unwrap().pop().unwrap();
         assert_eq!(a.line, "hello");
@@ -215,43 +278,66 @@ mod tests {
         assert_eq!(budget.used(), 2 * (5 + ENTRY_OVERHEAD));
         a.ack.ack();
         assert_eq!(tr.committed(), Position::Offset(0));
+        assert_eq!(budget.used(), 5 + ENTRY_OVERHEAD);
         b.ack.ack();
         assert_eq!(tr.committed(), Position::Offset(6));
         assert_eq!(budget.used(), 0);
     }
 
     #[test]
-    fn a_full_chunk_is_sent_without_flush_and_budget_waits_flush_first() {
+    fn a_spent_budget_hands_the_entry_back_after_flushing_what_it_holds() {
         let (t1, mut r1) = mpsc::channel(64);
-        // Budget for ~3 entries: the 4th must flush the first three, then
-        // wait until they are acknowledged.
+        // Budget for ~3 entries: the 4th is handed back, and the first three
+        // were flushed so that their acknowledgement can free the budget.
         let budget = Budget::new(3 * (1 + ENTRY_OVERHEAD));
-        let f = Fanout::new(vec![t1], budget.clone(), Arc::new(AtomicBool::new(false)));
-        let acker = std::thread::spawn(move || {
-            let mut got = 0;
-            while got < CHUNK + 4 {
-                match r1.blocking_recv() {
-                    Some(chunk) => {
-                        got += chunk.len();
-                        crate::ack::ack_many(chunk.into_iter().map(|e| e.ack));
-                    }
-                    None => break,
-                }
-            }
-            got
-        });
-        for i in 0..CHUNK + 4 {
-            let e = Entry::new(
-                LabelSet::empty(),
-                Timestamp(i as i64),
-                "x".into(),
-                crate::ack::Ack::none(),
-            );
-            f.send_blocking(e).unwrap();
+        let f = Fanout::to_clients(vec![t1], budget.clone(), Arc::new(AtomicBool::new(false)));
+        for _ in 0..3 {
+            f.try_send(entry("x", crate::ack::Ack::none())).unwrap();
         }
-        f.flush().unwrap();
-        drop(f);
-        assert_eq!(acker.join().unwrap(), CHUNK + 4);
+        let back = match f.try_send(entry("y", crate::ack::Ack::none())) {
+            Err(NotTaken::Full(e)) => e,
+            other => panic!("expected Full, got {other:?}"),
+        };
+        assert_eq!(back.line, "y");
+        let chunk = r1.try_recv().expect("flushed before handing back");
+        assert_eq!(chunk.len(), 3);
+        crate::ack::ack_many(chunk.into_iter().map(|e| e.ack));
         assert_eq!(budget.used(), 0);
+        f.try_send(back).unwrap();
+    }
+
+    #[test]
+    fn a_full_queue_keeps_the_chunk_and_reports_it() {
+        let (t1, mut r1) = mpsc::channel(1);
+        let budget = Budget::new(1 << 30);
+        let f = Fanout::to_clients(vec![t1], budget, Arc::new(AtomicBool::new(false)));
+        // First chunk fills the queue; the second cannot go.
+        for i in 0..2 * CHUNK {
+            f.try_send(entry(&i.to_string(), crate::ack::Ack::none()))
+                .unwrap();
+        }
+        // The outlet is stuck with a whole chunk: the next entry is refused.
+        assert!(matches!(
+            f.try_send(entry("z", crate::ack::Ack::none())),
+            Err(NotTaken::Full(_))
+        ));
+        assert!(!f.flush().unwrap(), "a chunk is still buffered");
+        assert_eq!(r1.try_recv().unwrap().len(), CHUNK);
+        assert!(f.flush().unwrap());
+        assert_eq!(r1.try_recv().unwrap().len(), CHUNK);
+    }
+
+    #[test]
+    fn budget_waker_fires_when_room_returns() {
+        let budget = Budget::new(1000);
+        let fired = Arc::new(AtomicBool::new(false));
+        let f2 = fired.clone();
+        budget.set_waker(move || f2.store(true, Ordering::SeqCst));
+        let c = budget.try_charge(1000).unwrap();
+        budget.want_wake(100);
+        assert!(!fired.load(Ordering::SeqCst));
+        drop(c);
+        assert!(fired.load(Ordering::SeqCst));
+        budget.unwant();
     }
 }

@@ -139,6 +139,8 @@ pub struct WakeState {
     /// Too many changes or a lost inotify queue: check everything.
     pub overflow: bool,
     pub notified: bool,
+    /// The memory budget has room again (see [`Wake::room`]).
+    pub room: bool,
 }
 
 /// Most changed paths remembered between two looks.
@@ -174,6 +176,25 @@ impl Wake {
     pub fn poke(&self) {
         self.lock().notified = true;
         self.cv.notify_all();
+    }
+
+    /// The budget has room again: wakes a [`wait_room`](Self::wait_room).
+    pub fn room(&self) {
+        let mut s = self.lock();
+        s.room = true;
+        s.notified = true;
+        self.cv.notify_all();
+    }
+
+    /// Sleeps up to `d` unless [`room`](Self::room) was signalled (file
+    /// events do not end this wait). Clears the signal.
+    pub fn wait_room(&self, d: Duration) {
+        let g = self.lock();
+        let (mut g, _) = self
+            .cv
+            .wait_timeout_while(g, d, |s| !s.room)
+            .unwrap_or_else(|p| p.into_inner());
+        g.room = false;
     }
 
     /// Takes what changed.

@@ -26,6 +26,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -77,6 +78,15 @@ pub struct Tailed {
     /// The path it was discovered under (its `filename` label).
     pub path: PathBuf,
     pub job: usize,
+    /// Index of the target (glob) it matched.
+    pub target: usize,
+    /// Its kubelet rotation stamp once known (rotated siblings are read in
+    /// stamp order; see `chain.rs`).
+    pub stamp: Option<Box<str>>,
+    /// Order of taking on (ties between equal stamps).
+    pub seq: u64,
+    /// The size last seen (shared with the positions file).
+    pub size: Arc<AtomicU64>,
     pub labels: LabelSet,
     /// `None`: closed to bound open descriptors; reopened by path.
     pub src: Option<Src>,
@@ -116,6 +126,8 @@ impl Tailed {
             return Ok(st);
         }
         st.bytes = n;
+        self.size
+            .fetch_max(self.split.pos() + n as u64, Ordering::Relaxed);
         let (labels, split) = (&self.labels, &mut self.split);
         // One read time and one tracker lock per chunk, not per line.
         let now = Timestamp::now();
@@ -127,6 +139,18 @@ impl Tailed {
         self.m.read_bytes.inc_by(n as u64);
         self.m.read_lines.inc_by(st.lines as u64);
         Ok(st)
+    }
+
+    /// The order in which files of one stream are read: rotated files by
+    /// stamp (unknown first: the file that was current when its successor
+    /// appeared is the oldest), then by when they were taken on.
+    pub fn chain_key(&self) -> (&str, u64) {
+        (self.stamp.as_deref().unwrap_or(""), self.seq)
+    }
+
+    /// Records a size seen by `fstat`.
+    pub fn saw_size(&self, size: u64) {
+        self.size.fetch_max(size, Ordering::Relaxed);
     }
 
     /// Emits a held unterminated line (the file is gone for good).

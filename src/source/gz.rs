@@ -2,8 +2,8 @@
 //!
 //! Owns: [`GzStream`], a decompressed view of `X.gz` positioned at a byte
 //! offset of the *uncompressed* content (the offset recorded for the file
-//! before it was compressed), and [`matches`], which checks a `.gz` file's
-//! decompressed first bytes against a saved fingerprint.
+//! before it was compressed), [`matches`], which checks a `.gz` file's
+//! decompressed first bytes against a saved fingerprint, and [`head`].
 //!
 //! Design: `flate2`'s multi-member decoder over a buffered file; skipping to
 //! the saved offset decompresses and discards. The kubelet's `gzip` writes one
@@ -72,6 +72,15 @@ impl GzStream {
 pub fn matches(path: &Path, fp: Fingerprint) -> io::Result<bool> {
     let mut s = GzStream::open(path)?;
     fingerprint::matches_reader(&mut s.dec, fp)
+}
+
+/// Up to `n` decompressed bytes from the start of `path` (fewer only if
+/// the content is shorter).
+pub fn head(path: &Path, n: usize) -> io::Result<Vec<u8>> {
+    let s = GzStream::open(path)?;
+    let mut out = Vec::with_capacity(n);
+    s.dec.take(n as u64).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! rotated files, [`relocate`] finds files that moved while unobserved,
 //! [`file`] is one tailed file, and [`tailer`] schedules them all.
 
+pub mod chain;
 pub mod cri;
 pub mod discover;
 pub mod docker;

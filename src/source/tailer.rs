@@ -8,8 +8,18 @@
 //! Design (one loop, round robin):
 //! - every turn, each file with data gets at most `read_chunk` bytes, so one
 //!   busy file cannot starve thousands of quiet ones; lines go through the
-//!   job's pipeline and into [`Fanout::send_blocking`] (which blocks while the
-//!   memory budget is spent: backpressure);
+//!   job's pipeline into a small backlog that is handed to
+//!   [`Fanout::try_send`]. When the memory budget is spent (Loki slow or
+//!   down, or the spool full) the backlog stops draining and reading pauses —
+//!   backpressure — but the loop goes on: discovery, rotation checks and the
+//!   sweep keep running, so a file created while delivery is stuck is opened
+//!   (its inode pinned by the descriptor) before the kubelet can rotate it
+//!   away. The loop then waits for room (the budget's waker) or a short
+//!   tick, whichever comes first;
+//! - within a stream (one path), rotated files are read before the current
+//!   one, oldest first (by kubelet stamp), so lines keep their write order;
+//!   a rotated sibling nobody read (created and rotated away unseen) is found
+//!   by the chain check and read in its place — see `tailer_chain.rs`;
 //! - a file at end of file is idle until inotify reports its path changed or
 //!   the periodic sweep (`fstat`, once a second; 4×/s without inotify) sees it
 //!   grew, shrank (copytruncate: read again from 0) or was replaced at its
@@ -19,21 +29,31 @@
 //! - the globs are expanded again every `rescan` (the safety net under
 //!   inotify); saved positions no file claimed are relocated (renamed sibling
 //!   by inode, or `.gz` by fingerprint) — see [`super::relocate`];
-//! - at most `max_open_files` descriptors: quiet current files are closed
-//!   (least recently active first, or after `idle_close`) and reopened by path
-//!   when they change, verifying identity; a file rotated while closed is
-//!   relocated like at start-up;
+//! - at most `max_open_files` descriptors. What is pinned first when the
+//!   bound is reached: rotated files with unread data are never closed (their
+//!   name may be gone); a new file is always taken on by closing (parking) a
+//!   current file — a quiet one first (least recently active), else the one
+//!   with unread data least recently read; a parked file is reopened by path
+//!   when it changes, verifying identity, and a file rotated while closed is
+//!   relocated like at start-up. Only when every descriptor holds a rotated
+//!   file is a new file left for the next sweep (counted as
+//!   `file_errors_total{reason="fd_limit"}`); the chain check finds it later
+//!   if it was rotated meanwhile;
 //! - a file closed for good is forgotten in the positions once every line of
 //!   it was acknowledged.
 //!
 //! Files: this one has the types, the loop, the sweep and reading;
 //! `tailer_discovery.rs` finds and takes on files, `tailer_lifecycle.rs`
-//! handles rotation, parking, truncation and closing.
+//! handles rotation, parking, truncation and closing, `tailer_chain.rs`
+//! catches up on rotated files never read.
 //!
 //! Must never: lose or duplicate a line across rotation, truncation, deletion
-//! or restart (restarts re-read only unacknowledged lines); panic on a file
-//! system error (log once, count `file_errors_total{reason}`, keep going);
-//! flush pipelines at stop (held lines must be re-read after a restart).
+//! or restart (restarts re-read only unacknowledged lines); block on delivery
+//! (discovery must go on); lose data silently (what is gone before it could
+//! be read is counted in `tailtrace_lost_bytes_total{reason}` and logged once
+//! per file); panic on a file system error (log once, count
+//! `file_errors_total{reason}`, keep going); flush pipelines at stop (held
+//! lines must be re-read after a restart).
 
 use super::discover::{Target, Wake, Watch};
 use super::file::{ChunkStats, FileMetrics, Kind, Tailed};
@@ -46,10 +66,10 @@ use crate::labels::LabelSet;
 use crate::metrics::{labels, Metrics};
 use crate::pipeline::Pipeline;
 use crate::positions::{FileId, Positions, SavedFile};
-use crate::sink::fanout::Fanout;
+use crate::sink::fanout::{Fanout, NotTaken};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -58,6 +78,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[path = "tailer_chain.rs"]
+mod catch_up;
 #[path = "tailer_discovery.rs"]
 mod discovery;
 #[path = "tailer_lifecycle.rs"]
@@ -118,6 +140,9 @@ const SWEEP: Duration = Duration::from_secs(1);
 const SWEEP_POLLING: Duration = Duration::from_millis(250);
 /// Shortest time between two rescans triggered by events.
 const QUICK_RESCAN: Duration = Duration::from_secs(1);
+/// While delivery is stuck: how often file events are looked at (new files
+/// pinned, rotations seen) between wake-ups for room in the budget.
+const BUSY_TICK: Duration = Duration::from_millis(20);
 
 /// Starts the tailer thread. See the module docs. Fails only if a glob is
 /// invalid or the thread cannot be spawned.
@@ -174,6 +199,17 @@ struct Tailer {
     buf: Vec<u8>,
     entries: Vec<Entry>,
     outv: Vec<Entry>,
+    /// Pipeline output the fan-out has not taken yet (budget spent); reading
+    /// pauses while it is not empty. Bounded by one read chunk's lines plus
+    /// what pipelines release on a tick.
+    backlog: VecDeque<Entry>,
+    /// Sequence for [`Tailed::seq`].
+    next_seq: u64,
+    /// Paths whose chain check could not finish (descriptor bound); retried
+    /// at each rescan.
+    chain_retry: HashSet<(PathBuf, usize)>,
+    /// The start-up chain check ran (first rescan).
+    chains_started: bool,
     next_rescan: Instant,
     next_sweep: Instant,
     next_tick: Instant,
@@ -204,6 +240,10 @@ impl Tailer {
             });
         }
         let wake = Wake::new();
+        {
+            let w = wake.clone();
+            out.budget().set_waker(move || w.room());
+        }
         let watch = match Watch::new(wake.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -234,6 +274,10 @@ impl Tailer {
             warned: HashSet::new(),
             entries: Vec::new(),
             outv: Vec::new(),
+            backlog: VecDeque::new(),
+            next_seq: 0,
+            chain_retry: HashSet::new(),
+            chains_started: false,
             next_rescan: now,
             next_sweep: now,
             next_tick: now + TICK,
@@ -293,12 +337,38 @@ impl Tailer {
             }
             // Hand this turn's entries to the clients (the fan-out gathers
             // them in chunks); nothing may stay buffered while we sleep.
-            self.out.flush().map_err(|_| Stopped)?;
-            if got == 0 {
+            let flushed = self.out.flush().map_err(|_| Stopped)?;
+            if !self.backlog.is_empty() || !flushed {
+                self.wait_for_room(flushed);
+            } else if got == 0 {
                 let deadline = self.next_sweep.min(self.next_tick).min(self.next_rescan);
                 let d = deadline.saturating_duration_since(Instant::now());
                 self.wake.wait(d.min(TICK));
             }
+        }
+    }
+
+    /// Delivery is stuck: sleeps until the budget has room for the backlog's
+    /// next entry, or [`BUSY_TICK`] passes (file events are looked at then,
+    /// so new files are pinned while delivery waits).
+    fn wait_for_room(&mut self, flushed: bool) {
+        let want = self.backlog.front().map(|e| self.out.charge_for(e));
+        let d = if flushed {
+            BUSY_TICK
+        } else {
+            // A queue refused a chunk: nothing signals when it drains.
+            Duration::from_millis(2)
+        };
+        match want {
+            Some(n) => {
+                let budget = self.out.budget().clone();
+                budget.want_wake(n);
+                if !budget.has_room(n) {
+                    self.wake.wait_room(d);
+                }
+                budget.unwant();
+            }
+            None => self.wake.wait_room(d),
         }
     }
 
@@ -330,6 +400,7 @@ impl Tailer {
     /// Periodic checks of every file: growth, truncation, rotation, closing.
     fn sweep(&mut self) -> Result<(), Stopped> {
         let now = Instant::now();
+        let stuck = !self.backlog.is_empty();
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         for id in ids {
             let Some(f) = self.files.get_mut(&id) else {
@@ -361,12 +432,23 @@ impl Tailer {
                 if size > pos {
                     f.active = true;
                 }
+                f.saw_size(size);
+                if (f.fp.len as u64) < size && (f.fp.len as usize) < FP_MAX {
+                    // Not widened by reading (delivery stuck): a short
+                    // fingerprint could not find the file's `.gz` later.
+                    if let Some(Src::Plain(file)) = &f.src {
+                        if let Ok(Widen::Wider(fp)) = fingerprint::widen(file, f.fp) {
+                            f.fp = fp;
+                            self.positions.refingerprint(id, fp);
+                        }
+                    }
+                }
                 if f.kind == Kind::Current {
                     f.m.size.set(size as i64);
                     f.m.lag.set((size - pos) as i64);
                     if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
                         self.moved(id);
-                    } else if f.at_eof && !f.active {
+                    } else if (f.at_eof && !f.active) || stuck {
                         self.check_path(id);
                     }
                 }
@@ -427,23 +509,41 @@ impl Tailer {
     /// (same labels): the runtime wrote all of the old file before any of
     /// the new one, so this keeps the stream's lines in write order.
     fn turn(&mut self) -> Result<usize, Stopped> {
-        let older_pending: HashSet<LabelSet> = self
-            .files
-            .values()
-            .filter(|f| f.kind != Kind::Current && f.active && f.src.is_some())
-            .map(|f| f.labels.clone())
-            .collect();
-        let ids: Vec<FileId> = self
-            .files
-            .values()
-            .filter(|f| f.active && f.src.is_some())
-            .filter(|f| f.kind != Kind::Current || !older_pending.contains(&f.labels))
-            .map(|f| f.id)
-            .collect();
+        if !self.backlog.is_empty() && !self.pump()? {
+            return Ok(0);
+        }
+        // Per stream, the oldest rotated file with data; else the current one.
+        let mut oldest: HashMap<&LabelSet, (&Tailed, bool)> = HashMap::new();
+        for f in self.files.values() {
+            if !f.active || f.src.is_none() {
+                continue;
+            }
+            let rotated = f.kind != Kind::Current;
+            match oldest.get_mut(&f.labels) {
+                None => {
+                    oldest.insert(&f.labels, (f, rotated));
+                }
+                Some(cur) => {
+                    let better = match (rotated, cur.1) {
+                        (true, false) => true,
+                        (false, true) => false,
+                        (true, true) => f.chain_key() < cur.0.chain_key(),
+                        (false, false) => f.seq < cur.0.seq,
+                    };
+                    if better {
+                        *cur = (f, rotated);
+                    }
+                }
+            }
+        }
+        let ids: Vec<FileId> = oldest.values().map(|(f, _)| f.id).collect();
         let mut total = 0;
         for id in ids {
             if self.stopping() {
                 return Err(Stopped);
+            }
+            if !self.backlog.is_empty() {
+                break; // delivery is stuck: read nothing more this turn
             }
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
@@ -536,39 +636,57 @@ impl Tailer {
         }
     }
 
-    /// Runs the read entries through job `job`'s pipeline and sends them.
+    /// Runs the read entries through job `job`'s pipeline and hands the
+    /// output to the fan-out (what it does not take waits in the backlog).
     fn send(&mut self, job: usize) -> Result<(), Stopped> {
         let Some(j) = self.jobs.get_mut(job) else {
             self.entries.clear();
             return Ok(());
         };
-        let mut entries = std::mem::take(&mut self.entries);
-        let mut res = Ok(());
-        for e in entries.drain(..) {
-            if res.is_err() {
-                break; // the rest are dropped: poisoned, re-read after restart
-            }
+        for e in self.entries.drain(..) {
             j.pipeline.process(e, &mut self.outv);
-            for o in self.outv.drain(..) {
-                if res.is_ok() && self.out.send_blocking(o).is_err() {
-                    res = Err(Stopped);
+            self.backlog.extend(self.outv.drain(..));
+        }
+        self.pump().map(|_| ())
+    }
+
+    /// Hands backlog entries to the fan-out while it takes them. `Ok(true)`:
+    /// the backlog is empty.
+    fn pump(&mut self) -> Result<bool, Stopped> {
+        while let Some(e) = self.backlog.pop_front() {
+            match self.out.try_send(e) {
+                Ok(()) => {}
+                Err(NotTaken::Full(e)) => {
+                    self.backlog.push_front(e);
+                    return Ok(false);
                 }
+                Err(NotTaken::Stopped) => return Err(Stopped),
             }
         }
-        self.entries = entries;
-        self.entries.clear();
-        res
+        Ok(true)
     }
 
     fn tick(&mut self, now: Instant) -> Result<(), Stopped> {
         for j in &mut self.jobs {
             j.pipeline.tick(now, &mut self.outv);
-            for o in self.outv.drain(..) {
-                if self.out.send_blocking(o).is_err() {
-                    return Err(Stopped);
-                }
-            }
+            self.backlog.extend(self.outv.drain(..));
         }
-        Ok(())
+        self.pump().map(|_| ())
+    }
+
+    /// Counts data gone before it could be read, and says so once per file.
+    fn lost(&mut self, path: &Path, reason: &'static str, bytes: u64, what: &str) {
+        let l = labels(&[("reason", reason)]);
+        self.metrics
+            .lost_bytes_total
+            .get_or_create(&l)
+            .inc_by(bytes);
+        self.metrics.lost_files_total.get_or_create(&l).inc();
+        if self.warned.len() > 10_000 {
+            self.warned.clear();
+        }
+        if self.warned.insert((path.to_path_buf(), reason)) {
+            tracing::warn!(file = %path.display(), reason, lost_bytes = bytes, "{what}");
+        }
     }
 }

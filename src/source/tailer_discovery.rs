@@ -37,6 +37,12 @@ impl Tailer {
             self.candidate(&p, ti);
         }
         self.claim_unclaimed();
+        if self.chains_started {
+            self.chain_housekeeping();
+        } else {
+            self.chains_started = true;
+            self.chain_startup();
+        }
         self.metrics.files_active_total.set(self.files.len() as i64);
         Ok(())
     }
@@ -64,7 +70,13 @@ impl Tailer {
             return;
         }
         if self.open >= self.opts.max_open_files && !self.evict_one() {
-            return; // retried at the next rescan or change
+            // Retried at the next rescan or change; found by the chain check
+            // if it is rotated meanwhile.
+            return self.file_error(
+                path,
+                "fd_limit",
+                &"every descriptor holds a rotated file with unread data; taking this file on later",
+            );
         }
         let file = match File::open(path) {
             Ok(f) => f,
@@ -105,7 +117,27 @@ impl Tailer {
                 _ => 0,
             },
         };
-        self.add(path, ti, Src::Plain(file), id, fp, start, Kind::Current);
+        self.add(
+            path,
+            ti,
+            Src::Plain(file),
+            id,
+            fp,
+            start,
+            Kind::Current,
+            None,
+        );
+        if let Some(f) = self.files.get(&id) {
+            f.saw_size(size);
+        }
+        // A new file at a known path: its predecessor was rotated, and
+        // files between the two may have come and gone unseen. (At start-up
+        // this waits until saved positions are relocated.)
+        if self.chains_started {
+            self.catch_up_chain(path, ti);
+        } else {
+            self.chain_init(path);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -118,18 +150,26 @@ impl Tailer {
         fp: crate::positions::Fingerprint,
         start: u64,
         kind: Kind,
+        stamp: Option<String>,
     ) {
         self.rekey_draining(id);
         let t = &self.targets[ti];
         let path_s = path.to_string_lossy();
         let tracker = Tracker::new(Position::Offset(start));
-        self.positions.track(path, id, fp, tracker.clone());
+        let size = Arc::new(std::sync::atomic::AtomicU64::new(start));
+        self.positions
+            .track(path, id, fp, tracker.clone(), size.clone());
+        self.next_seq += 1;
         let job = self.jobs.get(t.job).map_or("", |j| j.name.as_str());
         tracing::debug!(file = %path.display(), job, offset = start, ?kind, "tailing");
         let f = Tailed {
             id,
             path: path.to_path_buf(),
             job: t.job,
+            target: ti,
+            stamp: stamp.map(String::into_boxed_str),
+            seq: self.next_seq,
+            size,
             labels: t.labels.with("filename", &path_s),
             src: Some(src),
             split: LineSplitter::new(start, self.opts.max_line_bytes),
@@ -177,7 +217,13 @@ impl Tailer {
         let Some(d) = self.draining.iter_mut().find(|d| d.id == id) else {
             return;
         };
-        self.positions.track(&d.path, syn, d.fp, d.tracker.clone());
+        self.positions.track(
+            &d.path,
+            syn,
+            d.fp,
+            d.tracker.clone(),
+            Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        );
         d.id = syn;
     }
 
@@ -204,6 +250,7 @@ impl Tailer {
     /// `reused`: its inode number now belongs to another file, so only a
     /// compressed copy can be it.
     pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize, reused: bool) {
+        let stamp_of = |p: &Path| crate::source::chain::stamp_of_path(p, &s.path);
         match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
             Ok(Some(Found::Plain { path, file })) if !reused => {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -217,6 +264,7 @@ impl Tailer {
                     tracing::info!(file = %s.path.display(), now = %path.display(),
                         offset = start, "catching up on a file rotated while stopped");
                 }
+                let stamp = stamp_of(&path);
                 self.add(
                     &s.path,
                     ti,
@@ -225,7 +273,11 @@ impl Tailer {
                     s.fingerprint(),
                     start,
                     kind,
+                    stamp,
                 );
+                if let Some(f) = self.files.get(&s.id) {
+                    f.saw_size(s.size.max(size));
+                }
             }
             Ok(Some(Found::Gz { path, stream })) => {
                 tracing::info!(file = %s.path.display(), gz = %path.display(),
@@ -237,6 +289,7 @@ impl Tailer {
                 if self.files.contains_key(&id) {
                     return;
                 }
+                let stamp = stamp_of(&path);
                 self.add(
                     &s.path,
                     ti,
@@ -245,17 +298,22 @@ impl Tailer {
                     s.fingerprint(),
                     s.offset,
                     Kind::Gz,
+                    stamp,
                 );
             }
             Ok(_) => {
-                self.file_error(
-                    &s.path,
-                    "rotated_away",
-                    &format!(
-                        "file rotated away and not found (offset {}); unread data is lost",
-                        s.offset
-                    ),
-                );
+                let unread = s.size.saturating_sub(s.offset);
+                if unread > 0 {
+                    self.lost(
+                        &s.path,
+                        "rotated_away",
+                        unread,
+                        "a file with unread data was rotated away and deleted while the agent was down",
+                    );
+                } else {
+                    tracing::info!(file = %s.path.display(), offset = s.offset,
+                        "a file read to its end is gone; forgetting its position");
+                }
                 if !reused {
                     self.positions.forget(s.id);
                 }
@@ -271,8 +329,12 @@ impl Tailer {
             match parked {
                 Some(true) => self.check_parked(id)?,
                 Some(false) => {
+                    // A file being read notices a rotation when it reaches its
+                    // end; while delivery is stuck it does not get there, so
+                    // the path is checked at once (the successor must be
+                    // pinned before the kubelet rotates it away too).
                     let at_eof = self.files.get(&id).is_some_and(|f| f.at_eof);
-                    if at_eof {
+                    if at_eof || !self.backlog.is_empty() {
                         self.check_path(id);
                     }
                     if let Some(f) = self.files.get_mut(&id) {

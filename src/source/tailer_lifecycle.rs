@@ -10,7 +10,8 @@ use super::*;
 impl Tailer {
     // ------------------------------------------------------------- lifecycle
 
-    /// The file is no longer the one at its path.
+    /// The file is no longer the one at its path: read it to its end, and
+    /// look for rotated files of the same path that were never read.
     pub(super) fn moved(&mut self, id: FileId) {
         let Some(f) = self.files.get_mut(&id) else {
             return;
@@ -22,6 +23,8 @@ impl Tailer {
             if self.by_path.get(&f.path) == Some(&id) {
                 self.by_path.remove(&f.path);
             }
+            let (path, ti) = (f.path.clone(), f.target);
+            self.catch_up_chain(&path, ti);
         }
     }
 
@@ -46,18 +49,16 @@ impl Tailer {
         }
     }
 
-    /// Closes the least recently active quiet current file.
+    /// Frees a descriptor for a new file (see the descriptor policy in the
+    /// module docs of `tailer.rs`): parks the least recently active quiet
+    /// current file, else the current file with unread data least recently
+    /// read. Rotated files are never parked (their name may be gone).
     pub(super) fn evict_one(&mut self) -> bool {
         let victim = self
             .files
             .values()
-            .filter(|f| {
-                f.kind == Kind::Current
-                    && matches!(f.src, Some(Src::Plain(_)))
-                    && f.at_eof
-                    && !f.active
-            })
-            .min_by_key(|f| f.last_data)
+            .filter(|f| f.kind == Kind::Current && matches!(f.src, Some(Src::Plain(_))))
+            .min_by_key(|f| (!f.at_eof || f.active, f.last_data))
             .map(|f| f.id);
         match victim {
             Some(id) => {
@@ -162,16 +163,23 @@ impl Tailer {
                         f.id = gid;
                         self.open += 1;
                         self.positions.forget(id);
-                        self.positions.track(&f.path, gid, f.fp, f.tracker.clone());
+                        self.positions
+                            .track(&f.path, gid, f.fp, f.tracker.clone(), f.size.clone());
                         self.files.insert(gid, f);
                     }
                 }
             }
             Ok(None) => {
-                self.file_error(
+                let unread = self.files.get(&id).map_or(0, |f| {
+                    f.size
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .saturating_sub(pos)
+                });
+                self.lost(
                     &path,
                     "rotated_away",
-                    &"file rotated away while closed and not found; data written after it was closed is lost",
+                    unread,
+                    "a file closed to save descriptors was rotated away and deleted before it was read to its end; its unread lines are lost",
                 );
                 self.close_for_good(id)?;
             }
@@ -219,6 +227,7 @@ impl Tailer {
             return;
         };
         let (path, pos) = (f.path.clone(), f.split.pos());
+        let seen = f.size.swap(size, std::sync::atomic::Ordering::Relaxed);
         f.split.reset(0);
         f.active = true;
         f.at_eof = false;
@@ -230,7 +239,8 @@ impl Tailer {
         // A fresh tracker: lines of the old content still unacknowledged
         // must not hold the position at an offset of content that is gone.
         f.tracker = Tracker::new(Position::Offset(0));
-        self.positions.track(&path, id, f.fp, f.tracker.clone());
+        self.positions
+            .track(&path, id, f.fp, f.tracker.clone(), f.size.clone());
         self.file_error(
             &path,
             "truncated",
@@ -238,5 +248,13 @@ impl Tailer {
                 "file shrank from {pos} to {size} bytes (copytruncate?); reading from the start"
             ),
         );
+        if seen > pos {
+            self.lost(
+                &path,
+                "truncated",
+                seen - pos,
+                "a file was truncated before it was read to its end; the unread lines are lost",
+            );
+        }
     }
 }

@@ -176,19 +176,43 @@ fn rotated_and_gzipped_while_stopped_is_caught_up_from_the_gz() {
 }
 
 #[test]
-fn a_file_gone_while_stopped_is_counted_and_forgotten() {
-    let mut h = Harness::new("*.log", test_opts(), AckMode::Immediate);
+fn a_file_gone_while_stopped_is_counted_as_lost_and_forgotten() {
+    // Read but never acknowledged (Loki down), then the agent stops and the
+    // file is rotated away for good: its unread bytes are counted as lost.
+    let mut h = Harness::new("*.log", test_opts(), AckMode::Held);
     let p = h.logs().join("0.log");
-    write_lines(&p, &lines("a", 0..5));
+    let a = lines("a", 0..5);
+    write_lines(&p, &a);
     h.start();
-    h.wait_received(&lines("a", 0..5));
+    h.wait_received(&a);
     h.stop();
-    write_lines(&p, &lines("b", 0..5));
+    let size = std::fs::metadata(&p).unwrap().len();
     std::fs::rename(&p, h.logs().join("elsewhere")).unwrap();
+    h.release();
     h.start();
-    h.wait_for("rotated_away", |_| h.counter("rotated_away") >= 1);
+    let lost = |h: &Harness| {
+        h.metrics
+            .lost_bytes_total
+            .get_or_create(&crate::metrics::labels(&[("reason", "rotated_away")]))
+            .get()
+    };
+    h.wait_for("lost bytes", |_| lost(&h) > 0);
+    assert_eq!(lost(&h), size, "every unacknowledged byte is counted");
     h.stop();
     assert_eq!(h.positions().file_count(), 0);
+
+    // A file read and acknowledged to its end that goes away is no loss.
+    let q = h.logs().join("1.log");
+    write_lines(&q, &lines("b", 0..5));
+    h.start();
+    h.wait_acked(&lines("b", 0..5));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h.stop();
+    std::fs::remove_file(&q).unwrap();
+    h.start();
+    h.wait_for("forgotten", |_| h.positions().file_count() == 0);
+    h.stop();
+    assert_eq!(lost(&h), size);
 }
 
 #[test]
@@ -338,4 +362,142 @@ fn promtail_offsets_are_imported() {
     h.wait_received(&["new".into()]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(count(&h, "old"), 0);
+}
+
+/// Kubelet rotation of `dir/0.log` with stamp number `n`: rename, new file.
+fn kubelet_rotate(dir: &std::path::Path, n: u32) -> std::path::PathBuf {
+    let rotated = dir.join(format!("0.log.20261122-{n:06}"));
+    std::fs::rename(dir.join("0.log"), &rotated).unwrap();
+    std::fs::write(dir.join("0.log"), b"").unwrap();
+    rotated
+}
+
+/// The kubelet's compression of a rotated file: `.tmp`, rename to `.gz`,
+/// unlink the original.
+fn kubelet_gzip(rotated: &std::path::Path) {
+    let tmp = std::path::PathBuf::from(format!("{}.tmp", rotated.display()));
+    gzip_file(rotated, &tmp);
+    std::fs::rename(&tmp, format!("{}.gz", rotated.display())).unwrap();
+    std::fs::remove_file(rotated).unwrap();
+}
+
+/// Lines of one stream in the order the sink got them.
+fn received_order(h: &Harness) -> Vec<String> {
+    h.log
+        .lock()
+        .unwrap()
+        .got
+        .iter()
+        .map(|g| g.line.clone())
+        .collect()
+}
+
+#[test]
+fn delivery_stuck_still_pins_every_new_file_through_rotation_and_compression() {
+    // Loki is down (nothing acknowledged) and the budget is tiny: reading
+    // stops at once. The kubelet rotates six times and compresses (and
+    // unlinks) every older rotation meanwhile. Every file was opened when it
+    // appeared, so every line arrives once, in write order, when Loki is back.
+    let mut h = Harness::new("*/*/*.log", test_opts(), AckMode::Held);
+    h.budget = 8 * 1024;
+    let dir = h.logs().join("ns_pod_uid").join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut all = lines("f0", 0..300);
+    write_lines(&dir.join("0.log"), &all);
+    h.start();
+    h.wait_received(&all[..1]);
+    let mut rotated = Vec::new();
+    for n in 1..=6u32 {
+        rotated.push(kubelet_rotate(&dir, n));
+        // Give discovery a moment to see the new file (it must not wait for
+        // delivery to do so).
+        std::thread::sleep(Duration::from_millis(100));
+        let ls = lines(&format!("f{n}"), 0..300);
+        write_lines(&dir.join("0.log"), &ls);
+        all.extend(ls);
+        for r in rotated.drain(..rotated.len() - 1) {
+            kubelet_gzip(&r);
+        }
+    }
+    assert!(
+        count(&h, all.last().unwrap()) == 0,
+        "nothing can be read past the budget while Loki is down"
+    );
+    h.release();
+    h.wait_received(&all);
+    assert_once(&h, &all);
+    assert_eq!(received_order(&h), all, "write order kept across files");
+}
+
+#[test]
+fn a_file_created_and_rotated_away_unseen_is_caught_up_in_order() {
+    // One descriptor, pinned by the rotated file being read while Loki is
+    // down: the next `0.log` cannot be opened, and is rotated and compressed
+    // before it ever is. The chain check finds it and reads it between its
+    // neighbours.
+    let mut o = test_opts();
+    o.max_open_files = 1;
+    let mut h = Harness::new("*/*/*.log", o, AckMode::Held);
+    h.budget = 4 * 1024;
+    let dir = h.logs().join("ns_pod_uid").join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    let x = lines("x", 0..200);
+    write_lines(&dir.join("0.log"), &x);
+    h.start();
+    h.wait_received(&x[..1]);
+    kubelet_rotate(&dir, 1);
+    let z = lines("z", 0..200);
+    write_lines(&dir.join("0.log"), &z);
+    std::thread::sleep(Duration::from_millis(400));
+    let z_rotated = kubelet_rotate(&dir, 2);
+    kubelet_gzip(&z_rotated);
+    let y = lines("y", 0..200);
+    write_lines(&dir.join("0.log"), &y);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(h.counter("fd_limit") > 0, "the bound was reached");
+    h.release();
+    let all: Vec<String> = x.iter().chain(&z).chain(&y).cloned().collect();
+    h.wait_received(&all);
+    assert_once(&h, &all);
+    assert_eq!(received_order(&h), all);
+}
+
+#[test]
+fn files_created_and_rotated_while_stopped_are_caught_up_once() {
+    let mut h = Harness::new("*/*/*.log", test_opts(), AckMode::Immediate);
+    let dir = h.logs().join("ns_pod_uid").join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    // History from before the agent's time is not shipped.
+    let old = dir.join("0.log.20261121-000000");
+    write_lines(&old, &lines("old", 0..5));
+    let x = lines("x", 0..50);
+    write_lines(&dir.join("0.log"), &x);
+    h.start();
+    h.wait_acked(&x);
+    std::thread::sleep(Duration::from_millis(300));
+    h.stop();
+    // While stopped: X rotated, Z created and rotated, both compressed, Y.
+    let xr = kubelet_rotate(&dir, 1);
+    let z = lines("z", 0..50);
+    write_lines(&dir.join("0.log"), &z);
+    let zr = kubelet_rotate(&dir, 2);
+    kubelet_gzip(&xr);
+    kubelet_gzip(&zr);
+    let y = lines("y", 0..50);
+    write_lines(&dir.join("0.log"), &y);
+    h.start();
+    let all: Vec<String> = x.iter().chain(&z).chain(&y).cloned().collect();
+    h.wait_received(&all);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_once(&h, &all);
+    assert_eq!(count(&h, "old-00000"), 0, "history before the first start");
+    assert_eq!(received_order(&h), all);
+    // A restart re-reads none of it.
+    h.stop();
+    h.start();
+    let y2 = lines("y2", 0..5);
+    write_lines(&dir.join("0.log"), &y2);
+    h.wait_received(&y2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_once(&h, &all);
 }

@@ -54,6 +54,9 @@ pub enum AckMode {
     Immediate,
     /// Holds entries and acknowledges a random held one now and then.
     Delayed(u64),
+    /// Holds every entry until [`Harness::release`] (Loki down); entries
+    /// still held at a stop are dropped unacknowledged.
+    Held,
 }
 
 pub struct Harness {
@@ -70,6 +73,10 @@ pub struct Harness {
     pub timeout: Duration,
     /// The running tailer's positions registry.
     pub live_positions: Option<Arc<Positions>>,
+    /// [`AckMode::Held`]: acknowledge from now on.
+    released: Arc<AtomicBool>,
+    /// Memory budget of the fan-out.
+    pub budget: usize,
 }
 
 impl Harness {
@@ -90,7 +97,15 @@ impl Harness {
             run_no: 0,
             timeout: Duration::from_secs(30),
             live_positions: None,
+            released: Arc::new(AtomicBool::new(false)),
+            budget: 1 << 20,
         }
+    }
+
+    /// [`AckMode::Held`]: Loki is back; everything held and to come is
+    /// acknowledged.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
     }
 
     pub fn logs(&self) -> PathBuf {
@@ -121,7 +136,7 @@ impl Harness {
         self.live_positions = Some(positions.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(64);
-        let fanout = Fanout::new(vec![tx], Budget::new(1 << 20), stop.clone());
+        let fanout = Fanout::to_clients(vec![tx], Budget::new(self.budget), stop.clone());
         let job = ScrapeJob {
             name: "test".into(),
             targets: vec![FileTarget {
@@ -142,12 +157,13 @@ impl Harness {
         .unwrap();
         let log = self.log.clone();
         let mode = self.ack;
+        let release = self.released.clone();
         let pos_file_positions = positions;
         let sink = std::thread::spawn(move || {
             let mut held: Vec<Entry> = Vec::new();
             let mut rng = SmallRng::seed_from_u64(match mode {
                 AckMode::Delayed(s) => s ^ run_no as u64,
-                AckMode::Immediate => 0,
+                AckMode::Immediate | AckMode::Held => 0,
             });
             let mut last_save = Instant::now();
             let mut inbox: std::collections::VecDeque<Entry> = Default::default();
@@ -178,11 +194,22 @@ impl Harness {
                                 drop(l);
                                 e.ack.ack();
                             }
-                            AckMode::Delayed(_) => held.push(e),
+                            AckMode::Delayed(_) | AckMode::Held => held.push(e),
                         }
                     }
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        if !held.is_empty() && rng.random_bool(0.7) {
+                        if matches!(mode, AckMode::Held) && release.load(Ordering::SeqCst) {
+                            let mut l = log.lock().unwrap();
+                            for e in held.drain(..) {
+                                l.acked.insert((run_no, e.line.clone()));
+                                l.acked_any.insert(e.line.clone());
+                                e.ack.ack();
+                            }
+                        }
+                        if matches!(mode, AckMode::Delayed(_))
+                            && !held.is_empty()
+                            && rng.random_bool(0.7)
+                        {
                             let n = rng.random_range(1..=held.len().min(8));
                             for _ in 0..n {
                                 let i = rng.random_range(0..held.len());

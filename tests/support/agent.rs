@@ -377,4 +377,65 @@ impl PodLog {
         self.written_since_rotate = 0;
         rotated
     }
+
+    /// The kubelet's whole rotation step (container_log_manager.go): drop
+    /// `*.tmp` and rotated files that already have a `.gz` twin; keep at
+    /// most `max_files - 2` rotated files (oldest deleted first; `None` =
+    /// never delete); compress every uncompressed rotated file (`X.tmp`,
+    /// rename to `X.gz`, unlink `X`); then rename `0.log` and reopen.
+    /// Returns the number of rotated files deleted.
+    pub fn kubelet_rotate(&mut self, max_files: Option<usize>) -> usize {
+        let dir = self.path.parent().expect("dir").to_path_buf();
+        let rotated = |dir: &Path| -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = fs::read_dir(dir)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            v.retain(|p| {
+                let n = p.file_name().unwrap_or_default().to_string_lossy();
+                n.starts_with("0.log.")
+            });
+            v.sort();
+            v
+        };
+        for p in rotated(&dir) {
+            let n = p.to_string_lossy().into_owned();
+            if n.ends_with(".tmp")
+                || (!n.ends_with(".gz") && Path::new(&format!("{n}.gz")).exists())
+            {
+                let _ = fs::remove_file(&p);
+            }
+        }
+        let mut deleted = 0;
+        if let Some(max) = max_files {
+            let mut all = rotated(&dir);
+            while all.len() > max.saturating_sub(2) {
+                let _ = fs::remove_file(all.remove(0));
+                deleted += 1;
+            }
+        }
+        for p in rotated(&dir) {
+            let n = p.to_string_lossy().into_owned();
+            if n.ends_with(".gz") {
+                continue;
+            }
+            let tmp = PathBuf::from(format!("{n}.tmp"));
+            gzip(&p, &tmp);
+            fs::rename(&tmp, format!("{n}.gz")).expect("rename gz");
+            fs::remove_file(&p).expect("unlink rotated");
+        }
+        self.rotate();
+        deleted
+    }
+}
+
+/// gzip `src` into `dst` (as the kubelet's compressLog does).
+pub fn gzip(src: &Path, dst: &Path) {
+    use flate2::write::GzEncoder;
+    let data = fs::read(src).expect("read rotated");
+    let mut enc = GzEncoder::new(
+        File::create(dst).expect("create gz"),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&data).expect("gzip");
+    enc.finish().expect("gzip finish");
 }

@@ -1,0 +1,380 @@
+//! The positions file on disk: one YAML map that Promtail can read too.
+//!
+//! Owns: [`parse`] and [`render`]. Promtail decodes the file strictly
+//! (unknown top-level keys make it fail) into `positions: {key: "value"}`
+//! and keeps only keys that are existing paths (or start with `cursor-` /
+//! `journal-`). So everything tailtrace records lives *inside* that map:
+//!
+//! ```yaml
+//! positions:
+//!   /var/log/pods/ns_pod_uid/app/0.log: '81920'                  # Promtail's view
+//!   tailtrace:chain:/var/log/pods/ns_pod_uid/app/0.log: 20261122-101500
+//!   tailtrace:file:2049:1234567:1024:3735928559:/var/log/pods/ns_pod_uid/app/0.log: 81920 90000
+//!   tailtrace:spool: '1234'
+//!   tailtrace:version: '2'
+//! ```
+//!
+//! - `tailtrace:file:<dev>:<ino>:<fp_len>:<fp_crc>:<path>` → `<offset> <size>`:
+//!   a file's identity, its acknowledged offset and the size last seen (so a
+//!   file found gone at start-up tells how much was never read);
+//! - `tailtrace:chain:<path>` → the newest kubelet rotation stamp of that
+//!   path whose file has been taken on (see `source/chain.rs`);
+//! - `tailtrace:spool` → the spool offset up to which the spool's chunks are
+//!   accounted for in these positions (see `spool/`);
+//! - `journal-<job>` / `cursor-<name>` → journal cursors, as Promtail keys them.
+//!
+//! A rollback to Promtail reads the plain path entries and drops the rest.
+//! The earlier tailtrace layout (`tailtrace: 1` and a `files:` list beside
+//! `positions:`) is still read. A file without tailtrace records is a
+//! Promtail positions file: its path offsets are imported.
+//!
+//! Must never: write a line Promtail's decoder rejects, or read a malformed
+//! record as something else (it is an error naming the key).
+
+use super::{FileId, SavedFile};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+const FILE: &str = "tailtrace:file:";
+const CHAIN: &str = "tailtrace:chain:";
+const SPOOL: &str = "tailtrace:spool";
+const VERSION: &str = "tailtrace:version";
+
+/// What a positions file holds.
+#[derive(Debug, Default, PartialEq)]
+pub struct Loaded {
+    pub files: Vec<SavedFile>,
+    /// Offsets by path, from a Promtail positions file.
+    pub promtail: BTreeMap<PathBuf, u64>,
+    pub cursors: BTreeMap<String, String>,
+    pub chains: BTreeMap<PathBuf, String>,
+    pub spool: Option<u64>,
+}
+
+/// What [`render`] writes.
+pub struct Snapshot<'a> {
+    pub files: &'a [SavedFile],
+    pub promtail: &'a BTreeMap<PathBuf, u64>,
+    pub cursors: &'a BTreeMap<String, String>,
+    pub chains: &'a BTreeMap<PathBuf, String>,
+    pub spool: Option<u64>,
+    /// Files currently at their path (they win Promtail's by-path view over a
+    /// rotated file that still carries the old name).
+    pub is_current: &'a dyn Fn(&SavedFile) -> bool,
+}
+
+#[derive(Deserialize, Default)]
+struct OnDisk {
+    #[serde(default)]
+    tailtrace: Option<u32>,
+    #[serde(default)]
+    files: Vec<OldFile>,
+    #[serde(default)]
+    positions: BTreeMap<String, String>,
+}
+
+/// The earlier layout's `files:` entries.
+#[derive(Deserialize)]
+struct OldFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    fp_len: u32,
+    fp: u32,
+    offset: u64,
+}
+
+/// Parses a positions file (tailtrace's, its earlier layout, or Promtail's).
+pub fn parse(text: &str) -> Result<Loaded, String> {
+    let mut out = Loaded::default();
+    if text.trim().is_empty() {
+        return Ok(out);
+    }
+    let disk: OnDisk = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    let ours =
+        disk.tailtrace.is_some() || disk.positions.keys().any(|k| k.starts_with("tailtrace:"));
+    for f in disk.files {
+        out.files.push(SavedFile {
+            path: f.path,
+            id: FileId {
+                dev: f.dev,
+                ino: f.ino,
+            },
+            fp_len: f.fp_len,
+            fp: f.fp,
+            offset: f.offset,
+            size: f.offset,
+        });
+    }
+    for (k, v) in disk.positions {
+        if let Some(rest) = k.strip_prefix(FILE) {
+            out.files
+                .push(parse_file(rest, &v).map_err(|e| format!("positions[{k:?}]: {e}"))?);
+        } else if let Some(path) = k.strip_prefix(CHAIN) {
+            out.chains.insert(PathBuf::from(path), v);
+        } else if k == SPOOL {
+            let n = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("positions[{k:?}]: {v:?} is not a number"))?;
+            out.spool = Some(n);
+        } else if k == VERSION || k.starts_with("tailtrace:") {
+            // A newer version's record: ignored, not misread as a path.
+        } else if k.starts_with("journal-") || k.starts_with("cursor-") {
+            out.cursors.insert(k, v);
+        } else if !ours {
+            let off: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("positions[{k:?}]: offset {v:?} is not a number"))?;
+            out.promtail.insert(PathBuf::from(k), off);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_file(rest: &str, value: &str) -> Result<SavedFile, String> {
+    let mut it = rest.splitn(5, ':');
+    let mut num = |what: &str| -> Result<u64, String> {
+        it.next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad {what}"))
+    };
+    let dev = num("device")?;
+    let ino = num("inode")?;
+    let fp_len = u32::try_from(num("fingerprint length")?).map_err(|e| e.to_string())?;
+    let fp = u32::try_from(num("fingerprint")?).map_err(|e| e.to_string())?;
+    let path = it.next().filter(|p| !p.is_empty()).ok_or("no path")?;
+    let mut vals = value.split_ascii_whitespace().map(str::parse::<u64>);
+    let offset = match vals.next() {
+        Some(Ok(o)) => o,
+        _ => return Err(format!("offset {value:?} is not a number")),
+    };
+    let size = match vals.next() {
+        Some(Ok(s)) => s.max(offset),
+        None => offset,
+        Some(Err(_)) => return Err(format!("size in {value:?} is not a number")),
+    };
+    Ok(SavedFile {
+        path: PathBuf::from(path),
+        id: FileId { dev, ino },
+        fp_len,
+        fp,
+        offset,
+        size,
+    })
+}
+
+/// Renders the file.
+pub fn render(s: &Snapshot<'_>) -> String {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for f in s.files {
+        let p = f.path.to_string_lossy();
+        map.insert(
+            format!("{FILE}{}:{}:{}:{}:{p}", f.id.dev, f.id.ino, f.fp_len, f.fp),
+            format!("{} {}", f.offset, f.size.max(f.offset)),
+        );
+        // Promtail's view keys by path: the current file at a path wins over
+        // a rotated one that still carries the old name.
+        let e = map.entry(p.into_owned()).or_default();
+        if e.is_empty() || (s.is_current)(f) {
+            *e = f.offset.to_string();
+        }
+    }
+    for (path, off) in s.promtail {
+        map.entry(path.to_string_lossy().into_owned())
+            .or_insert_with(|| off.to_string());
+    }
+    for (path, stamp) in s.chains {
+        map.insert(format!("{CHAIN}{}", path.to_string_lossy()), stamp.clone());
+    }
+    for (k, v) in s.cursors {
+        map.insert(k.clone(), v.clone());
+    }
+    if let Some(h) = s.spool {
+        map.insert(SPOOL.to_string(), h.to_string());
+    }
+    map.insert(VERSION.to_string(), "2".to_string());
+    let mut out = String::from(
+        "# tailtrace positions: acknowledged offsets. Promtail reads the plain paths.\n",
+    );
+    out.push_str("positions:\n");
+    for (k, v) in &map {
+        out.push_str("  ");
+        yaml_str(k, &mut out);
+        out.push_str(": ");
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            // A string that looks like a number is quoted (as Promtail writes it).
+            let _ = write!(out, "'{v}'");
+        } else {
+            yaml_str(v, &mut out);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A YAML string scalar: plain when that cannot be read as anything else
+/// (an absolute path of safe characters, a `journal-`/`cursor-` name, a
+/// tailtrace record key, a stamp or `offset size`), double-quoted with
+/// escapes otherwise.
+fn yaml_str(s: &str, out: &mut String) {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-');
+    let plain = if let Some(rest) = s.strip_prefix("tailtrace:") {
+        !rest.contains(": ") && rest.chars().all(|c| safe(c) || c == ':')
+    } else if s.starts_with('/') || s.starts_with("journal-") || s.starts_with("cursor-") {
+        s.chars().all(safe)
+    } else {
+        // `81920 90000`, `20261122-101500`: digits with one inner separator.
+        let b = s.as_bytes();
+        b.first().is_some_and(u8::is_ascii_digit)
+            && b.last().is_some_and(u8::is_ascii_digit)
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+            && s.matches([' ', '-']).count() == 1
+    };
+    if plain {
+        out.push_str(s);
+        return;
+    }
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, ino: u64, offset: u64) -> SavedFile {
+        SavedFile {
+            path: PathBuf::from(path),
+            id: FileId { dev: 65024, ino },
+            fp_len: 1024,
+            fp: 3_639_709_385,
+            offset,
+            size: offset + 7,
+        }
+    }
+
+    fn round_trip(files: &[SavedFile], chains: &[(&str, &str)], cursors: &[(&str, &str)]) {
+        let chains: BTreeMap<PathBuf, String> = chains
+            .iter()
+            .map(|(p, s)| (PathBuf::from(p), s.to_string()))
+            .collect();
+        let cursors: BTreeMap<String, String> = cursors
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let text = render(&Snapshot {
+            files,
+            promtail: &BTreeMap::new(),
+            cursors: &cursors,
+            chains: &chains,
+            spool: Some(77),
+            is_current: &|_| true,
+        });
+        let back = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let mut want = files.to_vec();
+        want.sort_by(|a, b| a.path.cmp(&b.path).then(a.id.ino.cmp(&b.id.ino)));
+        let mut got = back.files.clone();
+        got.sort_by(|a, b| a.path.cmp(&b.path).then(a.id.ino.cmp(&b.id.ino)));
+        assert_eq!(got, want, "{text}");
+        assert_eq!(back.chains, chains);
+        assert_eq!(back.cursors, cursors);
+        assert_eq!(back.spool, Some(77));
+        assert!(
+            back.promtail.is_empty(),
+            "our own path entries are not imports"
+        );
+    }
+
+    #[test]
+    fn ordinary_and_odd_paths_round_trip() {
+        round_trip(&[], &[], &[]);
+        round_trip(
+            &[
+                file(
+                    "/var/log/pods/default_app-0_5eed/sidecar/0.log",
+                    10,
+                    33_554_615,
+                ),
+                file("/var/log/pods/ns_p_u/c/0.log", 11, 0),
+            ],
+            &[("/var/log/pods/ns_p_u/c/0.log", "20261122-101500")],
+            &[("journal-j", "s=1;b=\"x\"\n"), ("cursor-c", "42")],
+        );
+        let odd = [
+            "/p/with space/0.log",
+            "/p/x: y/#z/0.log",
+            "/p/quo\"te'/back\\slash",
+            "/p/tab\tnl\ncr\r/\u{85}\u{2028}/0.log",
+            "/p/é€😀/0.log",
+            "relative/- [x]/{y}",
+            "123",
+            "true",
+        ];
+        let files: Vec<SavedFile> = odd
+            .iter()
+            .enumerate()
+            .map(|(i, p)| file(p, i as u64, 5))
+            .collect();
+        round_trip(&files, &[("/p/with space/0.log", "20261122-101500")], &[]);
+    }
+
+    #[test]
+    fn promtail_decodes_it_strictly_as_a_plain_map() {
+        // What Promtail's strict decoder accepts: exactly `positions:` with
+        // string values.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PromtailFile {
+            #[allow(dead_code)]
+            positions: BTreeMap<String, String>,
+        }
+        let f = file("/var/log/pods/a/c/0.log", 1, 81920);
+        let text = render(&Snapshot {
+            files: &[f],
+            promtail: &BTreeMap::new(),
+            cursors: &BTreeMap::new(),
+            chains: &BTreeMap::new(),
+            spool: Some(5),
+            is_current: &|_| true,
+        });
+        let p: PromtailFile = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(p.positions["/var/log/pods/a/c/0.log"], "81920");
+    }
+
+    #[test]
+    fn reads_the_earlier_layout_and_promtail_files() {
+        let old = "tailtrace: 1\nfiles:\n- path: /a/0.log\n  dev: 1\n  ino: 2\n  fp_len: 3\n  fp: 4\n  offset: 5\npositions:\n  /a/0.log: '5'\n";
+        let l = parse(old).unwrap();
+        assert_eq!(l.files.len(), 1);
+        assert_eq!(l.files[0].offset, 5);
+        assert!(l.promtail.is_empty());
+        let promtail = "positions:\n  /var/log/x.log: \"1234\"\n  journal-kubelet: s=abc\n";
+        let l = parse(promtail).unwrap();
+        assert_eq!(l.promtail[&PathBuf::from("/var/log/x.log")], 1234);
+        assert_eq!(l.cursors["journal-kubelet"], "s=abc");
+    }
+
+    #[test]
+    fn malformed_records_are_errors_naming_the_key() {
+        let bad = "positions:\n  tailtrace:file:1:x:3:4:/a: '5'\n";
+        let e = parse(bad).unwrap_err();
+        assert!(e.contains("tailtrace:file:1:x:3:4:/a"), "{e}");
+        let bad = "positions:\n  tailtrace:file:1:2:3:4:/a: five\n";
+        assert!(parse(bad).is_err());
+    }
+}

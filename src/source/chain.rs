@@ -1,0 +1,148 @@
+//! Rotation chains: a container log file's rotated siblings, in rotation
+//! order, as the kubelet names them.
+//!
+//! Owns: [`stamp_of`] (the rotation stamp in a sibling's name) and
+//! [`siblings`] (a directory listing of `<name>.<stamp>` and
+//! `<name>.<stamp>.gz`, oldest first). The kubelet renames `0.log` to
+//! `0.log.<YYYYMMDD-hhmmss>` at each rotation and later compresses it to
+//! `….gz`; the stamp is the rotation time, so stamps sort in rotation order.
+//!
+//! What the tailer does with it (see `tailer_chain.rs`): per path it keeps a
+//! *watermark*, the newest stamp whose file it has read or taken on (stored
+//! in the positions file). A sibling newer than the watermark that no tailed
+//! file accounts for was created and rotated away unseen — a hole in the
+//! chain — and is read, oldest first, before the stream goes on.
+//!
+//! Only kubelet-style stamps (`\d{8}-\d{6}`) count: logrotate's numbered
+//! names (`syslog.1`, `syslog.2.gz`) shift at every rotation and do not sort
+//! in rotation order, so they are never taken for holes.
+//!
+//! Must never: list a `.tmp` file (a compression in progress), or order two
+//! siblings other than by stamp (a plain file and its `.gz` twin with the
+//! same stamp are the same data: the plain one comes first).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One rotated sibling of a log file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sibling {
+    pub path: PathBuf,
+    /// The kubelet's rotation stamp, `YYYYMMDD-hhmmss`.
+    pub stamp: String,
+    /// Compressed (`.gz`).
+    pub gz: bool,
+}
+
+/// The rotation stamp of `name` if it is a kubelet-rotated sibling of
+/// `base` (`0.log.20261122-101500` or `….gz`), and whether it is compressed.
+pub fn stamp_of<'a>(name: &'a str, base: &str) -> Option<(&'a str, bool)> {
+    let rest = name.strip_prefix(base)?.strip_prefix('.')?;
+    let (stamp, gz) = match rest.strip_suffix(".gz") {
+        Some(s) => (s, true),
+        None => (rest, false),
+    };
+    let b = stamp.as_bytes();
+    let ok = b.len() == 15
+        && b[8] == b'-'
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[9..].iter().all(u8::is_ascii_digit);
+    ok.then_some((stamp, gz))
+}
+
+/// The kubelet-rotated siblings of `path`, oldest first (a plain file before
+/// its `.gz` twin). A missing directory is an empty list.
+pub fn siblings(path: &Path) -> io::Result<Vec<Sibling>> {
+    let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let base = base.to_string_lossy();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        if let Some((stamp, gz)) = stamp_of(&name, &base) {
+            out.push(Sibling {
+                path: ent.path(),
+                stamp: stamp.to_string(),
+                gz,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.stamp, a.gz).cmp(&(&b.stamp, b.gz)));
+    Ok(out)
+}
+
+/// The stamp of the sibling at `path` (a rotated name), if kubelet-style.
+pub fn stamp_of_path(path: &Path, base: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy();
+    let base = base.file_name()?.to_string_lossy();
+    stamp_of(&name, &base).map(|(s, _)| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_recognised_only_in_kubelet_form() {
+        assert_eq!(
+            stamp_of("0.log.20261122-101500", "0.log"),
+            Some(("20261122-101500", false))
+        );
+        assert_eq!(
+            stamp_of("0.log.20261122-101500.gz", "0.log"),
+            Some(("20261122-101500", true))
+        );
+        for no in [
+            "0.log",
+            "0.log.1",
+            "0.log.2.gz",
+            "0.log.20261122-101500.tmp",
+            "0.log.20261122-101500.gz.tmp",
+            "1.log.20261122-101500",
+            "0.log.2026112-1015000",
+            "0.logx20261122-101500",
+        ] {
+            assert_eq!(stamp_of(no, "0.log"), None, "{no}");
+        }
+    }
+
+    #[test]
+    fn siblings_are_listed_in_rotation_order_plain_before_gz() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.log");
+        for n in [
+            "0.log",
+            "0.log.20261122-101510.gz",
+            "0.log.20261122-101500.gz",
+            "0.log.20261122-101520",
+            "0.log.20261122-101510",
+            "0.log.20261122-101530.tmp",
+            "1.log.20261122-101505",
+            "0.log.3",
+        ] {
+            std::fs::write(dir.path().join(n), b"x").unwrap();
+        }
+        let got: Vec<(String, bool)> = siblings(&p)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.stamp, s.gz))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("20261122-101500".into(), true),
+                ("20261122-101510".into(), false),
+                ("20261122-101510".into(), true),
+                ("20261122-101520".into(), false),
+            ]
+        );
+        assert!(siblings(&dir.path().join("gone/0.log")).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,249 @@
+//! The tailer's chain half: catching up, at run time, on rotated files that
+//! were never read.
+//!
+//! When the tailer falls behind (Loki down, the budget spent, the descriptor
+//! bound reached, an inotify overflow), a `0.log` can be created and rotated
+//! away before it was ever opened: the stream's chain of files has a hole.
+//! Whenever a path's current file is seen rotated (or deleted), and at
+//! start-up for every path with a saved watermark, [`Tailer::catch_up_chain`]
+//! lists the path's kubelet-rotated siblings (see [`crate::source::chain`]) and, for
+//! each one newer than the path's watermark:
+//! - a sibling some tailed (or draining) file accounts for — the same inode,
+//!   or a `.gz` whose content starts with that file's fingerprinted bytes —
+//!   is not a hole: it gives that file its stamp (its place in the order);
+//! - any other is a hole: it is opened (a plain file keeps its identity, a
+//!   `.gz` gets a synthetic one, as at start-up) and read from its start,
+//!   before the current file of the stream, in stamp order;
+//! - a hole that vanishes before it could be opened is counted as lost.
+//!
+//! The watermark (newest stamp taken on, in the positions file) moves past
+//! each sibling handled, so a file read once is never taken for a hole again,
+//! even after its positions entry is gone. A path seen for the first time
+//! starts at the newest stamp present then: older rotations are history.
+//!
+//! Must never: take a sibling some tailed file accounts for as a hole (that
+//! would duplicate it), move the watermark past a sibling it could not
+//! handle (the descriptor bound: retried at the next rescan).
+
+use super::*;
+use crate::source::chain::{siblings, Sibling};
+use crate::source::gz::{self, GzStream};
+
+impl Tailer {
+    /// First sight of `path` as a current file: every rotated sibling that
+    /// exists now is history (shipped before this agent's time).
+    pub(super) fn chain_init(&mut self, path: &Path) {
+        if self.positions.chain(path).is_some() {
+            return;
+        }
+        let mark = match siblings(path) {
+            Ok(v) => v.last().map(|s| s.stamp.clone()).unwrap_or_default(),
+            Err(e) => {
+                self.file_error(path, Self::io_reason(&e), &e);
+                String::new()
+            }
+        };
+        self.positions.set_chain(path, &mark);
+    }
+
+    /// `path`'s current file was rotated or deleted (or the agent just
+    /// started): takes on every rotated sibling newer than the watermark
+    /// that no tailed file accounts for, oldest first. See the module docs.
+    pub(super) fn catch_up_chain(&mut self, path: &Path, ti: usize) {
+        let Some(mut mark) = self.positions.chain(path) else {
+            self.chain_init(path);
+            return;
+        };
+        let sibs = match siblings(path) {
+            Ok(v) => v,
+            Err(e) => return self.file_error(path, Self::io_reason(&e), &e),
+        };
+        self.chain_retry.remove(&(path.to_path_buf(), ti));
+        if sibs
+            .iter()
+            .any(|s| s.gz && s.stamp.as_str() > mark.as_str())
+        {
+            self.widen_fingerprints(path);
+        }
+        for s in &sibs {
+            if s.stamp.as_str() <= mark.as_str() {
+                continue;
+            }
+            match self.sibling_owner(path, s) {
+                Ok(Some(id)) => {
+                    if let Some(f) = self.files.get_mut(&id) {
+                        if f.stamp.is_none() {
+                            f.stamp = Some(s.stamp.as_str().into());
+                        }
+                    }
+                }
+                Ok(None) => match self.take_hole(path, ti, s) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Descriptor bound: keep the watermark before it.
+                        self.chain_retry.insert((path.to_path_buf(), ti));
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => {
+                        // Compressed meanwhile: its `.gz` twin comes next.
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.lost(
+                            &s.path,
+                            "rotated_away",
+                            0,
+                            "a rotated file that was never read was deleted before it could be; its lines are lost (size unknown)",
+                        );
+                    }
+                    Err(e) => {
+                        self.file_error(&s.path, Self::io_reason(&e), &e);
+                        self.chain_retry.insert((path.to_path_buf(), ti));
+                        break;
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => continue,
+                Err(e) => {
+                    self.file_error(&s.path, Self::io_reason(&e), &e);
+                    self.chain_retry.insert((path.to_path_buf(), ti));
+                    break;
+                }
+            }
+            mark.clone_from(&s.stamp);
+            self.positions.set_chain(path, &mark);
+        }
+    }
+
+    /// Widens the short fingerprints of `path`'s open files (taken while
+    /// they were empty or short, and not widened by reading since delivery
+    /// was stuck), so their compressed copies can be recognised.
+    fn widen_fingerprints(&mut self, path: &Path) {
+        for f in self.files.values_mut() {
+            if f.path != path || f.fp.len as usize >= FP_MAX {
+                continue;
+            }
+            let Some(file) = f.src.as_ref().and_then(|s| s.file()) else {
+                continue;
+            };
+            if let Ok(Widen::Wider(fp)) = fingerprint::widen(file, f.fp) {
+                f.fp = fp;
+                self.positions.refingerprint(f.id, fp);
+            }
+        }
+    }
+
+    /// The tailed or draining file of `path` that sibling `s` is, if any.
+    fn sibling_owner(&self, path: &Path, s: &Sibling) -> io::Result<Option<FileId>> {
+        if !s.gz {
+            let id = fingerprint::file_id(&fs::metadata(&s.path)?);
+            if let Some(f) = self.files.get(&id) {
+                if f.path != path {
+                    return Ok(None);
+                }
+                if f.src.is_some() {
+                    return Ok(Some(id)); // open: the inode cannot be reused
+                }
+                // Parked: the inode number may have been reused.
+                let file = File::open(&s.path)?;
+                return Ok(fingerprint::matches_file(&file, f.fp)?.then_some(id));
+            }
+            let draining = self.draining.iter().any(|d| d.id == id && d.path == path);
+            if draining {
+                return Ok(Some(id));
+            }
+            // A saved position not relocated yet (it will be).
+            if let Some(saved) = self.positions.saved(id).filter(|v| v.path == path) {
+                let file = File::open(&s.path)?;
+                if fingerprint::matches_file(&file, saved.fingerprint())? {
+                    return Ok(Some(id));
+                }
+            }
+            return Ok(None);
+        }
+        let head = gz::head(&s.path, FP_MAX)?;
+        let fits = |fp: crate::positions::Fingerprint| {
+            fp.len > 0
+                && head.len() >= fp.len as usize
+                && fingerprint::of_bytes(&head[..fp.len as usize]) == fp
+        };
+        if let Some(f) = self.files.values().find(|f| f.path == path && fits(f.fp)) {
+            return Ok(Some(f.id));
+        }
+        if let Some(d) = self.draining.iter().find(|d| d.path == path && fits(d.fp)) {
+            return Ok(Some(d.id));
+        }
+        Ok(self
+            .positions
+            .unclaimed()
+            .into_iter()
+            .find(|v| v.path == path && fits(v.fingerprint()))
+            .map(|v| v.id))
+    }
+
+    /// Opens hole `s` of `path` and starts reading it from its start.
+    /// `Ok(false)`: no descriptor is free now.
+    fn take_hole(&mut self, path: &Path, ti: usize, s: &Sibling) -> io::Result<bool> {
+        if self.open >= self.opts.max_open_files && !self.evict_one() {
+            self.file_error(
+                path,
+                "fd_limit",
+                &"every descriptor holds a rotated file with unread data; catching up later",
+            );
+            return Ok(false);
+        }
+        let stamp = Some(s.stamp.clone());
+        if s.gz {
+            let fp = fingerprint::of_bytes(&gz::head(&s.path, FP_MAX)?);
+            let stream = GzStream::open(&s.path)?;
+            let id = self.synthetic_id();
+            tracing::info!(file = %path.display(), gz = %s.path.display(),
+                "catching up on a rotated file that was never read, from its compressed copy");
+            self.add(
+                path,
+                ti,
+                Src::Gz(Box::new(stream)),
+                id,
+                fp,
+                0,
+                Kind::Gz,
+                stamp,
+            );
+        } else {
+            let file = File::open(&s.path)?;
+            let id = fingerprint::file_id(&file.metadata()?);
+            if self.files.contains_key(&id) {
+                return Ok(true);
+            }
+            let fp = fingerprint::of_file(&file)?;
+            tracing::info!(file = %path.display(), rotated = %s.path.display(),
+                "catching up on a rotated file that was never read");
+            self.add(path, ti, Src::Plain(file), id, fp, 0, Kind::Moved, stamp);
+        }
+        Ok(true)
+    }
+
+    /// At each rescan: chains left unfinished at the descriptor bound, and
+    /// watermarks of paths gone for good (their directory was removed).
+    pub(super) fn chain_housekeeping(&mut self) {
+        let retry: Vec<(PathBuf, usize)> = self.chain_retry.iter().cloned().collect();
+        for (p, ti) in retry {
+            self.catch_up_chain(&p, ti);
+        }
+        for p in self.positions.chain_paths() {
+            let gone = p.parent().is_some_and(|d| !d.exists());
+            if gone && !self.positions.has_path(&p) {
+                self.positions.forget_chain(&p);
+            }
+        }
+    }
+
+    /// At start-up: for every path with a saved watermark, files rotated
+    /// while the agent was down (or while it lagged before a crash).
+    pub(super) fn chain_startup(&mut self) {
+        for p in self.positions.chain_paths() {
+            if let Some(ti) = self.targets.iter().position(|t| t.matches(&p)) {
+                self.catch_up_chain(&p, ti);
+            }
+        }
+    }
+}
