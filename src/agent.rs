@@ -5,10 +5,17 @@
 //! client start, target building), the periodic positions sync, and shutdown:
 //!
 //! 1. SIGTERM/SIGINT sets the stop flag: the tailer stops reading and returns,
-//!    dropping its [`Fanout`] — which closes every client's queue;
-//! 2. each client flushes what it has batched, bounded by the shutdown timeout;
+//!    dropping its [`Fanout`] — which closes every client's queue (or the
+//!    spool writer's, which then commits what it holds);
+//! 2. each client flushes what it has batched (with the spool: each lane
+//!    stops reading the spool and flushes), bounded by the shutdown timeout;
 //!    entries not accepted by then are dropped *unacknowledged*;
-//! 3. positions are saved one last time (acknowledged offsets only), exit 0.
+//! 3. the spool cursors and the positions are saved one last time
+//!    (acknowledged offsets only), exit 0.
+//!
+//! With `wal.enabled` the fan-out's only outlet is the spool writer, and
+//! every client reads the spool (see `spool/`); without it, every client
+//! gets its own copy of each entry from the fan-out.
 //!
 //! Must never: save a position ahead of Loki's acceptance, or exit non-zero on
 //! a clean signal-driven shutdown.
@@ -21,8 +28,9 @@ use crate::pipeline::stages;
 use crate::positions::Positions;
 use crate::server;
 use crate::sink::client::{self, Mode};
-use crate::sink::fanout::Fanout;
+use crate::sink::fanout::{Fanout, Outlet};
 use crate::source::{self, FileTarget, ScrapeJob, TailOptions};
+use crate::spool::{Spool, SpoolConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,52 +122,16 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     };
     let shutdown_timeout = opts.shutdown_timeout.unwrap_or(Duration::from_secs(10));
 
-    // Clients.
-    let mut handles = Vec::new();
-    if opts.dry_run {
-        let c = cfg.clients.first().cloned().unwrap_or_default();
-        match client::start(
-            &c,
-            &cfg.limits_config,
-            metrics.clone(),
-            Mode::DryRun,
-            shutdown_timeout,
-        ) {
-            Ok(h) => handles.push(h),
+    let stop = Arc::new(AtomicBool::new(false));
+    let (fanout, delivery) =
+        match start_delivery(&cfg, &opts, &positions, &metrics, &stop, shutdown_timeout) {
+            Ok(d) => d,
             Err(e) => {
                 tracing::error!("{e}");
                 return 1;
             }
-        }
-    } else {
-        for (i, c) in cfg.clients.iter().enumerate() {
-            match client::start(
-                c,
-                &cfg.limits_config,
-                metrics.clone(),
-                Mode::Push,
-                shutdown_timeout,
-            ) {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    tracing::error!("clients[{i}]: {e}");
-                    return 1;
-                }
-            }
-        }
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let budget = Budget::new(memory_budget(&cfg));
-    let fanout = Fanout::to_clients(
-        handles.iter().map(|h| h.tx.clone()).collect(),
-        budget.clone(),
-        stop.clone(),
-    );
-    let mut tasks = Vec::new();
-    for h in handles {
-        // Only the fan-out keeps senders: closing it closes the queues.
-        tasks.push((h.name, h.task));
-    }
+        };
+    let budget = fanout.budget().clone();
 
     // HTTP server.
     let state = server::State::new(metrics.clone());
@@ -212,8 +184,9 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     };
     state.ready.store(true, Ordering::Relaxed);
     tracing::info!(
-        clients = tasks.len(),
+        clients = cfg.clients.len(),
         budget_bytes = budget.limit(),
+        spool = delivery.spool.is_some(),
         dry_run = opts.dry_run,
         "tailtrace started"
     );
@@ -230,13 +203,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     stop.store(true, Ordering::Relaxed);
     sync.abort();
     let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
-    let deadline = Instant::now() + shutdown_timeout + Duration::from_secs(1);
-    for (name, t) in tasks {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(left, t).await.is_err() {
-            tracing::warn!(client = %name, "client did not finish its final flush in time");
-        }
-    }
+    delivery.finish(shutdown_timeout).await;
     if let Some(s) = server_task {
         s.abort();
     }
@@ -254,6 +221,180 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     }
     tracing::info!("stopped cleanly");
     0
+}
+
+/// The delivery side: what the tailer's fan-out feeds, and what shutdown
+/// waits for.
+struct Delivery {
+    clients: Vec<(String, tokio::task::JoinHandle<()>)>,
+    spool: Option<SpoolParts>,
+}
+
+/// The spool's moving parts (with `wal.enabled`).
+struct SpoolParts {
+    spool: Spool,
+    writer: std::thread::JoinHandle<()>,
+    /// Tells the clients' lanes to stop reading.
+    stop_lanes: tokio::sync::watch::Sender<bool>,
+    maintain: tokio::task::JoinHandle<()>,
+}
+
+/// Memory budget with the spool: entries between the pipeline and their
+/// chunk's commit (the clients' lanes hold their own few batches).
+pub const SPOOL_BUDGET: usize = 8 << 20;
+
+/// Starts the clients (and the spool, if on) and returns the fan-out that
+/// feeds them. Errors name the config key.
+fn start_delivery(
+    cfg: &Config,
+    opts: &RunOptions,
+    positions: &Arc<Positions>,
+    metrics: &Arc<Metrics>,
+    stop: &Arc<AtomicBool>,
+    shutdown_timeout: Duration,
+) -> Result<(Fanout, Delivery), String> {
+    if opts.dry_run {
+        if cfg.wal.enabled {
+            tracing::info!("-dry-run: the spool (wal) is not used");
+        }
+        let c = cfg.clients.first().cloned().unwrap_or_default();
+        let h = client::start(
+            &c,
+            &cfg.limits_config,
+            metrics.clone(),
+            Mode::DryRun,
+            shutdown_timeout,
+        )?;
+        let budget = Budget::new(memory_budget(cfg));
+        let fanout = Fanout::to_clients(h.tx.into_iter().collect(), budget, stop.clone());
+        let d = Delivery {
+            clients: vec![(h.name, h.task)],
+            spool: None,
+        };
+        return Ok((fanout, d));
+    }
+    if !cfg.wal.enabled {
+        let mut txs = Vec::new();
+        let mut clients = Vec::new();
+        for (i, c) in cfg.clients.iter().enumerate() {
+            let h = client::start(
+                c,
+                &cfg.limits_config,
+                metrics.clone(),
+                Mode::Push,
+                shutdown_timeout,
+            )
+            .map_err(|e| format!("{}: {e}", cfg.client_key(i)))?;
+            // Only the fan-out keeps senders: closing it closes the queues.
+            txs.extend(h.tx);
+            clients.push((h.name, h.task));
+        }
+        let budget = Budget::new(memory_budget(cfg));
+        let fanout = Fanout::to_clients(txs, budget, stop.clone());
+        return Ok((
+            fanout,
+            Delivery {
+                clients,
+                spool: None,
+            },
+        ));
+    }
+    let w = &cfg.wal;
+    let scfg = SpoolConfig {
+        dir: w.dir.clone(),
+        max_size: w.max_size as u64,
+        segment_size: SpoolConfig::segment_size_for(w.max_size as u64),
+        chunk_size: 256 << 10,
+        chunk_wait: w.chunk_wait,
+    };
+    let spool = Spool::open(scfg, positions.spool_head(), metrics.clone())?;
+    let (stop_lanes, lanes_rx) = tokio::sync::watch::channel(false);
+    let mut clients = Vec::new();
+    for (i, c) in cfg.clients.iter().enumerate() {
+        let h = client::start_spool(
+            c,
+            &client::spool_key(c),
+            &cfg.limits_config,
+            metrics.clone(),
+            spool.clone(),
+            lanes_rx.clone(),
+            shutdown_timeout,
+        )
+        .map_err(|e| format!("{}: {e}", cfg.client_key(i)))?;
+        clients.push((h.name, h.task));
+    }
+    let (tx, writer) = crate::spool::writer::spawn_writer(
+        spool.clone(),
+        positions.clone(),
+        SPOOL_BUDGET / 4,
+        stop.clone(),
+    )
+    .map_err(|e| format!("wal: cannot start the spool writer: {e}"))?;
+    let maintain = tokio::spawn(maintain_loop(spool.clone()));
+    let budget = Budget::new(SPOOL_BUDGET);
+    let fanout = Fanout::new(vec![Outlet::Spool(tx)], budget, stop.clone());
+    tracing::info!(dir = %spool.dir().display(), bytes = spool.bytes(), max_size = w.max_size, "spool open");
+    Ok((
+        fanout,
+        Delivery {
+            clients,
+            spool: Some(SpoolParts {
+                spool,
+                writer,
+                stop_lanes,
+                maintain,
+            }),
+        },
+    ))
+}
+
+impl Delivery {
+    /// After the tailer stopped (its fan-out dropped): commits what the
+    /// spool writer holds, stops the lanes, waits for every client's final
+    /// flush (bounded), saves the spool cursors.
+    async fn finish(self, shutdown_timeout: Duration) {
+        let deadline = Instant::now() + shutdown_timeout + Duration::from_secs(1);
+        let mut spool = None;
+        if let Some(p) = self.spool {
+            let _ = p.stop_lanes.send(true);
+            let _ = tokio::task::spawn_blocking(move || p.writer.join()).await;
+            spool = Some((p.spool, p.maintain));
+        }
+        for (name, t) in self.clients {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, t).await.is_err() {
+                tracing::warn!(client = %name, "client did not finish its final flush in time");
+            }
+        }
+        if let Some((spool, maintain)) = spool {
+            maintain.abort();
+            match tokio::task::spawn_blocking(move || spool.maintain()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot save the spool cursors"),
+                Err(e) => tracing::error!(error = %e, "spool maintenance failed"),
+            }
+        }
+    }
+}
+
+/// Saves the spool cursors, deletes delivered segments and updates the
+/// spool gauges, every [`SAVE_POLL`].
+async fn maintain_loop(spool: Spool) {
+    let mut tick = tokio::time::interval(SAVE_POLL * 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
+    loop {
+        tick.tick().await;
+        let s = spool.clone();
+        match tokio::task::spawn_blocking(move || s.maintain()).await {
+            Ok(Ok(())) => warned = false,
+            Ok(Err(e)) if !warned => {
+                warned = true;
+                tracing::error!(dir = %spool.dir().display(), error = %e, "cannot save the spool cursors or delete delivered segments");
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Saves positions soon after acknowledgements move them (checked every

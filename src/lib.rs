@@ -17,3 +17,4 @@ pub mod positions;
 pub mod server;
 pub mod sink;
 pub mod source;
+pub mod spool;

@@ -74,6 +74,24 @@ pub struct Metrics {
     /// Files (or spool chunks) with data gone before it could be read
     /// (labels: reason).
     pub lost_files_total: CounterF,
+    // --- the spool (wal) ---
+    /// Bytes in the spool's segment files.
+    pub spool_bytes: Gauge,
+    /// Segment files.
+    pub spool_segments: Gauge,
+    /// 1 while the spool is full and reading waits.
+    pub spool_full: Gauge,
+    /// Chunks written.
+    pub spool_chunks_written_total: Counter,
+    /// Payload bytes written before and after compression.
+    pub spool_raw_bytes_total: Counter,
+    pub spool_stored_bytes_total: Counter,
+    /// Raw / stored bytes of everything written.
+    pub spool_compression_ratio: Gauge<f64, AtomicU64>,
+    /// Age of the oldest chunk a client has not delivered (labels: client).
+    pub spool_oldest_unsent_age_seconds: FGaugeF,
+    /// Spool bytes a client has not delivered (labels: client).
+    pub spool_cursor_lag_bytes: GaugeF,
 }
 
 impl Default for Metrics {
@@ -116,6 +134,15 @@ impl Metrics {
             pending_bytes: reg!("tailtrace_pending_bytes", "Bytes of log lines held in memory waiting for Loki to accept them.", Gauge::default()),
             file_errors_total: reg!("tailtrace_file_errors", "Problems reading tailed files, by reason.", CounterF::default()),
             lost_bytes_total: reg!("tailtrace_lost_bytes", "Bytes known to be gone before they could be read and shipped, by reason.", CounterF::default()),
+            spool_bytes: reg!("tailtrace_spool_bytes", "Bytes in the spool's segment files.", Gauge::default()),
+            spool_segments: reg!("tailtrace_spool_segments", "Segment files in the spool.", Gauge::default()),
+            spool_full: reg!("tailtrace_spool_full", "1 while the spool is full and reading waits for the clients.", Gauge::default()),
+            spool_chunks_written_total: reg!("tailtrace_spool_chunks_written", "Chunks written to the spool.", Counter::default()),
+            spool_raw_bytes_total: reg!("tailtrace_spool_raw_bytes", "Chunk payload bytes written to the spool, before compression.", Counter::default()),
+            spool_stored_bytes_total: reg!("tailtrace_spool_stored_bytes", "Chunk payload bytes written to the spool, after compression.", Counter::default()),
+            spool_compression_ratio: reg!("tailtrace_spool_compression_ratio", "Uncompressed over stored bytes of the chunks written.", Gauge::<f64, AtomicU64>::default()),
+            spool_oldest_unsent_age_seconds: reg!("tailtrace_spool_oldest_unsent_age_seconds", "Age of the oldest spool chunk a client has not delivered yet.", FGaugeF::default()),
+            spool_cursor_lag_bytes: reg!("tailtrace_spool_cursor_lag_bytes", "Spool bytes a client has not delivered yet.", GaugeF::default()),
             lost_files_total: reg!("tailtrace_lost_files", "Files or spool chunks whose data was gone before it could be read and shipped, by reason.", CounterF::default()),
             registry: r,
         }

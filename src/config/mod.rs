@@ -73,6 +73,45 @@ impl<'de> Deserialize<'de> for Toggle {
     }
 }
 
+/// `wal:` — Promtail's write-ahead log section. In tailtrace it turns on
+/// the spool (see `spool/`): entries that passed the pipeline are kept on
+/// disk as lz4 chunks until every client delivered them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    pub enabled: bool,
+    /// The spool directory (required when enabled).
+    pub dir: PathBuf,
+    /// Promtail: delete segments older than this. Not honoured: segments go
+    /// once every client delivered them, never before.
+    #[serde(rename = "cleanSegmentsOlderThan")]
+    pub clean_segments_older_than: Option<Unhonoured>,
+    /// Promtail: reader polling. Not honoured: readers are woken at once.
+    #[serde(rename = "watchConfig")]
+    pub watch_config: Option<Unhonoured>,
+    /// tailtrace: the most the spool holds on disk (default 1GiB); when
+    /// full, reading pauses.
+    #[serde(deserialize_with = "duration::de_bytes")]
+    pub max_size: usize,
+    /// tailtrace: how long a chunk waits for more entries before it is
+    /// written (default 100ms); adds to the delivery latency.
+    #[serde(with = "duration")]
+    pub chunk_wait: Duration,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            enabled: false,
+            dir: PathBuf::new(),
+            clean_segments_older_than: None,
+            watch_config: None,
+            max_size: 1 << 30,
+            chunk_wait: Duration::from_millis(100),
+        }
+    }
+}
+
 /// `server.log_level` / `-log.level`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -166,7 +205,7 @@ pub struct Config {
     #[serde(deserialize_with = "nullable")]
     pub tracing: Toggle,
     #[serde(deserialize_with = "nullable")]
-    pub wal: Toggle,
+    pub wal: WalConfig,
     pub global: Option<Unhonoured>,
     /// Index in `clients` of the client that came from the deprecated
     /// `client:` block (or `-client.url`); errors name it `client`.
@@ -331,6 +370,9 @@ pub enum Compression {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientConfig {
+    /// Promtail's client `name` (tailtrace keys the client's spool cursors
+    /// by it).
+    pub name: Option<String>,
     pub url: String,
     pub tenant_id: Option<String>,
     #[serde(with = "duration")]
@@ -369,6 +411,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            name: None,
             url: String::new(),
             tenant_id: None,
             batchwait: Duration::from_secs(1),

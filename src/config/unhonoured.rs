@@ -2,7 +2,7 @@
 //! but does not act on (or acts on only in part), for the single start-up
 //! warning. Nothing a user wrote may be ignored without appearing here.
 //!
-//! Sources: every `Option<Unhonoured>` field that is set, `tracing`/`wal`
+//! Sources: every `Option<Unhonoured>` field that is set, `tracing`
 //! with `enabled: true`, a non-zero `grpc_listen_port`, pipeline stages whose
 //! [`StageConfig::unhonoured_name`] is `Some`, and partly honoured settings:
 //! `limits_config.readline_rate_enabled: true` (rate limiting is not
@@ -152,9 +152,12 @@ impl Config {
         if self.tracing.enabled {
             out.push("tracing.enabled".into());
         }
-        if self.wal.enabled {
-            out.push("wal.enabled".into());
-        }
+        set_fields!(
+            out,
+            "wal",
+            self.wal,
+            [clean_segments_older_than, watch_config]
+        );
         if self.global.is_some() {
             out.push("global".into());
         }

@@ -106,6 +106,34 @@ impl Config {
                 "no client configured: add a `clients:` entry with a `url`, or pass -client.url (or use -dry-run)".into(),
             );
         }
+        if self.wal.enabled && !dry_run {
+            if self.wal.dir.as_os_str().is_empty() {
+                return err(
+                    "wal.dir".into(),
+                    "required when wal.enabled is true: the directory the spool is kept in".into(),
+                );
+            }
+            if self.wal.max_size < (256 << 10) {
+                return err(
+                    "wal.max_size".into(),
+                    format!("{} bytes is too small: at least 256KiB", self.wal.max_size),
+                );
+            }
+            if self.wal.chunk_wait.is_zero() {
+                return err("wal.chunk_wait".into(), "must be greater than 0".into());
+            }
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Some(n) = c.name.as_deref().filter(|n| !n.is_empty()) {
+                if let Some(j) = names.insert(n, i) {
+                    return err(
+                        format!("{}.name", self.client_key(i)),
+                        format!("{n:?} is also the name of {}", self.client_key(j)),
+                    );
+                }
+            }
+        }
         let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
         for (i, c) in self.clients.iter().enumerate() {
             let ck = self.client_key(i);

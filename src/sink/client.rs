@@ -1,29 +1,38 @@
-//! One client: the delivery task that takes entries off a bounded queue,
-//! batches them and pushes them to one Loki (or prints them, in dry-run).
+//! One client: the delivery tasks that take entries, batch them and push
+//! them to one Loki (or print them, in dry-run).
 //!
-//! Owns: [`start`] and [`ClientHandle`]. Shape, per client:
-//! - a *batcher* task reads the queue (capacity [`CHANNEL_CAPACITY`]),
-//!   routes each entry ([`Router`]: tenant, external labels), applies
-//!   `max_line_size`, and fills one [`Batch`] per tenant, closing it on
-//!   `batchsize` or `batchwait`;
-//! - a *sender* task, fed through a channel of 1, encodes each batch once
-//!   and pushes it, retrying per [`super::backoff`]; so the next batch is
-//!   built while one is in flight, and at most one request per client is in
-//!   flight (streams stay ordered).
+//! Owns: [`start`] (entries from the fan-out's queue, no spool),
+//! [`start_spool`] (entries read from the spool, one lane per tenant) and
+//! [`ClientHandle`]. Shape:
+//! - a *batcher* takes entries from its source (the queue, capacity
+//!   [`CHANNEL_CAPACITY`], or a spool lane's reader), routes each one
+//!   ([`Router`]: tenant, external labels), applies `max_line_size`, and
+//!   fills one [`Batch`] per tenant, closing it on `batchsize` or
+//!   `batchwait`;
+//! - one *sender* task **per tenant** encodes each batch once and pushes it,
+//!   retrying per [`super::backoff`]. At most one request per tenant is in
+//!   flight (streams stay ordered: a stream belongs to one tenant), and one
+//!   tenant answering 429 never holds another tenant's batches back. Without
+//!   a spool the batches queue in memory behind a stuck tenant until the
+//!   memory budget is spent (then reading pauses for everyone); with the
+//!   spool each tenant is a lane with its own cursor, so a stuck tenant only
+//!   stops its own lane.
 //!
 //! Acknowledgements: an entry is acked when Loki accepted its batch, or when
 //! it was deliberately dropped and counted (`promtail_dropped_entries_total`
 //! with reason `ingester_error`, `rate_limited`, `line_too_long`,
-//! `empty_labels` or `encode_error`).
+//! `empty_labels` or `encode_error`). Spool entries carry acks of their
+//! lane's cursor, file entries of their file's position: the same path.
 //!
-//! Shutdown: when every sender of the queue is dropped, the open batches are
-//! flushed and pushed, all of it bounded by `shutdown_timeout`; a push or a
-//! retry wait still running at the deadline is cut. Entries not accepted by
-//! then are dropped *without* ack — their positions are poisoned, so they
-//! are read again after the restart. Then the task ends.
+//! Shutdown: when the source ends (the queue closed, or the spool lanes
+//! stopped), the open batches are flushed and pushed, all of it bounded by
+//! `shutdown_timeout`; a push or a retry wait still running at the deadline
+//! is cut. Entries not accepted by then are dropped *without* ack — their
+//! positions (or spool cursors) are not advanced, so they are sent again
+//! after the restart. Then the task ends.
 //!
 //! Must never: ack an entry Loki has not accepted unless the drop is counted;
-//! have two requests of one client in flight; block a thread.
+//! have two requests of one tenant in flight; block a thread.
 
 use super::backoff::{classify, exhausted_reason, Backoff, Outcome, Verdict};
 use super::batch::{Batch, Batcher};
@@ -37,6 +46,8 @@ use crate::entry::Entry;
 use crate::metrics::{labels, Metrics};
 use prometheus_client::metrics::counter::Counter;
 use rand::SeedableRng;
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -67,13 +78,39 @@ pub enum Mode {
 /// A running client.
 pub struct ClientHandle {
     /// Where entries go, in chunks (the fan-out holds a clone). Dropping
-    /// every sender starts the client's shutdown.
-    pub tx: mpsc::Sender<Vec<Entry>>,
-    /// Ends once the queue is closed and drained (or abandoned at the
+    /// every sender starts the client's shutdown. `None` for a spool client
+    /// (it reads the spool; the agent's stop signal ends it).
+    pub tx: Option<mpsc::Sender<Vec<Entry>>>,
+    /// Ends once the source is closed and drained (or abandoned at the
     /// shutdown deadline).
     pub task: JoinHandle<()>,
     /// The URL's `host[:port]`, as in the metrics' `host` label.
     pub name: String,
+}
+
+/// Where a batcher gets its entries.
+pub(super) trait EntrySource: Send {
+    /// The next entries; `None` when the source is closed.
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Vec<Entry>>> + Send;
+    /// More entries if available at once.
+    fn try_next(&mut self) -> Option<Vec<Entry>> {
+        None
+    }
+}
+
+impl EntrySource for mpsc::Receiver<Vec<Entry>> {
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Vec<Entry>>> + Send {
+        self.recv()
+    }
+    fn try_next(&mut self) -> Option<Vec<Entry>> {
+        self.try_recv().ok()
+    }
+}
+
+impl EntrySource for crate::spool::reader::LaneReader {
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Vec<Entry>>> + Send {
+        self.next()
+    }
 }
 
 /// Starts a client's delivery task. Must be called inside a tokio runtime.
@@ -94,36 +131,286 @@ pub fn start(
                 .unwrap_or_else(|_| "dry-run".to_string());
             let prep = Prep::new(router, limits, ClientMetrics::new(metrics, &name));
             let task = tokio::spawn(super::dryrun::run(rx, prep));
-            Ok(ClientHandle { tx, task, name })
+            Ok(ClientHandle {
+                tx: Some(tx),
+                task,
+                name,
+            })
         }
         Mode::Push => {
-            let url = parse_url(&cfg.url)?;
-            let name = host_label(&url);
-            let pusher = Pusher::new(cfg)?;
-            let cm = ClientMetrics::new(metrics, &name);
-            let prep = Prep::new(router, limits, cm.clone());
-            let (btx, brx) = mpsc::channel::<Batch>(1);
-            let (dtx, drx) = watch::channel::<Option<Instant>>(None);
-            let sender = Sender {
+            let (name, senders) = SenderFactory::new(cfg, metrics)?;
+            let prep = Prep::new(router, limits, senders.metrics.clone());
+            let batcher = Batcher::new(cfg.batchsize.max(1), cfg.batchwait);
+            let dispatch = Dispatch::PerTenant {
+                lanes: HashMap::new(),
+                tasks: Vec::new(),
+                senders,
+            };
+            let task = tokio::spawn(run_batcher(rx, prep, batcher, dispatch, shutdown_timeout));
+            Ok(ClientHandle {
+                tx: Some(tx),
+                task,
+                name,
+            })
+        }
+    }
+}
+
+/// The key a client's spool cursors are saved under: its `name`, else its
+/// URL without credentials, plus its `tenant_id`.
+pub fn spool_key(cfg: &ClientConfig) -> String {
+    if let Some(n) = cfg.name.as_deref().filter(|n| !n.is_empty()) {
+        return n.to_string();
+    }
+    let url = match reqwest::Url::parse(&cfg.url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => cfg.url.clone(),
+    };
+    match cfg.tenant_id.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => format!("{url}#tenant={t}"),
+        None => url,
+    }
+}
+
+/// Starts a client that reads the spool: one lane (reader, batcher,
+/// sender) per tenant, each from its own cursor; lanes for tenants met
+/// while reading are started as they appear. Ends once `stop` is set and
+/// every lane has flushed (bounded by `shutdown_timeout`).
+pub fn start_spool(
+    cfg: &ClientConfig,
+    key: &str,
+    limits: &LimitsConfig,
+    metrics: Arc<Metrics>,
+    spool: crate::spool::Spool,
+    stop: watch::Receiver<bool>,
+    shutdown_timeout: Duration,
+) -> Result<ClientHandle, String> {
+    let (name, senders) = SenderFactory::new(cfg, metrics)?;
+    let default_tenant = cfg.tenant_id.clone().unwrap_or_default();
+    let lane_cfg = LaneCfg {
+        external: cfg.external_labels.clone(),
+        tenant_id: cfg.tenant_id.clone(),
+        limits: limits.clone(),
+        batchsize: cfg.batchsize.max(1),
+        batchwait: cfg.batchwait,
+        shutdown_timeout,
+    };
+    let key = key.to_string();
+    let task = tokio::spawn(async move {
+        let (new_tx, mut new_rx) = mpsc::unbounded_channel();
+        let mut lanes = Vec::new();
+        for (tenant, start, tracker) in spool.start_lanes(&key, &default_tenant) {
+            let r = crate::spool::reader::LaneReader::new(
+                spool.clone(),
+                &key,
+                &tenant,
+                &default_tenant,
+                start,
+                tracker,
+                stop.clone(),
+                new_tx.clone(),
+            );
+            lanes.push(AbortOnDrop(tokio::spawn(run_lane(
+                r,
+                lane_cfg.clone(),
+                senders.clone(),
+            ))));
+        }
+        let mut stopping = stop.clone();
+        loop {
+            tokio::select! {
+                n = new_rx.recv() => {
+                    let Some((tenant, start, tracker)) = n else { break };
+                    let r = crate::spool::reader::LaneReader::new(
+                        spool.clone(), &key, &tenant, &default_tenant, start, tracker, stop.clone(), new_tx.clone(),
+                    );
+                    lanes.push(AbortOnDrop(tokio::spawn(run_lane(r, lane_cfg.clone(), senders.clone()))));
+                }
+                _ = stopping.changed() => {
+                    if *stopping.borrow() { break }
+                }
+            }
+        }
+        for l in &mut lanes {
+            let _ = (&mut l.0).await;
+        }
+    });
+    Ok(ClientHandle {
+        tx: None,
+        task,
+        name,
+    })
+}
+
+/// What every lane of a spool client is configured with.
+#[derive(Clone)]
+struct LaneCfg {
+    external: std::collections::BTreeMap<String, String>,
+    tenant_id: Option<String>,
+    limits: LimitsConfig,
+    batchsize: usize,
+    batchwait: Duration,
+    shutdown_timeout: Duration,
+}
+
+async fn run_lane(reader: crate::spool::reader::LaneReader, c: LaneCfg, senders: SenderFactory) {
+    let router = Router::new(&c.external, c.tenant_id.as_deref());
+    let prep = Prep::new(router, &c.limits, senders.metrics.clone());
+    let batcher = Batcher::new(c.batchsize, c.batchwait);
+    let (tx, rx) = mpsc::channel::<Batch>(1);
+    let task = AbortOnDrop(senders.spawn(rx));
+    let dispatch = Dispatch::Single { tx, task, senders };
+    run_batcher(reader, prep, batcher, dispatch, c.shutdown_timeout).await;
+}
+
+/// Builds the sender tasks of one client (one per tenant or lane).
+#[derive(Clone)]
+pub(super) struct SenderFactory {
+    pusher: Pusher,
+    encoding: crate::config::PushEncoding,
+    compression: crate::config::Compression,
+    metrics: Arc<ClientMetrics>,
+    backoff: crate::config::BackoffConfig,
+    drop_rate_limited: bool,
+    deadline_tx: Arc<watch::Sender<Option<Instant>>>,
+}
+
+impl SenderFactory {
+    fn new(cfg: &ClientConfig, metrics: Arc<Metrics>) -> Result<(String, SenderFactory), String> {
+        let url = parse_url(&cfg.url)?;
+        let name = host_label(&url);
+        let pusher = Pusher::new(cfg)?;
+        let (dtx, _) = watch::channel::<Option<Instant>>(None);
+        Ok((
+            name.clone(),
+            SenderFactory {
                 pusher,
-                encoder: Encoder::new(cfg.encoding, cfg.compression),
-                metrics: cm,
+                encoding: cfg.encoding,
+                compression: cfg.compression,
+                metrics: ClientMetrics::new(metrics, &name),
                 backoff: cfg.backoff_config.clone(),
                 drop_rate_limited: cfg.drop_rate_limited_batches,
-                deadline: drx,
-            };
-            let sender = tokio::spawn(sender.run(brx));
-            let batcher = Batcher::new(cfg.batchsize.max(1), cfg.batchwait);
-            let task = tokio::spawn(run_batcher(
-                rx,
-                prep,
-                batcher,
-                btx,
-                dtx,
-                shutdown_timeout,
-                sender,
-            ));
-            Ok(ClientHandle { tx, task, name })
+                deadline_tx: Arc::new(dtx),
+            },
+        ))
+    }
+
+    /// Starts a sender fed by `rx`.
+    fn spawn<R: BatchSource>(&self, rx: R) -> JoinHandle<()> {
+        let sender = Sender {
+            pusher: self.pusher.clone(),
+            encoder: Encoder::new(self.encoding, self.compression),
+            metrics: self.metrics.clone(),
+            backoff: self.backoff.clone(),
+            drop_rate_limited: self.drop_rate_limited,
+            deadline: self.deadline_tx.subscribe(),
+        };
+        tokio::spawn(sender.run(rx))
+    }
+
+    /// Starts the shutdown clock of this sender family.
+    fn set_deadline(&self, at: Instant) {
+        self.deadline_tx.send_replace(Some(at));
+    }
+}
+
+/// A sender's queue of batches.
+pub(super) trait BatchSource: Send + 'static {
+    fn recv(&mut self) -> impl Future<Output = Option<Batch>> + Send;
+}
+
+impl BatchSource for mpsc::Receiver<Batch> {
+    fn recv(&mut self) -> impl Future<Output = Option<Batch>> + Send {
+        mpsc::Receiver::recv(self)
+    }
+}
+
+impl BatchSource for mpsc::UnboundedReceiver<Batch> {
+    fn recv(&mut self) -> impl Future<Output = Option<Batch>> + Send {
+        mpsc::UnboundedReceiver::recv(self)
+    }
+}
+
+/// How closed batches reach the senders. See the module docs.
+enum Dispatch {
+    /// One sender per tenant behind an unbounded queue (memory is bounded
+    /// by the fan-out's budget): a stuck tenant never blocks the batcher.
+    PerTenant {
+        lanes: HashMap<Option<Arc<str>>, mpsc::UnboundedSender<Batch>>,
+        tasks: Vec<AbortOnDrop>,
+        senders: SenderFactory,
+    },
+    /// A spool lane: one tenant, one sender, one batch queued; the lane's
+    /// reader waits while it is full (bounded memory, nothing lost: the
+    /// spool holds the rest).
+    Single {
+        tx: mpsc::Sender<Batch>,
+        task: AbortOnDrop,
+        senders: SenderFactory,
+    },
+}
+
+impl Dispatch {
+    async fn forward(&mut self, b: Batch) {
+        match self {
+            Dispatch::PerTenant {
+                lanes,
+                tasks,
+                senders,
+            } => {
+                let key: Option<Arc<str>> = b.tenant().map(Arc::from);
+                let tx = lanes.entry(key).or_insert_with(|| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tasks.push(AbortOnDrop(senders.spawn(rx)));
+                    tx
+                });
+                if let Err(mpsc::error::SendError(b)) = tx.send(b) {
+                    tracing::error!(
+                        entries = b.len(),
+                        "client sender is gone; batch not delivered"
+                    );
+                }
+            }
+            Dispatch::Single { tx, .. } => {
+                if let Err(mpsc::error::SendError(b)) = tx.send(b).await {
+                    // Only if the sender task died: the entries' positions are poisoned.
+                    tracing::error!(
+                        entries = b.len(),
+                        "client sender is gone; batch not delivered"
+                    );
+                }
+            }
+        }
+    }
+
+    fn set_deadline(&self, at: Instant) {
+        match self {
+            Dispatch::PerTenant { senders, .. } | Dispatch::Single { senders, .. } => {
+                senders.set_deadline(at)
+            }
+        }
+    }
+
+    /// Closes the queues and waits for every sender to finish.
+    async fn finish(self) {
+        let tasks = match self {
+            Dispatch::PerTenant { lanes, tasks, .. } => {
+                drop(lanes);
+                tasks
+            }
+            Dispatch::Single { tx, task, .. } => {
+                drop(tx);
+                vec![task]
+            }
+        };
+        for mut t in tasks {
+            if let Err(e) = (&mut t.0).await {
+                tracing::error!(error = %e, "client sender task failed");
+            }
         }
     }
 }
@@ -279,33 +566,20 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-async fn forward(btx: &mpsc::Sender<Batch>, b: Batch) {
-    if let Err(mpsc::error::SendError(b)) = btx.send(b).await {
-        // Only if the sender task died: the entries' positions are poisoned.
-        tracing::error!(
-            entries = b.len(),
-            "client sender is gone; batch not delivered"
-        );
-    }
-}
-
-async fn run_batcher(
-    mut rx: mpsc::Receiver<Vec<Entry>>,
+async fn run_batcher<S: EntrySource>(
+    mut src: S,
     mut prep: Prep,
     mut batcher: Batcher,
-    btx: mpsc::Sender<Batch>,
-    deadline: watch::Sender<Option<Instant>>,
+    mut dispatch: Dispatch,
     shutdown_timeout: Duration,
-    sender: JoinHandle<()>,
 ) {
-    let mut sender = AbortOnDrop(sender);
     loop {
         let next = batcher.next_deadline();
         let first = tokio::select! {
-            e = rx.recv() => e,
+            e = src.next_chunk() => e,
             _ = sleep_until_opt(next) => {
                 for b in batcher.expired(Instant::now()) {
-                    forward(&btx, b).await;
+                    dispatch.forward(b).await;
                 }
                 continue;
             }
@@ -318,34 +592,32 @@ async fn run_batcher(
             for e in chunk {
                 if let Some((route, e)) = prep.prepare(e) {
                     if let Some(full) = batcher.add(&route.tenant, &route.key, e, now) {
-                        forward(&btx, full).await;
+                        dispatch.forward(full).await;
                     }
                 }
             }
             n += 1;
             if n < BURST {
-                item = rx.try_recv().ok();
+                item = src.try_next();
             }
         }
         if next.is_some_and(|t| t <= Instant::now()) {
             for b in batcher.expired(Instant::now()) {
-                forward(&btx, b).await;
+                dispatch.forward(b).await;
             }
         }
     }
-    // The queue is closed: flush, bounded by the shutdown timeout.
-    let _ = deadline.send(Some(Instant::now() + shutdown_timeout));
+    // The source is closed: flush, bounded by the shutdown timeout.
+    let at = Instant::now() + shutdown_timeout;
+    dispatch.set_deadline(at);
     for b in batcher.drain() {
-        forward(&btx, b).await;
+        dispatch.forward(b).await;
     }
-    drop(btx);
-    if let Err(e) = (&mut sender.0).await {
-        tracing::error!(error = %e, "client sender task failed");
-    }
+    dispatch.finish().await;
 }
 
-/// Aborts the sender task if the batcher task is itself aborted, so no
-/// push outlives its client.
+/// Aborts a task if its owner is dropped (aborted), so no push outlives
+/// its client.
 struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -385,7 +657,7 @@ struct Sender {
 }
 
 impl Sender {
-    async fn run(mut self, mut brx: mpsc::Receiver<Batch>) {
+    async fn run<R: BatchSource>(mut self, mut brx: R) {
         let mut rng = rand::rngs::SmallRng::from_os_rng();
         while let Some(batch) = brx.recv().await {
             let fate = if self.deadline.borrow().is_some_and(|d| Instant::now() >= d) {

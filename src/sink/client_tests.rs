@@ -169,7 +169,7 @@ async fn send(h: &ClientHandle, t: &Arc<Tracker>, labels: &LabelSet, line: &str)
         line.to_string(),
         t.issue(Position::Offset(end)),
     );
-    h.tx.send(vec![e]).await.unwrap();
+    h.tx.as_ref().unwrap().send(vec![e]).await.unwrap();
 }
 
 async fn finish(h: ClientHandle) {

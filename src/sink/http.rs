@@ -39,6 +39,7 @@ pub const MAX_ERROR_BODY: usize = 1024;
 const TENANT_HEADER: &str = "X-Scope-OrgID";
 
 /// A secret given inline or in a file re-read on use.
+#[derive(Clone)]
 enum Secret {
     Inline(String),
     File { path: PathBuf, last: String },
@@ -73,13 +74,16 @@ fn read_secret(path: &PathBuf) -> Result<String, String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+#[derive(Clone)]
 enum Auth {
     None,
     Basic { user: String, password: Secret },
     Bearer(Secret),
 }
 
-/// Sends push requests to one Loki. See the module docs.
+/// Sends push requests to one Loki. See the module docs. Clones share
+/// the connection pool (one per tenant lane).
+#[derive(Clone)]
 pub struct Pusher {
     client: reqwest::Client,
     url: reqwest::Url,

@@ -1,0 +1,653 @@
+//! The spool's unit of storage: a checksummed, compressed chunk of entries.
+//!
+//! Owns: the chunk format — [`Header`] (encode/decode and every check on it),
+//! [`ChunkBuilder`] (entries → one sealed chunk) and [`Payload`] (one chunk's
+//! bytes → entries, label sets first so a reader can skip entries it does not
+//! want without decoding them).
+//!
+//! Layout (all integers big-endian), after Loki's chunk format
+//! (`pkg/chunkenc`): a fixed header, then the stored payload.
+//!
+//! ```text
+//!  0  magic       u32  0x54545343 ("TTSC")
+//!  4  version     u8   1
+//!  5  codec       u8   0 = none, 1 = lz4 block
+//!  6  flags       u16  0
+//!  8  entries     u32  number of entries
+//! 12  raw_len     u32  payload length before compression
+//! 16  data_len    u32  stored payload length
+//! 20  written     i64  when the chunk was sealed (Unix ns)
+//! 28  data_crc    u32  CRC-32 of the stored payload
+//! 32  reserved    u32  0
+//! 36  header_crc  u32  CRC-32 of bytes 0..36
+//! 40  payload     data_len bytes
+//! ```
+//!
+//! The payload (before compression) is a label table — `uvarint n`, then per
+//! set `uvarint pairs` and per pair two strings — then `entries` entries:
+//! `uvarint label index`, `varint` (zigzag) timestamp delta from the previous
+//! entry, the line, `uvarint` structured-metadata pairs and their strings. A
+//! string is `uvarint len` + UTF-8 bytes.
+//!
+//! The header checksum lets a reader trust `data_len` (and so find the next
+//! chunk) before reading the payload; the payload checksum catches a torn or
+//! damaged body. A damaged header is found again by scanning for the magic
+//! (see `scan.rs`).
+//!
+//! Must never: panic or allocate without bound on any input (every length
+//! and count is checked against the bytes actually there), or hand out a
+//! line that is not valid UTF-8.
+
+use crate::entry::{Entry, Timestamp};
+use crate::labels::LabelSet;
+use std::collections::HashMap;
+
+/// `"TTSC"`: tailtrace spool chunk.
+pub const MAGIC: u32 = 0x5454_5343;
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 40;
+/// Largest payload accepted (an entry may be 8 MiB; a chunk holds whole
+/// entries).
+pub const MAX_RAW: usize = 64 << 20;
+
+/// How a payload is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    None = 0,
+    Lz4 = 1,
+}
+
+/// A chunk's header. See the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub codec: Codec,
+    pub entries: u32,
+    pub raw_len: u32,
+    pub data_len: u32,
+    /// When the chunk was sealed, Unix ns.
+    pub written: i64,
+    pub data_crc: u32,
+}
+
+/// Why bytes are not a good chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkError {
+    /// Fewer bytes than the header or payload needs (a torn write, or EOF).
+    Short,
+    /// Not a chunk header (magic, version, codec, flags or lengths wrong, or
+    /// the header checksum fails).
+    BadHeader(&'static str),
+    /// The payload's checksum fails.
+    BadData,
+    /// The payload checks out but does not decode (a bug or a foreign file).
+    Payload(&'static str),
+}
+
+impl std::fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChunkError::Short => f.write_str("chunk cut short"),
+            ChunkError::BadHeader(w) => write!(f, "bad chunk header: {w}"),
+            ChunkError::BadData => f.write_str("chunk payload checksum mismatch"),
+            ChunkError::Payload(w) => write!(f, "undecodable chunk payload: {w}"),
+        }
+    }
+}
+
+impl Header {
+    /// Bytes of the whole chunk (header and payload).
+    pub fn total_len(&self) -> usize {
+        HEADER_LEN + self.data_len as usize
+    }
+
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..4].copy_from_slice(&MAGIC.to_be_bytes());
+        b[4] = VERSION;
+        b[5] = self.codec as u8;
+        b[8..12].copy_from_slice(&self.entries.to_be_bytes());
+        b[12..16].copy_from_slice(&self.raw_len.to_be_bytes());
+        b[16..20].copy_from_slice(&self.data_len.to_be_bytes());
+        b[20..28].copy_from_slice(&self.written.to_be_bytes());
+        b[28..32].copy_from_slice(&self.data_crc.to_be_bytes());
+        let crc = crc32fast::hash(&b[..36]);
+        b[36..40].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// Decodes and checks a header from the first [`HEADER_LEN`] bytes.
+    pub fn decode(b: &[u8]) -> Result<Header, ChunkError> {
+        if b.len() < HEADER_LEN {
+            return Err(ChunkError::Short);
+        }
+        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        if u32_at(0) != MAGIC {
+            return Err(ChunkError::BadHeader("magic"));
+        }
+        if crc32fast::hash(&b[..36]) != u32_at(36) {
+            return Err(ChunkError::BadHeader("header checksum"));
+        }
+        if b[4] != VERSION {
+            return Err(ChunkError::BadHeader("unknown version"));
+        }
+        let codec = match b[5] {
+            0 => Codec::None,
+            1 => Codec::Lz4,
+            _ => return Err(ChunkError::BadHeader("unknown codec")),
+        };
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[20..28]);
+        let h = Header {
+            codec,
+            entries: u32_at(8),
+            raw_len: u32_at(12),
+            data_len: u32_at(16),
+            written: i64::from_be_bytes(w),
+            data_crc: u32_at(28),
+        };
+        let raw = h.raw_len as usize;
+        let max_data = match codec {
+            Codec::None => raw,
+            Codec::Lz4 => lz4_flex::block::get_maximum_output_size(raw),
+        };
+        if raw > MAX_RAW
+            || (h.data_len as usize) > max_data
+            || (codec == Codec::None && h.data_len != h.raw_len)
+        {
+            return Err(ChunkError::BadHeader("lengths"));
+        }
+        if b[6] != 0 || b[7] != 0 || u32_at(32) != 0 {
+            return Err(ChunkError::BadHeader("reserved bits set"));
+        }
+        Ok(h)
+    }
+}
+
+// ------------------------------------------------------------------ varints
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_uvarint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A cursor over payload bytes; every read is bounds-checked.
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn uvarint(&mut self) -> Result<u64, ChunkError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let Some(&byte) = self.b.get(self.i) else {
+                return Err(ChunkError::Payload("truncated varint"));
+            };
+            self.i += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(ChunkError::Payload("varint too long"))
+    }
+
+    fn varint(&mut self) -> Result<i64, ChunkError> {
+        let u = self.uvarint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// A count of items, each at least `min` bytes: bounded by what is left.
+    fn count(&mut self, min: usize) -> Result<usize, ChunkError> {
+        let n = self.uvarint()?;
+        let left = (self.b.len() - self.i) / min.max(1);
+        if n > left as u64 {
+            return Err(ChunkError::Payload("count larger than the payload"));
+        }
+        Ok(n as usize)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], ChunkError> {
+        let n = self.uvarint()?;
+        let end = self
+            .i
+            .checked_add(usize::try_from(n).map_err(|_| ChunkError::Payload("length"))?)
+            .filter(|&e| e <= self.b.len())
+            .ok_or(ChunkError::Payload("string past the end"))?;
+        let s = &self.b[self.i..end];
+        self.i = end;
+        Ok(s)
+    }
+
+    fn str(&mut self) -> Result<&'a str, ChunkError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| ChunkError::Payload("invalid UTF-8"))
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+// ----------------------------------------------------------------- building
+
+/// Builds chunks from entries. See the module docs.
+pub struct ChunkBuilder {
+    codec: Codec,
+    /// The entries section of the open chunk.
+    body: Vec<u8>,
+    labels: Vec<LabelSet>,
+    index: HashMap<LabelSet, u32>,
+    entries: u32,
+    last_ts: i64,
+    /// Payload scratch (label table + body) before compression.
+    raw: Vec<u8>,
+}
+
+impl ChunkBuilder {
+    pub fn new(codec: Codec) -> Self {
+        ChunkBuilder {
+            codec,
+            body: Vec::new(),
+            labels: Vec::new(),
+            index: HashMap::new(),
+            entries: 0,
+            last_ts: 0,
+            raw: Vec::new(),
+        }
+    }
+
+    /// Entries in the open chunk.
+    pub fn entries(&self) -> u32 {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Bytes of the open chunk's entries section (its size, near enough).
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Appends one entry (its labels, timestamp, line and metadata).
+    pub fn add(&mut self, e: &Entry) {
+        let next = self.labels.len() as u32;
+        let li = *self.index.entry(e.labels.clone()).or_insert_with(|| {
+            self.labels.push(e.labels.clone());
+            next
+        });
+        put_uvarint(&mut self.body, u64::from(li));
+        let ts = e.timestamp.nanos();
+        put_uvarint(&mut self.body, zigzag(ts.wrapping_sub(self.last_ts)));
+        self.last_ts = ts;
+        put_str(&mut self.body, &e.line);
+        put_uvarint(&mut self.body, e.metadata.len() as u64);
+        for (k, v) in &e.metadata {
+            put_str(&mut self.body, k);
+            put_str(&mut self.body, v);
+        }
+        self.entries += 1;
+    }
+
+    /// Seals the open chunk: appends the whole chunk (header and payload) to
+    /// `out` and starts a new one. Returns the header (`None` if empty).
+    pub fn seal(&mut self, written: i64, out: &mut Vec<u8>) -> Option<Header> {
+        if self.entries == 0 {
+            return None;
+        }
+        self.raw.clear();
+        put_uvarint(&mut self.raw, self.labels.len() as u64);
+        for ls in &self.labels {
+            put_uvarint(&mut self.raw, ls.len() as u64);
+            for (k, v) in ls.iter() {
+                put_str(&mut self.raw, k);
+                put_str(&mut self.raw, v);
+            }
+        }
+        self.raw.extend_from_slice(&self.body);
+        let start = out.len();
+        out.resize(start + HEADER_LEN, 0);
+        let data_len = match self.codec {
+            Codec::None => {
+                out.extend_from_slice(&self.raw);
+                self.raw.len()
+            }
+            Codec::Lz4 => {
+                let max = lz4_flex::block::get_maximum_output_size(self.raw.len());
+                out.resize(start + HEADER_LEN + max, 0);
+                match lz4_flex::block::compress_into(&self.raw, &mut out[start + HEADER_LEN..]) {
+                    Ok(n) => {
+                        out.truncate(start + HEADER_LEN + n);
+                        n
+                    }
+                    Err(_) => {
+                        // Cannot happen with a buffer of the maximum size;
+                        // store it uncompressed rather than fail.
+                        out.truncate(start + HEADER_LEN);
+                        out.extend_from_slice(&self.raw);
+                        self.codec = Codec::None;
+                        self.raw.len()
+                    }
+                }
+            }
+        };
+        let h = Header {
+            codec: self.codec,
+            entries: self.entries,
+            raw_len: self.raw.len() as u32,
+            data_len: data_len as u32,
+            written,
+            data_crc: crc32fast::hash(&out[start + HEADER_LEN..]),
+        };
+        out[start..start + HEADER_LEN].copy_from_slice(&h.encode());
+        self.body.clear();
+        self.labels.clear();
+        self.index.clear();
+        self.entries = 0;
+        self.last_ts = 0;
+        Some(h)
+    }
+}
+
+// ----------------------------------------------------------------- decoding
+
+/// One entry of a payload, borrowing its bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawEntry<'a> {
+    /// Index into [`Payload::labels`].
+    pub label: usize,
+    pub timestamp: Timestamp,
+    pub line: &'a str,
+    pub metadata: Vec<(&'a str, &'a str)>,
+}
+
+impl RawEntry<'_> {
+    /// An owned entry (with no acknowledgement yet).
+    pub fn to_entry(&self, labels: &LabelSet) -> Entry {
+        let mut e = Entry::new(
+            labels.clone(),
+            self.timestamp,
+            self.line.to_string(),
+            crate::ack::Ack::none(),
+        );
+        if !self.metadata.is_empty() {
+            e.metadata = self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+        e
+    }
+}
+
+/// A verified, decompressed payload. See the module docs.
+pub struct Payload<'a> {
+    labels: Vec<LabelSet>,
+    cur: Cur<'a>,
+    left: u32,
+    last_ts: i64,
+}
+
+impl<'a> Payload<'a> {
+    /// Checks `data` (the bytes after the header) against `h`, decompresses
+    /// it into `scratch` if needed and reads the label table.
+    pub fn open(
+        h: &Header,
+        data: &'a [u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<Payload<'a>, ChunkError> {
+        if data.len() < h.data_len as usize {
+            return Err(ChunkError::Short);
+        }
+        let data = &data[..h.data_len as usize];
+        if crc32fast::hash(data) != h.data_crc {
+            return Err(ChunkError::BadData);
+        }
+        let raw: &'a [u8] = match h.codec {
+            Codec::None => data,
+            Codec::Lz4 => {
+                scratch.clear();
+                scratch.resize(h.raw_len as usize, 0);
+                let n = lz4_flex::block::decompress_into(data, scratch)
+                    .map_err(|_| ChunkError::Payload("lz4"))?;
+                if n != h.raw_len as usize {
+                    return Err(ChunkError::Payload("raw length"));
+                }
+                scratch
+            }
+        };
+        let mut cur = Cur { b: raw, i: 0 };
+        let n = cur.count(1)?;
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let pairs = cur.count(2)?;
+            let mut v: Vec<(&str, &str)> = Vec::with_capacity(pairs);
+            for _ in 0..pairs {
+                v.push((cur.str()?, cur.str()?));
+            }
+            labels.push(LabelSet::new(v));
+        }
+        if h.entries as usize > cur.b.len() {
+            return Err(ChunkError::Payload("entry count"));
+        }
+        Ok(Payload {
+            labels,
+            cur,
+            left: h.entries,
+            last_ts: 0,
+        })
+    }
+
+    /// The chunk's label sets; [`RawEntry::label`] indexes this.
+    pub fn labels(&self) -> &[LabelSet] {
+        &self.labels
+    }
+
+    /// The next entry; `None` after the last. An error ends the payload.
+    pub fn next_entry(&mut self) -> Option<Result<RawEntry<'a>, ChunkError>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let r = self.read_entry();
+        if r.is_err() {
+            self.left = 0;
+        }
+        Some(r)
+    }
+
+    fn read_entry(&mut self) -> Result<RawEntry<'a>, ChunkError> {
+        let label = self.cur.uvarint()? as usize;
+        if label >= self.labels.len() {
+            return Err(ChunkError::Payload("label index"));
+        }
+        let ts = self.last_ts.wrapping_add(self.cur.varint()?);
+        self.last_ts = ts;
+        let line = self.cur.str()?;
+        let n = self.cur.count(2)?;
+        let mut metadata = Vec::with_capacity(n);
+        for _ in 0..n {
+            metadata.push((self.cur.str()?, self.cur.str()?));
+        }
+        Ok(RawEntry {
+            label,
+            timestamp: Timestamp(ts),
+            line,
+            metadata,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::Ack;
+    use proptest::prelude::*;
+
+    fn entry(labels: &LabelSet, ts: i64, line: &str, md: &[(&str, &str)]) -> Entry {
+        let mut e = Entry::new(labels.clone(), Timestamp(ts), line.to_string(), Ack::none());
+        e.metadata = md
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        e
+    }
+
+    type Pairs = Vec<(String, String)>;
+
+    /// Decodes a whole chunk back into (labels, ts, line, metadata).
+    fn decode_all(chunk: &[u8]) -> Result<Vec<(Pairs, i64, String, Pairs)>, ChunkError> {
+        let h = Header::decode(chunk)?;
+        let mut scratch = Vec::new();
+        let mut p = Payload::open(&h, &chunk[HEADER_LEN..], &mut scratch)?;
+        let labels: Vec<Vec<(String, String)>> = p
+            .labels()
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .collect();
+        let mut out = Vec::new();
+        while let Some(e) = p.next_entry() {
+            let e = e?;
+            out.push((
+                labels[e.label].clone(),
+                e.timestamp.0,
+                e.line.to_string(),
+                e.metadata
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn round_trips_labels_timestamps_lines_and_metadata() {
+        let a = LabelSet::new([("app", "a"), ("filename", "/x/0.log")]);
+        let b = LabelSet::new([("app", "b"), ("__tenant_id__", "t1")]);
+        for codec in [Codec::None, Codec::Lz4] {
+            let mut cb = ChunkBuilder::new(codec);
+            cb.add(&entry(&a, 1_700_000_000_000_000_001, "first", &[]));
+            cb.add(&entry(
+                &b,
+                5,
+                "second é",
+                &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")],
+            ));
+            cb.add(&entry(&a, -7, "", &[]));
+            let mut out = Vec::new();
+            let h = cb.seal(42, &mut out).unwrap();
+            assert_eq!(h.entries, 3);
+            assert_eq!(h.written, 42);
+            assert_eq!(out.len(), h.total_len());
+            assert!(cb.is_empty());
+            let got = decode_all(&out).unwrap();
+            assert_eq!(got.len(), 3);
+            assert_eq!(got[0].1, 1_700_000_000_000_000_001);
+            assert_eq!(got[1].2, "second é");
+            assert_eq!(
+                got[1].3,
+                vec![(
+                    "trace_id".to_string(),
+                    "4bf92f3577b34da6a3ce929d0e0e4736".to_string()
+                )]
+            );
+            assert_eq!(got[1].0[0], ("__tenant_id__".to_string(), "t1".to_string()));
+            assert_eq!(got[2].1, -7);
+            assert_eq!(got[2].0, got[0].0);
+        }
+    }
+
+    #[test]
+    fn lz4_compresses_log_lines() {
+        let a = LabelSet::new([("app", "a")]);
+        let mut cb = ChunkBuilder::new(Codec::Lz4);
+        for i in 0..2000 {
+            cb.add(&entry(
+                &a,
+                i,
+                &format!("level=info msg=\"request served\" path=/api/v1/items/{i} status=200"),
+                &[],
+            ));
+        }
+        let mut out = Vec::new();
+        let h = cb.seal(0, &mut out).unwrap();
+        assert!(h.data_len * 3 < h.raw_len, "{h:?}");
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected() {
+        let a = LabelSet::new([("app", "a")]);
+        let mut cb = ChunkBuilder::new(Codec::Lz4);
+        for i in 0..20 {
+            cb.add(&entry(&a, i, &format!("line {i}"), &[]));
+        }
+        let mut out = Vec::new();
+        cb.seal(0, &mut out).unwrap();
+        for i in 0..out.len() {
+            let mut bad = out.clone();
+            bad[i] ^= 0x10;
+            assert!(decode_all(&bad).is_err(), "flip at byte {i} went unnoticed");
+        }
+        for cut in 0..out.len() {
+            assert!(decode_all(&out[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_entries_round_trip(
+            es in proptest::collection::vec(
+                (0usize..4, any::<i64>(), ".{0,80}", proptest::collection::vec(("[a-z_]{1,8}", ".{0,10}"), 0..3)),
+                1..60),
+            lz4 in any::<bool>(),
+        ) {
+            let sets: Vec<LabelSet> = (0..4).map(|i| LabelSet::new([("app", format!("a{i}")), ("n", i.to_string())])).collect();
+            let mut cb = ChunkBuilder::new(if lz4 { Codec::Lz4 } else { Codec::None });
+            for (l, ts, line, md) in &es {
+                let md: Vec<(&str, &str)> = md.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                cb.add(&entry(&sets[*l], *ts, line, &md));
+            }
+            let mut out = Vec::new();
+            cb.seal(1, &mut out).unwrap();
+            let got = decode_all(&out).unwrap();
+            prop_assert_eq!(got.len(), es.len());
+            for (g, (l, ts, line, md)) in got.iter().zip(&es) {
+                let want: Vec<(String, String)> = sets[*l].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                prop_assert_eq!(&g.0, &want);
+                prop_assert_eq!(g.1, *ts);
+                prop_assert_eq!(&g.2, line);
+                prop_assert_eq!(&g.3, md);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), fix_header in any::<bool>()) {
+            let mut b = bytes;
+            if fix_header && b.len() >= HEADER_LEN {
+                // A valid header over garbage: the payload checks must hold.
+                let h = Header { codec: Codec::None, entries: 3, raw_len: (b.len() - HEADER_LEN) as u32,
+                    data_len: (b.len() - HEADER_LEN) as u32, written: 0,
+                    data_crc: crc32fast::hash(&b[HEADER_LEN..]) };
+                b[..HEADER_LEN].copy_from_slice(&h.encode());
+            }
+            let _ = decode_all(&b);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! A lane's reader: one client's view of the spool for one tenant.
+//!
+//! Owns: [`LaneReader`]. It reads chunks from its cursor up to the committed
+//! head (waiting for the writer to publish more), keeps the entries of its
+//! tenant (the `__tenant_id__` label, else the client's `tenant_id`; `""` is
+//! no tenant) and hands them out with acknowledgements issued by the lane's
+//! [`Tracker`] over spool offsets: the last entry of the lane's in a chunk
+//! carries the chunk's end, the others its start, so the lane's cursor moves
+//! past a chunk only when all of its entries there were accepted (or
+//! dropped and counted). A chunk without entries of this tenant moves the
+//! cursor at once.
+//!
+//! A tenant this reader meets that the client has no lane for gets one,
+//! starting at that chunk (handed to the client through `new_lanes`): lanes
+//! are created before any cursor can pass the chunk that needed them.
+//!
+//! Damage found while reading (a checksum that held at start-up and fails
+//! now) is skipped to the next good chunk, logged and counted once.
+//!
+//! Must never: hand out an entry of another tenant, move the cursor past an
+//! entry it handed out, or block the async runtime on disk reads (they run
+//! on the blocking pool).
+
+use super::chunk::{ChunkError, Header, Payload, HEADER_LEN};
+use super::{lock, scan, segment, Spool};
+use crate::ack::{Position, Tracker};
+use crate::entry::Entry;
+use crate::metrics::labels;
+use crate::sink::prepare::TENANT_LABEL;
+use std::collections::HashSet;
+use std::fs::File;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// A lane discovered while reading: (tenant, start offset, tracker).
+pub type NewLane = (String, u64, Arc<Tracker>);
+
+/// One lane's reader. See the module docs.
+pub struct LaneReader {
+    spool: Spool,
+    client: String,
+    tenant: String,
+    default_tenant: String,
+    tracker: Arc<Tracker>,
+    cursor: u64,
+    head: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+    known: HashSet<String>,
+    new_lanes: mpsc::UnboundedSender<NewLane>,
+    file: Option<(u64, Arc<File>)>,
+    scratch: Vec<u8>,
+}
+
+/// What one read at the cursor found.
+enum Read {
+    Chunk(Header, Vec<u8>),
+    /// Bytes to skip to (damage or a gap), and whether it is new damage.
+    Skip(u64, bool),
+    /// The cursor is past every segment (wait for more).
+    Nothing,
+}
+
+impl LaneReader {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        spool: Spool,
+        client: &str,
+        tenant: &str,
+        default_tenant: &str,
+        start: u64,
+        tracker: Arc<Tracker>,
+        stop: watch::Receiver<bool>,
+        new_lanes: mpsc::UnboundedSender<NewLane>,
+    ) -> Self {
+        let head = spool.shared.head.subscribe();
+        let mut known = HashSet::new();
+        known.insert(tenant.to_string());
+        LaneReader {
+            spool,
+            client: client.to_string(),
+            tenant: tenant.to_string(),
+            default_tenant: default_tenant.to_string(),
+            tracker,
+            cursor: start,
+            head,
+            stop,
+            known,
+            new_lanes,
+            file: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The next entries of this lane; `None` once the agent stops.
+    /// Cancel-safe: dropped before it returns, nothing was consumed.
+    pub async fn next(&mut self) -> Option<Vec<Entry>> {
+        let mut idle_chunks = 0u32;
+        loop {
+            if *self.stop.borrow() {
+                return None;
+            }
+            let head = *self.head.borrow_and_update();
+            if self.cursor >= head {
+                tokio::select! {
+                    r = self.head.changed() => if r.is_err() { return None },
+                    _ = self.stop.changed() => return None,
+                }
+                continue;
+            }
+            let read = match self.read_at_cursor().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(client = %self.client, tenant = %self.tenant, offset = self.cursor, error = %e,
+                        "spool: cannot read; retrying");
+                    self.file = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = self.stop.changed() => return None,
+                    }
+                    continue;
+                }
+            };
+            match read {
+                Read::Nothing => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Read::Skip(to, _) => {
+                    self.tracker.skip_to(Position::Offset(to));
+                    self.cursor = to;
+                }
+                Read::Chunk(h, data) => {
+                    let start = self.cursor;
+                    let end = start + h.total_len() as u64;
+                    let entries = match self.entries_of(&h, &data, start, end) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // Checked out at the checksum but does not decode.
+                            self.damaged(start, end, Some(h.entries), &e.to_string());
+                            Vec::new()
+                        }
+                    };
+                    self.cursor = end;
+                    if entries.is_empty() {
+                        self.tracker.skip_to(Position::Offset(end));
+                        idle_chunks += 1;
+                        if idle_chunks % 64 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                        continue;
+                    }
+                    return Some(entries);
+                }
+            }
+        }
+    }
+
+    /// Reads the chunk at the cursor on the blocking pool.
+    async fn read_at_cursor(&mut self) -> std::io::Result<Read> {
+        let off = self.cursor;
+        let (skip, seg) = {
+            let st = lock(&self.spool.shared.state);
+            let skip = st
+                .damaged
+                .range(..=off)
+                .next_back()
+                .filter(|(_, e)| **e > off)
+                .map(|(_, e)| *e);
+            let seg = st
+                .segments
+                .range(..=off)
+                .next_back()
+                .map(|(s, l)| (*s, *l))
+                .filter(|(s, l)| off < s + l);
+            let next = st.segments.range(off + 1..).next().map(|(s, _)| *s);
+            (skip, seg.ok_or(next))
+        };
+        if let Some(to) = skip {
+            return Ok(Read::Skip(to, false));
+        }
+        let (seg_start, seg_len) = match seg {
+            Ok(x) => x,
+            Err(Some(next)) => return Ok(Read::Skip(next, true)),
+            Err(None) => return Ok(Read::Nothing),
+        };
+        let file = match &self.file {
+            Some((s, f)) if *s == seg_start => f.clone(),
+            _ => {
+                let path = self.spool.dir().join(segment::file_name(seg_start));
+                let f = Arc::new(File::open(path)?);
+                self.file = Some((seg_start, f.clone()));
+                f
+            }
+        };
+        let local = off - seg_start;
+        let r = tokio::task::spawn_blocking(move || -> std::io::Result<Read> {
+            let mut buf = Vec::new();
+            match scan::check_at(&file, local, seg_len, &mut buf)? {
+                Ok(h) => {
+                    let mut data = vec![0u8; h.data_len as usize];
+                    segment::read_at(&file, &mut data, local + HEADER_LEN as u64)?;
+                    Ok(Read::Chunk(h, data))
+                }
+                Err(_) => Ok(Read::Skip(
+                    seg_start + scan::next_good(&file, local + 1, seg_len, &mut buf)?,
+                    true,
+                )),
+            }
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        if let Read::Skip(to, true) = r {
+            self.damaged(
+                off,
+                to,
+                None,
+                "checksum mismatch or missing data found while reading",
+            );
+        }
+        Ok(r)
+    }
+
+    /// Records and counts damage found at run time (once for all lanes).
+    fn damaged(&self, start: u64, end: u64, entries: Option<u32>, why: &str) {
+        let new = lock(&self.spool.shared.state)
+            .damaged
+            .insert(start, end)
+            .is_none();
+        if new {
+            tracing::error!(offset = start, bytes = end - start, entries = ?entries, why,
+                "spool: damaged data skipped; the lines in it are lost");
+            let l = labels(&[("reason", "spool_damaged")]);
+            let m = &self.spool.shared.metrics;
+            m.lost_bytes_total.get_or_create(&l).inc_by(end - start);
+            m.lost_files_total.get_or_create(&l).inc();
+        }
+    }
+
+    /// This lane's entries of a chunk, with acknowledgements; registers
+    /// lanes for tenants the client has none for.
+    fn entries_of(
+        &mut self,
+        h: &Header,
+        data: &[u8],
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, ChunkError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let res = self.decode(h, data, &mut scratch, start, end);
+        self.scratch = scratch;
+        res
+    }
+
+    fn decode(
+        &mut self,
+        h: &Header,
+        data: &[u8],
+        scratch: &mut Vec<u8>,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, ChunkError> {
+        let mut p = Payload::open(h, data, scratch)?;
+        let mut mine = Vec::with_capacity(p.labels().len());
+        for ls in p.labels() {
+            let t = match ls.get(TENANT_LABEL) {
+                Some(t) if !t.is_empty() => t,
+                _ => self.default_tenant.as_str(),
+            };
+            if t == self.tenant {
+                mine.push(true);
+                continue;
+            }
+            mine.push(false);
+            if !self.known.contains(t) {
+                self.known.insert(t.to_string());
+                if let Some(tr) = self.spool.register_lane(&self.client, t, start) {
+                    tracing::info!(client = %self.client, tenant = t, "spool: new tenant; starting its lane");
+                    let _ = self.new_lanes.send((t.to_string(), start, tr));
+                }
+            }
+        }
+        let labels = p.labels().to_vec();
+        let mut raw = Vec::new();
+        while let Some(e) = p.next_entry() {
+            let e = e?;
+            if mine[e.label] {
+                raw.push(e.to_entry(&labels[e.label]));
+            }
+        }
+        let n = raw.len();
+        if n > 0 {
+            self.tracker.issuing(|is| {
+                for (i, e) in raw.iter_mut().enumerate() {
+                    let at = if i + 1 == n { end } else { start };
+                    e.ack = is.issue(Position::Offset(at));
+                }
+            });
+        }
+        Ok(raw)
+    }
+}

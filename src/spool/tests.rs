@@ -1,0 +1,431 @@
+//! Tests of the spool as a whole: the writer, a lane, the ledger and
+//! recovery together, driven step by step, with crashes at any point.
+//!
+//! The model: one source file whose lines are `e000000`, `e000001`, …; each
+//! entry's acknowledgement carries the offset just after it (index + 1),
+//! exactly as a tailed file's would. The world writes entries, seals and
+//! commits chunks, lets a lane read and "Loki" accept (in order or not),
+//! saves positions and the ledger — in any order — and crashes: every
+//! in-memory thing is dropped, a torn chunk may be left at the end of the
+//! last segment, and the agent starts again from what is on disk.
+//!
+//! After each crash: what the restarted agent would send again — the spool
+//! from the lane's saved cursor, then the file from its saved offset — must
+//! be every line not accepted by Loki, exactly once and in order (lines Loki
+//! accepted may come again only from chunks whose acceptance was not saved).
+
+use super::reader::LaneReader;
+use super::writer::Writer;
+use super::*;
+use crate::entry::{Entry, Timestamp};
+use crate::labels::LabelSet;
+use crate::positions::{FileId, Fingerprint, Positions};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+const FILE: FileId = FileId { dev: 7, ino: 7 };
+const CLIENT: &str = "c";
+
+fn cfg(dir: &Path) -> SpoolConfig {
+    SpoolConfig {
+        dir: dir.join("wal"),
+        max_size: 1 << 30,
+        segment_size: 1024,
+        chunk_size: 200,
+        chunk_wait: Duration::from_millis(100),
+    }
+}
+
+fn positions(dir: &Path) -> Arc<Positions> {
+    Positions::open(
+        &crate::config::PositionsConfig {
+            filename: dir.join("positions.yaml"),
+            sync_period: Duration::from_secs(10),
+            ignore_invalid_yaml: false,
+        },
+        false,
+    )
+    .unwrap()
+}
+
+fn index(line: &str) -> usize {
+    line.trim_start_matches('e').parse().unwrap()
+}
+
+/// One run of the agent, between two crashes.
+struct Run {
+    spool: Spool,
+    positions: Arc<Positions>,
+    writer: Writer,
+    lane: LaneReader,
+    source: Arc<Tracker>,
+    /// Entries the lane handed out, not yet accepted.
+    held: Vec<Entry>,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    run: Option<Run>,
+    /// Lines in the file so far.
+    next: usize,
+    /// Lines Loki accepted at least once.
+    accepted: BTreeSet<usize>,
+    labels: LabelSet,
+}
+
+impl World {
+    fn new() -> World {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut w = World {
+            dir: tempfile::tempdir().unwrap(),
+            rt,
+            run: None,
+            next: 0,
+            accepted: BTreeSet::new(),
+            labels: LabelSet::new([("app", "x"), ("filename", "/f/0.log")]),
+        };
+        w.start();
+        w
+    }
+
+    /// Starts the agent from what is on disk; the tailer re-reads the file
+    /// from its saved offset.
+    fn start(&mut self) {
+        let dir = self.dir.path();
+        let positions = positions(dir);
+        let saved = positions.saved(FILE).map_or(0, |s| s.offset) as usize;
+        let spool =
+            Spool::open(cfg(dir), positions.spool_head(), Arc::new(Metrics::new())).unwrap();
+        let source = Tracker::new(Position::Offset(saved as u64));
+        positions.track(
+            Path::new("/f/0.log"),
+            FILE,
+            Fingerprint { len: 1, crc: 1 },
+            source.clone(),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let mut lanes = spool.start_lanes(CLIENT, "");
+        assert_eq!(lanes.len(), 1);
+        let (tenant, start, tracker) = lanes.remove(0);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (new_tx, _new_rx) = tokio::sync::mpsc::unbounded_channel();
+        let lane = LaneReader::new(
+            spool.clone(),
+            CLIENT,
+            &tenant,
+            "",
+            start,
+            tracker,
+            stop_rx,
+            new_tx,
+        );
+        let writer = Writer::new(
+            spool.clone(),
+            positions.clone(),
+            1 << 20,
+            Arc::new(AtomicBool::new(false)),
+        );
+        let mut run = Run {
+            spool,
+            positions,
+            writer,
+            lane,
+            source,
+            held: Vec::new(),
+            _stop: stop,
+        };
+        // The tailer reads the file again from the saved offset.
+        let again: Vec<Entry> = (saved..self.next)
+            .map(|i| self.entry(&run.source, i))
+            .collect();
+        run.writer.take(again);
+        self.run = Some(run);
+    }
+
+    fn entry(&self, source: &Arc<Tracker>, i: usize) -> Entry {
+        Entry::new(
+            self.labels.clone(),
+            Timestamp(i as i64),
+            format!("e{i:06}"),
+            source.issue(Position::Offset(i as u64 + 1)),
+        )
+    }
+
+    fn run(&mut self) -> &mut Run {
+        self.run.as_mut().unwrap()
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Write(k) => {
+                let src = self.run().source.clone();
+                let es: Vec<Entry> = (self.next..self.next + k)
+                    .map(|i| self.entry(&src, i))
+                    .collect();
+                self.next += k;
+                self.run().writer.take(es);
+            }
+            Op::Seal => self.run().writer.seal(),
+            Op::Commit => {
+                let r = self.run();
+                r.writer.seal();
+                r.writer.commit();
+            }
+            Op::Read => {
+                let r = self.run.as_mut().unwrap();
+                let got = self.rt.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(20), r.lane.next()).await
+                });
+                if let Ok(Some(es)) = got {
+                    r.held.extend(es);
+                }
+            }
+            Op::Accept(k) => {
+                let r = self.run.as_mut().unwrap();
+                let k = k.min(r.held.len());
+                for e in r.held.drain(..k) {
+                    self.accepted.insert(index(&e.line));
+                    e.ack.ack();
+                }
+            }
+            Op::AcceptOne(i) => {
+                let r = self.run.as_mut().unwrap();
+                if !r.held.is_empty() {
+                    let e = r.held.remove(i % r.held.len());
+                    self.accepted.insert(index(&e.line));
+                    e.ack.ack();
+                }
+            }
+            Op::Maintain => self.run().spool.maintain().unwrap(),
+            Op::SavePositions => self.run().positions.save().unwrap(),
+            Op::Crash(tear) => self.crash(tear),
+            Op::CrashInCommit => {
+                self.run().writer.commit_then_die_before_positions();
+                self.crash(None);
+            }
+        }
+    }
+
+    /// Drops everything in memory; maybe leaves a torn chunk behind.
+    fn crash(&mut self, tear: Option<u16>) {
+        let Some(run) = self.run.take() else { return };
+        let dir = run.spool.dir().to_path_buf();
+        drop(run);
+        if let Some(n) = tear {
+            // A chunk whose write was interrupted: a prefix of a real one.
+            let mut cb = super::chunk::ChunkBuilder::new(super::chunk::Codec::Lz4);
+            cb.add(&Entry::new(
+                self.labels.clone(),
+                Timestamp(0),
+                "torn".into(),
+                crate::ack::Ack::none(),
+            ));
+            let mut b = Vec::new();
+            cb.seal(0, &mut b);
+            b.truncate((n as usize) % b.len());
+            if let Some((_, last)) = segment::list(&dir).unwrap().pop() {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(last).unwrap();
+                f.write_all(&b).unwrap();
+            }
+        }
+        self.check_replay();
+        self.start();
+    }
+
+    /// What a restart would send again, from disk only. See the module docs.
+    fn check_replay(&self) {
+        let dir = self.dir.path();
+        let positions = positions(dir);
+        let saved = positions.saved(FILE).map_or(0, |s| s.offset) as usize;
+        // Recovery as the agent does it (cuts uncommitted chunks).
+        let spool =
+            Spool::open(cfg(dir), positions.spool_head(), Arc::new(Metrics::new())).unwrap();
+        let cursor = saved_cursors(&spool.shared.cfg.dir)
+            .unwrap()
+            .get(CLIENT)
+            .and_then(|m| m.get(""))
+            .copied()
+            .unwrap_or_else(|| spool.tail())
+            .max(spool.tail());
+        let replay: Vec<usize> = inspect::entries_from(spool.dir(), cursor, u64::MAX)
+            .unwrap()
+            .iter()
+            .map(|s| index(&s.line))
+            .collect();
+        let again: Vec<usize> = replay.iter().copied().chain(saved..self.next).collect();
+        assert!(
+            again.windows(2).all(|w| w[1] == w[0] + 1),
+            "sent again out of order, twice or with a gap: spool {replay:?} then file from {saved}"
+        );
+        if let Some(first_unaccepted) = (0..self.next).find(|i| !self.accepted.contains(i)) {
+            let from = again.first().copied().unwrap_or(self.next);
+            assert!(
+                from <= first_unaccepted,
+                "line {first_unaccepted} was never accepted but is not sent again (resending from {from})"
+            );
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write(usize),
+    Seal,
+    Commit,
+    Read,
+    Accept(usize),
+    AcceptOne(usize),
+    Maintain,
+    SavePositions,
+    Crash(Option<u16>),
+    CrashInCommit,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..12).prop_map(Op::Write),
+        1 => Just(Op::Seal),
+        4 => Just(Op::Commit),
+        5 => Just(Op::Read),
+        3 => (1usize..20).prop_map(Op::Accept),
+        2 => any::<usize>().prop_map(Op::AcceptOne),
+        2 => Just(Op::Maintain),
+        1 => Just(Op::SavePositions),
+        1 => proptest::option::of(any::<u16>()).prop_map(Op::Crash),
+        1 => Just(Op::CrashInCommit),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn crashes_anywhere_resend_every_unaccepted_line_once_in_order(ops in proptest::collection::vec(op(), 1..120)) {
+        let mut w = World::new();
+        for op in &ops {
+            w.apply(op);
+        }
+        w.apply(&Op::Crash(None));
+    }
+}
+
+#[test]
+fn a_lane_per_tenant_and_segments_go_only_when_every_lane_is_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pos = positions(dir.path());
+    let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
+    let mut w = Writer::new(
+        spool.clone(),
+        pos.clone(),
+        1 << 20,
+        Arc::new(AtomicBool::new(false)),
+    );
+    let a = LabelSet::new([("app", "a"), ("__tenant_id__", "ta")]);
+    let b = LabelSet::new([("app", "b"), ("__tenant_id__", "tb")]);
+    for i in 0..200 {
+        let ls = if i % 2 == 0 { &a } else { &b };
+        w.take(vec![Entry::new(
+            ls.clone(),
+            Timestamp(i),
+            format!("{i:04} {}", "x".repeat(40)),
+            crate::ack::Ack::none(),
+        )]);
+    }
+    w.seal();
+    w.commit();
+    assert!(spool.shared.state.lock().unwrap().segments.len() > 2);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (new_tx, mut new_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut lanes = spool.start_lanes(CLIENT, "");
+    let (t, s, tr) = lanes.remove(0);
+    let mut default = LaneReader::new(
+        spool.clone(),
+        CLIENT,
+        &t,
+        "",
+        s,
+        tr,
+        stop_rx.clone(),
+        new_tx.clone(),
+    );
+    // The default lane has no entries of its own; it discovers both tenants.
+    let got = rt
+        .block_on(async { tokio::time::timeout(Duration::from_millis(200), default.next()).await });
+    assert!(got.is_err(), "no entry belongs to the default tenant");
+    let mut found = Vec::new();
+    while let Ok(l) = new_rx.try_recv() {
+        found.push(l);
+    }
+    assert_eq!(
+        found.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(),
+        vec!["ta", "tb"]
+    );
+    let (ta, sa, tra) = found.remove(0);
+    let mut lane_a = LaneReader::new(
+        spool.clone(),
+        CLIENT,
+        &ta,
+        "",
+        sa,
+        tra,
+        stop_rx.clone(),
+        new_tx.clone(),
+    );
+    let mut seen = Vec::new();
+    while let Ok(Some(es)) =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), lane_a.next()).await })
+    {
+        for e in es {
+            assert_eq!(e.labels.get("__tenant_id__"), Some("ta"));
+            seen.push(e.timestamp.0);
+            e.ack.ack();
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..200).step_by(2).collect::<Vec<i64>>(),
+        "every entry of its tenant, in order"
+    );
+    // Tenant b has read nothing: no segment may go.
+    let before = spool.shared.state.lock().unwrap().segments.len();
+    spool.maintain().unwrap();
+    assert_eq!(spool.shared.state.lock().unwrap().segments.len(), before);
+    let saved = saved_cursors(spool.dir()).unwrap();
+    assert_eq!(saved[CLIENT]["tb"], 0);
+    assert!(saved[CLIENT]["ta"] > 0);
+    // Once b is through too, all but the last segment go.
+    let (tb, sb, trb) = found.remove(0);
+    let mut lane_b = LaneReader::new(spool.clone(), CLIENT, &tb, "", sb, trb, stop_rx, new_tx);
+    while let Ok(Some(es)) =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), lane_b.next()).await })
+    {
+        crate::ack::ack_many(es.into_iter().map(|e| e.ack));
+    }
+    spool.maintain().unwrap();
+    assert_eq!(spool.shared.state.lock().unwrap().segments.len(), 1);
+    assert_eq!(segment::list(spool.dir()).unwrap().len(), 1);
+}
+
+#[test]
+fn an_unwritable_spool_directory_is_refused_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let mut c = cfg(dir.path());
+    c.dir = file.join("wal");
+    let e = Spool::open(c, None, Arc::new(Metrics::new()))
+        .err()
+        .unwrap();
+    assert!(e.starts_with("wal.dir "), "{e}");
+}

@@ -1,0 +1,442 @@
+//! The spool writer: one thread that turns the fan-out's entries into
+//! durable chunks, advances file positions, and shows the chunks to the
+//! clients — in that order.
+//!
+//! Owns: [`spawn_writer`] and its loop. Entries arrive in batches on a
+//! bounded queue (the fan-out's only outlet with a spool). They are encoded
+//! into the open chunk at once (their lines freed); the chunk is sealed when
+//! it reaches `chunk_size` or its first entry has waited `chunk_wait`.
+//! Sealed chunks are committed together (group commit) when the open data
+//! reaches a quarter of the memory budget, or at `chunk_wait`:
+//!
+//! 1. wait while the spool is full (`max_size`): backpressure, never a drop;
+//! 2. append to the last segment (a new one past `segment_size`), `fsync`;
+//! 3. under the positions' save lock, acknowledge the chunks' entries (file
+//!    positions advance, budget released) and record the new spool offset;
+//!    save the positions file;
+//! 4. publish the new head to the lanes.
+//!
+//! A failed write (disk full, I/O error) cuts the segment back to where the
+//! commit began and is retried with backoff; meanwhile the queue fills and
+//! reading pauses. At shutdown (the queue closed) the open chunk is
+//! committed; entries that cannot be (the spool stays full or the disk
+//! fails past the deadline) are dropped unacknowledged and read again after
+//! the restart.
+//!
+//! Must never: acknowledge an entry before its chunk is durable, publish a
+//! head before the positions that account for it are saved, or lose an entry
+//! it took (it is committed, or its position does not advance).
+
+use super::chunk::{ChunkBuilder, Codec};
+use super::scan::ChunkMeta;
+use super::{lock, segment, Spool};
+use crate::ack::Ack;
+use crate::entry::{Entry, Timestamp};
+use crate::metrics::labels;
+use crate::positions::Positions;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Batches of entries queued to the writer.
+pub const QUEUE: usize = 64;
+
+/// Starts the writer thread. `commit_bytes`: commit once this much
+/// (uncompressed) data is open. `stop`: the agent is stopping (bounds the
+/// waits of the final commit).
+pub fn spawn_writer(
+    spool: Spool,
+    positions: Arc<Positions>,
+    commit_bytes: usize,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<(SyncSender<Vec<Entry>>, JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let w = Writer::new(spool, positions, commit_bytes, stop);
+    let h = std::thread::Builder::new()
+        .name("spool-writer".into())
+        .spawn(move || w.run(rx))?;
+    Ok((tx, h))
+}
+
+/// The writer's state (driven by its thread, or directly by tests).
+pub(crate) struct Writer {
+    builder: ChunkBuilder,
+    /// Sealed chunks not committed yet, back to back.
+    sealed: Vec<u8>,
+    /// (offset within `sealed`, header) of each sealed chunk.
+    sealed_meta: Vec<(usize, super::chunk::Header)>,
+    /// Acknowledgements of every entry taken and not committed.
+    acks: Vec<Ack>,
+    /// When the open chunk got its first entry.
+    open_since: Option<Instant>,
+    /// Uncompressed bytes taken and not committed.
+    open_bytes: usize,
+    commit_bytes: usize,
+    /// The last segment, open for appending: (start, file).
+    seg: Option<(u64, File)>,
+    spool: Spool,
+    positions: Arc<Positions>,
+    stop: Arc<AtomicBool>,
+    warned_full: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        spool: Spool,
+        positions: Arc<Positions>,
+        commit_bytes: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Writer {
+        // From now on the positions file says how much of the spool it
+        // accounts for, so a crash before the first commit finishes cannot
+        // leave chunks that look committed (see `scan`).
+        if positions.spool_head().is_none() {
+            positions.commit_spool(spool.head(), || {});
+            if let Err(e) = positions.save() {
+                tracing::warn!(file = %positions.path().display(), error = %e, "cannot save positions");
+            }
+        }
+        Writer {
+            builder: ChunkBuilder::new(Codec::Lz4),
+            sealed: Vec::new(),
+            sealed_meta: Vec::new(),
+            acks: Vec::new(),
+            open_since: None,
+            open_bytes: 0,
+            commit_bytes: commit_bytes.max(64 << 10),
+            seg: None,
+            spool,
+            positions,
+            stop,
+            warned_full: false,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Vec<Entry>>) {
+        let wait = self.spool.shared.cfg.chunk_wait;
+        loop {
+            let timeout = match self.open_since {
+                Some(t) => (t + wait).saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            match rx.recv_timeout(timeout) {
+                Ok(batch) => {
+                    self.take(batch);
+                    // Take what is already queued before deciding.
+                    while self.open_bytes < self.commit_bytes {
+                        match rx.try_recv() {
+                            Ok(b) => self.take(b),
+                            Err(_) => break,
+                        }
+                    }
+                    if self.open_bytes >= self.commit_bytes {
+                        self.seal();
+                        self.commit();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.seal();
+                    self.commit();
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.seal();
+                    self.commit();
+                    tracing::debug!("spool writer stopped");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn take(&mut self, batch: Vec<Entry>) {
+        for e in batch {
+            if self.open_since.is_none() {
+                self.open_since = Some(Instant::now());
+            }
+            self.builder.add(&e);
+            self.open_bytes += e.size() + 16;
+            self.acks.push(e.ack);
+            if self.builder.body_len() >= self.spool.shared.cfg.chunk_size {
+                self.seal();
+            }
+        }
+    }
+
+    pub(crate) fn seal(&mut self) {
+        let at = self.sealed.len();
+        if let Some(h) = self
+            .builder
+            .seal(Timestamp::now().nanos(), &mut self.sealed)
+        {
+            let m = &self.spool.shared.metrics;
+            m.spool_raw_bytes_total.inc_by(u64::from(h.raw_len));
+            m.spool_stored_bytes_total.inc_by(u64::from(h.data_len));
+            self.sealed_meta.push((at, h));
+        }
+        self.open_since = None;
+    }
+
+    /// Commits every sealed chunk. See the module docs.
+    pub(crate) fn commit(&mut self) {
+        if self.sealed_meta.is_empty() {
+            return;
+        }
+        let n = self.sealed.len() as u64;
+        if !self.wait_for_space(n) {
+            return self.abandon("the spool stayed full");
+        }
+        let mut backoff = Duration::from_millis(100);
+        let start = loop {
+            match self.append() {
+                Ok(start) => break start,
+                Err(e) => {
+                    tracing::error!(dir = %self.spool.dir().display(), error = %e,
+                        "spool: cannot write (disk full?); reading is paused until it can");
+                    if self.stop.load(Ordering::Relaxed) {
+                        return self.abandon("the spool could not be written");
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let end = start + n;
+        let acks = std::mem::take(&mut self.acks);
+        self.positions
+            .commit_spool(end, || crate::ack::ack_many(acks));
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = self.positions.save() {
+            tracing::error!(file = %self.positions.path().display(), error = %e,
+                "spool: cannot save positions; the new chunks wait until they are");
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        {
+            let mut st = lock(&self.spool.shared.state);
+            for (at, h) in &self.sealed_meta {
+                st.chunks.push_back(ChunkMeta {
+                    offset: start + *at as u64,
+                    len: h.total_len() as u32,
+                    entries: h.entries,
+                    raw_len: h.raw_len,
+                    written: h.written,
+                });
+            }
+            st.end = end;
+        }
+        let m = &self.spool.shared.metrics;
+        m.spool_chunks_written_total
+            .inc_by(self.sealed_meta.len() as u64);
+        let (raw, stored) = (
+            m.spool_raw_bytes_total.get(),
+            m.spool_stored_bytes_total.get(),
+        );
+        if stored > 0 {
+            m.spool_compression_ratio.set(raw as f64 / stored as f64);
+        }
+        self.spool.shared.head.send_replace(end);
+        self.sealed.clear();
+        self.sealed_meta.clear();
+        self.open_bytes = self.builder.body_len();
+    }
+
+    /// A crash in the middle of a commit: the chunks are written and synced,
+    /// the process dies before the positions are saved.
+    #[cfg(test)]
+    pub(crate) fn commit_then_die_before_positions(&mut self) {
+        self.seal();
+        if !self.sealed_meta.is_empty() {
+            let _ = self.append();
+        }
+    }
+
+    /// Waits until `n` more bytes fit under `max_size` (or the spool is
+    /// empty). False if the agent stops first. While waiting, the last
+    /// segment is closed (a new, empty one started), so that it too can be
+    /// deleted once every lane is past it.
+    fn wait_for_space(&mut self, n: u64) -> bool {
+        let shared = self.spool.shared.clone();
+        let max = shared.cfg.max_size;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut st = lock(&shared.state);
+            if st.bytes == 0 || st.bytes + n <= max {
+                if st.full {
+                    st.full = false;
+                    shared.metrics.spool_full.set(0);
+                }
+                return true;
+            }
+            if !st.full {
+                st.full = true;
+                shared.metrics.spool_full.set(1);
+                if !self.warned_full {
+                    self.warned_full = true;
+                    tracing::warn!(dir = %shared.cfg.dir.display(), bytes = st.bytes, max_size = max,
+                        "spool full: reading is paused until the clients catch up (logged once)");
+                }
+            }
+            let last_used = st.segments.iter().next_back().is_some_and(|(_, l)| *l > 0);
+            if last_used {
+                drop(st);
+                if let Err(e) = self.new_segment() {
+                    tracing::warn!(error = %e, "spool: cannot start a new segment");
+                }
+                continue;
+            }
+            if self.stop.load(Ordering::Relaxed) && Instant::now() >= deadline {
+                return false;
+            }
+            let _ = shared
+                .freed
+                .wait_timeout(st, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Starts a new, empty segment at the spool's end.
+    fn new_segment(&mut self) -> std::io::Result<()> {
+        let shared = self.spool.shared.clone();
+        let start = lock(&shared.state).end;
+        let path = shared.cfg.dir.join(segment::file_name(start));
+        let f = OpenOptions::new().create(true).append(true).open(&path)?;
+        File::open(&shared.cfg.dir)?.sync_all()?;
+        lock(&shared.state).segments.insert(start, 0);
+        self.seg = Some((start, f));
+        Ok(())
+    }
+
+    /// Appends the sealed chunks and syncs them, starting a new segment
+    /// whenever one reaches `segment_size` (between chunks). Returns their
+    /// start offset. On error every segment is cut back to where it was.
+    fn append(&mut self) -> std::io::Result<u64> {
+        let shared = self.spool.shared.clone();
+        let start = lock(&shared.state).end;
+        let mut touched: Vec<(u64, u64)> = Vec::new();
+        let res = self.append_from(&mut touched);
+        if res.is_err() {
+            for (seg, len) in &touched {
+                let path = shared.cfg.dir.join(segment::file_name(*seg));
+                if let Ok(f) = OpenOptions::new().write(true).open(path) {
+                    let _ = f.set_len(*len);
+                }
+            }
+            let mut st = lock(&shared.state);
+            for (seg, len) in &touched {
+                let grown = st.segments.get(seg).map_or(0, |l| l.saturating_sub(*len));
+                st.bytes = st.bytes.saturating_sub(grown);
+                if let Some(l) = st.segments.get_mut(seg) {
+                    *l = *len;
+                }
+            }
+            st.end = start;
+            self.seg = None;
+        }
+        res.map(|()| start)
+    }
+
+    fn append_from(&mut self, touched: &mut Vec<(u64, u64)>) -> std::io::Result<()> {
+        let shared = self.spool.shared.clone();
+        let max_seg = shared.cfg.segment_size;
+        let n = self.sealed_meta.len();
+        let mut i = 0;
+        while i < n {
+            let (seg_start, seg_len) = self.open_last()?;
+            if touched.last().map(|t| t.0) != Some(seg_start) {
+                touched.push((seg_start, seg_len));
+            }
+            // As many whole chunks as fit (at least one).
+            let mut len = seg_len;
+            let mut j = i;
+            while j < n && (j == i || len < max_seg) {
+                len += self.sealed_meta[j].1.total_len() as u64;
+                j += 1;
+            }
+            let from = self.sealed_meta[i].0;
+            let to = self.sealed_meta.get(j).map_or(self.sealed.len(), |m| m.0);
+            let Some((_, f)) = self.seg.as_mut() else {
+                return Err(std::io::Error::other("no segment"));
+            };
+            f.write_all(&self.sealed[from..to])?;
+            f.sync_data()?;
+            let mut st = lock(&shared.state);
+            if let Some(l) = st.segments.get_mut(&seg_start) {
+                *l = len;
+            }
+            st.bytes += (to - from) as u64;
+            st.end += (to - from) as u64;
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// The segment to append to (the last one, if it ends where the spool
+    /// does and has room; else a new one): (start, length).
+    fn open_last(&mut self) -> std::io::Result<(u64, u64)> {
+        let shared = self.spool.shared.clone();
+        let last = {
+            let st = lock(&shared.state);
+            st.segments
+                .iter()
+                .next_back()
+                .map(|(s, l)| (*s, *l))
+                .filter(|(s, l)| s + l == st.end && *l < shared.cfg.segment_size)
+        };
+        match last {
+            Some((s, l)) if self.seg.as_ref().map(|(x, _)| *x) == Some(s) => Ok((s, l)),
+            Some((s, l)) => {
+                let path = shared.cfg.dir.join(segment::file_name(s));
+                match OpenOptions::new().append(true).open(&path) {
+                    Ok(f) => {
+                        self.seg = Some((s, f));
+                        Ok((s, l))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        // Deleted behind our back: continue in a new one.
+                        tracing::error!(segment = %path.display(), "spool: the segment being written was deleted; its chunks are lost");
+                        {
+                            let mut st = lock(&shared.state);
+                            st.segments.remove(&s);
+                            st.bytes = st.bytes.saturating_sub(l);
+                        }
+                        self.new_segment()?;
+                        Ok((lock(&shared.state).end, 0))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                self.new_segment()?;
+                Ok((lock(&shared.state).end, 0))
+            }
+        }
+    }
+
+    /// Gives up on the uncommitted entries (shutdown only): their positions
+    /// do not advance, so they are read again after the restart.
+    fn abandon(&mut self, why: &str) {
+        let n = self.acks.len();
+        tracing::warn!(
+            entries = n,
+            "spool: {why} at shutdown; these lines will be read again after the restart"
+        );
+        let l = labels(&[("reason", "spool_abandoned")]);
+        self.spool
+            .shared
+            .metrics
+            .file_errors_total
+            .get_or_create(&l)
+            .inc();
+        self.acks.clear();
+        self.sealed.clear();
+        self.sealed_meta.clear();
+        self.open_bytes = 0;
+    }
+}
