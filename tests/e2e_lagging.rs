@@ -9,137 +9,70 @@ mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{cri_line, Agent, PodLog, Setup};
+use agent::{delivered, Agent, PodLog, Setup, Workload};
 use receiver::{Mode, Receiver};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const T0: i64 = 1_763_900_000_000_000_000;
-const PODS: usize = 100;
-const LINES: usize = 900;
-/// 12,000 lines/s in total.
-const ROUND_PAUSE: Duration = Duration::from_micros(8_300);
-const ROTATE_AT: usize = 40 * 1024;
-
-fn content(p: usize, l: usize) -> String {
-    format!("p{p:03} l{l:06} {}", "z".repeat(60 + (l * 7) % 70))
-}
-
-fn parse_id(line: &str) -> (usize, usize) {
-    let mut it = line.split(' ');
-    let p = it.next().and_then(|s| s.strip_prefix('p')?.parse().ok());
-    let l = it.next().and_then(|s| s.strip_prefix('l')?.parse().ok());
-    match (p, l) {
-        (Some(p), Some(l)) => (p, l),
-        _ => panic!("unexpected line {line:?}"),
+/// 100 pods, 12,000 lines/s in total, rotated every ~40 KB with older
+/// rotations compressed (none deleted).
+fn workload() -> Workload {
+    Workload {
+        pods: 100,
+        lines: 900,
+        round: Duration::from_micros(8_300),
+        rotate_at: Some(40 * 1024),
+        max_files: None,
+        pad: 90,
     }
 }
 
-/// Writes every pod's lines at 12k lines/s, rotating each file the way the
-/// kubelet does every ~40 KB (older rotations compressed, none deleted).
-/// Returns the number of rotations.
-fn write_all(mut logs: Vec<PodLog>, done: Arc<AtomicBool>) -> usize {
-    let mut rotations = 0;
-    let start = Instant::now();
-    for l in 0..LINES {
-        for (p, log) in logs.iter_mut().enumerate() {
-            let ts = T0 + (l as i64) * 1_000_000 + p as i64;
-            log.write(&cri_line(ts, "stdout", false, &content(p, l)));
-            if log.written_since_rotate >= ROTATE_AT {
-                log.kubelet_rotate(None);
-                rotations += 1;
-            }
-        }
-        let due = ROUND_PAUSE * (l as u32 + 1);
-        if let Some(wait) = due.checked_sub(start.elapsed()) {
-            std::thread::sleep(wait);
-        }
-    }
-    done.store(true, Ordering::SeqCst);
-    rotations
-}
-
-fn setup(dir: &std::path::Path, rx: &Receiver) -> Setup {
-    let mut setup = Setup::new(dir, &rx.push_url());
-    // Six 429s in a row take ~12 s of backoff: far longer than the memory
-    // budget lasts at this rate.
-    setup.min_period = "250ms";
-    setup.max_period = "4s";
-    setup
-}
-
-/// Every line arrived, each stream in write order (first arrivals);
-/// returns the number of duplicates.
-fn check_all_arrived(rx: &Receiver, agent: &Agent) -> usize {
-    let total = PODS * LINES;
-    let ok = rx.wait_until(Duration::from_secs(300), |r| {
-        let mut u = std::collections::HashSet::new();
-        for e in r.entries() {
-            u.insert(parse_id(&e.line));
-        }
-        u.len() >= total
-    });
-    let entries = rx.entries();
-    let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
-    for e in &entries {
-        *seen.entry(parse_id(&e.line)).or_default() += 1;
-    }
-    if !ok {
-        let mut missing: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for p in 0..PODS {
-            for l in 0..LINES {
-                if !seen.contains_key(&(p, l)) {
-                    missing.entry(p).or_default().push(l);
-                }
-            }
-        }
-        let first: Vec<_> = missing.iter().take(3).collect();
-        panic!(
-            "{} of {total} lines lost (e.g. {first:?}); log:\n{}",
-            total - seen.len(),
-            agent.log()
-        );
-    }
-    // Order per stream: the first arrival of each line comes in write order.
-    let mut next: HashMap<usize, usize> = HashMap::new();
-    let mut first_seen = std::collections::HashSet::new();
-    for e in &entries {
-        let (p, l) = parse_id(&e.line);
-        if !first_seen.insert((p, l)) {
-            continue;
-        }
-        let n = next.entry(p).or_default();
-        assert_eq!(l, *n, "pod {p}: line {l} arrived before line {n}");
-        *n += 1;
-    }
-    entries.len() - seen.len()
-}
-
-/// A receiver answering 429 to the first six pushes, an agent started on
-/// `PODS` pod logs (named `<prefix>NNN`).
+/// A receiver answering 429 to the first six pushes (~12 s of backoff: far
+/// longer than the memory budget lasts at this rate), and an agent on the
+/// workload's pods.
 fn start(dir: &std::path::Path, prefix: &str) -> (Receiver, Setup, Vec<PodLog>, Agent) {
     let rx = Receiver::start();
     rx.set_mode(Mode::FailNext {
         count: 6,
         status: 429,
     });
-    let setup = setup(dir, &rx);
-    let logs: Vec<PodLog> = (0..PODS)
-        .map(|p| PodLog::create(&setup.logs, &format!("{prefix}{p:03}"), "app"))
-        .collect();
+    let mut setup = Setup::new(dir, &rx.push_url());
+    setup.min_period = "250ms";
+    setup.max_period = "4s";
+    let logs = workload().create(&setup.logs, prefix);
     let agent = Agent::start(dir, &setup);
     assert!(agent.wait_ready(Duration::from_secs(60)), "{}", agent.log());
     (rx, setup, logs, agent)
+}
+
+/// Waits until every line arrived (panics naming the missing ones) and
+/// checks per-stream order; returns the number of duplicates.
+fn check_all_arrived(rx: &Receiver, agent: &Agent) -> usize {
+    let w = workload();
+    let ok = rx.wait_until(Duration::from_secs(300), |r| {
+        delivered(&w, r.entries().iter().map(|e| e.line.as_str())).lost() == 0
+    });
+    let entries = rx.entries();
+    let d = delivered(&w, entries.iter().map(|e| e.line.as_str()));
+    if !ok {
+        let first: Vec<_> = d.missing.iter().take(3).collect();
+        panic!(
+            "{} of {} lines lost (e.g. {first:?}); log:\n{}",
+            d.lost(),
+            w.total(),
+            agent.log()
+        );
+    }
+    if let Err(e) = &d.in_order {
+        panic!("{e}");
+    }
+    d.duplicates
 }
 
 #[test]
 fn throttled_loki_while_the_kubelet_rotates_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (rx, _setup, logs, mut agent) = start(dir.path(), "lag");
-    let done = Arc::new(AtomicBool::new(false));
-    let rotations = write_all(logs, done);
+    let rotations = workload().run(logs, |_| {});
     let dups = check_all_arrived(&rx, &agent);
     assert_eq!(dups, 0, "no restart, so no duplicates");
     let lost = agent
@@ -148,7 +81,7 @@ fn throttled_loki_while_the_kubelet_rotates_loses_nothing() {
     assert_eq!(lost, 0.0, "nothing counted as lost");
     eprintln!(
         "429 storm: {} lines in {rotations} rotations, all delivered once, in order",
-        PODS * LINES
+        workload().total()
     );
     assert!(agent.terminate().unwrap().success());
 }
@@ -157,11 +90,7 @@ fn throttled_loki_while_the_kubelet_rotates_loses_nothing() {
 fn throttled_loki_while_the_kubelet_rotates_and_a_kill_9_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (rx, setup, logs, mut agent) = start(dir.path(), "lagk");
-    let done = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let done = done.clone();
-        std::thread::spawn(move || write_all(logs, done))
-    };
+    let writer = std::thread::spawn(move || workload().run(logs, |_| {}));
     // Killed while Loki still throttles and files keep rotating.
     std::thread::sleep(Duration::from_secs(4));
     agent.kill9();
@@ -176,7 +105,7 @@ fn throttled_loki_while_the_kubelet_rotates_and_a_kill_9_loses_nothing() {
     let dups = check_all_arrived(&rx, &agent);
     eprintln!(
         "429 storm + kill -9: {} lines in {rotations} rotations, {before} received before the kill, {dups} duplicates after the restart",
-        PODS * LINES
+        workload().total()
     );
     assert!(dups <= before, "only lines sent before the kill come again");
     assert!(agent.terminate().unwrap().success());

@@ -38,6 +38,8 @@ pub struct Setup {
     pub client_extra: String,
     /// Extra top-level YAML.
     pub extra: String,
+    /// Replaces the whole `scrape_configs:` section when set.
+    pub scrape_configs: Option<String>,
     pub port: u16,
 }
 
@@ -58,11 +60,27 @@ impl Setup {
             stages: "[cri: {}]",
             client_extra: String::new(),
             extra: String::new(),
+            scrape_configs: None,
             port: free_port(),
         }
     }
 
     pub fn yaml(&self) -> String {
+        let scrape = self.scrape_configs.clone().unwrap_or_else(|| {
+            format!(
+                r#"scrape_configs:
+  - job_name: pods
+    static_configs:
+      - targets: [localhost]
+        labels:
+          job: pods
+          __path__: {glob}
+    pipeline_stages: {stages}
+"#,
+                glob = self.glob,
+                stages = self.stages
+            )
+        });
         format!(
             r#"server:
   http_listen_port: {port}
@@ -84,14 +102,7 @@ clients:
 {client_extra}
 target_config:
   sync_period: 1s
-scrape_configs:
-  - job_name: pods
-    static_configs:
-      - targets: [localhost]
-        labels:
-          job: pods
-          __path__: {glob}
-    pipeline_stages: {stages}
+{scrape}
 {extra}
 "#,
             port = self.port,
@@ -103,8 +114,6 @@ scrape_configs:
             maxp = self.max_period,
             mr = self.max_retries,
             client_extra = self.client_extra,
-            glob = self.glob,
-            stages = self.stages,
             extra = self.extra,
         )
     }
@@ -438,4 +447,148 @@ pub fn gzip(src: &Path, dst: &Path) {
     );
     enc.write_all(&data).expect("gzip");
     enc.finish().expect("gzip finish");
+}
+
+/// Pods writing CRI lines at a steady rate, rotated the way the kubelet
+/// rotates them. Line `l` of pod `p` is [`workload_line`]`(p, l)`.
+#[derive(Clone)]
+pub struct Workload {
+    pub pods: usize,
+    /// Lines per pod.
+    pub lines: usize,
+    /// One line per pod every `round`.
+    pub round: Duration,
+    /// Rotate a pod's file once it holds this many bytes.
+    pub rotate_at: Option<usize>,
+    /// The kubelet's `containerLogMaxFiles` (None: never delete).
+    pub max_files: Option<usize>,
+    /// Bytes of hard-to-compress padding per line.
+    pub pad: usize,
+}
+
+/// First timestamp of every workload line.
+pub const WORKLOAD_T0: i64 = 1_763_900_000_000_000_000;
+
+/// Line `l` of pod `p`: `p003 l000042 <padding>`.
+pub fn workload_line(p: usize, l: usize, pad: usize) -> String {
+    let mut s = format!("p{p:03} l{l:06} ");
+    let mut x = (p as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (l as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    while s.len() < 13 + pad {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{:016x}", x));
+    }
+    s.truncate(13 + pad);
+    s
+}
+
+/// (pod, line) of a workload line.
+pub fn workload_id(line: &str) -> (usize, usize) {
+    let mut it = line.split(' ');
+    let p = it.next().and_then(|s| s.strip_prefix('p')?.parse().ok());
+    let l = it.next().and_then(|s| s.strip_prefix('l')?.parse().ok());
+    match (p, l) {
+        (Some(p), Some(l)) => (p, l),
+        _ => panic!("not a workload line: {line:?}"),
+    }
+}
+
+impl Workload {
+    /// Creates the pods' logs under `logs` (`<prefix>NNN`).
+    pub fn create(&self, logs: &Path, prefix: &str) -> Vec<PodLog> {
+        (0..self.pods)
+            .map(|p| PodLog::create(logs, &format!("{prefix}{p:03}"), "app"))
+            .collect()
+    }
+
+    /// Writes every line at the set pace, rotating as set. Calls `at(l)`
+    /// after each round (to change the receiver's mode mid-run, say).
+    /// Returns the number of rotations.
+    pub fn run(&self, mut logs: Vec<PodLog>, mut at: impl FnMut(usize)) -> usize {
+        let mut rotations = 0;
+        let start = Instant::now();
+        for l in 0..self.lines {
+            for (p, log) in logs.iter_mut().enumerate() {
+                let ts = WORKLOAD_T0 + (l as i64) * 1_000_000 + p as i64;
+                log.write(&cri_line(
+                    ts,
+                    "stdout",
+                    false,
+                    &workload_line(p, l, self.pad),
+                ));
+                if self
+                    .rotate_at
+                    .is_some_and(|r| log.written_since_rotate >= r)
+                {
+                    log.kubelet_rotate(self.max_files);
+                    rotations += 1;
+                }
+            }
+            at(l);
+            let due = self.round * (l as u32 + 1);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        rotations
+    }
+
+    pub fn total(&self) -> usize {
+        self.pods * self.lines
+    }
+}
+
+/// How a receiver's entries compare with a workload.
+pub struct Delivered {
+    /// (pod, line) → times received.
+    pub seen: std::collections::HashMap<(usize, usize), usize>,
+    /// Lines never received, by pod.
+    pub missing: std::collections::BTreeMap<usize, Vec<usize>>,
+    pub duplicates: usize,
+    /// The first arrival of each pod's lines came in write order.
+    pub in_order: Result<(), String>,
+}
+
+/// Compares received workload lines with what `w` wrote.
+pub fn delivered<'a>(w: &Workload, lines: impl IntoIterator<Item = &'a str>) -> Delivered {
+    let mut seen = std::collections::HashMap::new();
+    let mut next: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut in_order = Ok(());
+    let mut total = 0;
+    for line in lines {
+        total += 1;
+        let (p, l) = workload_id(line);
+        let n = seen.entry((p, l)).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            let want = next.entry(p).or_insert(0);
+            if l != *want && in_order.is_ok() {
+                in_order = Err(format!("pod {p}: line {l} arrived before line {want}"));
+            }
+            *want = (*want).max(l + 1);
+        }
+    }
+    let mut missing = std::collections::BTreeMap::new();
+    for p in 0..w.pods {
+        for l in 0..w.lines {
+            if !seen.contains_key(&(p, l)) {
+                missing.entry(p).or_insert_with(Vec::new).push(l);
+            }
+        }
+    }
+    let duplicates = total - seen.len();
+    Delivered {
+        seen,
+        missing,
+        duplicates,
+        in_order,
+    }
+}
+
+impl Delivered {
+    pub fn lost(&self) -> usize {
+        self.missing.values().map(Vec::len).sum()
+    }
 }

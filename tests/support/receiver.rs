@@ -210,6 +210,9 @@ struct State {
 struct Shared {
     opts: Options,
     mode: Mutex<Mode>,
+    /// Tenants (`X-Scope-OrgID`) answered with a forced status, whatever
+    /// the mode (a per-tenant rate limit, say).
+    refused: Mutex<BTreeMap<String, u16>>,
     state: Mutex<State>,
 }
 
@@ -255,6 +258,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             opts,
             mode: Mutex::new(Mode::Normal),
+            refused: Mutex::new(BTreeMap::new()),
             state: Mutex::new(State::default()),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -290,6 +294,24 @@ impl Receiver {
 
     pub fn set_mode(&self, m: Mode) {
         *self.shared.mode() = m;
+    }
+
+    /// Answers `status` to every push of `tenant` (storing nothing) until
+    /// called again with `None`; other tenants are served as the mode says.
+    pub fn refuse_tenant(&self, tenant: &str, status: Option<u16>) {
+        let mut r = self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match status {
+            Some(s) => {
+                r.insert(tenant.to_string(), s);
+            }
+            None => {
+                r.remove(tenant);
+            }
+        }
     }
 
     pub fn mode(&self) -> Mode {
@@ -496,7 +518,13 @@ async fn push(
         return Ok(respond(413, &format!("{msg}\n")));
     }
 
-    let (action, delay) = {
+    let refused = {
+        let r = shared.refused.lock().unwrap_or_else(|e| e.into_inner());
+        meta.org_id.as_ref().and_then(|t| r.get(t).copied())
+    };
+    let (action, delay) = if let Some(status) = refused {
+        (Action::Refuse(status), None)
+    } else {
         let mut mode = shared.mode();
         match *mode {
             Mode::Normal => (Action::Process, None),
