@@ -7,8 +7,9 @@
 //! `E2E_PER_FILE_KIB` (512: input per file of the many-file shape),
 //! `E2E_RATE` (10000 lines/s in the latency phase), `E2E_LATENCY_SECS` (20),
 //! `E2E_WARMUP_SECS` (2: lines written in the first seconds are checked but
-//! left out of the percentiles), `E2E_BIN` (agent binary; default: build and
-//! use target/release/tailtrace), `E2E_KEEP=1` (keep the temp dirs).
+//! left out of the percentiles), `E2E_SPOOL` (`both`: every phase with the
+//! spool off, then on; `off`; `on`), `E2E_BIN` (agent binary; default: build
+//! and use target/release/tailtrace), `E2E_KEEP=1` (keep the temp dirs).
 //!
 //! Design: the agent runs as its own process with a Promtail-style config
 //! (`cri: {}`, batchsize 1 MiB, batchwait 1s) against the fake Loki of
@@ -19,7 +20,9 @@
 //! each in two phases: throughput (pre-written input, time from agent start
 //! until the last line arrived, CPU and peak RSS of the agent) and latency
 //! (a paced writer, CRI timestamp = write time, arrival − timestamp
-//! percentiles). Results go to bench-results/e2e.json and a table.
+//! percentiles). Each phase runs with the spool off (in-memory delivery)
+//! and on (`wal: {enabled: true}`, the spool in the phase's temp dir).
+//! Results go to bench-results/e2e.json and a table.
 //!
 //! Must never: report figures from a run that lost, duplicated or corrupted a
 //! line (it prints FAIL and exits 1), or assert on timings.
@@ -50,7 +53,11 @@ use report::{f, machine, print_table, sh, verdict};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const TARGET_MIB_PER_CORE: f64 = 200.0;
+const TARGET_MIB_PER_CORE_MANY: f64 = 150.0;
 const TARGET_RSS_MIB: f64 = 30.0;
+const TARGET_RSS_MIB_SPOOL: f64 = 40.0;
+/// The spool may cost at most this much more CPU per GiB.
+const TARGET_SPOOL_OVERHEAD: f64 = 1.25;
 const BATCHWAIT_MS: f64 = 1000.0;
 const TARGET_P99_MS: f64 = BATCHWAIT_MS + 50.0;
 
@@ -64,6 +71,8 @@ struct Knobs {
     latency_secs: f64,
     warmup_secs: f64,
     keep: bool,
+    /// Spool settings to run: false = off, true = on.
+    spool: Vec<bool>,
 }
 
 fn env_f64(name: &str, default: f64) -> f64 {
@@ -90,6 +99,11 @@ impl Knobs {
             latency_secs: env_f64("E2E_LATENCY_SECS", secs),
             warmup_secs: env_f64("E2E_WARMUP_SECS", if quick { 1.0 } else { 2.0 }),
             keep: std::env::var("E2E_KEEP").is_ok_and(|v| v != "0" && !v.is_empty()),
+            spool: match std::env::var("E2E_SPOOL").as_deref() {
+                Ok("off") => vec![false],
+                Ok("on") => vec![true],
+                _ => vec![false, true],
+            },
         }
     }
 }
@@ -110,6 +124,8 @@ struct Rig {
     keep: bool,
     /// Problems that make the run a FAIL.
     failures: Vec<String>,
+    /// Run the agent with the spool on.
+    spool: bool,
 }
 
 /// `<root>/<ns>_<pod>_<uid>/<container>/0.log` for file `i`.
@@ -166,7 +182,14 @@ fn ready(port: u16) -> bool {
 impl Rig {
     fn start_agent(&self, dir: &Path, root: &Path) -> Result<Agent, String> {
         let port = agent::free_port();
-        let yaml = agent::config_yaml(&self.rx.push_url(), root, &dir.join("positions.yaml"), port);
+        let wal = self.spool.then(|| dir.join("wal"));
+        let yaml = agent::config_yaml(
+            &self.rx.push_url(),
+            root,
+            &dir.join("positions.yaml"),
+            port,
+            wal.as_deref(),
+        );
         Agent::start(&self.bin, dir, &yaml, port).map_err(|e| format!("cannot start agent: {e}"))
     }
 
@@ -501,23 +524,67 @@ fn run() -> Result<i32, String> {
         clk_tck: agent::clk_tck(),
         keep: k.keep,
         failures: Vec::new(),
+        spool: false,
     };
     let t0 = Instant::now();
     let many_mib = k.files as f64 * k.per_file_kib / 1024.0;
-    let one_tp = rig.throughput("one_file", 1, k.one_mib)?;
-    let many_tp = rig.throughput("many_files", k.files, many_mib)?;
-    let one_lat = rig.latency("one_file", 1, &k)?;
-    let many_lat = rig.latency("many_files", k.files, &k)?;
+    let (mut one, mut many) = (json!({}), json!({}));
+    for &spool in &k.spool {
+        rig.spool = spool;
+        let sfx = if spool { "_spool" } else { "" };
+        one[format!("throughput{sfx}")] =
+            rig.throughput(&format!("one_file{sfx}"), 1, k.one_mib)?;
+        many[format!("throughput{sfx}")] =
+            rig.throughput(&format!("many_files{sfx}"), k.files, many_mib)?;
+        one[format!("latency{sfx}")] = rig.latency(&format!("one_file{sfx}"), 1, &k)?;
+        many[format!("latency{sfx}")] = rig.latency(&format!("many_files{sfx}"), k.files, &k)?;
+    }
 
-    let core_ok = |v: &Value| f(v, &["mib_per_core_s"]) >= TARGET_MIB_PER_CORE;
-    let p99_ok = |v: &Value| f(v, &["p99_ms"]) <= TARGET_P99_MS;
-    let targets = json!({
-        "throughput_per_core_1_file": format!("{:.1} MiB/CPU-s vs ≥ {TARGET_MIB_PER_CORE}: {}", f(&one_tp, &["mib_per_core_s"]), verdict(core_ok(&one_tp))),
-        "throughput_per_core_many_files": format!("{:.1} MiB/CPU-s vs ≥ {TARGET_MIB_PER_CORE}: {}", f(&many_tp, &["mib_per_core_s"]), verdict(core_ok(&many_tp))),
-        "rss_many_files_at_rate": format!("{:.1} MiB vs < {TARGET_RSS_MIB}: {}", f(&many_lat, &["peak_rss_mib"]), verdict(f(&many_lat, &["peak_rss_mib"]) < TARGET_RSS_MIB)),
-        "p99_1_file": format!("{:.1} ms vs ≤ {TARGET_P99_MS}: {}", f(&one_lat, &["p99_ms"]), verdict(p99_ok(&one_lat))),
-        "p99_many_files": format!("{:.1} ms vs ≤ {TARGET_P99_MS}: {}", f(&many_lat, &["p99_ms"]), verdict(p99_ok(&many_lat))),
-    });
+    let core = |v: &Value, want: f64| {
+        format!(
+            "{:.1} MiB/CPU-s vs ≥ {want}: {}",
+            f(v, &["mib_per_core_s"]),
+            verdict(f(v, &["mib_per_core_s"]) >= want)
+        )
+    };
+    let p99 = |v: &Value| {
+        format!(
+            "{:.1} ms vs ≤ {TARGET_P99_MS}: {}",
+            f(v, &["p99_ms"]),
+            verdict(f(v, &["p99_ms"]) <= TARGET_P99_MS)
+        )
+    };
+    let mut targets = json!({});
+    if k.spool.contains(&false) {
+        targets["throughput_per_core_1_file"] =
+            json!(core(&one["throughput"], TARGET_MIB_PER_CORE));
+        targets["throughput_per_core_many_files"] =
+            json!(core(&many["throughput"], TARGET_MIB_PER_CORE_MANY));
+        targets["rss_many_files_at_rate"] = json!(format!(
+            "{:.1} MiB vs < {TARGET_RSS_MIB}: {}",
+            f(&many["latency"], &["peak_rss_mib"]),
+            verdict(f(&many["latency"], &["peak_rss_mib"]) < TARGET_RSS_MIB)
+        ));
+        targets["p99_1_file"] = json!(p99(&one["latency"]));
+        targets["p99_many_files"] = json!(p99(&many["latency"]));
+    }
+    if k.spool.contains(&true) {
+        targets["rss_many_files_at_rate_spool"] = json!(format!(
+            "{:.1} MiB vs < {TARGET_RSS_MIB_SPOOL}: {}",
+            f(&many["latency_spool"], &["peak_rss_mib"]),
+            verdict(f(&many["latency_spool"], &["peak_rss_mib"]) < TARGET_RSS_MIB_SPOOL)
+        ));
+    }
+    if k.spool.len() == 2 {
+        for (shape, v) in [("1_file", &one), ("many_files", &many)] {
+            let ratio = f(&v["throughput_spool"], &["agent_cpu_s_per_gib"])
+                / f(&v["throughput"], &["agent_cpu_s_per_gib"]);
+            targets[format!("spool_cpu_per_gib_{shape}")] = json!(format!(
+                "{ratio:.2}× the CPU per GiB without it vs ≤ {TARGET_SPOOL_OVERHEAD}×: {}",
+                verdict(ratio <= TARGET_SPOOL_OVERHEAD)
+            ));
+        }
+    }
     let commit = sh("git", &["rev-parse", "--short", "HEAD"]);
     let dirty = !sh("git", &["status", "--porcelain"]).is_empty();
     let results = json!({
@@ -533,11 +600,12 @@ fn run() -> Result<i32, String> {
         "agent_binary": bin.display().to_string(),
         "config": {
             "stages": "cri: {}", "batchsize": 1_048_576, "batchwait": "1s",
+            "spool": k.spool.iter().map(|&s| if s { "on" } else { "off" }).collect::<Vec<_>>(),
             "rate_lines_per_s": k.rate, "latency_secs": k.latency_secs,
             "files_many": k.files, "per_file_kib": k.per_file_kib, "one_file_mib": k.one_mib,
         },
-        "one_file": { "throughput": one_tp, "latency": one_lat },
-        "many_files": { "throughput": many_tp, "latency": many_lat },
+        "one_file": one,
+        "many_files": many,
         "targets": targets,
         "runtime_s": t0.elapsed().as_secs_f64(),
     });

@@ -23,8 +23,18 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// The Promtail-style config the bench runs with.
-pub fn config_yaml(push_url: &str, logs: &Path, positions: &Path, port: u16) -> String {
+/// The Promtail-style config the bench runs with; `wal`: the spool's
+/// directory, when it is on.
+pub fn config_yaml(
+    push_url: &str,
+    logs: &Path,
+    positions: &Path,
+    port: u16,
+    wal: Option<&Path>,
+) -> String {
+    let wal = wal.map_or(String::new(), |w| {
+        format!("wal:\n  enabled: true\n  dir: {}\n", w.display())
+    });
     format!(
         r#"server:
   http_listen_port: {port}
@@ -47,7 +57,7 @@ scrape_configs:
           __path__: {logs}/*/*/*.log
     pipeline_stages:
       - cri: {{}}
-"#,
+{wal}"#,
         pos = positions.display(),
         logs = logs.display(),
     )
