@@ -5,7 +5,8 @@
 //! bench-results/e2e-quick.json, not e2e.json). Knobs (env):
 //! `E2E_ONE_MIB` (256: input of the 1-file shape), `E2E_FILES` (500),
 //! `E2E_PER_FILE_KIB` (512: input per file of the many-file shape),
-//! `E2E_RATE` (10000 lines/s in the latency phase), `E2E_LATENCY_SECS` (20),
+//! `E2E_RATE` (10000 lines/s in the latency phase), `E2E_LATENCY_SECS` (20;
+//! 0 skips the latency phases),
 //! `E2E_WARMUP_SECS` (2: lines written in the first seconds are checked but
 //! left out of the percentiles), `E2E_SPOOL` (`both`: every phase with the
 //! spool off, then on; `off`; `on`), `E2E_BIN` (agent binary; default: build
@@ -536,8 +537,11 @@ fn run() -> Result<i32, String> {
             rig.throughput(&format!("one_file{sfx}"), 1, k.one_mib)?;
         many[format!("throughput{sfx}")] =
             rig.throughput(&format!("many_files{sfx}"), k.files, many_mib)?;
-        one[format!("latency{sfx}")] = rig.latency(&format!("one_file{sfx}"), 1, &k)?;
-        many[format!("latency{sfx}")] = rig.latency(&format!("many_files{sfx}"), k.files, &k)?;
+        if k.latency_secs > 0.0 {
+            one[format!("latency{sfx}")] = rig.latency(&format!("one_file{sfx}"), 1, &k)?;
+            many[format!("latency{sfx}")] =
+                rig.latency(&format!("many_files{sfx}"), k.files, &k)?;
+        }
     }
 
     let core = |v: &Value, want: f64| {

@@ -202,6 +202,30 @@ impl Hash for LabelSet {
     }
 }
 
+/// A hasher for maps keyed by [`LabelSet`]: the set's hash is computed once
+/// when it is built, so hashing it again per lookup is wasted work.
+#[derive(Default, Clone, Copy)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `LabelSet`; anything else still works.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+/// A map keyed by label sets, hashed once per set, not per lookup.
+pub type LabelMap<V> =
+    std::collections::HashMap<LabelSet, V, std::hash::BuildHasherDefault<PassThrough>>;
+
 impl fmt::Debug for LabelSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;

@@ -169,51 +169,94 @@ fn parse_file(rest: &str, value: &str) -> Result<SavedFile, String> {
 
 /// Renders the file.
 pub fn render(s: &Snapshot<'_>) -> String {
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
-    for f in s.files {
-        let p = f.path.to_string_lossy();
-        map.insert(
-            format!("{FILE}{}:{}:{}:{}:{p}", f.id.dev, f.id.ino, f.fp_len, f.fp),
-            format!("{} {}", f.offset, f.size.max(f.offset)),
-        );
-        // Promtail's view keys by path: the current file at a path wins over
-        // a rotated one that still carries the old name.
-        let e = map.entry(p.into_owned()).or_default();
-        if e.is_empty() || (s.is_current)(f) {
-            *e = f.offset.to_string();
+    let lines: Vec<String> = s
+        .files
+        .iter()
+        .map(|f| {
+            let mut l = String::new();
+            file_line(f, &mut l);
+            l
+        })
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    render_with(s, &refs)
+}
+
+/// Renders the file, given each file's `tailtrace:file` line (as
+/// [`file_line`] writes it; callers cache them: a file whose offset, size
+/// and fingerprint did not move keeps its line).
+pub fn render_with(s: &Snapshot<'_>, file_lines: &[&str]) -> String {
+    let bytes: usize = file_lines.iter().map(|l| l.len()).sum();
+    let mut out = String::with_capacity(bytes * 2 + 256);
+    out.push_str("# tailtrace positions: acknowledged offsets. Promtail reads the plain paths.\n");
+    out.push_str("positions:\n");
+    // Promtail's view keys by path: the current file at a path wins over a
+    // rotated one that still carries the old name.
+    let mut order: Vec<usize> = (0..s.files.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (fa, fb) = (&s.files[a], &s.files[b]);
+        (fa.path.as_os_str().as_encoded_bytes(), !(s.is_current)(fa))
+            .cmp(&(fb.path.as_os_str().as_encoded_bytes(), !(s.is_current)(fb)))
+    });
+    let mut last: Option<&std::path::Path> = None;
+    for &i in &order {
+        let f = &s.files[i];
+        if last == Some(f.path.as_path()) {
+            continue;
         }
+        last = Some(f.path.as_path());
+        entry(&f.path.to_string_lossy(), &f.offset.to_string(), &mut out);
     }
     for (path, off) in s.promtail {
-        map.entry(path.to_string_lossy().into_owned())
-            .or_insert_with(|| off.to_string());
-    }
-    for (path, stamp) in s.chains {
-        map.insert(format!("{CHAIN}{}", path.to_string_lossy()), stamp.clone());
+        if !s.files.iter().any(|f| &f.path == path) {
+            entry(&path.to_string_lossy(), &off.to_string(), &mut out);
+        }
     }
     for (k, v) in s.cursors {
-        map.insert(k.clone(), v.clone());
+        entry(k, v, &mut out);
+    }
+    for (path, stamp) in s.chains {
+        entry(
+            &format!("{CHAIN}{}", path.to_string_lossy()),
+            stamp,
+            &mut out,
+        );
+    }
+    for l in file_lines {
+        out.push_str(l);
     }
     if let Some(h) = s.spool {
-        map.insert(SPOOL.to_string(), h.to_string());
+        entry(SPOOL, &h.to_string(), &mut out);
     }
-    map.insert(VERSION.to_string(), "2".to_string());
-    let mut out = String::from(
-        "# tailtrace positions: acknowledged offsets. Promtail reads the plain paths.\n",
-    );
-    out.push_str("positions:\n");
-    for (k, v) in &map {
-        out.push_str("  ");
-        yaml_str(k, &mut out);
-        out.push_str(": ");
-        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-            // A string that looks like a number is quoted (as Promtail writes it).
-            let _ = write!(out, "'{v}'");
-        } else {
-            yaml_str(v, &mut out);
-        }
-        out.push('\n');
-    }
+    entry(VERSION, "2", &mut out);
     out
+}
+
+/// One `  key: value` line.
+fn entry(k: &str, v: &str, out: &mut String) {
+    out.push_str("  ");
+    yaml_str(k, out);
+    out.push_str(": ");
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // A string that looks like a number is quoted (as Promtail writes it).
+        let _ = write!(out, "'{v}'");
+    } else {
+        yaml_str(v, out);
+    }
+    out.push('\n');
+}
+
+/// Appends `f`'s `tailtrace:file:…: <offset> <size>` line.
+pub fn file_line(f: &SavedFile, out: &mut String) {
+    let key = format!(
+        "{FILE}{}:{}:{}:{}:{}",
+        f.id.dev,
+        f.id.ino,
+        f.fp_len,
+        f.fp,
+        f.path.to_string_lossy()
+    );
+    entry(&key, &format!("{} {}", f.offset, f.size.max(f.offset)), out);
 }
 
 /// A YAML string scalar: plain when that cannot be read as anything else

@@ -71,6 +71,9 @@ struct Live {
     tracker: Arc<Tracker>,
     /// The size the tailer last saw (shared with it).
     size: Arc<AtomicU64>,
+    /// The rendered `tailtrace:file` line and what it was rendered from
+    /// (offset, size, fingerprint): re-rendered only when one moved.
+    line: Option<((u64, u64, Fingerprint), String)>,
 }
 
 #[derive(Default)]
@@ -230,6 +233,7 @@ impl Positions {
                 fp,
                 tracker,
                 size,
+                line: None,
             },
         );
         drop(g);
@@ -331,22 +335,47 @@ impl Positions {
             .and_then(|l| l.tracker.committed().offset())
     }
 
-    /// The file content as it would be written now.
+    /// The file content as it would be written now. Only files whose
+    /// offset, size or fingerprint moved since the last render are
+    /// formatted again.
     pub fn render(&self) -> String {
-        let g = self.lock();
+        let mut guard = self.lock();
+        let g = &mut *guard;
         let mut files: Vec<SavedFile> = Vec::with_capacity(g.live.len() + g.saved.len());
-        for (id, l) in &g.live {
+        for (id, l) in g.live.iter_mut() {
             let offset = l.tracker.committed().offset().unwrap_or(0);
-            files.push(SavedFile {
+            let f = SavedFile {
                 path: l.path.clone(),
                 id: *id,
                 fp_len: l.fp.len,
                 fp: l.fp.crc,
                 offset,
                 size: l.size.load(Ordering::Relaxed).max(offset),
-            });
+            };
+            let at = (f.offset, f.size, l.fp);
+            if l.line.as_ref().is_none_or(|(k, _)| *k != at) {
+                let mut text = String::new();
+                format::file_line(&f, &mut text);
+                l.line = Some((at, text));
+            }
+            files.push(f);
         }
+        let saved_lines: Vec<String> = g
+            .saved
+            .values()
+            .map(|f| {
+                let mut t = String::new();
+                format::file_line(f, &mut t);
+                t
+            })
+            .collect();
         files.extend(g.saved.values().cloned());
+        let mut lines: Vec<&str> = g
+            .live
+            .values()
+            .filter_map(|l| l.line.as_ref().map(|(_, t)| t.as_str()))
+            .collect();
+        lines.extend(saved_lines.iter().map(String::as_str));
         let mut cursors = g.cursors.clone();
         for (name, t) in &g.live_cursors {
             if let Position::Cursor(c) = t.committed() {
@@ -355,14 +384,17 @@ impl Positions {
         }
         let promtail: BTreeMap<PathBuf, u64> =
             g.promtail.iter().map(|(p, o)| (p.clone(), *o)).collect();
-        format::render(&format::Snapshot {
-            files: &files,
-            promtail: &promtail,
-            cursors: &cursors,
-            chains: &g.chains,
-            spool: g.spool,
-            is_current: &|f| g.live.contains_key(&f.id),
-        })
+        format::render_with(
+            &format::Snapshot {
+                files: &files,
+                promtail: &promtail,
+                cursors: &cursors,
+                chains: &g.chains,
+                spool: g.spool,
+                is_current: &|f| g.live.contains_key(&f.id),
+            },
+            &lines,
+        )
     }
 
     /// Writes the file atomically. A no-op in read-only mode.

@@ -15,7 +15,6 @@
 
 use crate::entry::Entry;
 use crate::labels::LabelSet;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,7 +55,7 @@ pub struct Stream {
 pub struct Batch {
     tenant: Option<Arc<str>>,
     streams: Vec<Stream>,
-    index: HashMap<LabelSet, usize>,
+    index: crate::labels::LabelMap<usize>,
     bytes: usize,
     entries: usize,
     created: Instant,
@@ -67,7 +66,7 @@ impl Batch {
         Batch {
             tenant,
             streams: Vec::new(),
-            index: HashMap::new(),
+            index: Default::default(),
             bytes: 0,
             entries: 0,
             created: now,
@@ -143,7 +142,17 @@ impl Batch {
 pub struct Batcher {
     batchsize: usize,
     batchwait: Duration,
-    open: HashMap<Option<Arc<str>>, Batch>,
+    /// Open batches, one per tenant (tenants are few: a scan that compares
+    /// pointers first beats hashing the tenant's name per line).
+    open: Vec<Batch>,
+}
+
+fn same_tenant(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y) || x == y,
+        _ => false,
+    }
 }
 
 impl Batcher {
@@ -151,7 +160,7 @@ impl Batcher {
         Batcher {
             batchsize,
             batchwait,
-            open: HashMap::new(),
+            open: Vec::new(),
         }
     }
 
@@ -167,7 +176,11 @@ impl Batcher {
     ) -> Option<Batch> {
         let size = entry.size();
         let mut full = None;
-        if let Some(b) = self.open.get_mut(tenant) {
+        if let Some(b) = self
+            .open
+            .iter_mut()
+            .find(|b| same_tenant(&b.tenant, tenant))
+        {
             if !b.is_empty() && b.size_bytes() + size > self.batchsize {
                 full = Some(std::mem::replace(b, Batch::new(tenant.clone(), now)));
             }
@@ -175,43 +188,37 @@ impl Batcher {
         } else {
             let mut b = Batch::new(tenant.clone(), now);
             b.add(key, entry);
-            self.open.insert(tenant.clone(), b);
+            self.open.push(b);
         }
         full
     }
 
     /// When the oldest open batch is due, if any is open.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.open
-            .values()
-            .map(|b| b.created() + self.batchwait)
-            .min()
+        self.open.iter().map(|b| b.created() + self.batchwait).min()
     }
 
     /// Closes and returns every batch whose oldest entry waited `batchwait`.
     pub fn expired(&mut self, now: Instant) -> Vec<Batch> {
         let wait = self.batchwait;
-        let due: Vec<Option<Arc<str>>> = self
-            .open
-            .iter()
-            .filter(|(_, b)| now.saturating_duration_since(b.created()) >= wait)
-            .map(|(t, _)| t.clone())
-            .collect();
-        let mut out: Vec<Batch> = due.iter().filter_map(|t| self.open.remove(t)).collect();
+        let (mut out, keep): (Vec<Batch>, Vec<Batch>) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|b| now.saturating_duration_since(b.created()) >= wait);
+        self.open = keep;
         out.sort_by_key(|b| b.created());
         out
     }
 
     /// Closes and returns every open batch, oldest first (shutdown).
     pub fn drain(&mut self) -> Vec<Batch> {
-        let mut out: Vec<Batch> = self.open.drain().map(|(_, b)| b).collect();
+        let mut out = std::mem::take(&mut self.open);
         out.sort_by_key(|b| b.created());
         out
     }
 
     /// Entries held in open batches.
     pub fn pending(&self) -> usize {
-        self.open.values().map(|b| b.len()).sum()
+        self.open.iter().map(|b| b.len()).sum()
     }
 }
 

@@ -262,7 +262,7 @@ async fn run_lane(reader: crate::spool::reader::LaneReader, c: LaneCfg, senders:
     let prep = Prep::new(router, &c.limits, senders.metrics.clone());
     let batcher = Batcher::new(c.batchsize, c.batchwait);
     let (tx, rx) = mpsc::channel::<Batch>(1);
-    let task = AbortOnDrop(senders.spawn(rx));
+    let task = AbortOnDrop(senders.spawn(rx, Arc::new(Pace::default())));
     let dispatch = Dispatch::Single { tx, task, senders };
     run_batcher(reader, prep, batcher, dispatch, c.shutdown_timeout).await;
 }
@@ -299,9 +299,11 @@ impl SenderFactory {
         ))
     }
 
-    /// Starts a sender fed by `rx`.
-    fn spawn<R: BatchSource>(&self, rx: R) -> JoinHandle<()> {
+    /// Starts a sender fed by `rx`; its [`Pace`] is what the batcher
+    /// watches.
+    fn spawn<R: BatchSource>(&self, rx: R, pace: Arc<Pace>) -> JoinHandle<()> {
         let sender = Sender {
+            pace,
             pusher: self.pusher.clone(),
             encoder: Encoder::new(self.encoding, self.compression),
             metrics: self.metrics.clone(),
@@ -335,12 +337,15 @@ impl BatchSource for mpsc::UnboundedReceiver<Batch> {
     }
 }
 
+/// One tenant's sender: its queue and its pace.
+type TenantQueue = (mpsc::UnboundedSender<Batch>, Arc<Pace>);
+
 /// How closed batches reach the senders. See the module docs.
 enum Dispatch {
     /// One sender per tenant behind an unbounded queue (memory is bounded
     /// by the fan-out's budget): a stuck tenant never blocks the batcher.
     PerTenant {
-        lanes: HashMap<Option<Arc<str>>, mpsc::UnboundedSender<Batch>>,
+        lanes: HashMap<Option<Arc<str>>, TenantQueue>,
         tasks: Vec<AbortOnDrop>,
         senders: SenderFactory,
     },
@@ -363,17 +368,22 @@ impl Dispatch {
                 senders,
             } => {
                 let key: Option<Arc<str>> = b.tenant().map(Arc::from);
-                let tx = lanes.entry(key).or_insert_with(|| {
+                let (tx, pace) = lanes.entry(key).or_insert_with(|| {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    tasks.push(AbortOnDrop(senders.spawn(rx)));
-                    tx
+                    let pace = Arc::new(Pace::default());
+                    tasks.push(AbortOnDrop(senders.spawn(rx, pace.clone())));
+                    (tx, pace)
                 });
+                pace.queued();
                 if let Err(mpsc::error::SendError(b)) = tx.send(b) {
                     tracing::error!(
                         entries = b.len(),
                         "client sender is gone; batch not delivered"
                     );
+                    return;
                 }
+                let pace = pace.clone();
+                pace.wait_turn().await;
             }
             Dispatch::Single { tx, .. } => {
                 if let Err(mpsc::error::SendError(b)) = tx.send(b).await {
@@ -524,10 +534,11 @@ impl Prep {
         }
     }
 
-    /// Routes `e` and applies `max_line_size`. `None`: the entry was
-    /// dropped, counted and acked.
-    pub(super) fn prepare(&mut self, mut e: Entry) -> Option<(Route, Entry)> {
-        let Some(route) = self.router.route(&e.labels).cloned() else {
+    /// Routes `e` and applies `max_line_size`; the route is
+    /// [`Prep::route`]`(index)`. `None`: the entry was dropped, counted and
+    /// acked.
+    pub(super) fn prepare(&mut self, mut e: Entry) -> Option<(usize, Entry)> {
+        let Some(ri) = self.router.route(&e.labels) else {
             let tenant = self.router.tenant_of(&e.labels);
             tracing::debug!(labels = ?e.labels, "dropping an entry without labels to send");
             self.metrics
@@ -536,26 +547,26 @@ impl Prep {
             return None;
         };
         match limit_line(&mut e.line, self.max_line, self.truncate) {
-            LineLimit::Fits => Some((route, e)),
+            LineLimit::Fits => Some((ri, e)),
             LineLimit::Truncated(removed) => {
-                self.metrics.mutated(
-                    route.tenant.as_deref(),
-                    REASON_LINE_TOO_LONG,
-                    removed as u64,
-                );
-                Some((route, e))
+                let tenant = self.router.get(ri).tenant.clone();
+                self.metrics
+                    .mutated(tenant.as_deref(), REASON_LINE_TOO_LONG, removed as u64);
+                Some((ri, e))
             }
             LineLimit::TooLong => {
-                self.metrics.dropped(
-                    route.tenant.as_deref(),
-                    REASON_LINE_TOO_LONG,
-                    1,
-                    e.size() as u64,
-                );
+                let tenant = self.router.get(ri).tenant.clone();
+                self.metrics
+                    .dropped(tenant.as_deref(), REASON_LINE_TOO_LONG, 1, e.size() as u64);
                 e.ack.ack();
                 None
             }
         }
+    }
+
+    /// The route of a prepared entry.
+    pub(super) fn route(&self, i: usize) -> &Route {
+        self.router.get(i)
     }
 }
 
@@ -590,7 +601,8 @@ async fn run_batcher<S: EntrySource>(
         while let Some(chunk) = item.take() {
             let now = Instant::now();
             for e in chunk {
-                if let Some((route, e)) = prep.prepare(e) {
+                if let Some((ri, e)) = prep.prepare(e) {
+                    let route = prep.route(ri);
                     if let Some(full) = batcher.add(&route.tenant, &route.key, e, now) {
                         dispatch.forward(full).await;
                     }
@@ -654,12 +666,54 @@ struct Sender {
     backoff: crate::config::BackoffConfig,
     drop_rate_limited: bool,
     deadline: watch::Receiver<Option<Instant>>,
+    /// What the batcher watches to pace itself on this sender.
+    pace: Arc<Pace>,
+}
+
+/// A sender's state as its batcher sees it: batches queued and not taken
+/// yet, and whether it is retrying. A batcher waits for a healthy sender
+/// to take its previous batch (so batches are encoded while still warm in
+/// cache, and few wait in memory) but never for one that is retrying (so
+/// one tenant's 429s do not hold another back).
+#[derive(Default)]
+pub(super) struct Pace {
+    queued: std::sync::atomic::AtomicUsize,
+    retrying: std::sync::atomic::AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl Pace {
+    fn queued(&self) {
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn taken(&self) {
+        self.queued
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+    fn retrying(&self, on: bool) {
+        self.retrying.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+    /// Waits while the previous batch is not taken and the sender is
+    /// healthy.
+    async fn wait_turn(&self) {
+        loop {
+            let busy = self.queued.load(std::sync::atomic::Ordering::SeqCst) > 1;
+            if !busy || self.retrying.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            self.changed.notified().await;
+        }
+    }
 }
 
 impl Sender {
     async fn run<R: BatchSource>(mut self, mut brx: R) {
         let mut rng = rand::rngs::SmallRng::from_os_rng();
         while let Some(batch) = brx.recv().await {
+            self.pace.taken();
             let fate = if self.deadline.borrow().is_some_and(|d| Instant::now() >= d) {
                 Fate::Abandoned
             } else {
@@ -710,17 +764,21 @@ impl Sender {
             let (status, detail) = describe(&outcome);
             match classify(&outcome, self.drop_rate_limited) {
                 Verdict::Accepted => {
+                    self.pace.retrying(false);
                     self.metrics.sent_bytes.inc_by(body.bytes.len() as u64);
                     self.metrics.sent_entries.inc_by(batch.len() as u64);
                     self.metrics.stream_lag(batch);
                     return Fate::Accepted;
                 }
                 Verdict::Drop(reason) => {
+                    self.pace.retrying(false);
                     tracing::warn!(%host, tenant = tenant.unwrap_or(""), status, reason, entries = batch.len(), error = detail, "push rejected; batch dropped");
                     return Fate::Dropped(reason);
                 }
                 Verdict::Retry => {
+                    self.pace.retrying(true);
                     if !backoff.record_attempt() {
+                        self.pace.retrying(false);
                         let reason = exhausted_reason(&outcome);
                         tracing::warn!(%host, tenant = tenant.unwrap_or(""), status, reason, entries = batch.len(), attempts = backoff.attempts(), error = detail, "push failed after all retries; batch dropped");
                         return Fate::Dropped(reason);

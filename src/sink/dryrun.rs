@@ -38,7 +38,8 @@ pub(super) async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, mut prep: Prep) {
         let mut n = 0;
         while let Some(chunk) = item.take() {
             for e in chunk {
-                if let Some((route, e)) = prep.prepare(e) {
+                if let Some((ri, e)) = prep.prepare(e) {
+                    let route = prep.route(ri);
                     format_entry(e.timestamp, &route.key.rendered, &e.line, &mut text);
                     written.push(e);
                 }

@@ -164,31 +164,35 @@ impl Fanout {
             self.flush().map_err(|_| NotTaken::Stopped)?;
             return Err(NotTaken::Full(entry));
         };
+        // Copies for all outlets but the last; the entry itself goes there.
+        for i in 0..n - 1 {
+            let mut copy = Entry {
+                labels: entry.labels.clone(),
+                timestamp: entry.timestamp,
+                line: entry.line.clone(),
+                metadata: entry.metadata.clone(),
+                ack: entry.ack.duplicate(),
+            };
+            copy.ack.set_charge(charge.split(cost));
+            self.push(i, copy).map_err(|_| NotTaken::Stopped)?;
+        }
         let mut entry = entry;
-        for i in 0..n {
-            let mut e = if i + 1 == n {
-                entry_take(&mut entry)
-            } else {
-                Entry {
-                    labels: entry.labels.clone(),
-                    timestamp: entry.timestamp,
-                    line: entry.line.clone(),
-                    metadata: entry.metadata.clone(),
-                    ack: entry.ack.duplicate(),
-                }
-            };
-            e.ack.set_charge(charge.split(cost));
-            let full = {
-                let mut p = self.pending.borrow_mut();
-                if p[i].capacity() == 0 {
-                    p[i].reserve(CHUNK);
-                }
-                p[i].push(e);
-                p[i].len() >= CHUNK
-            };
-            if full {
-                self.flush_one(i).map_err(|_| NotTaken::Stopped)?;
+        entry.ack.set_charge(charge);
+        self.push(n - 1, entry).map_err(|_| NotTaken::Stopped)
+    }
+
+    /// Buffers `e` for outlet `i`, sending the chunk when it is full.
+    fn push(&self, i: usize, e: Entry) -> Result<(), Stopped> {
+        let full = {
+            let mut p = self.pending.borrow_mut();
+            if p[i].capacity() == 0 {
+                p[i].reserve(CHUNK);
             }
+            p[i].push(e);
+            p[i].len() >= CHUNK
+        };
+        if full {
+            self.flush_one(i)?;
         }
         Ok(())
     }
@@ -232,16 +236,6 @@ impl Drop for Fanout {
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-    }
-}
-
-fn entry_take(e: &mut Entry) -> Entry {
-    Entry {
-        labels: e.labels.clone(),
-        timestamp: e.timestamp,
-        line: std::mem::take(&mut e.line),
-        metadata: std::mem::take(&mut e.metadata),
-        ack: std::mem::replace(&mut e.ack, crate::ack::Ack::none()),
     }
 }
 

@@ -22,7 +22,6 @@
 
 use super::batch::StreamKey;
 use crate::labels::LabelSet;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Promtail's reserved label carrying a per-entry tenant.
@@ -48,7 +47,9 @@ pub struct Router {
     external: Vec<(String, String)>,
     default_tenant: Option<Arc<str>>,
     /// `None` = the merged set has no public label (to be dropped).
-    cache: HashMap<LabelSet, Option<Route>>,
+    cache: crate::labels::LabelMap<Option<usize>>,
+    /// The routes the cache points into.
+    routes: Vec<Route>,
 }
 
 impl Router {
@@ -62,7 +63,8 @@ impl Router {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             default_tenant: default_tenant.filter(|t| !t.is_empty()).map(Arc::from),
-            cache: HashMap::new(),
+            cache: Default::default(),
+            routes: Vec::new(),
         }
     }
 
@@ -74,17 +76,28 @@ impl Router {
         }
     }
 
-    /// The route of an entry with `labels`, or `None` if it has no public
-    /// label to send.
-    pub fn route(&mut self, labels: &LabelSet) -> Option<&Route> {
-        if !self.cache.contains_key(labels) {
-            if self.cache.len() >= CACHE_CAP {
-                self.cache.clear();
-            }
-            let route = self.compute(labels);
-            self.cache.insert(labels.clone(), route);
+    /// The route of an entry with `labels` (an index for [`Router::get`]),
+    /// or `None` if it has no public label to send. Looked up once per
+    /// line: no hashing beyond the set's own, no clone.
+    pub fn route(&mut self, labels: &LabelSet) -> Option<usize> {
+        if let Some(r) = self.cache.get(labels) {
+            return *r;
         }
-        self.cache.get(labels).and_then(|r| r.as_ref())
+        if self.cache.len() >= CACHE_CAP {
+            self.cache.clear();
+            self.routes.clear();
+        }
+        let r = self.compute(labels).map(|route| {
+            self.routes.push(route);
+            self.routes.len() - 1
+        });
+        self.cache.insert(labels.clone(), r);
+        r
+    }
+
+    /// The route at index `i` (from [`Router::route`]).
+    pub fn get(&self, i: usize) -> &Route {
+        &self.routes[i]
     }
 
     fn compute(&self, labels: &LabelSet) -> Option<Route> {
@@ -172,16 +185,19 @@ mod tests {
         .into();
         let mut r = Router::new(&ext, Some("default"));
         let l = LabelSet::new([("app", "mine"), ("__path__", "/x"), ("empty", "")]);
-        let route = r.route(&l).unwrap().clone();
+        let i = r.route(&l).unwrap();
+        let route = r.get(i).clone();
         assert_eq!(&*route.key.rendered, r#"{app="mine", cluster="c1"}"#);
         assert_eq!(route.tenant.as_deref(), Some("default"));
         let l2 = l.with(TENANT_LABEL, "t2");
-        let route2 = r.route(&l2).unwrap().clone();
+        let i2 = r.route(&l2).unwrap();
+        let route2 = r.get(i2).clone();
         assert_eq!(route2.tenant.as_deref(), Some("t2"));
         assert_eq!(route2.key.labels, route.key.labels);
         // Cached: the same Arc comes back.
         let again = r.route(&l).unwrap();
-        assert!(Arc::ptr_eq(&again.key.rendered, &route.key.rendered));
+        assert_eq!(again, i);
+        assert!(Arc::ptr_eq(&r.get(again).key.rendered, &route.key.rendered));
     }
 
     #[test]
@@ -193,7 +209,8 @@ mod tests {
         assert_eq!(r.tenant_of(&l), None);
         let ext: BTreeMap<String, String> = [("job".to_string(), "j".to_string())].into();
         let mut r = Router::new(&ext, Some(""));
-        let route = r.route(&l).unwrap();
+        let i = r.route(&l).unwrap();
+        let route = r.get(i);
         assert_eq!(&*route.key.rendered, r#"{job="j"}"#);
         assert_eq!(route.tenant, None);
     }

@@ -40,7 +40,6 @@
 
 use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
-use std::collections::HashMap;
 
 /// `"TTSC"`: tailtrace spool chunk.
 pub const MAGIC: u32 = 0x5454_5343;
@@ -244,7 +243,7 @@ pub struct ChunkBuilder {
     /// The entries section of the open chunk.
     body: Vec<u8>,
     labels: Vec<LabelSet>,
-    index: HashMap<LabelSet, u32>,
+    index: crate::labels::LabelMap<u32>,
     entries: u32,
     last_ts: i64,
     /// Payload scratch (label table + body) before compression.
@@ -257,7 +256,7 @@ impl ChunkBuilder {
             codec,
             body: Vec::new(),
             labels: Vec::new(),
-            index: HashMap::new(),
+            index: Default::default(),
             entries: 0,
             last_ts: 0,
             raw: Vec::new(),

@@ -43,7 +43,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Batches of entries queued to the writer.
-pub const QUEUE: usize = 64;
+/// Big enough that the memory budget, not the queue, is what fills first
+/// (the budget wakes the tailer precisely; a full queue is only polled).
+pub const QUEUE: usize = 256;
 
 /// Starts the writer thread. `commit_bytes`: commit once this much
 /// (uncompressed) data is open. `stop`: the agent is stopping (bounds the

@@ -38,7 +38,6 @@ use crate::labels::LabelSet;
 use crate::pipeline::{Ctx, Stage};
 use crate::source::cri::{self, Stream};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Default of `max_partial_lines`.
@@ -145,7 +144,7 @@ impl Stage for CriStage {
 #[derive(Default)]
 pub(super) struct StreamLabels {
     last: Option<(LabelSet, [Option<LabelSet>; 2])>,
-    map: HashMap<LabelSet, [Option<LabelSet>; 2]>,
+    map: crate::labels::LabelMap<[Option<LabelSet>; 2]>,
 }
 
 impl StreamLabels {
@@ -185,7 +184,7 @@ struct Held {
 /// Partial-line reassembly keyed by the entry's labels (which include
 /// `stream` and `filename`). Bounded by `max_pieces` per key.
 pub(super) struct Joiner {
-    held: HashMap<LabelSet, Held>,
+    held: crate::labels::LabelMap<Held>,
     max_pieces: usize,
     /// 0 = no truncation.
     truncate_at: usize,
@@ -195,7 +194,7 @@ pub(super) struct Joiner {
 impl Joiner {
     pub(super) fn new(max_pieces: usize, truncate_at: usize) -> Self {
         Joiner {
-            held: HashMap::new(),
+            held: Default::default(),
             max_pieces: max_pieces.max(1),
             truncate_at,
             seq: 0,
