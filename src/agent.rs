@@ -323,6 +323,7 @@ fn start_delivery(
         .map_err(|e| format!("{}: {e}", cfg.client_key(i)))?;
         clients.push((h.name, h.task));
     }
+    spool.report_orphans();
     let (tx, writer) = crate::spool::writer::spawn_writer(
         spool.clone(),
         positions.clone(),

@@ -200,10 +200,13 @@ pub fn start_spool(
         shutdown_timeout,
     };
     let key = key.to_string();
+    // Registered now, so that the spool knows every client's lanes once
+    // the clients have started.
+    let initial = spool.start_lanes(&key, &default_tenant);
     let task = tokio::spawn(async move {
         let (new_tx, mut new_rx) = mpsc::unbounded_channel();
         let mut lanes = Vec::new();
-        for (tenant, start, tracker) in spool.start_lanes(&key, &default_tenant) {
+        for (tenant, start, tracker) in initial {
             let r = crate::spool::reader::LaneReader::new(
                 spool.clone(),
                 &key,

@@ -393,7 +393,6 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: 32,
         max_shrink_iters: 32,
-        failure_persistence: None,
         ..ProptestConfig::default()
     })]
 

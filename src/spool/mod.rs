@@ -163,8 +163,17 @@ impl Spool {
         std::fs::write(&probe, b"probe")
             .and_then(|_| std::fs::remove_file(&probe))
             .map_err(|e| err("the spool directory is not writable", &e))?;
-        let loaded =
-            load_ledger(&dir.join(LEDGER)).map_err(|e| err("cannot read the spool cursors", &e))?;
+        let loaded = match load_ledger(&dir.join(LEDGER)) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // Sending the spool again from its start duplicates lines;
+                // refusing to start would ship nothing at all.
+                tracing::error!(dir = %dir.display(), error = %e,
+                    "spool: the cursors file is damaged; every client starts again from the oldest spooled data (duplicates, no loss)");
+                BTreeMap::new()
+            }
+            Err(e) => return Err(err("cannot read the spool cursors", &e)),
+        };
         let r = scan::recover(&dir, committed).map_err(|e| err("cannot recover the spool", &e))?;
         if r.cut > 0 {
             tracing::info!(dir = %dir.display(), bytes = r.cut,
@@ -263,6 +272,19 @@ impl Spool {
             }
         }
         out
+    }
+
+    /// Says which clients of the saved cursors are not configured any more
+    /// (call once every client has started): the spooled lines they had not
+    /// sent will not be sent to them.
+    pub fn report_orphans(&self) {
+        let lanes = lock(&self.shared.lanes);
+        for (client, cursors) in &self.shared.loaded {
+            if !lanes.contains_key(client) {
+                tracing::warn!(client, tenants = cursors.len(),
+                    "spool: this client is no longer configured; what it had not sent is dropped from the spool");
+            }
+        }
     }
 
     /// Registers a lane for `tenant` starting at `start`; `None` if the

@@ -429,3 +429,32 @@ fn an_unwritable_spool_directory_is_refused_with_the_key() {
         .unwrap();
     assert!(e.starts_with("wal.dir "), "{e}");
 }
+
+#[test]
+fn a_damaged_cursors_file_resends_from_the_oldest_data_rather_than_refusing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
+    let mut w = Writer::new(
+        spool.clone(),
+        pos,
+        1 << 20,
+        Arc::new(AtomicBool::new(false)),
+    );
+    let ls = LabelSet::new([("app", "a")]);
+    w.take(vec![Entry::new(
+        ls,
+        Timestamp(1),
+        "x".into(),
+        crate::ack::Ack::none(),
+    )]);
+    w.seal();
+    w.commit();
+    drop(w);
+    drop(spool);
+    std::fs::write(dir.path().join("wal").join(LEDGER), "clients: [not: {a map").unwrap();
+    let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
+    let lanes = spool.start_lanes(CLIENT, "");
+    assert_eq!(lanes.len(), 1);
+    assert_eq!(lanes[0].1, spool.tail(), "starts again at the oldest data");
+}
