@@ -121,26 +121,34 @@ impl Tailer {
                         }
                     }
                     if found.is_none() {
-                        if let Some(f) = self.files.get_mut(&id) {
-                            f.src = Some(Src::Plain(file));
-                            f.active = true;
-                            f.at_eof = false;
-                            self.open += 1;
-                        }
-                        if !intact || size < pos {
-                            self.truncated(id, size);
-                        }
+                        self.unpark(id, file, size, !intact);
                         return Ok(());
                     }
                 }
             }
         }
-        // Rotated (or deleted) while closed.
-        self.moved(id);
         let found = match found {
             Some(g) => Ok(Some(g)),
             None => relocate(&path, id, fp_of, pos),
         };
+        let found = match found {
+            // At its own path after all: the look above raced with a delete
+            // and a re-create at the path that reused the inode number (a
+            // file with nothing fingerprinted yet matches any file). It is
+            // still the current file: taken for moved, it would be closed
+            // for good (idle) while still at its path, and the next rescan
+            // would take it on again from 0 — every line twice.
+            Ok(Some(Found::Plain { path: at, file }))
+                if at == path && self.by_path.get(&path) == Some(&id) =>
+            {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                self.unpark(id, file, size, false);
+                return Ok(());
+            }
+            found => found,
+        };
+        // Rotated (or deleted) while closed.
+        self.moved(id);
         match found {
             Ok(Some(Found::Plain { file, .. })) => {
                 if let Some(f) = self.files.get_mut(&id) {
@@ -189,6 +197,23 @@ impl Tailer {
             self.candidate(&path, ti);
         }
         Ok(())
+    }
+
+    /// Gives a parked current file (still at its path) its descriptor back:
+    /// reading goes on at its position, or from 0 if it shrank or was
+    /// `rewritten` (`size` is its size now).
+    fn unpark(&mut self, id: FileId, file: File, size: u64, rewritten: bool) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        let pos = f.split.pos();
+        f.src = Some(Src::Plain(file));
+        f.active = true;
+        f.at_eof = false;
+        self.open += 1;
+        if rewritten || size < pos {
+            self.truncated(id, size);
+        }
     }
 
     /// The file is finished: emit a held last line, close, and forget its
