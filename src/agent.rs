@@ -22,14 +22,14 @@
 
 use crate::ack::Budget;
 use crate::config::Config;
-use crate::labels::LabelSet;
 use crate::metrics::Metrics;
 use crate::pipeline::stages;
 use crate::positions::Positions;
 use crate::server;
 use crate::sink::client::{self, Mode};
 use crate::sink::fanout::{Fanout, Outlet};
-use crate::source::{self, FileTarget, ScrapeJob, TailOptions};
+use crate::kube;
+use crate::source::{self, ScrapeJob, TailOptions};
 use crate::spool::{Spool, SpoolConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,39 +52,33 @@ pub fn memory_budget(cfg: &Config) -> usize {
     per_clients.max(3 << 20) + (1 << 20)
 }
 
-/// Builds the scrape jobs (file targets) of the configuration.
-pub fn build_jobs(cfg: &Config, metrics: &Arc<Metrics>) -> Result<Vec<ScrapeJob>, String> {
+/// Builds the scrape jobs (one per scrape config, same order) and the
+/// plan of their targets: static targets computed now (through
+/// `relabel_configs`), Kubernetes ones to come from the API.
+pub fn build_jobs(
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+    node: &str,
+) -> Result<(Vec<ScrapeJob>, kube::start::Plan), String> {
+    let mut plan = kube::start::plan(cfg, node, metrics)?;
     let mut jobs = Vec::new();
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
         let pipeline = stages::build(&sc.pipeline_stages, metrics.clone())
             .map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
-        let mut targets = Vec::new();
-        for st in &sc.static_configs {
-            let Some(path) = st.labels.get("__path__") else {
-                continue;
-            };
-            let labels = LabelSet::new(
-                st.labels
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "__path_exclude__")
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            );
-            targets.push(FileTarget {
-                include: path.clone(),
-                exclude: st.labels.get("__path_exclude__").cloned(),
-                labels,
-            });
-        }
-        if targets.is_empty() {
-            continue;
-        }
+        let (targets, dynamic) = match plan.jobs.get_mut(i) {
+            Some(kube::start::JobPlan::Static(t)) => (std::mem::take(t), false),
+            Some(kube::start::JobPlan::Dynamic) => (Vec::new(), true),
+            None => (Vec::new(), false),
+        };
         jobs.push(ScrapeJob {
             name: sc.job_name.clone(),
             targets,
             pipeline,
+            named: Vec::new(),
+            dynamic,
         });
     }
-    Ok(jobs)
+    Ok((jobs, plan))
 }
 
 /// Runs the agent until SIGTERM/SIGINT. Returns the process exit code.
@@ -157,7 +151,8 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     };
 
     // Sources.
-    let jobs = match build_jobs(&cfg, &metrics) {
+    let node = kube::watch::node_name();
+    let (jobs, plan) = match build_jobs(&cfg, &metrics, &node) {
         Ok(j) => j,
         Err(e) => {
             tracing::error!("{e}");
@@ -168,7 +163,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
         rescan: cfg.target_config.sync_period,
         ..TailOptions::default()
     };
-    let tailer = match source::spawn_file_tailer(
+    let (tailer, feed) = match source::spawn_file_tailer(
         jobs,
         tail_opts,
         fanout,
@@ -182,7 +177,22 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
             return 1;
         }
     };
-    state.ready.store(true, Ordering::Relaxed);
+    let kube_tasks = if plan.is_dynamic() {
+        match plan.start(feed, metrics.clone(), state.ready.clone()).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("kubernetes_sd_configs: {e}");
+                stop.store(true, Ordering::Relaxed);
+                let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+                delivery.finish(shutdown_timeout).await;
+                return 1;
+            }
+        }
+    } else {
+        drop(feed);
+        state.ready.store(true, Ordering::Relaxed);
+        Vec::new()
+    };
     tracing::info!(
         clients = cfg.clients.len(),
         budget_bytes = budget.limit(),
@@ -202,6 +212,9 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     tracing::info!("shutting down: stopping readers, flushing batches");
     stop.store(true, Ordering::Relaxed);
     sync.abort();
+    for t in &kube_tasks {
+        t.abort();
+    }
     let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
     delivery.finish(shutdown_timeout).await;
     if let Some(s) = server_task {

@@ -10,6 +10,7 @@ pub mod ack;
 pub mod agent;
 pub mod config;
 pub mod entry;
+pub mod kube;
 pub mod labels;
 pub mod metrics;
 pub mod pipeline;

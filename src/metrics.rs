@@ -92,6 +92,15 @@ pub struct Metrics {
     pub spool_oldest_unsent_age_seconds: FGaugeF,
     /// Spool bytes a client has not delivered (labels: client).
     pub spool_cursor_lag_bytes: GaugeF,
+    // --- kubernetes ---
+    /// Failed list/watch calls to the API server (labels: reason).
+    pub kubernetes_watch_errors_total: CounterF,
+    /// Pods known from the API server (deleted ones in their grace
+    /// period included).
+    pub kubernetes_pods: Gauge,
+    /// Pod log directories shipped with only the labels their path gives
+    /// (no metadata from the API in time).
+    pub kubernetes_pods_without_metadata_total: Counter,
 }
 
 impl Default for Metrics {
@@ -143,6 +152,9 @@ impl Metrics {
             spool_compression_ratio: reg!("tailtrace_spool_compression_ratio", "Uncompressed over stored bytes of the chunks written.", Gauge::<f64, AtomicU64>::default()),
             spool_oldest_unsent_age_seconds: reg!("tailtrace_spool_oldest_unsent_age_seconds", "Age of the oldest spool chunk a client has not delivered yet.", FGaugeF::default()),
             spool_cursor_lag_bytes: reg!("tailtrace_spool_cursor_lag_bytes", "Spool bytes a client has not delivered yet.", GaugeF::default()),
+            kubernetes_watch_errors_total: reg!("tailtrace_kubernetes_watch_errors", "Failed list/watch calls to the Kubernetes API server, by reason.", CounterF::default()),
+            kubernetes_pods: reg!("tailtrace_kubernetes_pods", "Pods of this node known from the Kubernetes API.", Gauge::default()),
+            kubernetes_pods_without_metadata_total: reg!("tailtrace_kubernetes_pods_without_metadata", "Pod log directories shipped with only the labels their path gives, because the API did not describe the pod in time.", Counter::default()),
             lost_files_total: reg!("tailtrace_lost_files", "Files or spool chunks whose data was gone before it could be read and shipped, by reason.", CounterF::default()),
             registry: r,
         }

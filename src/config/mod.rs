@@ -19,6 +19,7 @@
 pub mod duration;
 pub mod envsubst;
 pub mod flags;
+pub mod kubernetes;
 pub mod load;
 pub mod unhonoured;
 pub mod validate;
@@ -206,6 +207,9 @@ pub struct Config {
     pub tracing: Toggle,
     #[serde(deserialize_with = "nullable")]
     pub wal: WalConfig,
+    /// tailtrace: how pods' log directories meet the API's metadata.
+    #[serde(deserialize_with = "nullable")]
+    pub kubernetes: kubernetes::KubernetesOptions,
     pub global: Option<Unhonoured>,
     /// Index in `clients` of the client that came from the deprecated
     /// `client:` block (or `-client.url`); errors name it `client`.
@@ -540,8 +544,10 @@ pub struct ScrapeConfig {
     pub pipeline_stages: Vec<StageConfig>,
     pub encoding: Option<Unhonoured>,
     pub decompression: Option<Unhonoured>,
-    pub kubernetes_sd_configs: Option<Unhonoured>,
-    pub relabel_configs: Option<Unhonoured>,
+    #[serde(deserialize_with = "nullable")]
+    pub kubernetes_sd_configs: Vec<kubernetes::KubernetesSdConfig>,
+    #[serde(deserialize_with = "nullable")]
+    pub relabel_configs: Vec<crate::kube::relabel::RelabelConfig>,
     pub journal: Option<Unhonoured>,
     pub syslog: Option<Unhonoured>,
     pub loki_push_api: Option<Unhonoured>,

@@ -120,8 +120,6 @@ impl Config {
                 [
                     encoding,
                     decompression,
-                    kubernetes_sd_configs,
-                    relabel_configs,
                     journal,
                     syslog,
                     loki_push_api,
@@ -139,6 +137,29 @@ impl Config {
                     limits_config,
                 ]
             );
+            for (j, sd) in sc.kubernetes_sd_configs.iter().enumerate() {
+                let sk = format!("{key}.kubernetes_sd_configs[{j}]");
+                if sd.role != "pod" {
+                    out.push(format!("{sk}.role"));
+                }
+                set_fields!(
+                    out,
+                    sk,
+                    sd,
+                    [
+                        attach_metadata,
+                        authorization,
+                        oauth2,
+                        proxy_url,
+                        no_proxy,
+                        proxy_from_environment,
+                        proxy_connect_header,
+                        follow_redirects,
+                        enable_http2,
+                        http_headers,
+                    ]
+                );
+            }
             for (j, stage) in sc.pipeline_stages.iter().enumerate() {
                 if let Some(name) = stage.unhonoured_name() {
                     out.push(format!("{key}.pipeline_stages[{j}].{name}"));

@@ -263,7 +263,12 @@ impl Config {
                 if let Err((name, m)) = check_labels(&st.labels) {
                     return err(format!("{skey}.labels.{name}"), m);
                 }
-                if file_scrape && st.labels.get("__path__").is_none_or(String::is_empty) {
+                // Relabeling can build `__path__` (Promtail drops a target
+                // that still has none, counted as `no_path`).
+                if file_scrape
+                    && sc.relabel_configs.is_empty()
+                    && st.labels.get("__path__").is_none_or(String::is_empty)
+                {
                     return err(
                         format!("{skey}.labels"),
                         format!(

@@ -311,6 +311,28 @@ impl Positions {
         self.changed();
     }
 
+    /// Stops tracking live file `id` but keeps its committed position as a
+    /// saved entry (its target went away and may come back): found again by
+    /// identity like an entry loaded at start-up.
+    pub fn release(&self, id: FileId) {
+        let mut g = self.lock();
+        let Some(l) = g.live.remove(&id) else {
+            return;
+        };
+        let offset = l.tracker.committed().offset().unwrap_or(0);
+        let saved = SavedFile {
+            path: l.path,
+            id,
+            fp_len: l.fp.len,
+            fp: l.fp.crc,
+            offset,
+            size: l.size.load(Ordering::Relaxed).max(offset),
+        };
+        g.saved.insert(id, saved);
+        drop(g);
+        self.changed();
+    }
+
     /// The loaded cursor for `name` (e.g. `journal-<job>`).
     pub fn saved_cursor(&self, name: &str) -> Option<String> {
         self.lock().cursors.get(name).cloned()

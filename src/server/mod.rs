@@ -25,14 +25,14 @@ use tokio::net::TcpListener;
 pub struct State {
     pub metrics: Arc<Metrics>,
     /// Set once the targets are being tailed.
-    pub ready: AtomicBool,
+    pub ready: Arc<AtomicBool>,
 }
 
 impl State {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(State {
             metrics,
-            ready: AtomicBool::new(false),
+            ready: Arc::new(AtomicBool::new(false)),
         })
     }
 }

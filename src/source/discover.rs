@@ -39,6 +39,13 @@ pub struct Target {
     pub exclude: Option<Pattern>,
     pub labels: LabelSet,
     pub prefix: PathBuf,
+    /// What it was compiled from (compared when a new set arrives).
+    pub spec: crate::source::FileTarget,
+    /// Its named pipeline (index in the job's), if any.
+    pub pipe: Option<usize>,
+    /// Removed from its job's set: matches no new file (see the tailer's
+    /// target table).
+    pub retired: bool,
 }
 
 impl Target {
@@ -48,6 +55,7 @@ impl Target {
         exclude: Option<&str>,
         labels: LabelSet,
     ) -> Result<Target, String> {
+        let exclude_src = exclude;
         let include_pat =
             Pattern::new(include).map_err(|e| format!("__path__ {include:?}: {e}"))?;
         let exclude = match exclude {
@@ -62,7 +70,15 @@ impl Target {
             include: include.to_string(),
             include_pat,
             exclude,
+            spec: crate::source::FileTarget {
+                include: include.to_string(),
+                exclude: exclude_s(exclude_src),
+                labels: labels.clone(),
+                ..Default::default()
+            },
             labels,
+            pipe: None,
+            retired: false,
         })
     }
 
@@ -104,6 +120,10 @@ impl Target {
             }
         }
     }
+}
+
+fn exclude_s(x: Option<&str>) -> Option<String> {
+    x.map(str::to_string)
 }
 
 /// The longest leading part of a glob without wildcards: the directory a

@@ -88,6 +88,13 @@ pub struct Tailed {
     /// The size last seen (shared with the positions file).
     pub size: Arc<AtomicU64>,
     pub labels: LabelSet,
+    /// Structured metadata of its target, put on every line.
+    pub metadata: Arc<[(String, String)]>,
+    /// Its target's named pipeline (index in the job's), if any.
+    pub pipe: Option<usize>,
+    /// Its target is gone and no other matches it: read it to its end, then
+    /// release it (closed, position kept).
+    pub orphan: bool,
     /// `None`: closed to bound open descriptors; reopened by path.
     pub src: Option<Src>,
     pub split: LineSplitter,
@@ -128,12 +135,12 @@ impl Tailed {
         st.bytes = n;
         self.size
             .fetch_max(self.split.pos() + n as u64, Ordering::Relaxed);
-        let (labels, split) = (&self.labels, &mut self.split);
+        let (labels, md, split) = (&self.labels, &self.metadata, &mut self.split);
         // One read time and one tracker lock per chunk, not per line.
         let now = Timestamp::now();
         self.tracker.issuing(|is| {
             split.feed(&buf[..n], |l| {
-                out.push(make_entry(labels, is, now, l, &mut st))
+                out.push(make_entry(labels, md, is, now, l, &mut st))
             })
         });
         self.m.read_bytes.inc_by(n as u64);
@@ -156,10 +163,11 @@ impl Tailed {
     /// Emits a held unterminated line (the file is gone for good).
     pub fn finish(&mut self, out: &mut Vec<Entry>) -> ChunkStats {
         let mut st = ChunkStats::default();
-        let (labels, split) = (&self.labels, &mut self.split);
+        let (labels, md, split) = (&self.labels, &self.metadata, &mut self.split);
         let now = Timestamp::now();
-        self.tracker
-            .issuing(|is| split.finish(|l| out.push(make_entry(labels, is, now, l, &mut st))));
+        self.tracker.issuing(|is| {
+            split.finish(|l| out.push(make_entry(labels, md, is, now, l, &mut st)))
+        });
         self.m.read_lines.inc_by(st.lines as u64);
         st
     }
@@ -167,6 +175,7 @@ impl Tailed {
 
 fn make_entry(
     labels: &LabelSet,
+    metadata: &[(String, String)],
     is: &mut Issuer<'_>,
     now: Timestamp,
     l: Line<'_>,
@@ -183,5 +192,9 @@ fn make_entry(
             String::from_utf8_lossy(l.bytes).into_owned()
         }
     };
-    Entry::new(labels.clone(), now, text, is.issue(Position::Offset(l.end)))
+    let mut e = Entry::new(labels.clone(), now, text, is.issue(Position::Offset(l.end)));
+    if !metadata.is_empty() {
+        e.metadata = metadata.to_vec();
+    }
+    e
 }

@@ -23,4 +23,6 @@ mod tailer_tests;
 #[cfg(test)]
 mod testkit;
 
-pub use tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions};
+pub use tailer::{
+    spawn_file_tailer, FileTarget, ScrapeJob, TailOptions, TargetFeed, TargetUpdate,
+};

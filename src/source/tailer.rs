@@ -84,8 +84,12 @@ mod catch_up;
 mod discovery;
 #[path = "tailer_lifecycle.rs"]
 mod lifecycle;
+#[path = "tailer_targets.rs"]
+mod targets;
+use targets::Targets;
 
 /// One `__path__` glob and its static labels.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FileTarget {
     /// A `__path__` glob (`*`, `?`, `[..]`, `**`).
     pub include: String,
@@ -93,13 +97,35 @@ pub struct FileTarget {
     pub exclude: Option<String>,
     /// Static labels incl. `job`; `__`-labels are stripped at render.
     pub labels: LabelSet,
+    /// Structured metadata attached to every line of the target's files
+    /// (e.g. pod annotations, `pod_uid`); empty for most targets.
+    pub metadata: Vec<(String, String)>,
+    /// A named pipeline (one of the job's [`ScrapeJob::named`]) run after
+    /// the job's own stages for this target's lines.
+    pub pipeline: Option<String>,
 }
 
 /// A scrape config's file targets and its pipeline.
 pub struct ScrapeJob {
     pub name: String,
+    /// The targets known at start. A `dynamic` job starts with none (or
+    /// its static ones) and gets its sets as [`TargetUpdate`]s.
     pub targets: Vec<FileTarget>,
     pub pipeline: Pipeline,
+    /// Pipelines a target may name ([`FileTarget::pipeline`]).
+    pub named: Vec<(String, Pipeline)>,
+    /// Targets come from the Kubernetes API: until the first
+    /// [`TargetUpdate`] for it, saved positions no target claims are kept.
+    pub dynamic: bool,
+}
+
+/// A new, complete target set for job `job` (index in the tailer's jobs).
+/// Targets in both the old and the new set keep their files' places;
+/// files of removed targets are read to their end first.
+#[derive(Debug)]
+pub struct TargetUpdate {
+    pub job: usize,
+    pub targets: Vec<FileTarget>,
 }
 
 /// Tailer tuning.
@@ -144,8 +170,25 @@ const QUICK_RESCAN: Duration = Duration::from_secs(1);
 /// pinned, rotations seen) between wake-ups for room in the budget.
 const BUSY_TICK: Duration = Duration::from_millis(20);
 
+/// Hands target updates to a running tailer (and wakes it).
+#[derive(Clone)]
+pub struct TargetFeed {
+    tx: std::sync::mpsc::Sender<TargetUpdate>,
+    wake: Arc<Wake>,
+}
+
+impl TargetFeed {
+    /// Sends `u`; `Err` if the tailer has stopped.
+    pub fn send(&self, u: TargetUpdate) -> Result<(), ()> {
+        self.tx.send(u).map_err(|_| ())?;
+        self.wake.poke();
+        Ok(())
+    }
+}
+
 /// Starts the tailer thread. See the module docs. Fails only if a glob is
-/// invalid or the thread cannot be spawned.
+/// invalid or the thread cannot be spawned. The [`TargetFeed`] changes the
+/// targets of running jobs.
 pub fn spawn_file_tailer(
     jobs: Vec<ScrapeJob>,
     opts: TailOptions,
@@ -153,12 +196,19 @@ pub fn spawn_file_tailer(
     positions: Arc<Positions>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
-) -> io::Result<JoinHandle<()>> {
-    let tailer = Tailer::new(jobs, opts, out, positions, metrics, stop)
+) -> io::Result<(JoinHandle<()>, TargetFeed)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut tailer = Tailer::new(jobs, opts, out, positions, metrics, stop)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    std::thread::Builder::new()
+    tailer.updates = Some(rx);
+    let feed = TargetFeed {
+        tx,
+        wake: tailer.wake.clone(),
+    };
+    let h = std::thread::Builder::new()
         .name("file-tailer".into())
-        .spawn(move || tailer.run())
+        .spawn(move || tailer.run())?;
+    Ok((h, feed))
 }
 
 /// The agent is stopping.
@@ -170,16 +220,29 @@ struct Draining {
     tracker: Arc<Tracker>,
     path: PathBuf,
     fp: crate::positions::Fingerprint,
+    /// Released, not finished: keep the position (see `tailer_targets.rs`).
+    keep: bool,
 }
 
 struct Job {
     name: String,
     pipeline: Pipeline,
+    named: Vec<(String, Pipeline)>,
+    dynamic: bool,
 }
 
 struct Tailer {
     jobs: Vec<Job>,
-    targets: Vec<Target>,
+    targets: Targets,
+    /// Target sets from the API (see `tailer_targets.rs`).
+    updates: Option<std::sync::mpsc::Receiver<TargetUpdate>>,
+    /// Dynamic jobs that have not had their first target set.
+    unsynced: HashSet<usize>,
+    /// New targets arrived: rescan at once.
+    rescan_now: bool,
+    /// When this tailer started: rotated files older than this are history
+    /// when a path is first seen (see `tailer_chain.rs`).
+    started: std::time::SystemTime,
     opts: TailOptions,
     out: Fanout,
     positions: Arc<Positions>,
@@ -226,17 +289,19 @@ impl Tailer {
         metrics: Arc<Metrics>,
         stop: Arc<AtomicBool>,
     ) -> Result<Tailer, String> {
-        let mut targets = Vec::new();
+        let mut initial = Vec::new();
         let mut js = Vec::new();
+        let mut unsynced = HashSet::new();
         for (i, j) in jobs.into_iter().enumerate() {
-            for t in &j.targets {
-                let t = Target::new(i, &t.include, t.exclude.as_deref(), t.labels.clone())
-                    .map_err(|e| format!("scrape config {:?}: {e}", j.name))?;
-                targets.push(t);
+            if j.dynamic {
+                unsynced.insert(i);
             }
+            initial.push((i, j.name.clone(), j.targets));
             js.push(Job {
                 name: j.name,
                 pipeline: j.pipeline,
+                named: j.named,
+                dynamic: j.dynamic,
             });
         }
         let wake = Wake::new();
@@ -252,9 +317,13 @@ impl Tailer {
             }
         };
         let now = Instant::now();
-        Ok(Tailer {
+        let mut tailer = Tailer {
             jobs: js,
-            targets,
+            targets: Targets::default(),
+            updates: None,
+            unsynced,
+            rescan_now: false,
+            started: std::time::SystemTime::now(),
             buf: vec![0; opts.read_chunk.max(1)],
             opts: TailOptions {
                 max_open_files: opts.max_open_files.max(1),
@@ -283,7 +352,16 @@ impl Tailer {
             next_tick: now + TICK,
             last_rescan: now,
             rescan_soon: false,
-        })
+        };
+        for (i, name, ts) in initial {
+            for t in &ts {
+                let c = tailer
+                    .compile(i, t)
+                    .map_err(|e| format!("scrape config {name:?}: {e}"))?;
+                tailer.targets.insert(c);
+            }
+        }
+        Ok(tailer)
     }
 
     fn stopping(&self) -> bool {
@@ -304,6 +382,9 @@ impl Tailer {
             if self.stopping() {
                 return Ok(());
             }
+            if self.updates.is_some() {
+                self.take_updates()?;
+            }
             let now = Instant::now();
             let changes = self.wake.take();
             if changes.overflow {
@@ -311,8 +392,10 @@ impl Tailer {
                 self.rescan_soon = true;
             }
             if now >= self.next_rescan
+                || self.rescan_now
                 || (self.rescan_soon && now >= self.last_rescan + QUICK_RESCAN)
             {
+                self.rescan_now = false;
                 self.rescan()?;
                 self.last_rescan = now;
                 self.rescan_soon = false;
@@ -409,6 +492,14 @@ impl Tailer {
             let meta = match &f.src {
                 None => {
                     self.check_parked(id)?;
+                    // A parked file whose target went, read to its end.
+                    if self
+                        .files
+                        .get(&id)
+                        .is_some_and(|f| f.orphan && f.src.is_none() && f.at_eof)
+                    {
+                        self.release(id)?;
+                    }
                     continue;
                 }
                 Some(Src::Gz(_)) => None,
@@ -460,7 +551,11 @@ impl Tailer {
                 return true;
             }
             if !self.files.contains_key(&d.id) {
-                self.positions.forget(d.id);
+                if d.keep {
+                    self.positions.release(d.id);
+                } else {
+                    self.positions.forget(d.id);
+                }
             }
             false
         });
@@ -492,6 +587,7 @@ impl Tailer {
                     Ok(())
                 }
             }
+            Kind::Current if f.orphan && quiet >= ROTATED_GRACE => self.release(id),
             Kind::Current if quiet >= self.opts.idle_close => {
                 self.park(id);
                 Ok(())
@@ -572,7 +668,7 @@ impl Tailer {
                     f.at_eof = false;
                     f.last_data = Instant::now();
                     Self::count_stats(&self.metrics, f, &st);
-                    let job = f.job;
+                    let (job, pipe) = (f.job, f.pipe);
                     let widen = if (f.fp.len as usize) < FP_MAX {
                         f.src
                             .as_ref()
@@ -596,7 +692,7 @@ impl Tailer {
                         }
                         _ => {}
                     }
-                    self.send(job)?;
+                    self.send(job, pipe)?;
                 }
                 Err(e) => {
                     let (path, kind) = (f.path.clone(), f.kind);
@@ -638,14 +734,30 @@ impl Tailer {
 
     /// Runs the read entries through job `job`'s pipeline and hands the
     /// output to the fan-out (what it does not take waits in the backlog).
-    fn send(&mut self, job: usize) -> Result<(), Stopped> {
+    /// `pipe`: the file's named pipeline, run after the job's stages.
+    fn send(&mut self, job: usize, pipe: Option<usize>) -> Result<(), Stopped> {
         let Some(j) = self.jobs.get_mut(job) else {
             self.entries.clear();
             return Ok(());
         };
-        for e in self.entries.drain(..) {
-            j.pipeline.process(e, &mut self.outv);
-            self.backlog.extend(self.outv.drain(..));
+        let named = pipe.and_then(|p| j.named.get_mut(p)).map(|(_, p)| p);
+        match named {
+            None => {
+                for e in self.entries.drain(..) {
+                    j.pipeline.process(e, &mut self.outv);
+                    self.backlog.extend(self.outv.drain(..));
+                }
+            }
+            Some(named) => {
+                let mut mid = Vec::new();
+                for e in self.entries.drain(..) {
+                    j.pipeline.process(e, &mut mid);
+                    for m in mid.drain(..) {
+                        named.process(m, &mut self.outv);
+                        self.backlog.extend(self.outv.drain(..));
+                    }
+                }
+            }
         }
         self.pump().map(|_| ())
     }
@@ -670,6 +782,10 @@ impl Tailer {
         for j in &mut self.jobs {
             j.pipeline.tick(now, &mut self.outv);
             self.backlog.extend(self.outv.drain(..));
+            for (_, p) in &mut j.named {
+                p.tick(now, &mut self.outv);
+                self.backlog.extend(self.outv.drain(..));
+            }
         }
         self.pump().map(|_| ())
     }

@@ -19,7 +19,9 @@
 //! The watermark (newest stamp taken on, in the positions file) moves past
 //! each sibling handled, so a file read once is never taken for a hole again,
 //! even after its positions entry is gone. A path seen for the first time
-//! starts at the newest stamp present then: older rotations are history.
+//! starts after the newest sibling last modified before this agent started:
+//! older rotations are history, but files rotated since (a pod whose target
+//! arrived late, a new directory found while the agent lagged) are read.
 //!
 //! Must never: take a sibling some tailed file accounts for as a hole (that
 //! would duplicate it), move the watermark past a sibling it could not
@@ -30,14 +32,26 @@ use crate::source::chain::{siblings, Sibling};
 use crate::source::gz::{self, GzStream};
 
 impl Tailer {
-    /// First sight of `path` as a current file: every rotated sibling that
-    /// exists now is history (shipped before this agent's time).
+    /// First sight of `path` as a current file: every rotated sibling last
+    /// modified before the agent started is history (shipped before this
+    /// agent's time); later ones are caught up on.
     pub(super) fn chain_init(&mut self, path: &Path) {
         if self.positions.chain(path).is_some() {
             return;
         }
+        let started = self.started;
         let mark = match siblings(path) {
-            Ok(v) => v.last().map(|s| s.stamp.clone()).unwrap_or_default(),
+            Ok(v) => {
+                let mut mark = String::new();
+                for s in &v {
+                    match fs::metadata(&s.path).and_then(|m| m.modified()) {
+                        Ok(t) if t < started => mark.clone_from(&s.stamp),
+                        Ok(_) => break,
+                        Err(_) => {}
+                    }
+                }
+                mark
+            }
             Err(e) => {
                 self.file_error(path, Self::io_reason(&e), &e);
                 String::new()
@@ -50,9 +64,15 @@ impl Tailer {
     /// started): takes on every rotated sibling newer than the watermark
     /// that no tailed file accounts for, oldest first. See the module docs.
     pub(super) fn catch_up_chain(&mut self, path: &Path, ti: usize) {
-        let Some(mut mark) = self.positions.chain(path) else {
-            self.chain_init(path);
-            return;
+        let mut mark = match self.positions.chain(path) {
+            Some(m) => m,
+            None => {
+                self.chain_init(path);
+                match self.positions.chain(path) {
+                    Some(m) => m,
+                    None => return,
+                }
+            }
         };
         let sibs = match siblings(path) {
             Ok(v) => v,
@@ -241,7 +261,7 @@ impl Tailer {
     /// while the agent was down (or while it lagged before a crash).
     pub(super) fn chain_startup(&mut self) {
         for p in self.positions.chain_paths() {
-            if let Some(ti) = self.targets.iter().position(|t| t.matches(&p)) {
+            if let Some(ti) = self.targets.find(&p) {
                 self.catch_up_chain(&p, ti);
             }
         }

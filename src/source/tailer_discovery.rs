@@ -14,7 +14,7 @@ impl Tailer {
         let mut found: Vec<(PathBuf, usize)> = Vec::new();
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
         let mut paths = Vec::new();
-        for (ti, t) in self.targets.iter().enumerate() {
+        for (ti, t) in self.targets.live() {
             if let Some(w) = self.watch.as_mut() {
                 if let Err(e) = w.watch(&t.prefix) {
                     errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
@@ -37,6 +37,7 @@ impl Tailer {
             self.candidate(&p, ti);
         }
         self.claim_unclaimed();
+        self.collect_targets();
         if self.chains_started {
             self.chain_housekeeping();
         } else {
@@ -153,7 +154,9 @@ impl Tailer {
         stamp: Option<String>,
     ) {
         self.rekey_draining(id);
-        let t = &self.targets[ti];
+        let Some(t) = self.targets.get(ti) else {
+            return;
+        };
         let path_s = path.to_string_lossy();
         let tracker = Tracker::new(Position::Offset(start));
         let size = Arc::new(std::sync::atomic::AtomicU64::new(start));
@@ -171,6 +174,9 @@ impl Tailer {
             seq: self.next_seq,
             size,
             labels: t.labels.with("filename", &path_s),
+            metadata: t.spec.metadata.clone().into(),
+            pipe: t.pipe,
+            orphan: false,
             src: Some(src),
             split: LineSplitter::new(start, self.opts.max_line_bytes),
             tracker,
@@ -233,7 +239,10 @@ impl Tailer {
             if self.files.contains_key(&s.id) {
                 continue;
             }
-            let Some(ti) = self.targets.iter().position(|t| t.matches(&s.path)) else {
+            let Some(ti) = self.targets.find(&s.path) else {
+                if self.keep_unclaimed(&s) {
+                    continue;
+                }
                 tracing::info!(file = %s.path.display(),
                     "no target matches this saved file any more; forgetting its position");
                 self.positions.forget(s.id);
@@ -345,7 +354,7 @@ impl Tailer {
             }
             return Ok(());
         }
-        if let Some(ti) = self.targets.iter().position(|t| t.matches(&p)) {
+        if let Some(ti) = self.targets.find(&p) {
             self.candidate(&p, ti);
         } else if p.is_dir() {
             // A new directory: files created in it before its watch was

@@ -35,7 +35,7 @@ impl Tailer {
             return;
         }
         let path = f.path.clone();
-        let job_target = self.targets.iter().position(|t| t.matches(&path));
+        let job_target = self.targets.find(&path);
         match fs::metadata(&path) {
             Ok(m) if fingerprint::file_id(&m) == id => {}
             Ok(_) => {
@@ -193,7 +193,7 @@ impl Tailer {
             }
             Err(e) => self.file_error(&path, Self::io_reason(&e), &e),
         }
-        if let Some(ti) = self.targets.iter().position(|t| t.matches(&path)) {
+        if let Some(ti) = self.targets.find(&path) {
             self.candidate(&path, ti);
         }
         Ok(())
@@ -241,10 +241,11 @@ impl Tailer {
             tracker: f.tracker.clone(),
             path: f.path.clone(),
             fp: f.fp,
+            keep: false,
         });
         self.metrics.files_active_total.set(self.files.len() as i64);
-        let job = f.job;
-        self.send(job)
+        let (job, pipe) = (f.job, f.pipe);
+        self.send(job, pipe)
     }
 
     pub(super) fn truncated(&mut self, id: FileId, size: u64) {

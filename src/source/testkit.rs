@@ -5,7 +5,7 @@
 //! dropped, so their positions are not saved).
 #![cfg(test)]
 
-use super::tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions};
+use super::tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions, TargetFeed};
 use crate::ack::Budget;
 use crate::config::PositionsConfig;
 use crate::entry::Entry;
@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 pub struct Got {
     pub line: String,
     pub filename: String,
+    /// Its `app` label ("" if none).
+    pub app: String,
     pub run: usize,
 }
 
@@ -46,6 +48,7 @@ struct Run {
     stop: Arc<AtomicBool>,
     tailer: JoinHandle<()>,
     sink: JoinHandle<()>,
+    feed: TargetFeed,
 }
 
 /// How the fake sink acknowledges.
@@ -77,6 +80,9 @@ pub struct Harness {
     released: Arc<AtomicBool>,
     /// Memory budget of the fan-out.
     pub budget: usize,
+    /// The job's targets come as updates ([`Harness::set_targets`]), as
+    /// from the Kubernetes API; it starts with none.
+    pub dynamic: bool,
 }
 
 impl Harness {
@@ -99,7 +105,27 @@ impl Harness {
             live_positions: None,
             released: Arc::new(AtomicBool::new(false)),
             budget: 1 << 20,
+            dynamic: false,
         }
+    }
+
+    /// A target of this harness's glob with `labels` (plus `job`).
+    pub fn target(&self, labels: &[(&str, &str)]) -> FileTarget {
+        let mut l = vec![("job", "test")];
+        l.extend_from_slice(labels);
+        FileTarget {
+            include: self.include.clone(),
+            labels: LabelSet::new(l),
+            ..FileTarget::default()
+        }
+    }
+
+    /// Hands the running tailer a new target set (dynamic harness).
+    pub fn set_targets(&self, targets: Vec<FileTarget>) {
+        let r = self.run.as_ref().expect("running");
+        r.feed
+            .send(super::tailer::TargetUpdate { job: 0, targets })
+            .expect("tailer running");
     }
 
     /// [`AckMode::Held`]: Loki is back; everything held and to come is
@@ -139,14 +165,16 @@ impl Harness {
         let fanout = Fanout::to_clients(vec![tx], Budget::new(self.budget), stop.clone());
         let job = ScrapeJob {
             name: "test".into(),
-            targets: vec![FileTarget {
-                include: self.include.clone(),
-                exclude: None,
-                labels: LabelSet::new([("job", "test")]),
-            }],
+            targets: if self.dynamic {
+                Vec::new()
+            } else {
+                vec![self.target(&[])]
+            },
             pipeline: Pipeline::new(vec![], self.metrics.clone()),
+            named: Vec::new(),
+            dynamic: self.dynamic,
         };
-        let tailer = spawn_file_tailer(
+        let (tailer, feed) = spawn_file_tailer(
             vec![job],
             self.opts.clone(),
             fanout,
@@ -184,6 +212,7 @@ impl Harness {
                         l.got.push(Got {
                             line: e.line.clone(),
                             filename: e.labels.get("filename").unwrap_or("").to_string(),
+                            app: e.labels.get("app").unwrap_or("").to_string(),
                             run: run_no,
                         });
                         *l.seen.entry(e.line.clone()).or_default() += 1;
@@ -235,7 +264,12 @@ impl Harness {
             drop(held);
             let _ = pos_file_positions.save();
         });
-        self.run = Some(Run { stop, tailer, sink });
+        self.run = Some(Run {
+            stop,
+            tailer,
+            sink,
+            feed,
+        });
     }
 
     /// Stops like a crash: nothing unacknowledged is flushed or saved.

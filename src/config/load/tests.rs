@@ -186,13 +186,9 @@ fn helm_chart_config_loads_and_reports_sd_and_relabel() {
         // `limits_config:` (null) means defaults.
         assert_eq!(cfg.limits_config.readline_rate, 10000.0);
         assert!(!cfg.tracing.enabled);
-        assert_eq!(
-            cfg.unhonoured(),
-            [
-                "scrape_configs[0].kubernetes_sd_configs",
-                "scrape_configs[0].relabel_configs"
-            ]
-        );
+        assert!(cfg.unhonoured().is_empty(), "{:?}", cfg.unhonoured());
+        assert_eq!(cfg.scrape_configs[0].kubernetes_sd_configs[0].role, "pod");
+        assert_eq!(cfg.scrape_configs[0].relabel_configs.len(), 11);
     }
 }
 
@@ -529,7 +525,7 @@ tracing: { enabled: true }
 wal: { enabled: false, dir: /wal }
 scrape_configs:
   - job_name: j
-    kubernetes_sd_configs: [{role: pod}]
+    kubernetes_sd_configs: [{role: node, follow_redirects: true}]
     decompression: { enabled: true }
     pipeline_stages:
       - cri: {}
@@ -542,7 +538,8 @@ scrape_configs:
         "clients[0].tls_config.min_version",
         "limits_config.readline_rate_enabled",
         "limits_config.max_streams",
-        "scrape_configs[0].kubernetes_sd_configs",
+        "scrape_configs[0].kubernetes_sd_configs[0].role",
+        "scrape_configs[0].kubernetes_sd_configs[0].follow_redirects",
         "scrape_configs[0].decompression",
         "options",
         "tracing.enabled",

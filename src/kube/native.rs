@@ -1,0 +1,1 @@
+//! tailtrace's native `kubernetes_pods` form (being written).
