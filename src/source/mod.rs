@@ -19,6 +19,8 @@ pub mod reader;
 pub mod relocate;
 pub mod tailer;
 #[cfg(test)]
+mod tailer_targets_tests;
+#[cfg(test)]
 mod tailer_tests;
 #[cfg(test)]
 mod testkit;

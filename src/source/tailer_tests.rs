@@ -7,11 +7,11 @@ use super::gz::gzip_file;
 use super::testkit::{append, test_opts, AckMode, Harness};
 use std::time::Duration;
 
-fn lines(prefix: &str, r: std::ops::Range<usize>) -> Vec<String> {
+pub(super) fn lines(prefix: &str, r: std::ops::Range<usize>) -> Vec<String> {
     r.map(|i| format!("{prefix}-{i:05}")).collect()
 }
 
-fn write_lines(p: &std::path::Path, ls: &[String]) {
+pub(super) fn write_lines(p: &std::path::Path, ls: &[String]) {
     let mut s = String::new();
     for l in ls {
         s.push_str(l);
@@ -20,11 +20,11 @@ fn write_lines(p: &std::path::Path, ls: &[String]) {
     append(p, &s);
 }
 
-fn count(h: &Harness, line: &str) -> usize {
+pub(super) fn count(h: &Harness, line: &str) -> usize {
     h.log.lock().unwrap().seen.get(line).copied().unwrap_or(0)
 }
 
-fn assert_once(h: &Harness, ls: &[String]) {
+pub(super) fn assert_once(h: &Harness, ls: &[String]) {
     for l in ls {
         assert_eq!(count(h, l), 1, "line {l} received {} times", count(h, l));
     }

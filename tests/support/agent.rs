@@ -41,6 +41,8 @@ pub struct Setup {
     /// Replaces the whole `scrape_configs:` section when set.
     pub scrape_configs: Option<String>,
     pub port: u16,
+    /// Environment variables for the agent process (e.g. `HOSTNAME`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -62,6 +64,7 @@ impl Setup {
             extra: String::new(),
             scrape_configs: None,
             port: free_port(),
+            env: Vec::new(),
         }
     }
 
@@ -165,6 +168,7 @@ impl Agent {
             .arg(format!("-config.file={}", cfg.display()))
             .arg("-log.level=debug")
             .args(args)
+            .envs(setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(File::create(out).expect("stdout file"))
             .stderr(log)
