@@ -178,11 +178,13 @@ pub struct TargetFeed {
 }
 
 impl TargetFeed {
-    /// Sends `u`; `Err` if the tailer has stopped.
-    pub fn send(&self, u: TargetUpdate) -> Result<(), ()> {
-        self.tx.send(u).map_err(|_| ())?;
+    /// Sends `u`; false if the tailer has stopped.
+    pub fn send(&self, u: TargetUpdate) -> bool {
+        if self.tx.send(u).is_err() {
+            return false;
+        }
         self.wake.poke();
-        Ok(())
+        true
     }
 }
 

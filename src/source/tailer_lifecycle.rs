@@ -35,12 +35,13 @@ impl Tailer {
             return;
         }
         let path = f.path.clone();
-        let job_target = self.targets.find(&path);
         match fs::metadata(&path) {
             Ok(m) if fingerprint::file_id(&m) == id => {}
             Ok(_) => {
                 self.moved(id);
-                if let Some(ti) = job_target {
+                // (Looked up only now: with a target per container, a
+                // lookup per idle file per sweep would cost files × targets.)
+                if let Some(ti) = self.targets.find(&path) {
                     self.candidate(&path, ti);
                 }
             }

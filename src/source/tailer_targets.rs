@@ -100,11 +100,7 @@ impl Tailer {
     /// Applies the target updates that arrived. Returns true if any did.
     pub(super) fn take_updates(&mut self) -> Result<bool, Stopped> {
         let mut any = false;
-        loop {
-            let u = match self.updates.as_ref().map(|r| r.try_recv()) {
-                Some(Ok(u)) => u,
-                _ => break,
-            };
+        while let Some(Ok(u)) = self.updates.as_ref().map(|r| r.try_recv()) {
             self.apply_update(u)?;
             any = true;
         }

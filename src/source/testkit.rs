@@ -123,9 +123,11 @@ impl Harness {
     /// Hands the running tailer a new target set (dynamic harness).
     pub fn set_targets(&self, targets: Vec<FileTarget>) {
         let r = self.run.as_ref().expect("running");
-        r.feed
-            .send(super::tailer::TargetUpdate { job: 0, targets })
-            .expect("tailer running");
+        assert!(
+            r.feed
+                .send(super::tailer::TargetUpdate { job: 0, targets }),
+            "tailer stopped"
+        );
     }
 
     /// [`AckMode::Held`]: Loki is back; everything held and to come is
