@@ -87,6 +87,8 @@ pub struct Entry {
     pub line: String,
     /// Loki structured metadata (name, value); empty for most lines.
     pub metadata: Vec<(String, String)>,
+    /// What pipeline stages extracted (empty outside a pipeline).
+    pub extracted: crate::pipeline::Extracted,
     /// Where this line came from; acknowledged once Loki took it (or it was
     /// deliberately dropped and counted).
     pub ack: Ack,
@@ -99,6 +101,7 @@ impl Entry {
             timestamp,
             line,
             metadata: Vec::new(),
+            extracted: Default::default(),
             ack,
         }
     }

@@ -17,7 +17,10 @@
 //! it under `logentry_dropped_lines_total{reason}` and acknowledges it so the
 //! position can advance.
 
+pub mod extracted;
 pub mod stages;
+
+pub use extracted::{Extracted, Value};
 
 use crate::entry::Entry;
 use crate::metrics::{labels, Metrics};
@@ -37,6 +40,19 @@ pub trait Stage: Send {
 
     /// Emits everything held (shutdown, end of a source).
     fn flush(&mut self, _ctx: &mut Ctx) {}
+
+    /// False while the stage wants no more entries of the stream `labels`
+    /// (a `limit` stage with `drop: false` over its rate): the source stops
+    /// reading that stream, and only that one, until it says true again.
+    fn accepts(&self, _labels: &crate::labels::LabelSet) -> bool {
+        true
+    }
+
+    /// Whether the stage reads or writes the extracted map (the pipeline
+    /// seeds it from the labels only if some stage does).
+    fn uses_extracted(&self) -> bool {
+        true
+    }
 }
 
 /// A stage's output and the drop counters.
@@ -75,16 +91,36 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     a: Vec<Entry>,
     b: Vec<Entry>,
+    /// Some stage uses the extracted map: seed it with the labels.
+    seed: bool,
+    /// Nested in a stage (`match`): the extracted map is the caller's,
+    /// neither seeded nor cleared here.
+    nested: bool,
 }
 
 impl Pipeline {
     pub fn new(stages: Vec<Box<dyn Stage>>, metrics: Arc<Metrics>) -> Self {
+        let seed = stages.iter().any(|s| s.uses_extracted());
         Pipeline {
             stages,
             metrics,
             a: Vec::new(),
             b: Vec::new(),
+            seed,
+            nested: false,
         }
+    }
+
+    /// A pipeline run inside a stage: entries keep their extracted map.
+    pub fn nested(mut self) -> Self {
+        self.nested = true;
+        self
+    }
+
+    /// False while some stage wants no more entries of stream `labels`
+    /// (see [`Stage::accepts`]).
+    pub fn accepts(&self, labels: &crate::labels::LabelSet) -> bool {
+        self.stages.iter().all(|s| s.accepts(labels))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,10 +132,13 @@ impl Pipeline {
     }
 
     /// Runs `entry` through every stage; what comes out is appended to `out`.
-    pub fn process(&mut self, entry: Entry, out: &mut Vec<Entry>) {
+    pub fn process(&mut self, mut entry: Entry, out: &mut Vec<Entry>) {
         if self.stages.is_empty() {
             out.push(entry);
             return;
+        }
+        if self.seed && !self.nested {
+            entry.extracted.seed(&entry.labels);
         }
         self.a.push(entry);
         self.run_from(0, out);
@@ -146,6 +185,11 @@ impl Pipeline {
                 stage.process(e, &mut ctx);
             }
             std::mem::swap(&mut self.a, &mut self.b);
+        }
+        if !self.nested {
+            for e in &mut self.a {
+                e.extracted.clear();
+            }
         }
         out.append(&mut self.a);
     }

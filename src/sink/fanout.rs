@@ -171,6 +171,7 @@ impl Fanout {
                 timestamp: entry.timestamp,
                 line: entry.line.clone(),
                 metadata: entry.metadata.clone(),
+                extracted: Default::default(),
                 ack: entry.ack.duplicate(),
             };
             copy.ack.set_charge(charge.split(cost));

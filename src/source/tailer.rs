@@ -646,6 +646,14 @@ impl Tailer {
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
             };
+            // A stage holding this stream back (`limit` with `drop: false`):
+            // this file waits, the others go on.
+            if let Some(j) = self.jobs.get(f.job) {
+                let named = f.pipe.and_then(|p| j.named.get(p)).map(|(_, p)| p);
+                if !j.pipeline.accepts(&f.labels) || named.is_some_and(|p| !p.accepts(&f.labels)) {
+                    continue;
+                }
+            }
             match f.read_chunk(&mut self.buf, &mut self.entries) {
                 Ok(st) if st.bytes == 0 => {
                     f.active = false;

@@ -114,6 +114,10 @@ impl Stage for CriStage {
         "cri"
     }
 
+    fn uses_extracted(&self) -> bool {
+        false
+    }
+
     fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
         let (start, stream, partial, ts) = match cri::split(entry.line.as_bytes()) {
             Ok(f) => (
@@ -226,6 +230,7 @@ impl Joiner {
             line,
             metadata,
             ack,
+            extracted: _,
         } = entry;
         if let Err(ack) = h.entry.ack.merge(ack) {
             // Another tracker (the file was replaced): release what is held

@@ -66,6 +66,10 @@ impl Stage for DockerStage {
         "docker"
     }
 
+    fn uses_extracted(&self) -> bool {
+        false
+    }
+
     fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
         let d = match docker::decode(entry.line.as_bytes()) {
             Ok(d) => d,

@@ -9,9 +9,30 @@
 //! Must never: build a stage from a config it cannot honour without saying so.
 
 pub mod cri;
+pub mod decolorize;
 pub mod docker;
+pub mod drop;
+pub mod json;
+pub mod labelallow;
+pub mod labeldrop;
+pub mod labels;
+pub mod limit;
+pub mod logfmt;
+pub mod r#match;
+pub mod metrics;
+pub mod multiline;
+pub mod output;
+pub mod pack;
+pub mod regex;
+pub mod replace;
+pub mod sampling;
+pub mod static_labels;
+pub mod structured_metadata;
+pub mod template;
+pub mod tenant;
 #[cfg(test)]
 pub(crate) mod test_harness;
+pub mod timestamp;
 
 use crate::config::Unhonoured;
 use crate::metrics::Metrics;
@@ -31,29 +52,30 @@ pub enum StageConfig {
     Cri(Option<CriConfig>),
     /// `- docker:` (null) is accepted too.
     Docker(Option<DockerConfig>),
-    // Promtail stages not implemented yet: accepted and reported.
-    Regex(Unhonoured),
-    Json(Unhonoured),
-    Logfmt(Unhonoured),
-    Replace(Unhonoured),
-    Multiline(Unhonoured),
+    // One variant per stage file (`null` = the stage's defaults).
+    Regex(Option<regex::Config>),
+    Json(Option<json::Config>),
+    Logfmt(Option<logfmt::Config>),
+    Replace(Option<replace::Config>),
+    Multiline(Option<multiline::Config>),
+    Template(Option<template::Config>),
+    Pack(Option<pack::Config>),
+    Decolorize(Option<decolorize::Config>),
+    Timestamp(Option<timestamp::Config>),
+    Output(Option<output::Config>),
+    Labels(Option<labels::Config>),
+    Labelallow(Option<labelallow::Config>),
+    Labeldrop(Option<labeldrop::Config>),
+    StaticLabels(Option<static_labels::Config>),
+    StructuredMetadata(Option<structured_metadata::Config>),
+    Tenant(Option<tenant::Config>),
+    Limit(Option<limit::Config>),
+    Sampling(Option<sampling::Config>),
+    Metrics(Option<metrics::Config>),
+    Match(Option<r#match::Config>),
+    Drop(Option<drop::Config>),
+    // Promtail stages tailtrace does not implement: accepted and reported.
     Geoip(Unhonoured),
-    Template(Unhonoured),
-    Pack(Unhonoured),
-    Decolorize(Unhonoured),
-    Timestamp(Unhonoured),
-    Output(Unhonoured),
-    Labels(Unhonoured),
-    Labelallow(Unhonoured),
-    Labeldrop(Unhonoured),
-    StaticLabels(Unhonoured),
-    StructuredMetadata(Unhonoured),
-    Tenant(Unhonoured),
-    Limit(Unhonoured),
-    Sampling(Unhonoured),
-    Metrics(Unhonoured),
-    Match(Unhonoured),
-    Drop(Unhonoured),
     Eventlogmessage(Unhonoured),
 }
 
@@ -86,36 +108,6 @@ pub const STAGE_NAMES: &[&str] = &[
     "eventlogmessage",
 ];
 
-/// The variant for an unhonoured stage's name.
-fn unhonoured(name: &str) -> Option<fn(Unhonoured) -> StageConfig> {
-    Some(match name {
-        "regex" => StageConfig::Regex,
-        "json" => StageConfig::Json,
-        "logfmt" => StageConfig::Logfmt,
-        "replace" => StageConfig::Replace,
-        "multiline" => StageConfig::Multiline,
-        "geoip" => StageConfig::Geoip,
-        "template" => StageConfig::Template,
-        "pack" => StageConfig::Pack,
-        "decolorize" => StageConfig::Decolorize,
-        "timestamp" => StageConfig::Timestamp,
-        "output" => StageConfig::Output,
-        "labels" => StageConfig::Labels,
-        "labelallow" => StageConfig::Labelallow,
-        "labeldrop" => StageConfig::Labeldrop,
-        "static_labels" => StageConfig::StaticLabels,
-        "structured_metadata" => StageConfig::StructuredMetadata,
-        "tenant" => StageConfig::Tenant,
-        "limit" => StageConfig::Limit,
-        "sampling" => StageConfig::Sampling,
-        "metrics" => StageConfig::Metrics,
-        "match" => StageConfig::Match,
-        "drop" => StageConfig::Drop,
-        "eventlogmessage" => StageConfig::Eventlogmessage,
-        _ => return None,
-    })
-}
-
 impl<'de> Deserialize<'de> for StageConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -133,10 +125,30 @@ impl<'de> Deserialize<'de> for StageConfig {
                 let stage = match key.as_str() {
                     "cri" => StageConfig::Cri(m.next_value()?),
                     "docker" => StageConfig::Docker(m.next_value()?),
-                    other => match unhonoured(other) {
-                        Some(variant) => variant(m.next_value()?),
-                        None => return Err(de::Error::unknown_variant(other, STAGE_NAMES)),
-                    },
+                    "regex" => StageConfig::Regex(m.next_value()?),
+                    "json" => StageConfig::Json(m.next_value()?),
+                    "logfmt" => StageConfig::Logfmt(m.next_value()?),
+                    "replace" => StageConfig::Replace(m.next_value()?),
+                    "multiline" => StageConfig::Multiline(m.next_value()?),
+                    "template" => StageConfig::Template(m.next_value()?),
+                    "pack" => StageConfig::Pack(m.next_value()?),
+                    "decolorize" => StageConfig::Decolorize(m.next_value()?),
+                    "timestamp" => StageConfig::Timestamp(m.next_value()?),
+                    "output" => StageConfig::Output(m.next_value()?),
+                    "labels" => StageConfig::Labels(m.next_value()?),
+                    "labelallow" => StageConfig::Labelallow(m.next_value()?),
+                    "labeldrop" => StageConfig::Labeldrop(m.next_value()?),
+                    "static_labels" => StageConfig::StaticLabels(m.next_value()?),
+                    "structured_metadata" => StageConfig::StructuredMetadata(m.next_value()?),
+                    "tenant" => StageConfig::Tenant(m.next_value()?),
+                    "limit" => StageConfig::Limit(m.next_value()?),
+                    "sampling" => StageConfig::Sampling(m.next_value()?),
+                    "metrics" => StageConfig::Metrics(m.next_value()?),
+                    "match" => StageConfig::Match(m.next_value()?),
+                    "drop" => StageConfig::Drop(m.next_value()?),
+                    "geoip" => StageConfig::Geoip(m.next_value()?),
+                    "eventlogmessage" => StageConfig::Eventlogmessage(m.next_value()?),
+                    other => return Err(de::Error::unknown_variant(other, STAGE_NAMES)),
                 };
                 if m.next_key::<IgnoredAny>()?.is_some() {
                     return Err(de::Error::custom(
@@ -184,14 +196,36 @@ impl StageConfig {
 
     /// The stage's name if tailtrace does not honour it yet.
     pub fn unhonoured_name(&self) -> Option<&'static str> {
-        match self {
-            StageConfig::Cri(_) | StageConfig::Docker(_) => None,
-            other => Some(other.name()),
-        }
+        let honoured = match self {
+            StageConfig::Cri(_) | StageConfig::Docker(_) => true,
+            StageConfig::Regex(_) => regex::HONOURED,
+            StageConfig::Json(_) => json::HONOURED,
+            StageConfig::Logfmt(_) => logfmt::HONOURED,
+            StageConfig::Replace(_) => replace::HONOURED,
+            StageConfig::Multiline(_) => multiline::HONOURED,
+            StageConfig::Template(_) => template::HONOURED,
+            StageConfig::Pack(_) => pack::HONOURED,
+            StageConfig::Decolorize(_) => decolorize::HONOURED,
+            StageConfig::Timestamp(_) => timestamp::HONOURED,
+            StageConfig::Output(_) => output::HONOURED,
+            StageConfig::Labels(_) => labels::HONOURED,
+            StageConfig::Labelallow(_) => labelallow::HONOURED,
+            StageConfig::Labeldrop(_) => labeldrop::HONOURED,
+            StageConfig::StaticLabels(_) => static_labels::HONOURED,
+            StageConfig::StructuredMetadata(_) => structured_metadata::HONOURED,
+            StageConfig::Tenant(_) => tenant::HONOURED,
+            StageConfig::Limit(_) => limit::HONOURED,
+            StageConfig::Sampling(_) => sampling::HONOURED,
+            StageConfig::Metrics(_) => metrics::HONOURED,
+            StageConfig::Match(_) => r#match::HONOURED,
+            StageConfig::Drop(_) => drop::HONOURED,
+            StageConfig::Geoip(_) | StageConfig::Eventlogmessage(_) => false,
+        };
+        (!honoured).then(|| self.name())
     }
 
     /// Builds the stage, or `None` for one tailtrace does not honour yet.
-    fn build(&self) -> Result<Option<Box<dyn Stage>>, String> {
+    pub fn build(&self, ctx: &BuildCtx) -> Result<Option<Box<dyn Stage>>, String> {
         Ok(match self {
             StageConfig::Cri(c) => Some(Box::new(CriStage::new(
                 c.as_ref().unwrap_or(&CriConfig::default()),
@@ -199,7 +233,28 @@ impl StageConfig {
             StageConfig::Docker(c) => Some(Box::new(DockerStage::new(
                 c.as_ref().unwrap_or(&DockerConfig::default()),
             ))),
-            _ => None,
+            StageConfig::Regex(c) => regex::build(c.as_ref(), ctx)?,
+            StageConfig::Json(c) => json::build(c.as_ref(), ctx)?,
+            StageConfig::Logfmt(c) => logfmt::build(c.as_ref(), ctx)?,
+            StageConfig::Replace(c) => replace::build(c.as_ref(), ctx)?,
+            StageConfig::Multiline(c) => multiline::build(c.as_ref(), ctx)?,
+            StageConfig::Template(c) => template::build(c.as_ref(), ctx)?,
+            StageConfig::Pack(c) => pack::build(c.as_ref(), ctx)?,
+            StageConfig::Decolorize(c) => decolorize::build(c.as_ref(), ctx)?,
+            StageConfig::Timestamp(c) => timestamp::build(c.as_ref(), ctx)?,
+            StageConfig::Output(c) => output::build(c.as_ref(), ctx)?,
+            StageConfig::Labels(c) => labels::build(c.as_ref(), ctx)?,
+            StageConfig::Labelallow(c) => labelallow::build(c.as_ref(), ctx)?,
+            StageConfig::Labeldrop(c) => labeldrop::build(c.as_ref(), ctx)?,
+            StageConfig::StaticLabels(c) => static_labels::build(c.as_ref(), ctx)?,
+            StageConfig::StructuredMetadata(c) => structured_metadata::build(c.as_ref(), ctx)?,
+            StageConfig::Tenant(c) => tenant::build(c.as_ref(), ctx)?,
+            StageConfig::Limit(c) => limit::build(c.as_ref(), ctx)?,
+            StageConfig::Sampling(c) => sampling::build(c.as_ref(), ctx)?,
+            StageConfig::Metrics(c) => metrics::build(c.as_ref(), ctx)?,
+            StageConfig::Match(c) => r#match::build(c.as_ref(), ctx)?,
+            StageConfig::Drop(c) => drop::build(c.as_ref(), ctx)?,
+            StageConfig::Geoip(_) | StageConfig::Eventlogmessage(_) => None,
         })
     }
 }
@@ -209,14 +264,25 @@ impl StageConfig {
 /// [`StageConfig::unhonoured_name`]). Errors name the stage's index and key,
 /// e.g. `pipeline_stages[0].cri: max_partial_line_size must be …`.
 pub fn build(configs: &[StageConfig], metrics: Arc<Metrics>) -> Result<Pipeline, String> {
+    build_with(configs, &BuildCtx { metrics })
+}
+
+/// What building a stage may need besides its own options.
+#[derive(Clone)]
+pub struct BuildCtx {
+    pub metrics: Arc<Metrics>,
+}
+
+/// [`build`] with a context (nested pipelines: `match`).
+pub fn build_with(configs: &[StageConfig], ctx: &BuildCtx) -> Result<Pipeline, String> {
     let mut stages = Vec::with_capacity(configs.len());
     for (i, c) in configs.iter().enumerate() {
         let built = c
-            .build()
+            .build(ctx)
             .map_err(|e| format!("pipeline_stages[{i}].{}: {e}", c.name()))?;
         stages.extend(built);
     }
-    Ok(Pipeline::new(stages, metrics))
+    Ok(Pipeline::new(stages, ctx.metrics.clone()))
 }
 
 #[cfg(test)]
