@@ -8,6 +8,7 @@
 //!
 //! Must never: build a stage from a config it cannot honour without saying so.
 
+pub mod common;
 pub mod cri;
 pub mod decolorize;
 pub mod docker;
