@@ -110,6 +110,11 @@ pub struct Tailed {
     pub m: FileMetrics,
     pub warned_utf8: bool,
     pub warned_cut: bool,
+    /// Parked: the file's change time (`st_ctime`, s and ns) when it was
+    /// closed. An inode number reused at the same path by a new file of the
+    /// very size we had read looks unchanged by inode and size alone; its
+    /// change time tells it apart.
+    pub parked_ctime: Option<(i64, i64)>,
 }
 
 /// What one chunk produced.
@@ -165,9 +170,8 @@ impl Tailed {
         let mut st = ChunkStats::default();
         let (labels, md, split) = (&self.labels, &self.metadata, &mut self.split);
         let now = Timestamp::now();
-        self.tracker.issuing(|is| {
-            split.finish(|l| out.push(make_entry(labels, md, is, now, l, &mut st)))
-        });
+        self.tracker
+            .issuing(|is| split.finish(|l| out.push(make_entry(labels, md, is, now, l, &mut st))));
         self.m.read_lines.inc_by(st.lines as u64);
         st
     }

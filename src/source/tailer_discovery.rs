@@ -188,6 +188,7 @@ impl Tailer {
             m: FileMetrics::new(&self.metrics, &path_s),
             warned_utf8: false,
             warned_cut: false,
+            parked_ctime: None,
         };
         if kind == Kind::Current {
             self.by_path.insert(path.to_path_buf(), id);

@@ -72,6 +72,12 @@ impl Tailer {
 
     pub(super) fn park(&mut self, id: FileId) {
         if let Some(f) = self.files.get_mut(&id) {
+            f.parked_ctime = f
+                .src
+                .as_ref()
+                .and_then(|s| s.file())
+                .and_then(|file| file.metadata().ok())
+                .map(|m| ctime_of(&m));
             if f.src.take().is_some() {
                 self.open -= 1;
                 tracing::debug!(file = %f.path.display(), "closed quiet file (reopened on change)");
@@ -88,9 +94,10 @@ impl Tailer {
         let path = f.path.clone();
         let pos = f.split.pos();
         let fp_of = f.fp;
+        let parked_ctime = f.parked_ctime;
         let same = match fs::metadata(&path) {
             Ok(m) if fingerprint::file_id(&m) == id => {
-                if m.len() == pos {
+                if m.len() == pos && parked_ctime.is_none_or(|c| c == ctime_of(&m)) {
                     return Ok(()); // unchanged
                 }
                 true
@@ -284,4 +291,10 @@ impl Tailer {
             );
         }
     }
+}
+
+/// `st_ctime` as (seconds, nanoseconds).
+fn ctime_of(m: &fs::Metadata) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.ctime(), m.ctime_nsec())
 }
