@@ -22,13 +22,13 @@
 
 use crate::ack::Budget;
 use crate::config::Config;
+use crate::kube;
 use crate::metrics::Metrics;
 use crate::pipeline::stages;
 use crate::positions::Positions;
 use crate::server;
 use crate::sink::client::{self, Mode};
 use crate::sink::fanout::{Fanout, Outlet};
-use crate::kube;
 use crate::source::{self, ScrapeJob, TailOptions};
 use crate::spool::{Spool, SpoolConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,8 +63,26 @@ pub fn build_jobs(
     let mut plan = kube::start::plan(cfg, node, metrics)?;
     let mut jobs = Vec::new();
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
-        let pipeline = stages::build(&sc.pipeline_stages, metrics.clone())
+        // `kubernetes_pods` without pipeline_stages: `- cri: {}`.
+        let cri = [stages::StageConfig::Cri(None)];
+        let own = match &sc.kubernetes_pods {
+            Some(_) if sc.pipeline_stages.is_empty() => &cri[..],
+            _ => &sc.pipeline_stages[..],
+        };
+        let pipeline = stages::build(own, metrics.clone())
             .map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
+        let named = match &sc.kubernetes_pods {
+            Some(kp) => {
+                let (dir, required) = kube::native::pipelines_dir(kp, &cfg.file_name);
+                kube::native::load_pipelines(&dir, required, metrics).map_err(|e| {
+                    format!(
+                        "scrape_configs[{i}] ({}): kubernetes_pods.pipelines_dir: {e}",
+                        sc.job_name
+                    )
+                })?
+            }
+            None => Vec::new(),
+        };
         let (targets, dynamic) = match plan.jobs.get_mut(i) {
             Some(kube::start::JobPlan::Static(t)) => (std::mem::take(t), false),
             Some(kube::start::JobPlan::Dynamic) => (Vec::new(), true),
@@ -74,7 +92,7 @@ pub fn build_jobs(
             name: sc.job_name.clone(),
             targets,
             pipeline,
-            named: Vec::new(),
+            named,
             dynamic,
         });
     }
@@ -181,7 +199,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
         match plan.start(feed, metrics.clone(), state.ready.clone()).await {
             Ok(t) => t,
             Err(e) => {
-                tracing::error!("kubernetes_sd_configs: {e}");
+                tracing::error!("kubernetes (kubernetes_sd_configs / kubernetes_pods): {e}");
                 stop.store(true, Ordering::Relaxed);
                 let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
                 delivery.finish(shutdown_timeout).await;

@@ -546,6 +546,10 @@ pub struct ScrapeConfig {
     pub decompression: Option<Unhonoured>,
     #[serde(deserialize_with = "nullable")]
     pub kubernetes_sd_configs: Vec<kubernetes::KubernetesSdConfig>,
+    /// tailtrace's native form (`kube::native`); `kubernetes_pods:` with
+    /// no value means all defaults.
+    #[serde(deserialize_with = "kubernetes::present")]
+    pub kubernetes_pods: Option<kubernetes::KubernetesPodsConfig>,
     #[serde(deserialize_with = "nullable")]
     pub relabel_configs: Vec<crate::kube::relabel::RelabelConfig>,
     pub journal: Option<Unhonoured>,

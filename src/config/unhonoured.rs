@@ -159,6 +159,24 @@ impl Config {
                         http_headers,
                     ]
                 );
+                set_fields!(
+                    out,
+                    format!("{sk}.tls_config"),
+                    sd.tls_config,
+                    [min_version, max_version, ca, cert, key]
+                );
+            }
+            if let Some(kp) = &sc.kubernetes_pods {
+                let kk = format!("{key}.kubernetes_pods");
+                set_fields!(
+                    out,
+                    format!("{kk}.tls_config"),
+                    kp.tls_config,
+                    [min_version, max_version, ca, cert, key]
+                );
+                if let Some(ba) = &kp.basic_auth {
+                    set_fields!(out, format!("{kk}.basic_auth"), ba, [username_file]);
+                }
             }
             for (j, stage) in sc.pipeline_stages.iter().enumerate() {
                 if let Some(name) = stage.unhonoured_name() {

@@ -257,6 +257,18 @@ impl Config {
                     format!("{:?} is used by more than one scrape config", sc.job_name),
                 );
             }
+            if let Some(kp) = &sc.kubernetes_pods {
+                let kkey = format!("{key}.kubernetes_pods");
+                if !sc.kubernetes_sd_configs.is_empty() || !sc.static_configs.is_empty() {
+                    return err(
+                        kkey,
+                        "a scrape config with kubernetes_pods takes its targets from it alone: move kubernetes_sd_configs and static_configs to another scrape config".into(),
+                    );
+                }
+                if let Err((k, m)) = kp.check() {
+                    return err(format!("{kkey}.{k}"), m);
+                }
+            }
             let file_scrape = is_file_scrape(sc);
             for (j, st) in sc.static_configs.iter().enumerate() {
                 let skey = format!("{key}.static_configs[{j}]");

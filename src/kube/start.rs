@@ -1,8 +1,9 @@
 //! From the configuration to running watches and target sets.
 //!
 //! Owns: [`plan`] (per scrape config: its [`JobTargets`] — static configs
-//! and `kubernetes_sd_configs` role `pod` sources through its
-//! `relabel_configs` — and the distinct pod watches they need) and
+//! and `kubernetes_sd_configs` role `pod` sources, or a `kubernetes_pods`
+//! source with its [`NativeRules`], through its `relabel_configs` — and the
+//! distinct pod watches they need) and
 //! [`Plan::start`] (one API client per distinct access, one watch per
 //! distinct [`WatchSpec`], the target manager feeding the tailer, and
 //! readiness once every watch listed or `metadata_wait` passed).
@@ -12,15 +13,17 @@
 //! role `pod`), once per namespace it names (`namespaces.names`, and the
 //! agent's own with `own_namespace`), or across all namespaces. Identical
 //! watches are shared between jobs. Other roles yield no file targets and
-//! are reported at start-up (`unhonoured.rs`).
+//! are reported at start-up (`unhonoured.rs`). `kubernetes_pods` watches
+//! the same way (its keys are those of a role `pod` entry).
 //!
 //! Must never: make a job's targets depend on a watch of another access or
 //! selector, or fail the agent because the API is unreachable (the watches
 //! retry; files already known keep being tailed).
 
 use super::cache::PodCache;
+use super::native::NativeRules;
 use super::relabel::Relabeler;
-use super::targets::{spawn_target_manager, JobTargets};
+use super::targets::{spawn_target_manager, DirScope, JobTargets};
 use super::watch::{client, spawn_watch, WatchSpec};
 use crate::config::kubernetes::{ApiAccess, KubernetesSdConfig};
 use crate::config::Config;
@@ -66,15 +69,26 @@ pub fn plan(cfg: &Config, node: &str, metrics: &Metrics) -> Result<Plan, String>
     };
     let cache = PodCache::new();
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
-        let relabel = Relabeler::new(&sc.relabel_configs)
-            .map_err(|e| format!("scrape_configs[{i}] ({}): relabel_configs: {e}", sc.job_name))?;
+        let relabel = Relabeler::new(&sc.relabel_configs).map_err(|e| {
+            format!(
+                "scrape_configs[{i}] ({}): relabel_configs: {e}",
+                sc.job_name
+            )
+        })?;
         let statics: Vec<(Vec<String>, BTreeMap<String, String>)> = sc
             .static_configs
             .iter()
             .map(|s| (s.targets.clone(), s.labels.clone()))
             .collect();
         let mut sources = Vec::new();
-        for sd in sc.kubernetes_sd_configs.iter().filter(|s| s.role == "pod") {
+        let sds: Vec<KubernetesSdConfig> = sc
+            .kubernetes_sd_configs
+            .iter()
+            .filter(|s| s.role == "pod")
+            .cloned()
+            .chain(sc.kubernetes_pods.iter().map(|k| k.as_sd()))
+            .collect();
+        for sd in &sds {
             for spec in watch_specs(sd, node) {
                 let access = sd.access();
                 let key = (format!("{access:?}"), spec.clone());
@@ -91,8 +105,19 @@ pub fn plan(cfg: &Config, node: &str, metrics: &Metrics) -> Result<Plan, String>
                 }
             }
         }
-        let jt = JobTargets::new(i, &sc.job_name, &statics, relabel, sources, node)
-            .with_pod_logs(&opts.pod_logs_path, opts.metadata_wait);
+        let scope = dir_scope(
+            sources
+                .iter()
+                .filter_map(|&s| out.watches.get(s))
+                .map(|w| &w.1),
+            node,
+        );
+        let mut jt = JobTargets::new(i, &sc.job_name, &statics, relabel, sources, node)
+            .with_pod_logs(&opts.pod_logs_path, opts.metadata_wait)
+            .with_dir_scope(scope);
+        if let Some(kp) = &sc.kubernetes_pods {
+            jt = jt.with_native(NativeRules::new(kp, &opts.pod_logs_path));
+        }
         if jt.is_dynamic() {
             out.jobs.push(JobPlan::Dynamic);
             out.dynamic.push(jt);
@@ -104,6 +129,21 @@ pub fn plan(cfg: &Config, node: &str, metrics: &Metrics) -> Result<Plan, String>
         }
     }
     Ok(out)
+}
+
+/// Which pod directories a job's watches could describe: those of the
+/// namespaces its watches without a label or field selector (beyond the
+/// node's) cover — a path cannot tell whether its pod would match one.
+fn dir_scope<'a>(specs: impl Iterator<Item = &'a WatchSpec>, node: &str) -> DirScope {
+    let own = format!("spec.nodeName={node}");
+    let mut names = Vec::new();
+    for s in specs.filter(|s| s.label_selector.is_none() && s.field_selector == own) {
+        match &s.namespace {
+            Some(n) => names.push(n.clone()),
+            None => return DirScope::All,
+        }
+    }
+    DirScope::Namespaces(names)
 }
 
 /// The watches one `kubernetes_sd_configs` entry needs.
@@ -208,5 +248,34 @@ impl Plan {
         }
         tasks.push(spawn_target_manager(self.dynamic, cache, feed, metrics));
         Ok(tasks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_only_scope_follows_the_watches_without_selectors() {
+        let w = |ns: Option<&str>, label: Option<&str>, field: &str| WatchSpec {
+            namespace: ns.map(str::to_string),
+            label_selector: label.map(str::to_string),
+            field_selector: field.to_string(),
+        };
+        let own = "spec.nodeName=n1";
+        let all = w(None, None, own);
+        let shop = w(Some("shop"), None, own);
+        let labelled = w(None, Some("tier=web"), own);
+        let fielded = w(None, None, "spec.nodeName=n1,status.phase=Running");
+        let scope = |v: &[&WatchSpec]| dir_scope(v.iter().copied(), "n1");
+        assert_eq!(scope(&[&all]), DirScope::All);
+        assert_eq!(scope(&[&shop]), DirScope::Namespaces(vec!["shop".into()]));
+        assert_eq!(scope(&[&labelled]), DirScope::Namespaces(Vec::new()));
+        assert_eq!(scope(&[&fielded]), DirScope::Namespaces(Vec::new()));
+        assert_eq!(
+            scope(&[&labelled, &shop]),
+            DirScope::Namespaces(vec!["shop".into()])
+        );
+        assert_eq!(scope(&[&labelled, &all]), DirScope::All);
     }
 }

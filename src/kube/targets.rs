@@ -2,14 +2,19 @@
 //! come and go.
 //!
 //! Owns: [`JobTargets`] (one scrape config's target rules: its static
-//! configs, its `kubernetes_sd_configs` watch sources and its
+//! configs, its `kubernetes_sd_configs` or `kubernetes_pods` watch sources,
+//! the native rules of `kubernetes_pods` ([`NativeRules`]) and its
 //! `relabel_configs`), [`JobTargets::compute`] (Promtail's
 //! `targetSyncer.sync`, step for step), and [`spawn_target_manager`], which
 //! recomputes the targets of every dynamic job when the pod cache changes
 //! and hands changed sets to the tailer ([`TargetUpdate`]).
 //!
 //! Per discovered target, as Promtail does: the group's labels merged with
-//! the target's (static targets get `__address__`, `localhost` by default);
+//! the target's (static targets get `__address__`, `localhost` by default;
+//! a `kubernetes_pods` job's pods give [`NativeRules`] candidates, which
+//! bring their structured metadata and named pipeline along, and skip
+//! containers excluded by annotation, counted as `excluded` in the debug
+//! log only);
 //! `relabel_configs` (a dropped target is counted,
 //! `promtail_targets_failed_total{reason="empty_labels"}`); a `__host__`
 //! naming another node drops it (`wrong_host`); no `__path__` drops it
@@ -22,8 +27,11 @@
 //! API is down, the pod came and went between two lists) becomes a target
 //! anyway, with the labels its path gives — namespace, pod name, UID and
 //! container as `__meta_kubernetes_*` labels, through the same relabel rules
-//! — and is counted (`tailtrace_kubernetes_pods_without_metadata_total`).
-//! Until then its files are simply not read yet (they stay on disk, so
+//! (a `kubernetes_pods` job: the native labels these give) — and is counted
+//! (`tailtrace_kubernetes_pods_without_metadata_total`). Only directories
+//! the job's watches could have described qualify ([`DirScope`]): of a
+//! watched namespace, and none if the watches select by label or field (a
+//! path cannot tell whether its pod would match). Until then its files are simply not read yet (they stay on disk, so
 //! nothing is held in memory). A deleted pod's targets stay as long as the
 //! cache keeps the pod (its grace period), so its last lines keep its labels.
 //!
@@ -32,6 +40,7 @@
 //! gone), or let one bad pod stop the others' targets.
 
 use super::cache::{Cached, PodCache};
+use super::native::{Candidate, NativeRules};
 use super::relabel::Relabeler;
 use crate::labels::LabelSet;
 use crate::metrics::{labels, Metrics};
@@ -46,11 +55,33 @@ const KEEP_RESERVED: &[&str] = &["__tenant_id__"];
 
 /// Where a path-only pod target comes from: its log directory.
 #[derive(Clone, Debug)]
-struct PodDir {
-    namespace: String,
-    name: String,
-    uid: String,
-    containers: Vec<String>,
+pub(super) struct PodDir {
+    pub dir: PathBuf,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub containers: Vec<String>,
+}
+
+/// Which pod directories may become path-only targets of a job. See the
+/// module docs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DirScope {
+    /// A watch covers every namespace, without selectors.
+    #[default]
+    All,
+    /// Watches without selectors cover these namespaces only (none: every
+    /// watch selects by label or field, so no path-only targets).
+    Namespaces(Vec<String>),
+}
+
+impl DirScope {
+    fn allows(&self, namespace: &str) -> bool {
+        match self {
+            DirScope::All => true,
+            DirScope::Namespaces(n) => n.iter().any(|n| n == namespace),
+        }
+    }
 }
 
 /// One scrape config's target rules. See the module docs.
@@ -60,10 +91,14 @@ pub struct JobTargets {
     /// Static targets: label maps with `__address__` and the group's labels.
     statics: Vec<BTreeMap<String, String>>,
     relabel: Relabeler,
+    /// `kubernetes_pods`: pods become native candidates (then `relabel`).
+    native: Option<NativeRules>,
     /// Pod cache sources (watches) of its `kubernetes_sd_configs`.
     pub sources: Vec<usize>,
     /// Where pod log directories are (for path-only targets).
     pod_logs_path: PathBuf,
+    /// Which of them may become path-only targets.
+    dir_scope: DirScope,
     metadata_wait: Duration,
     node: String,
 }
@@ -75,6 +110,9 @@ pub struct Dropped {
     pub wrong_host: u64,
     pub no_path: u64,
     pub exists: u64,
+    /// Containers skipped by a `tailtrace.io/exclude*` annotation (not a
+    /// Promtail reason: not counted in the metric).
+    pub excluded: u64,
 }
 
 impl JobTargets {
@@ -105,8 +143,10 @@ impl JobTargets {
             name: name.to_string(),
             statics: st,
             relabel,
+            native: None,
             sources,
             pod_logs_path: PathBuf::from("/var/log/pods"),
+            dir_scope: DirScope::All,
             metadata_wait: Duration::from_secs(30),
             node: node.to_string(),
         }
@@ -117,6 +157,20 @@ impl JobTargets {
     pub fn with_pod_logs(mut self, path: &Path, wait: Duration) -> JobTargets {
         self.pod_logs_path = path.to_path_buf();
         self.metadata_wait = wait;
+        self
+    }
+
+    /// Limits which pod directories may become path-only targets.
+    pub fn with_dir_scope(mut self, scope: DirScope) -> JobTargets {
+        self.dir_scope = scope;
+        self
+    }
+
+    /// Makes pods native candidates (`kubernetes_pods`); pod directories
+    /// are then looked for under the rules' `pod_logs_path`.
+    pub fn with_native(mut self, rules: NativeRules) -> JobTargets {
+        self.pod_logs_path = rules.pod_logs_path().to_path_buf();
+        self.native = Some(rules);
         self
     }
 
@@ -135,8 +189,8 @@ impl JobTargets {
     ) -> Vec<FileTarget> {
         let mut out = Vec::new();
         let mut seen: HashSet<(String, Option<String>, LabelSet)> = HashSet::new();
-        let mut take = |discovered: BTreeMap<String, String>, dropped: &mut Dropped| {
-            let mut l = discovered;
+        let mut take = |c: Candidate, dropped: &mut Dropped| {
+            let mut l = c.labels;
             if !self.relabel.apply(&mut l) {
                 dropped.empty_labels += 1;
                 return;
@@ -164,15 +218,34 @@ impl JobTargets {
                 include: path,
                 exclude,
                 labels,
-                ..FileTarget::default()
+                metadata: c.metadata,
+                pipeline: c.pipeline,
             });
         };
+        let plain = |labels: BTreeMap<String, String>| Candidate {
+            labels,
+            metadata: Vec::new(),
+            pipeline: None,
+        };
         for s in &self.statics {
-            take(s.clone(), dropped);
+            take(plain(s.clone()), dropped);
+        }
+        if let Some(n) = &self.native {
+            for p in pods {
+                for c in n.pod(&p.info, &self.node, &mut dropped.excluded) {
+                    take(c, dropped);
+                }
+            }
+            for d in path_only {
+                for c in n.dir(d, &self.node) {
+                    take(c, dropped);
+                }
+            }
+            return out;
         }
         for p in pods {
             for t in &p.info.targets {
-                take(t.clone(), dropped);
+                take(plain(t.clone()), dropped);
             }
         }
         for d in path_only {
@@ -183,7 +256,7 @@ impl JobTargets {
                 m.insert("__meta_kubernetes_pod_uid".into(), d.uid.clone());
                 m.insert("__meta_kubernetes_pod_container_name".into(), c.clone());
                 m.insert("__meta_kubernetes_pod_node_name".into(), self.node.clone());
-                take(m, dropped);
+                take(plain(m), dropped);
             }
         }
         out
@@ -201,7 +274,14 @@ impl JobTargets {
         let pods = cache.pods(&self.sources);
         let mut dropped = Dropped::default();
         let path_only = if self.is_dynamic() {
-            dirs.unknown(&self.pod_logs_path, &pods, self.metadata_wait, now, metrics)
+            dirs.unknown(
+                &self.pod_logs_path,
+                &self.dir_scope,
+                &pods,
+                self.metadata_wait,
+                now,
+                metrics,
+            )
         } else {
             Vec::new()
         };
@@ -218,10 +298,12 @@ pub struct DirWatch {
 }
 
 impl DirWatch {
-    /// Directories under `root` whose pod has been unknown for `wait`.
+    /// Directories under `root` in `scope` whose pod has been unknown for
+    /// `wait`.
     fn unknown(
         &mut self,
         root: &Path,
+        scope: &DirScope,
         pods: &[Cached],
         wait: Duration,
         now: Instant,
@@ -255,6 +337,9 @@ impl DirWatch {
                 _ => (String::new(), String::new(), name.clone()),
             };
             let path = ent.path();
+            if !scope.allows(&namespace) {
+                continue;
+            }
             present.insert(path.clone());
             if known.contains(uid.as_str()) {
                 self.first_seen.remove(&path);
@@ -278,6 +363,7 @@ impl DirWatch {
                     "kubernetes: no metadata for this pod from the API; shipping its logs with the labels its path gives");
             }
             out.push(PodDir {
+                dir: path,
                 namespace,
                 name: pod,
                 uid,
@@ -357,13 +443,10 @@ pub fn spawn_target_manager(
                 count_dropped(&metrics, &dropped);
                 tracing::debug!(job = %j.name, targets = targets.len(), ?dropped, "kubernetes: targets changed");
                 last.insert(j.job, targets.clone());
-                if feed
-                    .send(TargetUpdate {
-                        job: j.job,
-                        targets,
-                    })
-                    .is_err()
-                {
+                if !feed.send(TargetUpdate {
+                    job: j.job,
+                    targets,
+                }) {
                     return; // the tailer is gone
                 }
             }

@@ -81,6 +81,12 @@ pub async fn client(access: &ApiAccess) -> Result<::kube::Client, String> {
     if let Some(ca) = &tls.ca_file {
         cfg.root_cert_file = Some(ca.clone());
     }
+    if let Some(c) = &tls.cert_file {
+        cfg.auth_info.client_certificate = Some(c.display().to_string());
+    }
+    if let Some(k) = &tls.key_file {
+        cfg.auth_info.client_key = Some(k.display().to_string());
+    }
     if tls.insecure_skip_verify {
         cfg.accept_invalid_certs = true;
     }
