@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         eprintln!("{cfg:#?}");
     }
     if flags.inspect {
-        tracing::warn!("-inspect is accepted but not honoured yet: no per-stage diff is printed");
+        tailtrace::pipeline::inspect::enable();
     }
     let code = agent::run(
         cfg,

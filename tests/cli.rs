@@ -579,3 +579,40 @@ fn the_loki_grafana_config_ships_the_generated_sample_with_pod_labels() {
     .unwrap();
     assert_fresh_sample_entries(&cfg, &out);
 }
+
+#[test]
+fn inspect_prints_what_each_stage_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = dir.path().join("pos.yaml");
+    let text = std::fs::read_to_string("examples/sample/promtail.yaml")
+        .unwrap()
+        .replace(
+            "/tmp/tailtrace-sample-positions.yaml",
+            &pos.display().to_string(),
+        );
+    let cfg = dir.path().join("sample.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let child = bin()
+        .arg(format!("-config.file={}", cfg.display()))
+        .arg("-dry-run")
+        .arg("-inspect")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The cri stage adds the `stream` label and rewrites the line (the CRI
+    // prefix goes) and the timestamp (the runtime's); a P piece is held.
+    assert!(err.contains("[inspect: cri stage]:"), "{err}");
+    assert!(err.contains("+stream=\"stdout\""), "{err}");
+    assert!(err.contains("  timestamp: "), "{err}");
+    assert!(err.contains("  line: -\""), "{err}");
+    assert!(err.contains("held or dropped the entry"), "{err}");
+    assert!(!err.contains("not honoured yet: no per-stage diff"), "{err}");
+}

@@ -18,6 +18,7 @@
 //! position can advance.
 
 pub mod extracted;
+pub mod inspect;
 pub mod stages;
 
 pub use extracted::{Extracted, Value};
@@ -96,6 +97,8 @@ pub struct Pipeline {
     /// Nested in a stage (`match`): the extracted map is the caller's,
     /// neither seeded nor cleared here.
     nested: bool,
+    /// `-inspect`: report what each stage changes (see [`inspect`]).
+    inspect: bool,
 }
 
 impl Pipeline {
@@ -108,6 +111,7 @@ impl Pipeline {
             b: Vec::new(),
             seed,
             nested: false,
+            inspect: inspect::enabled(),
         }
     }
 
@@ -181,8 +185,17 @@ impl Pipeline {
                 return;
             }
             let mut ctx = Ctx::new(&mut self.b, &metrics);
-            for e in self.a.drain(..) {
-                stage.process(e, &mut ctx);
+            if self.inspect {
+                for e in self.a.drain(..) {
+                    let before = inspect::Snapshot::of(&e);
+                    let from = ctx.out.len();
+                    stage.process(e, &mut ctx);
+                    inspect::report(stage.name(), &before, &ctx.out[from..]);
+                }
+            } else {
+                for e in self.a.drain(..) {
+                    stage.process(e, &mut ctx);
+                }
             }
             std::mem::swap(&mut self.a, &mut self.b);
         }
