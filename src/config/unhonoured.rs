@@ -182,6 +182,12 @@ impl Config {
                 if let Some(name) = stage.unhonoured_name() {
                     out.push(format!("{key}.pipeline_stages[{j}].{name}"));
                 }
+                // Stages nested in a `match`.
+                if let crate::pipeline::stages::StageConfig::Match(Some(m)) = stage {
+                    for p in crate::pipeline::stages::r#match::unhonoured_nested(m) {
+                        out.push(format!("{key}.pipeline_stages[{j}].match.{p}"));
+                    }
+                }
             }
         }
 
