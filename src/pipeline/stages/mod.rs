@@ -340,14 +340,11 @@ mod tests {
 
     #[test]
     fn unhonoured_stages_are_named_and_skipped() {
-        let v = parse(
-            "- json: {expressions: {a: b}}\n- cri: {}\n- static_labels: {x: y}\n- decolorize:\n",
-        )
-        .unwrap();
+        let v = parse("- geoip: {db: x}\n- cri: {}\n- eventlogmessage:\n- decolorize:\n").unwrap();
         let names: Vec<_> = v.iter().filter_map(|s| s.unhonoured_name()).collect();
-        assert_eq!(names, ["json", "static_labels", "decolorize"]);
+        assert_eq!(names, ["geoip", "eventlogmessage"]);
         let p = build(&v, Arc::new(Metrics::new())).unwrap();
-        assert_eq!(p.stage_names(), ["cri"]);
+        assert_eq!(p.stage_names(), ["cri", "decolorize"]);
     }
 
     #[test]
