@@ -44,7 +44,6 @@ use crate::pipeline::{Ctx, Stage, Value};
 use jmespath::{Rcvar, Variable};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -120,7 +119,7 @@ impl JsonStage {
         let doc = parse_document(input)?;
         let mut found = Vec::with_capacity(self.expressions.0.len());
         for (i, (_, expr)) in self.expressions.0.iter().enumerate() {
-            if let Ok(r) = expr.search(Rc::clone(&doc)) {
+            if let Ok(r) = expr.search(Rcvar::clone(&doc)) {
                 found.push((i, to_value(&r)));
             }
         }
@@ -250,7 +249,7 @@ fn parse_document(s: &str) -> Result<Rcvar, ()> {
         Some(b'{') => p.value(0)?,
         Some(b'n') => {
             p.literal(b"null")?;
-            Rc::new(Variable::Null)
+            Rcvar::new(Variable::Null)
         }
         _ => return Err(()),
     };
@@ -365,7 +364,7 @@ impl Reader<'_> {
             }
             _ => Variable::Number(self.number()?),
         };
-        Ok(Rc::new(v))
+        Ok(Rcvar::new(v))
     }
 
     /// A JSON number, read as Go's `float64`.
