@@ -5,19 +5,27 @@
 //! and the label names each family takes (Promtail's). Components hold an
 //! `Arc<Metrics>` and, on hot paths, cache the per-label-set handle returned by
 //! `get_or_create(..).clone()` (an `Arc` around an atomic) instead of looking
-//! the family up per line.
+//! the family up per line. Families that exist only once a config asks for
+//! them (a `metrics` stage's custom metrics, the `limit` stage's per-label
+//! drop counter) are added at stage build time with
+//! [`Metrics::register_custom`] and exported after the built-in ones, before
+//! the exposition's single `# EOF`.
 //!
 //! Must never: invent a new name for something Promtail already measures, or
 //! take a label value with unbounded cardinality other than Promtail's own
 //! (`path` for file metrics).
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 /// Label pairs of a metric sample.
 pub type L = Vec<(&'static str, String)>;
@@ -36,6 +44,10 @@ fn request_histogram() -> Histogram {
 /// Every metric the agent exports. Field names follow the metric names.
 pub struct Metrics {
     registry: Registry,
+    /// Names the families in `registry` use (see `register_custom`).
+    builtin: Vec<&'static str>,
+    /// Families registered after start-up (see [`Metrics::register_custom`]).
+    custom: Mutex<Custom>,
     // --- file target (labels: path) ---
     pub read_bytes_total: CounterF,
     pub read_lines_total: CounterF,
@@ -112,10 +124,14 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::default();
+        let mut builtin = Vec::new();
         macro_rules! reg {
             ($name:literal, $help:literal, $v:expr) => {{
                 let v = $v;
                 r.register($name, $help, v.clone());
+                // The `# TYPE` name, and a counter's sample name.
+                builtin.push($name);
+                builtin.push(concat!($name, "_total"));
                 v
             }};
         }
@@ -157,15 +173,78 @@ impl Metrics {
             kubernetes_pods_without_metadata_total: reg!("tailtrace_kubernetes_pods_without_metadata", "Pod log directories shipped with only the labels their path gives, because the API did not describe the pod in time.", Counter::default()),
             lost_files_total: reg!("tailtrace_lost_files", "Files or spool chunks whose data was gone before it could be read and shipped, by reason.", CounterF::default()),
             registry: r,
+            builtin,
+            custom: Mutex::new(Custom::default()),
         }
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric: the built-in
+    /// families, then the custom ones, then one `# EOF`.
     pub fn encode(&self) -> String {
         let mut s = String::new();
-        let _ = encode(&mut s, &self.registry);
+        let _ = encode_registry(&mut s, &self.registry);
+        {
+            let custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = encode_registry(&mut s, &custom.registry);
+        }
+        let _ = encode_eof(&mut s);
         s
     }
+
+    /// Registers a family created after start-up (a `metrics` stage's custom
+    /// metric, the `limit` stage's per-label drop counter) under `names` —
+    /// every name its exposition uses (the `# TYPE` name, and the sample name
+    /// if it differs) — and returns it; or returns the family already
+    /// registered under those names (pipelines that declare the same metric
+    /// share it, as they do in Promtail), if it is a `T`. `make` runs only
+    /// for new names. Errors: a name is one of the agent's own, or belongs
+    /// to another family or type.
+    pub fn register_custom<T: Collector + Any>(
+        &self,
+        names: &[&str],
+        make: impl FnOnce() -> T,
+    ) -> Result<Arc<T>, String> {
+        let Some(first) = names.first() else {
+            return Err("a metric needs a name".into());
+        };
+        if let Some(n) = names.iter().find(|n| self.builtin.iter().any(|b| b == *n)) {
+            return Err(format!(
+                "metric name {n:?} is taken by one of the agent's own metrics"
+            ));
+        }
+        let mut custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        let found: Vec<Option<&Arc<dyn Any + Send + Sync>>> =
+            names.iter().map(|n| custom.by_name.get(*n)).collect();
+        if let Some(Some(existing)) = found.first() {
+            let same = found
+                .iter()
+                .all(|f| f.is_some_and(|f| Arc::ptr_eq(f, existing)));
+            return match Arc::clone(existing).downcast::<T>() {
+                Ok(family) if same => Ok(family),
+                _ => Err(format!(
+                    "metric name {first:?} is already registered with another type"
+                )),
+            };
+        }
+        if let Some(n) = names.iter().zip(&found).find_map(|(n, f)| f.map(|_| n)) {
+            return Err(format!(
+                "metric name {n:?} is already registered with another type"
+            ));
+        }
+        let family = Arc::new(make());
+        custom.registry.register_collector(Box::new(family.clone()));
+        for n in names {
+            custom.by_name.insert(n.to_string(), family.clone());
+        }
+        Ok(family)
+    }
+}
+
+/// The families registered after start-up, by name.
+#[derive(Default)]
+struct Custom {
+    registry: Registry,
+    by_name: HashMap<String, Arc<dyn Any + Send + Sync>>,
 }
 
 /// Builds a label vector: `labels(&[("host", h)])`.
@@ -197,5 +276,69 @@ mod tests {
         );
         assert!(text.contains("promtail_dropped_entries_total{host=\"h:1\",tenant=\"\",reason=\"ingester_error\"} 3"), "{text}");
         assert!(text.contains("promtail_files_active_total "), "{text}");
+    }
+
+    #[derive(Debug)]
+    struct Const(&'static str);
+    impl Collector for Const {
+        fn encode(
+            &self,
+            mut e: prometheus_client::encoding::DescriptorEncoder,
+        ) -> Result<(), std::fmt::Error> {
+            let mut m = e.encode_descriptor(
+                self.0,
+                "a custom family",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            m.encode_gauge(&7i64)
+        }
+    }
+
+    #[test]
+    fn custom_families_follow_the_builtin_ones_before_one_eof() {
+        let m = Metrics::new();
+        let a = m
+            .register_custom(&["promtail_custom_a"], || Const("promtail_custom_a"))
+            .unwrap();
+        let again = m
+            .register_custom(&["promtail_custom_a"], || Const("other"))
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &again),
+            "the same name gives the same family"
+        );
+        #[derive(Debug)]
+        struct Other;
+        impl Collector for Other {
+            fn encode(
+                &self,
+                _: prometheus_client::encoding::DescriptorEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                Ok(())
+            }
+        }
+        let e = m
+            .register_custom(&["promtail_custom_a"], || Other)
+            .unwrap_err();
+        assert!(e.contains("another type"), "{e}");
+        // A family known under one of the names, but not all of them.
+        let e = m
+            .register_custom(&["promtail_custom_b", "promtail_custom_a"], || {
+                Const("promtail_custom_b")
+            })
+            .unwrap_err();
+        assert!(e.contains("promtail_custom_a"), "{e}");
+        for taken in ["promtail_read_lines", "promtail_read_lines_total"] {
+            let e = m.register_custom(&[taken], || Other).unwrap_err();
+            assert!(e.contains("agent's own"), "{e}");
+        }
+        let text = m.encode();
+        assert!(text.ends_with("promtail_custom_a 7\n# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(
+            text.find("promtail_files_active_total").unwrap()
+                < text.find("promtail_custom_a").unwrap()
+        );
     }
 }

@@ -382,11 +382,7 @@ fn pipelines_load_from_a_directory_and_errors_name_the_file() {
     let p = load_pipelines(tmp.path(), true, &m).unwrap();
     let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["empty", "java", "nginx"]);
-    assert_eq!(
-        p[1].1.stage_names(),
-        ["cri"],
-        "unhonoured stages are left out"
-    );
+    assert_eq!(p[1].1.stage_names(), ["cri", "multiline"]);
     assert_eq!(p[2].1.stage_names(), ["docker"]);
 
     w("broken.yaml", "- nosuchstage: {}\n");
