@@ -51,7 +51,7 @@ fn unhonoured_promtail_keys_are_listed_in_one_warning() {
     std::fs::write(
         &cfg,
         format!(
-            "server: {{http_listen_port: 0}}\npositions: {{filename: {}/pos.yaml}}\nclients:\n  - url: http://127.0.0.1:9/loki/api/v1/push\nscrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: [{{role: node}}]\n    relabel_configs: []\n    pipeline_stages: [{{cri: {{}}}}, {{json: {{expressions: {{a: b}}}}}}]\n",
+            "server: {{http_listen_port: 0}}\npositions: {{filename: {}/pos.yaml}}\nclients:\n  - url: http://127.0.0.1:9/loki/api/v1/push\nscrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: [{{role: node}}]\n    relabel_configs: []\n    pipeline_stages: [{{cri: {{}}}}, {{geoip: {{db: /x.mmdb, source: ip}}}}]\n",
             dir.path().display()
         ),
     )
@@ -70,7 +70,7 @@ fn unhonoured_promtail_keys_are_listed_in_one_warning() {
     let warn: Vec<&str> = err.lines().filter(|l| l.contains("NOT honoured")).collect();
     assert_eq!(warn.len(), 1, "{err}");
     // A role that yields no file targets, and a stage not run yet.
-    for key in ["kubernetes_sd_configs[0].role", "json"] {
+    for key in ["kubernetes_sd_configs[0].role", "geoip"] {
         assert!(warn[0].contains(key), "{key} missing from: {}", warn[0]);
     }
     assert!(out.status.success(), "{err}");
@@ -614,5 +614,8 @@ fn inspect_prints_what_each_stage_changed() {
     assert!(err.contains("  timestamp: "), "{err}");
     assert!(err.contains("  line: -\""), "{err}");
     assert!(err.contains("held or dropped the entry"), "{err}");
-    assert!(!err.contains("not honoured yet: no per-stage diff"), "{err}");
+    assert!(
+        !err.contains("not honoured yet: no per-stage diff"),
+        "{err}"
+    );
 }

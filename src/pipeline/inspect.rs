@@ -173,7 +173,10 @@ mod tests {
         assert!(d.contains("job: \"a\" -> \"b\""), "{d}");
         assert!(d.contains("-gone=\"x\""), "{d}");
         assert!(d.contains("extracted: +msg="), "{d}");
-        assert!(d.contains("1970-01-01T00:00:00Z -> 1970-01-01T00:00:01Z"), "{d}");
+        assert!(
+            d.contains("1970-01-01T00:00:00Z -> 1970-01-01T00:00:01Z"),
+            "{d}"
+        );
         assert!(d.contains("-\"old\"") && d.contains("+\"new\""), "{d}");
         assert!(diff(&Snapshot::of(&e), &e, false).is_empty());
     }

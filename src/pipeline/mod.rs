@@ -54,6 +54,11 @@ pub trait Stage: Send {
     fn uses_extracted(&self) -> bool {
         true
     }
+
+    /// Told once, at build: whether a later stage uses the extracted map
+    /// (a decoder then leaves its fields there, as Promtail's do; else it
+    /// saves the work).
+    fn downstream_uses_extracted(&mut self, _yes: bool) {}
 }
 
 /// A stage's output and the drop counters.
@@ -102,8 +107,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(stages: Vec<Box<dyn Stage>>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(mut stages: Vec<Box<dyn Stage>>, metrics: Arc<Metrics>) -> Self {
         let seed = stages.iter().any(|s| s.uses_extracted());
+        for i in 0..stages.len() {
+            let later = stages[i + 1..].iter().any(|s| s.uses_extracted());
+            stages[i].downstream_uses_extracted(later);
+        }
         Pipeline {
             stages,
             metrics,

@@ -25,6 +25,4 @@ mod tailer_tests;
 #[cfg(test)]
 mod testkit;
 
-pub use tailer::{
-    spawn_file_tailer, FileTarget, ScrapeJob, TailOptions, TargetFeed, TargetUpdate,
-};
+pub use tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions, TargetFeed, TargetUpdate};

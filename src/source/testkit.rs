@@ -124,8 +124,7 @@ impl Harness {
     pub fn set_targets(&self, targets: Vec<FileTarget>) {
         let r = self.run.as_ref().expect("running");
         assert!(
-            r.feed
-                .send(super::tailer::TargetUpdate { job: 0, targets }),
+            r.feed.send(super::tailer::TargetUpdate { job: 0, targets }),
             "tailer stopped"
         );
     }

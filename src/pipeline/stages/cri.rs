@@ -35,7 +35,7 @@
 
 use crate::entry::Entry;
 use crate::labels::LabelSet;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::{Ctx, Stage, Value};
 use crate::source::cri::{self, Stream};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -82,6 +82,9 @@ impl CriConfig {
 pub struct CriStage {
     labels: StreamLabels,
     joiner: Joiner,
+    /// A later stage reads the extracted map: leave `time`, `stream`,
+    /// `flags` and `content` there, as Promtail's cri stage does.
+    extract: bool,
 }
 
 impl CriStage {
@@ -100,6 +103,7 @@ impl CriStage {
         Ok(CriStage {
             labels: StreamLabels::default(),
             joiner: Joiner::new(max_pieces, truncate_at),
+            extract: false,
         })
     }
 
@@ -118,14 +122,27 @@ impl Stage for CriStage {
         false
     }
 
+    fn downstream_uses_extracted(&mut self, yes: bool) {
+        self.extract = yes;
+    }
+
     fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
         let (start, stream, partial, ts) = match cri::split(entry.line.as_bytes()) {
-            Ok(f) => (
-                f.content_start,
-                f.stream,
-                f.partial,
-                cri::parse_rfc3339(f.time),
-            ),
+            Ok(f) => {
+                if self.extract {
+                    let x = &mut entry.extracted;
+                    let text = |b: &[u8]| Value::from(String::from_utf8_lossy(b).into_owned());
+                    x.insert("time", text(f.time));
+                    x.insert("stream", Value::from(f.stream.as_str()));
+                    x.insert("flags", Value::from(if f.partial { "P" } else { "F" }));
+                }
+                (
+                    f.content_start,
+                    f.stream,
+                    f.partial,
+                    cri::parse_rfc3339(f.time),
+                )
+            }
             Err(_) => return ctx.emit(entry),
         };
         // `start` follows an ASCII space, so it is a char boundary.
@@ -134,11 +151,27 @@ impl Stage for CriStage {
             entry.timestamp = ts;
         }
         entry.labels = self.labels.get(&entry.labels, stream);
+        let from = ctx.out.len();
         self.joiner.push(entry, !partial, ctx);
+        self.set_content(ctx, from);
     }
 
     fn flush(&mut self, ctx: &mut Ctx) {
+        let from = ctx.out.len();
         self.joiner.flush(ctx);
+        self.set_content(ctx, from);
+    }
+}
+
+impl CriStage {
+    /// `content` of the entries emitted since `from`: the (joined) line.
+    fn set_content(&self, ctx: &mut Ctx, from: usize) {
+        if self.extract {
+            for e in &mut ctx.out[from..] {
+                let line = Value::from(e.line.as_str());
+                e.extracted.insert("content", line);
+            }
+        }
     }
 }
 

@@ -26,7 +26,7 @@
 
 use super::cri::{Joiner, StreamLabels};
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::{Ctx, Stage, Value};
 use crate::source::docker;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -45,6 +45,9 @@ pub struct DockerConfig {}
 pub struct DockerStage {
     labels: StreamLabels,
     joiner: Joiner,
+    /// A later stage reads the extracted map: leave `output`, `stream` and
+    /// `timestamp` there, as Promtail's docker stage does.
+    extract: bool,
 }
 
 impl DockerStage {
@@ -52,6 +55,7 @@ impl DockerStage {
         DockerStage {
             labels: StreamLabels::default(),
             joiner: Joiner::new(MAX_PIECES, 0),
+            extract: false,
         }
     }
 
@@ -78,18 +82,48 @@ impl Stage for DockerStage {
         let (timestamp, stream) = (d.timestamp, d.stream);
         let line = d.log.into_owned();
         let last = line.ends_with('\n');
+        if self.extract {
+            let mut ts = String::new();
+            timestamp.write_rfc3339_nano(&mut ts);
+            entry.extracted.insert("timestamp", Value::from(ts));
+            entry
+                .extracted
+                .insert("stream", Value::from(stream.as_str()));
+        }
         entry.line = line;
         entry.timestamp = timestamp;
         entry.labels = self.labels.get(&entry.labels, stream);
+        let from = ctx.out.len();
         self.joiner.push(entry, last, ctx);
+        self.set_output(ctx, from);
+    }
+
+    fn downstream_uses_extracted(&mut self, yes: bool) {
+        self.extract = yes;
     }
 
     fn tick(&mut self, now: Instant, ctx: &mut Ctx) {
+        let from = ctx.out.len();
         self.joiner.flush_older(now, MAX_WAIT, ctx);
+        self.set_output(ctx, from);
     }
 
     fn flush(&mut self, ctx: &mut Ctx) {
+        let from = ctx.out.len();
         self.joiner.flush(ctx);
+        self.set_output(ctx, from);
+    }
+}
+
+impl DockerStage {
+    /// `output` of the entries emitted since `from`: the (joined) line.
+    fn set_output(&self, ctx: &mut Ctx, from: usize) {
+        if self.extract {
+            for e in &mut ctx.out[from..] {
+                let line = Value::from(e.line.as_str());
+                e.extracted.insert("output", line);
+            }
+        }
     }
 }
 

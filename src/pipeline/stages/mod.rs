@@ -389,4 +389,44 @@ mod tests {
             e.ack.ack();
         }
     }
+
+    #[test]
+    fn decoders_leave_their_fields_for_later_stages_as_promtail() {
+        let run = |yaml: &str, lines: &[&str]| {
+            let v = parse(yaml).unwrap();
+            let mut p = build(&v, Arc::new(Metrics::new())).unwrap();
+            let mut out = Vec::new();
+            for l in lines {
+                let e = Entry::new(LabelSet::empty(), Timestamp(0), l.to_string(), Ack::none());
+                p.process(e, &mut out);
+            }
+            out
+        };
+        let out = run(
+            "- cri: {}\n- labels: {s: stream}\n- output: {source: content}\n",
+            &[
+                "2024-01-20T10:00:00.1Z stdout P one-",
+                "2024-01-20T10:00:00.2Z stdout F two",
+            ],
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].line, "one-two");
+        assert_eq!(out[0].labels.get("s"), Some("stdout"));
+        assert!(out[0].extracted.is_empty(), "cleared on the way out");
+        let out = run(
+            "- docker: {}\n- labels: {s: stream}\n- output: {source: output}\n",
+            &[r#"{"log":"hi\n","stream":"stderr","time":"2024-01-20T10:00:00Z"}"#],
+        );
+        assert_eq!(out[0].line, "hi\n");
+        assert_eq!(out[0].labels.get("s"), Some("stderr"));
+        let out = run(
+            "- cri: {}\n- labels: {f: flags, t: time}\n",
+            &["2024-01-20T10:00:00.1Z stdout F x"],
+        );
+        assert_eq!(out[0].labels.get("f"), Some("F"));
+        assert_eq!(out[0].labels.get("t"), Some("2024-01-20T10:00:00.1Z"));
+        // Alone, the decoders leave nothing (no work for nobody).
+        let out = run("- cri: {}\n", &["2024-01-20T10:00:00.1Z stdout F x"]);
+        assert!(out[0].extracted.is_empty());
+    }
 }
