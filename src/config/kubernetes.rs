@@ -68,7 +68,7 @@ pub struct SelectorConfig {
 }
 
 /// How to reach the API server: what both Kubernetes forms share.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApiAccess {
     pub api_server: Option<String>,
     pub kubeconfig_file: Option<PathBuf>,

@@ -465,7 +465,7 @@ impl Default for BackoffConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BasicAuth {
     pub username: String,
@@ -474,7 +474,7 @@ pub struct BasicAuth {
     pub username_file: Option<Unhonoured>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,

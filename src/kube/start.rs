@@ -91,11 +91,10 @@ pub fn plan(cfg: &Config, node: &str, metrics: &Metrics) -> Result<Plan, String>
         for sd in &sds {
             for spec in watch_specs(sd, node) {
                 let access = sd.access();
-                let key = (format!("{access:?}"), spec.clone());
                 let at = out
                     .watches
                     .iter()
-                    .position(|(a, s)| (format!("{a:?}"), s.clone()) == key);
+                    .position(|(a, s)| *a == access && *s == spec);
                 let idx = at.unwrap_or_else(|| {
                     out.watches.push((access, spec));
                     out.watches.len() - 1
@@ -206,16 +205,15 @@ impl Plan {
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
         let cache = PodCache::new();
         let mut tasks = Vec::new();
-        let mut clients: Vec<(String, ::kube::Client)> = Vec::new();
+        let mut clients: Vec<(&ApiAccess, ::kube::Client)> = Vec::new();
         tracing::info!(node = %self.node, watches = self.watches.len(),
             "kubernetes: watching this node's pods");
         for (source, (access, spec)) in self.watches.iter().enumerate() {
-            let key = format!("{access:?}");
-            let c = match clients.iter().find(|(k, _)| *k == key) {
+            let c = match clients.iter().find(|(a, _)| *a == access) {
                 Some((_, c)) => c.clone(),
                 None => {
                     let c = client(access).await?;
-                    clients.push((key, c.clone()));
+                    clients.push((access, c.clone()));
                     c
                 }
             };

@@ -1,10 +1,44 @@
 //! What several stages share: reading a stage's `source` (an extracted
-//! value, or the line itself), and Loki's rules for label names.
+//! value, or the line itself), Loki's rules for label names, and the list
+//! of label names `labelallow` and `labeldrop` take ([`NameList`]).
 //!
 //! Must never: allocate when the line itself is the source.
 
 use crate::entry::Entry;
+use serde::Deserialize;
 use std::borrow::Cow;
+
+/// A stage's list of label names (`- labelallow: [a, b]`). An empty map
+/// (`{}`) reads as an empty list, which [`NameList::required`] refuses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NameList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for NameList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            List(Vec<String>),
+            Map(std::collections::BTreeMap<String, serde::de::IgnoredAny>),
+        }
+        match Form::deserialize(d)? {
+            Form::List(l) => Ok(NameList(l)),
+            Form::Map(m) if m.is_empty() => Ok(NameList(Vec::new())),
+            Form::Map(_) => Err(serde::de::Error::custom("expected a list of label names")),
+        }
+    }
+}
+
+impl NameList {
+    /// The names of stage `stage`'s list; Promtail's error if it is absent
+    /// or empty.
+    pub fn required(c: Option<&NameList>, stage: &str) -> Result<Vec<Box<str>>, String> {
+        match c {
+            Some(c) if !c.0.is_empty() => Ok(c.0.iter().map(|n| n.as_str().into()).collect()),
+            _ => Err(format!("{stage} stage config cannot be empty")),
+        }
+    }
+}
 
 /// The text a stage with a `source` option works on: the extracted value
 /// `source` as a string (Promtail's `getString`), or the line when `source`

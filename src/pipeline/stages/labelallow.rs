@@ -18,41 +18,17 @@ use super::BuildCtx;
 use crate::entry::Entry;
 use crate::labels::LabelSet;
 use crate::pipeline::{Ctx, Stage};
-use serde::Deserialize;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
 
-/// `labelallow:` options: the label names to keep.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Config(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for Config {
-    /// A list of names; an empty map (`{}`) reads as an empty list, which
-    /// `build` refuses.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            List(Vec<String>),
-            Map(std::collections::BTreeMap<String, serde::de::IgnoredAny>),
-        }
-        match Form::deserialize(d)? {
-            Form::List(l) => Ok(Config(l)),
-            Form::Map(m) if m.is_empty() => Ok(Config(Vec::new())),
-            Form::Map(_) => Err(serde::de::Error::custom("expected a list of label names")),
-        }
-    }
-}
+/// `labelallow:` options: the label names.
+pub use super::common::NameList as Config;
 
 /// Builds the stage.
 pub fn build(c: Option<&Config>, _ctx: &BuildCtx) -> Result<Option<Box<dyn Stage>>, String> {
-    let names = c
-        .map(|c| c.0.clone())
-        .filter(|n| !n.is_empty())
-        .ok_or("labelallow stage config cannot be empty")?;
     Ok(Some(Box::new(LabelAllowStage {
-        names: names.into_iter().map(Into::into).collect(),
+        names: Config::required(c, "labelallow")?,
         cache: LabelCache::default(),
     })))
 }
