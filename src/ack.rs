@@ -316,6 +316,11 @@ impl Ack {
         self.charge = Some(charge);
     }
 
+    /// The tracker this ack belongs to (`None` for [`Ack::none`]).
+    pub fn tracker(&self) -> Option<&Arc<Tracker>> {
+        self.tracker.as_ref()
+    }
+
     /// True if this ack belongs to `tracker`.
     pub fn is_of(&self, tracker: &Arc<Tracker>) -> bool {
         self.tracker

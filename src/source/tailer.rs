@@ -224,6 +224,10 @@ struct Draining {
     fp: crate::positions::Fingerprint,
     /// Released, not finished: keep the position (see `tailer_targets.rs`).
     keep: bool,
+    /// Its job and named pipeline: a block a stage still holds is released
+    /// (on a tick) through that named pipeline.
+    job: usize,
+    pipe: Option<usize>,
 }
 
 struct Job {
@@ -789,9 +793,29 @@ impl Tailer {
     }
 
     fn tick(&mut self, now: Instant) -> Result<(), Stopped> {
-        for j in &mut self.jobs {
+        for (ji, j) in self.jobs.iter_mut().enumerate() {
             j.pipeline.tick(now, &mut self.outv);
-            self.backlog.extend(self.outv.drain(..));
+            if j.named.is_empty() || self.outv.is_empty() {
+                self.backlog.extend(self.outv.drain(..));
+            } else {
+                // Released by a job stage (a multiline block that timed
+                // out): on through its file's named pipeline, as if it had
+                // come out of `send`.
+                let pipes = pipes_by_tracker(ji, &self.files, &self.draining);
+                let released: Vec<Entry> = self.outv.drain(..).collect();
+                for e in released {
+                    let pipe = e
+                        .ack
+                        .tracker()
+                        .and_then(|t| pipes.get(&(Arc::as_ptr(t) as usize)))
+                        .and_then(|&p| j.named.get_mut(p));
+                    match pipe {
+                        Some((_, p)) => p.process(e, &mut self.outv),
+                        None => self.outv.push(e),
+                    }
+                    self.backlog.extend(self.outv.drain(..));
+                }
+            }
             for (_, p) in &mut j.named {
                 p.tick(now, &mut self.outv);
                 self.backlog.extend(self.outv.drain(..));
@@ -815,4 +839,22 @@ impl Tailer {
             tracing::warn!(file = %path.display(), reason, lost_bytes = bytes, "{what}");
         }
     }
+}
+
+/// The named pipeline of each file of job `job` that has one, keyed by its
+/// tracker (open files and those closed but not yet acknowledged).
+fn pipes_by_tracker(
+    job: usize,
+    files: &HashMap<FileId, Tailed>,
+    draining: &[Draining],
+) -> HashMap<usize, usize> {
+    let open = files
+        .values()
+        .filter(|f| f.job == job)
+        .filter_map(|f| Some((Arc::as_ptr(&f.tracker) as usize, f.pipe?)));
+    let closed = draining
+        .iter()
+        .filter(|d| d.job == job)
+        .filter_map(|d| Some((Arc::as_ptr(&d.tracker) as usize, d.pipe?)));
+    open.chain(closed).collect()
 }

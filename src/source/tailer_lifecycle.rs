@@ -250,6 +250,8 @@ impl Tailer {
             path: f.path.clone(),
             fp: f.fp,
             keep: false,
+            job: f.job,
+            pipe: f.pipe,
         });
         self.metrics.files_active_total.set(self.files.len() as i64);
         let (job, pipe) = (f.job, f.pipe);

@@ -174,3 +174,33 @@ fn late_target_catches_up_on_rotations_made_since_start() {
     let expect: Vec<&str> = all.iter().map(String::as_str).collect();
     assert_eq!(order, expect);
 }
+
+#[test]
+fn a_block_released_on_a_tick_still_runs_the_files_named_pipeline() {
+    // The job's multiline stage holds a file's last block until
+    // max_wait_time passes; released on a tick, it must still go through
+    // the named pipeline of the file's target, like the blocks before it.
+    let mut h = dynamic();
+    h.stages = Some((
+        "- multiline: {firstline: '^START', max_wait_time: 200ms}\n".into(),
+        vec![("tag".into(), "- static_labels: {app: tagged}\n".into())],
+    ));
+    let p = pod_dir(&h).join("0.log");
+    write_lines(
+        &p,
+        &[
+            "START a".into(),
+            " a1".into(),
+            "START b".into(),
+            " b1".into(),
+        ],
+    );
+    h.start();
+    let mut t = h.target(&[("app", "web")]);
+    t.pipeline = Some("tag".into());
+    h.set_targets(vec![t]);
+    let blocks = vec!["START a\n a1".to_string(), "START b\n b1".to_string()];
+    h.wait_received(&blocks);
+    assert_once(&h, &blocks);
+    assert_eq!(apps(&h, &blocks), ["tagged", "tagged"]);
+}

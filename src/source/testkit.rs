@@ -83,6 +83,9 @@ pub struct Harness {
     /// The job's targets come as updates ([`Harness::set_targets`]), as
     /// from the Kubernetes API; it starts with none.
     pub dynamic: bool,
+    /// The job's `pipeline_stages` and its named pipelines, as YAML (none:
+    /// no stages).
+    pub stages: Option<(String, Vec<(String, String)>)>,
 }
 
 impl Harness {
@@ -106,6 +109,7 @@ impl Harness {
             released: Arc::new(AtomicBool::new(false)),
             budget: 1 << 20,
             dynamic: false,
+            stages: None,
         }
     }
 
@@ -118,6 +122,13 @@ impl Harness {
             labels: LabelSet::new(l),
             ..FileTarget::default()
         }
+    }
+
+    fn pipeline(&self, yaml: &str) -> Pipeline {
+        let de = serde_yaml_ng::Deserializer::from_str(yaml);
+        let stages: Vec<crate::pipeline::stages::StageConfig> =
+            serde_yaml_ng::with::singleton_map_recursive::deserialize(de).unwrap();
+        crate::pipeline::stages::build(&stages, self.metrics.clone()).unwrap()
     }
 
     /// Hands the running tailer a new target set (dynamic harness).
@@ -171,8 +182,13 @@ impl Harness {
             } else {
                 vec![self.target(&[])]
             },
-            pipeline: Pipeline::new(vec![], self.metrics.clone()),
-            named: Vec::new(),
+            pipeline: self.pipeline(self.stages.as_ref().map_or("[]", |s| &s.0)),
+            named: self.stages.as_ref().map_or(Vec::new(), |(_, named)| {
+                named
+                    .iter()
+                    .map(|(n, y)| (n.clone(), self.pipeline(y)))
+                    .collect()
+            }),
             dynamic: self.dynamic,
         };
         let (tailer, feed) = spawn_file_tailer(

@@ -263,7 +263,7 @@ impl Joiner {
             line,
             metadata,
             ack,
-            extracted: _,
+            extracted,
         } = entry;
         if let Err(ack) = h.entry.ack.merge(ack) {
             // Another tracker (the file was replaced): release what is held
@@ -271,8 +271,12 @@ impl Joiner {
             ctx.emit(h.entry);
             let mut e = Entry::new(labels, timestamp, line, ack);
             e.metadata = metadata;
+            e.extracted = extracted;
             return self.push(e, last, ctx);
         }
+        // The joined entry is the last piece's, as Promtail's (its time,
+        // flags, stream), with the lines before it in front.
+        h.entry.extracted = extracted;
         if !h.truncated {
             h.truncated = append_limited(&mut h.entry.line, &line, self.truncate_at);
         }

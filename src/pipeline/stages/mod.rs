@@ -425,6 +425,18 @@ mod tests {
         );
         assert_eq!(out[0].labels.get("f"), Some("F"));
         assert_eq!(out[0].labels.get("t"), Some("2024-01-20T10:00:00.1Z"));
+        // A joined line's time and flags are its last piece's, as Promtail's.
+        let out = run(
+            "- cri: {}\n- labels: {f: flags, t: time}\n",
+            &[
+                "2024-01-20T10:00:00.1Z stdout P a",
+                "2024-01-20T10:00:00.2Z stdout P b",
+                "2024-01-20T10:00:00.3Z stdout F c",
+            ],
+        );
+        assert_eq!(out[0].line, "abc");
+        assert_eq!(out[0].labels.get("f"), Some("F"));
+        assert_eq!(out[0].labels.get("t"), Some("2024-01-20T10:00:00.3Z"));
         // Alone, the decoders leave nothing (no work for nobody).
         let out = run("- cri: {}\n", &["2024-01-20T10:00:00.1Z stdout F x"]);
         assert!(out[0].extracted.is_empty());
