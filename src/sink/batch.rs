@@ -131,6 +131,51 @@ impl Batch {
         self.streams.into_iter().flat_map(|s| s.entries)
     }
 
+    /// Entries carrying structured metadata.
+    pub fn with_metadata(&self) -> usize {
+        self.streams
+            .iter()
+            .map(|s| s.entries.iter().filter(|e| !e.metadata.is_empty()).count())
+            .sum()
+    }
+
+    /// Removes every entry's structured metadata (the tenant's Loki refuses
+    /// it). Returns (entries that had some, bytes removed).
+    pub fn strip_metadata(&mut self) -> (usize, usize) {
+        let (mut n, mut removed) = (0, 0);
+        for e in self.streams.iter_mut().flat_map(|s| s.entries.iter_mut()) {
+            if !e.metadata.is_empty() {
+                n += 1;
+                removed += e
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>();
+                e.metadata = Vec::new();
+            }
+        }
+        self.bytes -= removed;
+        (n, removed)
+    }
+
+    /// Moves the entries that carry structured metadata into a new batch of
+    /// the same tenant (streams and order kept); `self` keeps the others.
+    pub fn split_off_metadata(&mut self) -> Batch {
+        let mut out = Batch::new(self.tenant.clone(), self.created);
+        let mut kept = Batch::new(self.tenant.clone(), self.created);
+        for s in std::mem::take(&mut self.streams) {
+            for e in s.entries {
+                if e.metadata.is_empty() {
+                    kept.add(&s.key, e);
+                } else {
+                    out.add(&s.key, e);
+                }
+            }
+        }
+        *self = kept;
+        out
+    }
+
     /// Settles every entry: Loki accepted the batch, or it was dropped and
     /// counted.
     pub fn ack_all(self) {
@@ -338,5 +383,42 @@ mod tests {
         let out = b.expired(t0 + Duration::from_secs(10));
         assert_eq!(out[0].tenant(), Some("t1"));
         assert_eq!(b.pending(), 0);
+    }
+
+    #[test]
+    fn metadata_entries_split_off_in_order_and_strip_keeps_the_size_right() {
+        let md = |line: &str| {
+            let mut e = entry(line);
+            e.metadata = vec![("trace_id".into(), "ab".into())];
+            e
+        };
+        let mut b = Batch::new(Some("t".into()), Instant::now());
+        b.add(&key("a"), md("a1"));
+        b.add(&key("a"), entry("a2"));
+        b.add(&key("b"), entry("b1"));
+        b.add(&key("a"), md("a3"));
+        assert_eq!(b.with_metadata(), 2);
+        let mut m = b.split_off_metadata();
+        assert_eq!(
+            lines(&b),
+            [
+                ("{app=\"a\"}".to_string(), vec!["a2".to_string()]),
+                ("{app=\"b\"}".to_string(), vec!["b1".to_string()])
+            ]
+        );
+        assert_eq!((b.len(), b.size_bytes()), (2, 4));
+        assert_eq!(
+            lines(&m),
+            [(
+                "{app=\"a\"}".to_string(),
+                vec!["a1".to_string(), "a3".to_string()]
+            )]
+        );
+        assert_eq!(
+            (m.len(), m.size_bytes(), m.tenant()),
+            (2, 4 + 2 * 10, Some("t"))
+        );
+        assert_eq!(m.strip_metadata(), (2, 20));
+        assert_eq!((m.with_metadata(), m.size_bytes()), (0, 4));
     }
 }

@@ -34,7 +34,9 @@
 //! Must never: ack an entry Loki has not accepted unless the drop is counted;
 //! have two requests of one tenant in flight; block a thread.
 
-use super::backoff::{classify, exhausted_reason, Backoff, Outcome, Verdict};
+use super::backoff::{
+    classify, exhausted_reason, Backoff, Outcome, Verdict, REASON_INGESTER_ERROR,
+};
 use super::batch::{Batch, Batcher};
 use super::encode::Encoder;
 use super::http::{host_label, parse_url, Pusher};
@@ -313,6 +315,7 @@ impl SenderFactory {
             backoff: self.backoff.clone(),
             drop_rate_limited: self.drop_rate_limited,
             deadline: self.deadline_tx.subscribe(),
+            no_metadata: false,
         };
         tokio::spawn(sender.run(rx))
     }
@@ -660,7 +663,18 @@ enum Fate {
     Accepted,
     Dropped(&'static str),
     Abandoned,
+    /// 400: the tenant's Loki refuses structured metadata. It stored the
+    /// entries without any and refused, one by one, those with some.
+    MetadataRefused,
 }
+
+/// Loki's message for an entry with structured metadata when the tenant's
+/// `limits_config.allow_structured_metadata` is false (Loki 2.x, or Loki 3
+/// on a schema before v13).
+const METADATA_DISALLOWED: &str = "includes structured metadata, but this feature is disallowed";
+
+/// Mutation reason: structured metadata removed because Loki refuses it.
+const REASON_METADATA_REFUSED: &str = "structured_metadata_disallowed";
 
 struct Sender {
     pusher: Pusher,
@@ -671,6 +685,8 @@ struct Sender {
     deadline: watch::Receiver<Option<Instant>>,
     /// What the batcher watches to pace itself on this sender.
     pace: Arc<Pace>,
+    /// The tenant's Loki refused structured metadata: send lines without it.
+    no_metadata: bool,
 }
 
 /// A sender's state as its batcher sees it: batches queued and not taken
@@ -715,16 +731,45 @@ impl Pace {
 impl Sender {
     async fn run<R: BatchSource>(mut self, mut brx: R) {
         let mut rng = rand::rngs::SmallRng::from_os_rng();
-        while let Some(batch) = brx.recv().await {
+        while let Some(mut batch) = brx.recv().await {
             self.pace.taken();
-            let fate = if self.deadline.borrow().is_some_and(|d| Instant::now() >= d) {
+            if self.no_metadata {
+                self.strip_metadata(&mut batch);
+            }
+            let mut fate = if self.deadline.borrow().is_some_and(|d| Instant::now() >= d) {
                 Fate::Abandoned
             } else {
                 self.deliver(&batch, &mut rng).await
             };
+            if let Fate::MetadataRefused = fate {
+                // Loki stored the lines without structured metadata; send
+                // the refused ones again without it, and every line after.
+                let mut refused = batch.split_off_metadata();
+                batch.ack_all();
+                self.no_metadata = true;
+                tracing::error!(
+                    host = %self.metrics.host,
+                    tenant = refused.tenant().unwrap_or(""),
+                    "Loki refuses structured metadata (limits_config.allow_structured_metadata is false, or a schema before v13): lines are sent WITHOUT it from now on (trace_id, span_id, pod_uid, structured_metadata stages); allow it in Loki to keep them"
+                );
+                self.strip_metadata(&mut refused);
+                batch = refused;
+                fate = self.deliver(&batch, &mut rng).await;
+            }
             let tenant = batch.tenant().map(str::to_string);
             match fate {
                 Fate::Accepted => batch.ack_all(),
+                Fate::MetadataRefused => {
+                    // Not after stripping; counted as any other 400.
+                    let bytes = batch.size_bytes() as u64;
+                    self.metrics.dropped(
+                        tenant.as_deref(),
+                        REASON_INGESTER_ERROR,
+                        batch.len() as u64,
+                        bytes,
+                    );
+                    batch.ack_all();
+                }
                 Fate::Dropped(reason) => {
                     let bytes = batch.size_bytes() as u64;
                     self.metrics
@@ -741,6 +786,24 @@ impl Sender {
                     drop(batch);
                 }
             }
+        }
+    }
+
+    /// Removes `batch`'s structured metadata, counted as a mutation.
+    fn strip_metadata(&self, batch: &mut Batch) {
+        let (n, bytes) = batch.strip_metadata();
+        if n > 0 {
+            let l = self.metrics.htr(batch.tenant(), REASON_METADATA_REFUSED);
+            self.metrics
+                .m
+                .mutated_entries_total
+                .get_or_create(&l)
+                .inc_by(n as u64);
+            self.metrics
+                .m
+                .mutated_bytes_total
+                .get_or_create(&l)
+                .inc_by(bytes as u64);
         }
     }
 
@@ -772,6 +835,15 @@ impl Sender {
                     self.metrics.sent_entries.inc_by(batch.len() as u64);
                     self.metrics.stream_lag(batch);
                     return Fate::Accepted;
+                }
+                Verdict::Drop(_)
+                    if status == 400
+                        && !self.no_metadata
+                        && detail.contains(METADATA_DISALLOWED)
+                        && batch.with_metadata() > 0 =>
+                {
+                    self.pace.retrying(false);
+                    return Fate::MetadataRefused;
                 }
                 Verdict::Drop(reason) => {
                     self.pace.retrying(false);

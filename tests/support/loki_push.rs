@@ -709,6 +709,11 @@ fn validate_entry(
         ));
     }
     if !e.metadata.is_empty() {
+        if !opts.allow_structured_metadata {
+            return Err(format!(
+                "stream '{canonical}' includes structured metadata, but this feature is disallowed. Please see `limits_config.allow_structured_metadata` or contact your Loki administrator to enable it."
+            ));
+        }
         let size: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         if size > MAX_STRUCTURED_METADATA_SIZE {
             return Err(format!(

@@ -96,6 +96,10 @@ pub struct Options {
     /// push's wall-clock arrival time; None = off (default). For benches that
     /// check every line and measure latency without keeping entries.
     pub observer: Option<Observer>,
+    /// Loki's `limits_config.allow_structured_metadata` (default true; false
+    /// in Loki 2.x and in Loki 3 on schemas before v13): entries carrying
+    /// structured metadata are refused one by one, the rest stored.
+    pub allow_structured_metadata: bool,
 }
 
 /// A per-push callback: `(accepted entries, arrival time in ns since the Unix
@@ -130,6 +134,7 @@ impl Default for Options {
             reject_old_samples_max_age: None,
             creation_grace_period: None,
             observer: None,
+            allow_structured_metadata: true,
         }
     }
 }

@@ -1,4 +1,3 @@
-
 //! Expected values are Prometheus's documented behaviour worked out by
 //! hand (the MD5 digests come from `md5sum`), not output of this code.
 
