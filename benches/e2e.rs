@@ -34,6 +34,8 @@ mod agent;
 mod check;
 #[path = "support/gen.rs"]
 mod gen;
+#[path = "support/machine.rs"]
+mod machine;
 #[path = "../tests/support/receiver.rs"]
 mod receiver;
 #[path = "support/report.rs"]
@@ -49,8 +51,9 @@ use serde_json::{json, Value};
 
 use agent::{Agent, Usage};
 use check::Checker;
+use machine::{machine, sh};
 use receiver::{Observer, Options, Receiver};
-use report::{f, machine, print_table, sh, verdict};
+use report::{f, print_table, verdict};
 
 const MIB: f64 = 1024.0 * 1024.0;
 const TARGET_MIB_PER_CORE: f64 = 200.0;

@@ -1,50 +1,17 @@
-//! The e2e bench's report: machine description, git state and the table.
+//! The e2e bench's report: the table (the machine and git state come from
+//! machine.rs).
 //!
 //! Design: everything reads the one JSON object the bench writes, so the
 //! table and bench-results/e2e.json can never disagree.
 //!
 //! Must never: fail the run; a missing figure prints as NaN.
 
-use serde_json::{json, Value};
-use std::fs;
-use std::process::Command;
+use serde_json::Value;
 
 use super::{
     TARGET_MIB_PER_CORE, TARGET_MIB_PER_CORE_MANY, TARGET_P99_MS, TARGET_RSS_MIB,
     TARGET_RSS_MIB_SPOOL,
 };
-
-pub fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-pub fn machine() -> Value {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_default();
-    let mem_kib: u64 = fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    json!({
-        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "cpu_model": model,
-        "kernel": fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-        "mem_gib": mem_kib as f64 / 1024.0 / 1024.0,
-    })
-}
 
 pub fn f(v: &Value, path: &[&str]) -> f64 {
     let mut cur = v;

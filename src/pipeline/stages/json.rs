@@ -119,7 +119,11 @@ impl JsonStage {
         let doc = parse_document(input)?;
         let mut found = Vec::with_capacity(self.expressions.0.len());
         for (i, (_, expr)) in self.expressions.0.iter().enumerate() {
-            if let Ok(r) = expr.search(Rcvar::clone(&doc)) {
+            // Not `expr.search(doc)`: without the crate's nightly-only
+            // `specialized` feature, `search` rebuilds the whole document
+            // through serde for every expression (4 expressions: 4 copies).
+            let mut ctx = jmespath::Context::new(expr.as_str(), &jmespath::DEFAULT_RUNTIME);
+            if let Ok(r) = jmespath::interpret(&doc, expr.as_ast(), &mut ctx) {
                 found.push((i, to_value(&r)));
             }
         }

@@ -155,32 +155,47 @@ pub(super) fn write_json_string(out: &mut String, s: &str, flavor: JsonFlavor) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let html = flavor != JsonFlavor::GoJsonRaw;
     out.push('"');
+    // Byte by byte: every byte that needs escaping is ASCII, or the lead
+    // byte of U+2028/U+2029 (E2 80 A8/A9), so the cuts fall on char
+    // boundaries; the runs in between are copied whole.
+    let b = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let esc: Option<&str> = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            '\u{8}' if flavor != JsonFlavor::Jsoniter => Some("\\b"),
-            '\u{c}' if flavor != JsonFlavor::Jsoniter => Some("\\f"),
-            '\u{2028}' => Some("\\u2028"),
-            '\u{2029}' => Some("\\u2029"),
-            c if (c as u32) < 0x20 || (html && matches!(c, '<' | '>' | '&')) => None,
-            _ => continue,
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let (esc, width): (Option<&str>, usize) = match c {
+            b'"' => (Some("\\\""), 1),
+            b'\\' => (Some("\\\\"), 1),
+            b'\n' => (Some("\\n"), 1),
+            b'\r' => (Some("\\r"), 1),
+            b'\t' => (Some("\\t"), 1),
+            8 if flavor != JsonFlavor::Jsoniter => (Some("\\b"), 1),
+            12 if flavor != JsonFlavor::Jsoniter => (Some("\\f"), 1),
+            0xE2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xA8 | 0xA9)) => {
+                let e = if b[i + 2] == 0xA8 {
+                    "\\u2028"
+                } else {
+                    "\\u2029"
+                };
+                (Some(e), 3)
+            }
+            c if c < 0x20 || (html && matches!(c, b'<' | b'>' | b'&')) => (None, 1),
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&s[start..i]);
         match esc {
             Some(e) => out.push_str(e),
             None => {
-                let b = c as u8;
                 out.push_str("\\u00");
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 0xf)] as char);
+                out.push(HEX[usize::from(c >> 4)] as char);
+                out.push(HEX[usize::from(c & 0xf)] as char);
             }
         }
-        start = i + c.len_utf8();
+        i += width;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
