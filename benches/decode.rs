@@ -2,7 +2,10 @@
 //! and partial-line reassembly through the `cri` stage. Throughput is in
 //! bytes of input lines. Kept short (`cargo bench --bench decode` < 1 min).
 
+#[path = "support/stage.rs"]
+mod stage_support;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use stage_support::run;
 use std::hint::black_box;
 use std::time::Duration;
 use tailtrace::ack::Ack;
@@ -10,7 +13,6 @@ use tailtrace::entry::{Entry, Timestamp};
 use tailtrace::labels::LabelSet;
 use tailtrace::metrics::Metrics;
 use tailtrace::pipeline::stages::{CriConfig, CriStage, DockerConfig, DockerStage};
-use tailtrace::pipeline::{Ctx, Stage};
 use tailtrace::source::{cri, docker};
 
 const CONTENT: &str = "level=info ts=2024-01-20T10:00:00.123Z caller=main.go:42 msg=\"request served\" \
@@ -46,26 +48,6 @@ fn decoders(c: &mut Criterion) {
         b.iter(|| docker::decode(black_box(line.as_bytes())).map(|l| l.log.len()))
     });
     g.finish();
-}
-
-/// Runs `lines` through `stage` as entries; returns how many came out.
-fn run(
-    stage: &mut dyn Stage,
-    entries: Vec<Entry>,
-    metrics: &Metrics,
-    out: &mut Vec<Entry>,
-) -> usize {
-    {
-        let mut ctx = Ctx::new(out, metrics);
-        for e in entries {
-            stage.process(e, &mut ctx);
-        }
-    }
-    let n = out.len();
-    for e in out.drain(..) {
-        e.ack.ack();
-    }
-    n
 }
 
 fn stages(c: &mut Criterion) {

@@ -113,6 +113,10 @@ pub struct Metrics {
     /// Pod log directories shipped with only the labels their path gives
     /// (no metadata from the API in time).
     pub kubernetes_pods_without_metadata_total: Counter,
+    // --- trace context ---
+    /// Lines the `trace` stage looked at (labels: job, result = found |
+    /// missing): how much of the logging carries trace IDs.
+    pub trace_context_lines_total: CounterF,
 }
 
 impl Default for Metrics {
@@ -171,6 +175,7 @@ impl Metrics {
             kubernetes_watch_errors_total: reg!("tailtrace_kubernetes_watch_errors", "Failed list/watch calls to the Kubernetes API server, by reason.", CounterF::default()),
             kubernetes_pods: reg!("tailtrace_kubernetes_pods", "Pods of this node known from the Kubernetes API.", Gauge::default()),
             kubernetes_pods_without_metadata_total: reg!("tailtrace_kubernetes_pods_without_metadata", "Pod log directories shipped with only the labels their path gives, because the API did not describe the pod in time.", Counter::default()),
+            trace_context_lines_total: reg!("tailtrace_trace_context_lines", "Lines the trace stage looked at, by job and whether they carried a trace ID (result: found or missing).", CounterF::default()),
             lost_files_total: reg!("tailtrace_lost_files", "Files or spool chunks whose data was gone before it could be read and shipped, by reason.", CounterF::default()),
             registry: r,
             builtin,

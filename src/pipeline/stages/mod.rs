@@ -34,6 +34,7 @@ pub mod tenant;
 #[cfg(test)]
 pub(crate) mod test_harness;
 pub mod timestamp;
+pub mod trace;
 
 use crate::config::Unhonoured;
 use crate::metrics::Metrics;
@@ -75,12 +76,15 @@ pub enum StageConfig {
     Metrics(Option<metrics::Config>),
     Match(Option<r#match::Config>),
     Drop(Option<drop::Config>),
+    /// tailtrace's own: trace context → structured metadata.
+    Trace(Option<trace::Config>),
     // Promtail stages tailtrace does not implement: accepted and reported.
     Geoip(Unhonoured),
     Eventlogmessage(Unhonoured),
 }
 
-/// Every stage name Promtail knows, as written in YAML.
+/// Every stage name Promtail knows, as written in YAML, and tailtrace's own
+/// (`trace`).
 pub const STAGE_NAMES: &[&str] = &[
     "cri",
     "docker",
@@ -107,6 +111,7 @@ pub const STAGE_NAMES: &[&str] = &[
     "match",
     "drop",
     "eventlogmessage",
+    "trace",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -147,6 +152,7 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "metrics" => StageConfig::Metrics(m.next_value()?),
                     "match" => StageConfig::Match(m.next_value()?),
                     "drop" => StageConfig::Drop(m.next_value()?),
+                    "trace" => StageConfig::Trace(m.next_value()?),
                     "geoip" => StageConfig::Geoip(m.next_value()?),
                     "eventlogmessage" => StageConfig::Eventlogmessage(m.next_value()?),
                     other => return Err(de::Error::unknown_variant(other, STAGE_NAMES)),
@@ -191,6 +197,7 @@ impl StageConfig {
             StageConfig::Metrics(_) => "metrics",
             StageConfig::Match(_) => "match",
             StageConfig::Drop(_) => "drop",
+            StageConfig::Trace(_) => "trace",
             StageConfig::Eventlogmessage(_) => "eventlogmessage",
         }
     }
@@ -220,6 +227,7 @@ impl StageConfig {
             StageConfig::Metrics(_) => metrics::HONOURED,
             StageConfig::Match(_) => r#match::HONOURED,
             StageConfig::Drop(_) => drop::HONOURED,
+            StageConfig::Trace(_) => trace::HONOURED,
             StageConfig::Geoip(_) | StageConfig::Eventlogmessage(_) => false,
         };
         (!honoured).then(|| self.name())
@@ -255,6 +263,7 @@ impl StageConfig {
             StageConfig::Metrics(c) => metrics::build(c.as_ref(), ctx)?,
             StageConfig::Match(c) => r#match::build(c.as_ref(), ctx)?,
             StageConfig::Drop(c) => drop::build(c.as_ref(), ctx)?,
+            StageConfig::Trace(c) => trace::build(c.as_ref(), ctx)?,
             StageConfig::Geoip(_) | StageConfig::Eventlogmessage(_) => None,
         })
     }
