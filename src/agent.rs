@@ -65,11 +65,18 @@ pub fn build_jobs(
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
         // `kubernetes_pods` without pipeline_stages: `- cri: {}`.
         let cri = [stages::StageConfig::Cri(None)];
-        let own = match &sc.kubernetes_pods {
-            Some(_) if sc.pipeline_stages.is_empty() => &cri[..],
-            _ => &sc.pipeline_stages[..],
+        let mut own = match &sc.kubernetes_pods {
+            Some(_) if sc.pipeline_stages.is_empty() => cri.to_vec(),
+            _ => sc.pipeline_stages.clone(),
         };
-        let pipeline = stages::build(own, metrics.clone())
+        // Trace context on pod logs, unless the job decides (`trace_context`).
+        if cfg
+            .trace_context
+            .applies_to(sc, &cfg.kubernetes.pod_logs_path)
+        {
+            own = cfg.trace_context.insert_into(&own);
+        }
+        let pipeline = stages::build(&own, metrics.clone())
             .map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
         let named = match &sc.kubernetes_pods {
             Some(kp) => {

@@ -20,7 +20,7 @@ mod kube_api;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{cri_line, wait, Agent, PodLog, Setup};
+use agent::{cri_line, now_ns, wait, Agent, PodLog, Setup};
 use kube_api::{pod_json, KubeApi};
 use receiver::{Received, Receiver};
 use std::collections::BTreeMap;
@@ -74,10 +74,7 @@ fn pod(name: &str, node: &str, labels: &[(&str, &str)]) -> serde_json::Value {
 }
 
 fn write(log: &mut PodLog, prefix: &str, n: usize) -> Vec<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
+    let now = now_ns();
     let mut out = Vec::new();
     for i in 0..n {
         let line = format!("{prefix}-{i:05}");

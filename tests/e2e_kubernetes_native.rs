@@ -11,7 +11,7 @@ mod kube_api;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{cri_line, wait, Agent, PodLog, Setup};
+use agent::{cri_line, now_ns, wait, Agent, PodLog, Setup};
 use kube_api::{pod_json, KubeApi};
 use receiver::Receiver;
 use std::time::Duration;
@@ -20,10 +20,7 @@ const NODE: &str = "node-a";
 const GIVE_UP: Duration = Duration::from_secs(60);
 
 fn write(log: &mut PodLog, prefix: &str, n: usize) -> Vec<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
+    let now = now_ns();
     (0..n)
         .map(|i| {
             let line = format!("{prefix}-{i:05}");

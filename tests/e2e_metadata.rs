@@ -10,7 +10,7 @@ mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{cri_line, wait, Agent, PodLog, Setup};
+use agent::{cri_line, now_ns, wait, Agent, PodLog, Setup};
 use receiver::{Options, Receiver};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,10 +31,7 @@ fn lines_refused_for_their_structured_metadata_are_sent_again_without_it_once() 
     let mut log = PodLog::create(&s.logs, "app", "main");
     let agent = Agent::start(&dir, &s);
     assert!(agent.wait_ready(GIVE_UP), "{}", agent.log());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
+    let now = now_ns();
     let mut want = Vec::new();
     for round in 0..3 {
         for i in 0..100 {

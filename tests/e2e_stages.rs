@@ -9,7 +9,7 @@ mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{cri_line, wait, Agent, PodLog, Setup};
+use agent::{cri_line, now_ns, wait, Agent, PodLog, Setup};
 use receiver::Receiver;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -17,10 +17,7 @@ use std::time::Duration;
 const GIVE_UP: Duration = Duration::from_secs(120);
 
 fn write(log: &mut PodLog, prefix: &str, n: usize) -> Vec<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
+    let now = now_ns();
     (0..n)
         .map(|i| {
             let line = format!("{prefix}-{i:05}");

@@ -21,6 +21,7 @@ pub mod envsubst;
 pub mod flags;
 pub mod kubernetes;
 pub mod load;
+pub mod trace_context;
 pub mod unhonoured;
 pub mod validate;
 
@@ -210,6 +211,9 @@ pub struct Config {
     /// tailtrace: how pods' log directories meet the API's metadata.
     #[serde(deserialize_with = "nullable")]
     pub kubernetes: kubernetes::KubernetesOptions,
+    /// tailtrace: trace-ID detection on pod logs, pod_uid metadata.
+    #[serde(deserialize_with = "nullable")]
+    pub trace_context: trace_context::TraceContextConfig,
     pub global: Option<Unhonoured>,
     /// Index in `clients` of the client that came from the deprecated
     /// `client:` block (or `-client.url`); errors name it `client`.

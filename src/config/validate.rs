@@ -123,6 +123,13 @@ impl Config {
                 return err("wal.chunk_wait".into(), "must be greater than 0".into());
             }
         }
+        if self.trace_context.enabled {
+            let stage = self.trace_context.stage();
+            let counters = crate::metrics::CounterF::default();
+            if let Err(e) = crate::pipeline::stages::trace::TraceStage::new(&stage, counters) {
+                return err("trace_context".into(), e);
+            }
+        }
         let mut names: HashMap<&str, usize> = HashMap::new();
         for (i, c) in self.clients.iter().enumerate() {
             if let Some(n) = c.name.as_deref().filter(|n| !n.is_empty()) {

@@ -448,6 +448,15 @@ fn expected(want: &[Want]) -> Vec<Got> {
 /// The chart's job, as the agent on `node` runs it, over `pods` (listed
 /// once by its watch); the targets sorted.
 fn compute(pods: &[Pod], node: &str) -> (Vec<Got>, Dropped) {
+    let (targets, dropped) = compute_targets(pods, node, false);
+    let mut got: Vec<Got> = targets.iter().map(as_got).collect();
+    got.sort();
+    (got, dropped)
+}
+
+/// [`compute`]'s targets as they are, with `trace_context.pod_uid` set or
+/// not.
+fn compute_targets(pods: &[Pod], node: &str, pod_uid: bool) -> (Vec<FileTarget>, Dropped) {
     let cfg = chart();
     let sc = &cfg.scrape_configs[0];
     let relabel = Relabeler::new(&sc.relabel_configs)
@@ -456,7 +465,8 @@ fn compute(pods: &[Pod], node: &str) -> (Vec<Got>, Dropped) {
     // extension for pods the API has not described) can join in.
     let logs = tempfile::tempdir().expect("a temporary directory");
     let job = JobTargets::new(0, &sc.job_name, &[], relabel, vec![0], node)
-        .with_pod_logs(logs.path(), Duration::from_secs(30));
+        .with_pod_logs(logs.path(), Duration::from_secs(30))
+        .with_pod_uid(pod_uid);
     let cache = PodCache::new();
     cache.add_source(0);
     let now = Instant::now();
@@ -465,10 +475,7 @@ fn compute(pods: &[Pod], node: &str) -> (Vec<Got>, Dropped) {
         .map(|p| PodInfo::from_pod(p).expect("fixture pods have a UID"))
         .collect();
     cache.replace(0, infos, now);
-    let (targets, dropped) = job.compute(&cache, &mut DirWatch::default(), now, &Metrics::new());
-    let mut got: Vec<Got> = targets.iter().map(as_got).collect();
-    got.sort();
-    (got, dropped)
+    job.compute(&cache, &mut DirWatch::default(), now, &Metrics::new())
 }
 
 fn as_got(t: &FileTarget) -> Got {
@@ -560,4 +567,24 @@ fn all_fixture_pods_together_on_a_node_hosting_none() {
     assert_eq!(want.len(), 13);
     assert_eq!(got, want);
     assert_eq!(dropped, dropped_exists(3));
+}
+
+#[test]
+fn pod_uid_becomes_structured_metadata_of_every_target_when_asked() {
+    let cases = cases();
+    let pods: Vec<Pod> = cases.iter().map(|c| fixture(c.fixture)).collect();
+    let (targets, _) = compute_targets(&pods, OTHER_NODE, true);
+    assert_eq!(targets.len(), 13);
+    for t in &targets {
+        let pod = t.labels.get("pod").expect("every chart target has `pod`");
+        let p = pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(pod))
+            .expect("the target's pod");
+        let uid = p.metadata.uid.clone().expect("fixture pods have a UID");
+        assert_eq!(t.metadata, [("pod_uid".to_string(), uid)], "{pod}");
+        assert_eq!(t.labels.get("pod_uid"), None, "metadata, never a label");
+    }
+    let (targets, _) = compute_targets(&pods, OTHER_NODE, false);
+    assert!(targets.iter().all(|t| t.metadata.is_empty()));
 }

@@ -113,7 +113,8 @@ pub fn plan(cfg: &Config, node: &str, metrics: &Metrics) -> Result<Plan, String>
         );
         let mut jt = JobTargets::new(i, &sc.job_name, &statics, relabel, sources, node)
             .with_pod_logs(&opts.pod_logs_path, opts.metadata_wait)
-            .with_dir_scope(scope);
+            .with_dir_scope(scope)
+            .with_pod_uid(cfg.trace_context.pod_uid);
         if let Some(kp) = &sc.kubernetes_pods {
             jt = jt.with_native(NativeRules::new(kp, &opts.pod_logs_path));
         }

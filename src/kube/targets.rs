@@ -101,6 +101,9 @@ pub struct JobTargets {
     dir_scope: DirScope,
     metadata_wait: Duration,
     node: String,
+    /// `kubernetes_sd_configs` pods' lines get `pod_uid` structured metadata
+    /// (`trace_context.pod_uid`).
+    pod_uid: bool,
 }
 
 /// What one computation dropped, by Promtail's reason.
@@ -149,7 +152,15 @@ impl JobTargets {
             dir_scope: DirScope::All,
             metadata_wait: Duration::from_secs(30),
             node: node.to_string(),
+            pod_uid: false,
         }
+    }
+
+    /// Puts `pod_uid` structured metadata on the lines of API-discovered
+    /// pods (the native form always does).
+    pub fn with_pod_uid(mut self, on: bool) -> JobTargets {
+        self.pod_uid = on;
+        self
     }
 
     /// Sets where pod log directories are and how long one waits for its
@@ -243,9 +254,19 @@ impl JobTargets {
             }
             return out;
         }
+        let with_uid = |labels: BTreeMap<String, String>| {
+            let uid = labels
+                .get("__meta_kubernetes_pod_uid")
+                .filter(|u| self.pod_uid && !u.is_empty())
+                .map(|u| vec![("pod_uid".to_string(), u.clone())]);
+            Candidate {
+                metadata: uid.unwrap_or_default(),
+                ..plain(labels)
+            }
+        };
         for p in pods {
             for t in &p.info.targets {
-                take(plain(t.clone()), dropped);
+                take(with_uid(t.clone()), dropped);
             }
         }
         for d in path_only {
@@ -256,7 +277,7 @@ impl JobTargets {
                 m.insert("__meta_kubernetes_pod_uid".into(), d.uid.clone());
                 m.insert("__meta_kubernetes_pod_container_name".into(), c.clone());
                 m.insert("__meta_kubernetes_pod_node_name".into(), self.node.clone());
-                take(plain(m), dropped);
+                take(with_uid(m), dropped);
             }
         }
         out

@@ -321,6 +321,14 @@ pub fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Now, in nanoseconds since the Unix epoch (lines' CRI timestamps).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
 /// A containerd-style RFC3339Nano UTC timestamp (trailing zeros trimmed).
 pub fn rfc3339_nano(ts_ns: i64) -> String {
     let mut s = String::new();

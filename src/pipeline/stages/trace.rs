@@ -116,6 +116,9 @@ pub struct TraceStage {
     lines: CounterF,
     /// job → (found, missing).
     counters: HashMap<Box<str>, (Counter, Counter)>,
+    /// The last stream's counters: lines come in runs of one stream, so
+    /// most lines skip the job lookup (an `Arc` pointer comparison).
+    last: Option<(LabelSet, Counter, Counter)>,
 }
 
 impl TraceStage {
@@ -161,14 +164,22 @@ impl TraceStage {
             extract: false,
             lines,
             counters: HashMap::new(),
+            last: None,
         })
     }
 
     /// Counts one line of the stream `l`.
     fn count(&mut self, l: &LabelSet, found: bool) {
+        if let Some((last, f, m)) = &self.last {
+            if last == l {
+                (if found { f } else { m }).inc();
+                return;
+            }
+        }
         let job = l.get("job").unwrap_or("");
         if let Some((f, m)) = self.counters.get(job) {
             (if found { f } else { m }).inc();
+            self.last = Some((l.clone(), f.clone(), m.clone()));
             return;
         }
         let get = |result: &str| {
