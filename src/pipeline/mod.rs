@@ -18,6 +18,7 @@
 //! position can advance.
 
 pub mod extracted;
+pub mod gotime;
 pub mod inspect;
 pub mod stages;
 

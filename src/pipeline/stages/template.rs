@@ -3,7 +3,7 @@
 //! Owns: [`Config`] and the stage; the Go-template engine lives in
 //! `template/` (`parse`: lexer and parser, run once at
 //! build; `exec`: evaluation per line; `funcs`: the function library;
-//! `gotime`: Go's time layouts).
+//! Go's time layouts are the shared `crate::pipeline::gotime`).
 //!
 //! What it does, as Promtail v3.6 does it: renders `template` (Go
 //! `text/template` syntax with sprig's functions and Promtail's own:
@@ -37,7 +37,6 @@
 
 mod exec;
 mod funcs;
-mod gotime;
 mod parse;
 
 use super::BuildCtx;

@@ -1,7 +1,7 @@
 //! The `timestamp` stage: Promtail's `- timestamp: {source, format, …}`.
 //!
-//! Owns: [`Config`], [`TimestampStage`], and (in `timestamp/layout.rs`) a
-//! port of Go's `time.Parse` for reference-time layouts.
+//! Owns: [`Config`] and [`TimestampStage`]; Go's `time.Parse` for
+//! reference-time layouts is the shared `crate::pipeline::gotime`.
 //!
 //! What it does, as Promtail v3.6 does it: reads the extracted value
 //! `source` (as text: Promtail's `getString`), parses it with `format`, then
@@ -32,23 +32,20 @@
 //! Deliberate differences: a time that cannot be expressed as `i64`
 //! nanoseconds (before 1678 or after 2262; `UnixMs` values that overflow)
 //! counts as a failure here; Promtail would send it (or a wrapped value) and
-//! Loki would reject the entry. Go's zone lookups for a numeric offset only
-//! change how Go records the zone, never the instant, so they are left out.
+//! Loki would reject the entry.
 //!
 //! Must never: drop an entry (every entry is emitted), or allocate per line
 //! beyond converting a non-string extracted value to text.
 
-#[path = "timestamp/layout.rs"]
-mod layout;
 #[cfg(test)]
 #[path = "timestamp/tests.rs"]
 mod tests;
 
-use self::layout::{GoLocation, Layout};
 use super::BuildCtx;
 use crate::entry::{Entry, Timestamp};
 use crate::labels::{LabelMap, LabelSet};
 use crate::pipeline::extracted::to_go_string;
+use crate::pipeline::gotime::{civil_from_days, GoLocation, Layout};
 use crate::pipeline::{Ctx, Stage, Value};
 use serde::Deserialize;
 
@@ -139,9 +136,9 @@ impl Format {
     /// Whether parsing needs Go's `Local` (zone names, or now's year).
     fn needs_local(&self, has_location: bool) -> bool {
         match self {
-            Format::Named(l) => l.has_zone_name,
+            Format::Named(l) => l.has_zone_name(),
             Format::Custom { layout, year_less } => {
-                *year_less || (!has_location && layout.has_zone_name)
+                *year_less || (!has_location && layout.has_zone_name())
             }
             _ => false,
         }
@@ -176,6 +173,7 @@ impl TimestampStage {
         let location = match &c.location {
             Some(name) => Some(
                 GoLocation::load(name)
+                    .map(GoLocation::with_zone_list)
                     .map_err(|e| format!("location: invalid location specified: {e}"))?,
             ),
             None => None,
@@ -194,7 +192,8 @@ impl TimestampStage {
             .map(Format::new)
             .collect();
         let local = if formats.iter().any(|f| f.needs_local(location.is_some())) {
-            GoLocation::system()
+            // Its zone list now, not on the first line that needs it.
+            GoLocation::system().with_zone_list()
         } else {
             GoLocation::Utc
         };
@@ -227,7 +226,7 @@ impl TimestampStage {
 
     fn parse_one(&self, f: &Format, s: &str) -> Option<i64> {
         match f {
-            Format::Named(l) => l.parse(s, &self.local, false)?.unix_nanos(),
+            Format::Named(l) => l.parse(s, &self.local, false).ok()?.unix_nanos(),
             Format::Unix => parse_unix(s),
             Format::UnixMs => s.parse::<i64>().ok()?.checked_mul(1_000_000),
             Format::UnixUs => s.parse::<i64>().ok()?.checked_mul(1_000),
@@ -237,7 +236,7 @@ impl TimestampStage {
                     Some(l) => (l, true),
                     None => (&self.local, false),
                 };
-                let mut t = layout.parse(s, loc, default_local)?;
+                let mut t = layout.parse(s, loc, default_local).ok()?;
                 if *year_less {
                     let (year, month) = t.year_month(loc);
                     if year != 0 {
@@ -266,7 +265,7 @@ impl TimestampStage {
             .fixed_now
             .unwrap_or_else(|| Timestamp::now().0.div_euclid(1_000_000_000));
         let wall = now + i64::from(self.local.offset_at(now));
-        let (y, m, _) = layout::civil_from_days(wall.div_euclid(86_400));
+        let (y, m, _) = civil_from_days(wall.div_euclid(86_400));
         (y, m)
     }
 

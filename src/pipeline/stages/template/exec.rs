@@ -13,9 +13,9 @@
 //! template's nesting, which is fixed at parse.
 
 use super::funcs::{FuncDef, P};
-use super::gotime::GoTime;
 use super::parse::{Arg, Cmd, Control, Node, Number, Pipe};
 use crate::pipeline::extracted::to_go_string;
+use crate::pipeline::gotime::{GoLocation, ZonedTime};
 use crate::pipeline::Extracted;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -36,7 +36,7 @@ pub(super) enum Val {
     Str(String),
     List(Rc<Vec<Val>>),
     Map(Rc<RefCell<BTreeMap<String, Val>>>),
-    Time(GoTime),
+    Time(ZonedTime),
     /// The template's data (`.` at the top).
     Root,
 }
@@ -152,7 +152,7 @@ impl Data<'_> {
 /// the local time zone, kept across lines.
 pub(super) struct Env {
     regexes: HashMap<String, Result<::regex::Regex, String>>,
-    local: Option<jiff::tz::TimeZone>,
+    local: Option<GoLocation>,
 }
 
 impl Env {
@@ -188,8 +188,8 @@ impl Env {
     }
 
     /// Go's `time.Local`.
-    pub fn local(&mut self) -> &jiff::tz::TimeZone {
-        self.local.get_or_insert_with(jiff::tz::TimeZone::system)
+    pub fn local(&mut self) -> &GoLocation {
+        self.local.get_or_insert_with(GoLocation::system)
     }
 }
 

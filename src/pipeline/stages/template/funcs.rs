@@ -23,7 +23,7 @@
 //! grow without bound on input (`repeat`, `until` are capped).
 
 use super::exec::{fmt_float_g, fmt_v, truth, Env, Val};
-use super::gotime::{self, GoTime};
+use crate::pipeline::gotime::{self, GoLocation, ZonedTime};
 use crate::pipeline::stages::pack::{write_json_string, JsonFlavor};
 use sha2::Digest as _;
 use std::collections::BTreeMap;
@@ -148,10 +148,10 @@ fn int(v: &Val) -> i64 {
     }
 }
 
-fn time(v: &Val) -> GoTime {
+fn time(v: &Val) -> ZonedTime {
     match v {
         Val::Time(t) => t.clone(),
-        _ => GoTime::zero(),
+        _ => ZonedTime::zero(),
     }
 }
 
@@ -739,7 +739,7 @@ fn write_json(
             if !(0..=9999).contains(&t.year()) {
                 return Err("Time.MarshalJSON: year outside of range [0,9999]".into());
             }
-            let s = gotime::format(t, "2006-01-02T15:04:05.999999999Z07:00");
+            let s = t.format("2006-01-02T15:04:05.999999999Z07:00");
             write_json_string(out, &s, flavor);
         }
         Val::List(l) => {
@@ -1319,16 +1319,15 @@ const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 fn date_in_zone(env: &mut Env, layout: &str, date: &Val, zone: &str) -> String {
     let t = match date {
         Val::Time(t) => t.clone(),
-        Val::Int(i) | Val::Int64(i) => GoTime::utc(*i, 0),
-        _ => GoTime::now(env.local()),
+        Val::Int(i) | Val::Int64(i) => ZonedTime::utc(*i, 0),
+        _ => ZonedTime::now(env.local()),
     };
-    let tz = match zone {
+    let loc = match zone {
         "Local" => env.local().clone(),
-        "" | "UTC" => jiff::tz::TimeZone::UTC,
-        z => jiff::tz::TimeZone::get(z).unwrap_or(jiff::tz::TimeZone::UTC),
+        // sprig: a zone that does not load is UTC.
+        z => GoLocation::load(z).unwrap_or(GoLocation::Utc),
     };
-    let t = GoTime::in_zone(t.secs, t.nsec, &tz);
-    gotime::format(&t, layout)
+    ZonedTime::in_location(t.secs, t.nsec, &loc).format(layout)
 }
 
 fn until_step(start: i64, stop: i64, step: i64) -> Result<Val, String> {
@@ -2292,7 +2291,9 @@ static FUNCS: &[FuncDef] = &[
         Ok(cur)
     }),
     // --- sprig: dates
-    def!("now", [], |env, _| Ok(Val::Time(GoTime::now(env.local())))),
+    def!("now", [], |env, _| Ok(Val::Time(ZonedTime::now(
+        env.local()
+    )))),
     def!("date", [Str, Any], |env, a| st(date_in_zone(
         env,
         s(&a[0]),
@@ -2326,12 +2327,17 @@ static FUNCS: &[FuncDef] = &[
     def!("toDate", [Str, Str], |env, a| {
         let local = env.local().clone();
         Ok(Val::Time(
-            gotime::parse(s(&a[0]), s(&a[1]), &local).unwrap_or_else(|_| GoTime::zero()),
+            gotime::parse_in_location(s(&a[0]), s(&a[1]), &local)
+                .unwrap_or_else(|_| ZonedTime::zero()),
         ))
     }),
     def!("mustToDate", [Str, Str], |env, a| {
         let local = env.local().clone();
-        Ok(Val::Time(gotime::parse(s(&a[0]), s(&a[1]), &local)?))
+        Ok(Val::Time(gotime::parse_in_location(
+            s(&a[0]),
+            s(&a[1]),
+            &local,
+        )?))
     }),
     def!("unixEpoch", [Time], |_, a| st(time(&a[0]).secs.to_string())),
     def!("dateModify", [Str, Time], |_, a| Ok(Val::Time(
@@ -2362,7 +2368,7 @@ static FUNCS: &[FuncDef] = &[
         let d: i128 = match &a[0] {
             Val::Str(x) => i128::from(gotime::parse_duration(x).unwrap_or(0)),
             Val::Int64(i) => i128::from(*i),
-            Val::Time(t) => GoTime::now(env.local()).unix_nano() - t.unix_nano(),
+            Val::Time(t) => ZonedTime::now(env.local()).unix_nano() - t.unix_nano(),
             _ => 0,
         };
         let u = d.unsigned_abs();
@@ -2391,10 +2397,10 @@ static FUNCS: &[FuncDef] = &[
         })
     }),
     def!("ago", [Any], |env, a| {
-        let now = GoTime::now(env.local());
+        let now = ZonedTime::now(env.local());
         let t = match &a[0] {
             Val::Time(t) => t.clone(),
-            Val::Int(i) | Val::Int64(i) => GoTime::utc(*i, 0),
+            Val::Int(i) | Val::Int64(i) => ZonedTime::utc(*i, 0),
             _ => now.clone(),
         };
         let d = now.unix_nano() - t.unix_nano();
@@ -2406,12 +2412,12 @@ static FUNCS: &[FuncDef] = &[
 ];
 
 /// sprig's `dateModify`: the time plus a Go duration (`-1.5h`).
-fn date_modify(d: &str, t: GoTime) -> Option<GoTime> {
+fn date_modify(d: &str, t: ZonedTime) -> Option<ZonedTime> {
     let ns = i128::from(gotime::parse_duration(d)?);
     let total = t.unix_nano() + ns;
     let secs = i64::try_from(total.div_euclid(1_000_000_000)).ok()?;
     let nsec = total.rem_euclid(1_000_000_000) as u32;
-    Some(GoTime {
+    Some(ZonedTime {
         secs,
         nsec,
         offset: t.offset,
@@ -2441,21 +2447,24 @@ static TIME_METHODS: &[FuncDef] = &[
     def!("Nanosecond", [Time], |_, a| Ok(Val::Int(i64::from(
         time(&a[0]).nsec
     )))),
-    def!("Format", [Time, Str], |_, a| st(gotime::format(
-        &time(&a[0]),
-        s(&a[1])
-    ))),
+    def!("Format", [Time, Str], |_, a| st(
+        time(&a[0]).format(s(&a[1]))
+    )),
     def!("String", [Time], |_, a| st(time(&a[0]).to_go_string())),
     def!("UTC", [Time], |_, a| {
         let t = time(&a[0]);
-        Ok(Val::Time(GoTime::utc(t.secs, t.nsec)))
+        Ok(Val::Time(ZonedTime::utc(t.secs, t.nsec)))
     }),
     def!("Local", [Time], |env, a| {
         let t = time(&a[0]);
-        Ok(Val::Time(GoTime::in_zone(t.secs, t.nsec, env.local())))
+        Ok(Val::Time(ZonedTime::in_location(
+            t.secs,
+            t.nsec,
+            env.local(),
+        )))
     }),
     def!("IsZero", [Time], |_, a| bl(time(&a[0]).secs
-        == GoTime::zero().secs
+        == ZonedTime::zero().secs
         && time(&a[0]).nsec == 0)),
 ];
 

@@ -2,7 +2,6 @@
 //! `date -u -d …` from the times Go's documentation and Promtail's own tests
 //! give for each format, not from this code.
 
-use super::layout::{GoLocation, Layout};
 use super::*;
 use crate::ack::Ack;
 use crate::metrics::Metrics;
@@ -645,23 +644,4 @@ fn built_from_yaml_in_a_pipeline() {
     let mut out = Vec::new();
     p.process(e, &mut out);
     assert_eq!(out[0].timestamp.0, 1_351_822_121 * S);
-}
-
-#[test]
-fn layout_parser_details() {
-    let utc = GoLocation::Utc;
-    let p = |l: &str, v: &str| Layout::new(l).parse(v, &utc, false).map(|t| t.unix);
-    // `_2006` is a literal underscore and the year.
-    assert_eq!(p("x_2006", "x_2009"), Some(1_230_768_000));
-    // A fraction in the value right after the seconds, with `,`.
-    assert_eq!(
-        Layout::new("15:04:05")
-            .parse("00:00:01,5", &utc, false)
-            .map(|t| t.nsec),
-        Some(500_000_000)
-    );
-    // "Month" is not "Mon"+"th": it is literal text.
-    assert_eq!(p("Month 2006", "Month 2009"), Some(1_230_768_000));
-    // Elements left out default to January 1st, year 0, midnight.
-    assert_eq!(p("15:04", "00:00"), Some(-62_167_219_200));
 }
