@@ -19,6 +19,7 @@
 
 pub mod extracted;
 pub mod inspect;
+pub mod library;
 pub mod stages;
 
 pub use extracted::{Extracted, Value};
