@@ -24,6 +24,7 @@ use crate::ack::Budget;
 use crate::config::Config;
 use crate::kube;
 use crate::metrics::Metrics;
+use crate::pipeline::library::{self, Library};
 use crate::pipeline::stages;
 use crate::positions::Positions;
 use crate::server;
@@ -76,20 +77,30 @@ pub fn build_jobs(
         {
             own = cfg.trace_context.insert_into(&own);
         }
-        let pipeline = stages::build(&own, metrics.clone())
-            .map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
-        let named = match &sc.kubernetes_pods {
+        let at = |e: String| format!("scrape_configs[{i}] ({}): {e}", sc.job_name);
+        // The named pipelines: built-ins, plus the pipelines directory's
+        // files for `kubernetes_pods` (its `pipelines_dir`) or when a stage
+        // names a pipeline that is not built in (`pipelines` next to the
+        // config file).
+        let (lib, named) = match &sc.kubernetes_pods {
             Some(kp) => {
                 let (dir, required) = kube::native::pipelines_dir(kp, &cfg.file_name);
-                kube::native::load_pipelines(&dir, required, metrics).map_err(|e| {
-                    format!(
-                        "scrape_configs[{i}] ({}): kubernetes_pods.pipelines_dir: {e}",
-                        sc.job_name
-                    )
-                })?
+                kube::native::load_pipelines(&dir, required, metrics)
+                    .map_err(|e| at(format!("kubernetes_pods.pipelines_dir: {e}")))?
             }
-            None => Vec::new(),
+            None if library::references_other_than_builtin(&own) => {
+                let base = std::path::Path::new(&cfg.file_name)
+                    .parent()
+                    .unwrap_or(std::path::Path::new(""));
+                let dir = base.join("pipelines");
+                let lib =
+                    Library::with_dir(&dir, false).map_err(|e| at(format!("pipelines: {e}")))?;
+                (Arc::new(lib), Vec::new())
+            }
+            None => (Arc::new(Library::builtins()), Vec::new()),
         };
+        let ctx = stages::BuildCtx::with_pipelines(metrics.clone(), lib);
+        let pipeline = stages::build_with(&own, &ctx).map_err(at)?;
         let (targets, dynamic) = match plan.jobs.get_mut(i) {
             Some(kube::start::JobPlan::Static(t)) => (std::mem::take(t), false),
             Some(kube::start::JobPlan::Dynamic) => (Vec::new(), true),

@@ -29,7 +29,8 @@ use super::cache::PodInfo;
 use super::targets::PodDir;
 use crate::config::kubernetes::{loki_name, KubernetesPodsConfig};
 use crate::metrics::Metrics;
-use crate::pipeline::stages::{self, StageConfig};
+use crate::pipeline::library::Library;
+use crate::pipeline::stages::{self, BuildCtx};
 use crate::pipeline::Pipeline;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -249,64 +250,34 @@ pub fn pipelines_dir(cfg: &KubernetesPodsConfig, config_file: &str) -> (PathBuf,
     }
 }
 
-/// The named pipelines in `dir`: every `<name>.yaml` (or `.yml`) file, a
-/// YAML list of Promtail stages like `pipeline_stages`. Dot-files and
-/// directories are skipped (a ConfigMap mount's `..data`). Errors name the
-/// file; a missing directory is an error only if `required`. Stages
-/// tailtrace does not honour yet are left out with a warning.
+/// Built named pipelines, by name.
+pub type NamedPipelines = Vec<(String, Pipeline)>;
+
+/// The named pipelines a pod can pick: the built-in ones plus every
+/// `<name>.yaml` (or `.yml`) file in `dir`, a YAML list of Promtail stages
+/// like `pipeline_stages` (see [`Library::load_dir`]: a file named like a
+/// built-in replaces it; errors name the file; a missing directory is an
+/// error only if `required`), each built once. Also returns the library,
+/// which the job's own `- pipeline:` stages resolve against.
 pub fn load_pipelines(
     dir: &Path,
     required: bool,
     metrics: &Arc<Metrics>,
-) -> Result<Vec<(String, Pipeline)>, String> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::debug!(dir = %dir.display(), "no pipelines directory; no named pipelines");
-            return Ok(Vec::new());
-        }
-        Err(e) => return Err(format!("{}: {e}", dir.display())),
-    };
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for ent in rd {
-        let path = ent.map_err(|e| format!("{}: {e}", dir.display()))?.path();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let stem = name
-            .strip_suffix(".yaml")
-            .or_else(|| name.strip_suffix(".yml"));
-        match stem {
-            Some(s) if !s.is_empty() && !name.starts_with('.') && path.is_file() => {
-                files.push((s.to_string(), path))
-            }
-            _ => {}
-        }
-    }
-    files.sort();
-    let mut out: Vec<(String, Pipeline)> = Vec::new();
-    for (i, (name, path)) in files.iter().enumerate() {
-        let f = path.display();
-        if i > 0 && files[i - 1].0 == *name {
-            return Err(format!("{f}: a pipeline named {name:?} is defined twice"));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{f}: {e}"))?;
-        let de = serde_yaml_ng::Deserializer::from_str(&text);
-        let stages: Vec<StageConfig> = serde_yaml_ng::with::singleton_map_recursive::deserialize::<
-            Option<Vec<StageConfig>>,
-            _,
-        >(de)
-        .map_err(|e| format!("{f}: {e}"))?
-        .unwrap_or_default();
-        for (j, s) in stages.iter().enumerate() {
-            if let Some(stage) = s.unhonoured_name() {
-                tracing::warn!(file = %f, stage = %format!("[{j}].{stage}"),
-                    "pipeline stage accepted but NOT honoured by tailtrace yet");
-            }
-        }
-        let p = stages::build(&stages, metrics.clone()).map_err(|e| format!("{f}: {e}"))?;
-        out.push((name.clone(), p));
+) -> Result<(Arc<Library>, NamedPipelines), String> {
+    let lib = Arc::new(Library::with_dir(dir, required)?);
+    let named = build_named(&lib, metrics)?;
+    Ok((lib, named))
+}
+
+/// Builds every pipeline of `lib`, by name; errors name the pipeline's file.
+pub fn build_named(lib: &Arc<Library>, metrics: &Arc<Metrics>) -> Result<NamedPipelines, String> {
+    let mut out = Vec::new();
+    for (name, named) in lib.iter() {
+        let mut ctx = BuildCtx::with_pipelines(metrics.clone(), lib.clone());
+        ctx.within.push(name.to_string());
+        let p = stages::build_with(&named.stages, &ctx)
+            .map_err(|e| format!("{}: {e}", named.origin))?;
+        out.push((name.to_string(), p));
     }
     Ok(out)
 }

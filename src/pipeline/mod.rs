@@ -20,6 +20,7 @@
 pub mod extracted;
 pub mod gotime;
 pub mod inspect;
+pub mod library;
 pub mod stages;
 
 pub use extracted::{Extracted, Value};

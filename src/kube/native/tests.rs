@@ -379,11 +379,28 @@ fn pipelines_load_from_a_directory_and_errors_name_the_file() {
     w(".hidden.yaml", "not: [a list");
     w("notes.txt", "ignored");
     std::fs::create_dir(tmp.path().join("..data")).unwrap();
-    let p = load_pipelines(tmp.path(), true, &m).unwrap();
+    let (lib, p) = load_pipelines(tmp.path(), true, &m).unwrap();
     let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["empty", "java", "nginx"]);
-    assert_eq!(p[1].1.stage_names(), ["cri", "multiline"]);
-    assert_eq!(p[2].1.stage_names(), ["docker"]);
+    // The built-ins, with the directory's `java` over the built-in one.
+    assert_eq!(
+        names,
+        [
+            "empty",
+            "go",
+            "java",
+            "json-app",
+            "klog",
+            "level",
+            "logfmt-app",
+            "nginx",
+            "python"
+        ]
+    );
+    assert!(lib
+        .get("java")
+        .is_some_and(|n| n.origin.ends_with("java.yml")));
+    assert_eq!(p[2].1.stage_names(), ["cri", "multiline"]);
+    assert_eq!(p[7].1.stage_names(), ["docker"]);
 
     w("broken.yaml", "- nosuchstage: {}\n");
     let e = load_pipelines(tmp.path(), true, &m).err().unwrap();
@@ -401,7 +418,7 @@ fn pipelines_load_from_a_directory_and_errors_name_the_file() {
     assert!(e.contains("\"nginx\" is defined twice"), "{e}");
 
     let missing = tmp.path().join("nope");
-    assert!(load_pipelines(&missing, false, &m).unwrap().is_empty());
+    assert_eq!(load_pipelines(&missing, false, &m).unwrap().1.len(), 8);
     let e = load_pipelines(&missing, true, &m).err().unwrap();
     assert!(e.contains("nope"), "{e}");
 }
@@ -444,7 +461,16 @@ fn build_jobs_defaults_to_cri_and_loads_the_pipelines_next_to_the_config() {
     assert!(plan.is_dynamic() && jobs[0].dynamic);
     assert_eq!(jobs[0].pipeline.stage_names(), ["cri"]);
     let named: Vec<&str> = jobs[0].named.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(named, ["nginx"]);
+    assert!(
+        named.contains(&"nginx") && named.contains(&"java"),
+        "{named:?}"
+    );
+    let nginx = jobs[0].named.iter().find(|(n, _)| n == "nginx").unwrap();
+    assert_eq!(
+        nginx.1.stage_names(),
+        ["docker"],
+        "the file overrides the built-in"
+    );
 
     std::fs::write(tmp.path().join("pipelines/bad.yaml"), "- cri: [1]\n").unwrap();
     let e = crate::agent::build_jobs(&cfg, &m, "n1").err().unwrap();

@@ -334,9 +334,7 @@ mod tests {
 
     fn err(yaml: Option<&str>) -> String {
         let c: Option<Config> = yaml.map(|y| serde_yaml_ng::from_str(y).unwrap());
-        let ctx = BuildCtx {
-            metrics: std::sync::Arc::new(Metrics::new()),
-        };
+        let ctx = BuildCtx::new(std::sync::Arc::new(Metrics::new()));
         build(c.as_ref(), &ctx).err().unwrap()
     }
 

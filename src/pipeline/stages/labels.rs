@@ -222,9 +222,7 @@ pub(super) mod test_support {
     }
 
     pub fn ctx() -> BuildCtx {
-        BuildCtx {
-            metrics: Arc::new(Metrics::new()),
-        }
+        BuildCtx::new(Arc::new(Metrics::new()))
     }
 
     /// A harness around a built stage with stream labels `labels`.

@@ -448,9 +448,7 @@ mod tests {
             assert!(e.starts_with(want), "{yaml}: {e}");
         }
         assert!(serde_yaml_ng::from_str::<Config>("{mapping: {a: a}, src: x}").is_err());
-        let ctx = BuildCtx {
-            metrics: Arc::new(Metrics::new()),
-        };
+        let ctx = BuildCtx::new(Arc::new(Metrics::new()));
         assert!(build(None, &ctx).is_err());
     }
 

@@ -248,9 +248,7 @@ mod tests {
     use std::sync::Arc;
 
     fn ctx() -> BuildCtx {
-        BuildCtx {
-            metrics: Arc::new(Metrics::new()),
-        }
+        BuildCtx::new(Arc::new(Metrics::new()))
     }
 
     /// Builds from `c`; the stage and the metrics its drops (nested ones

@@ -4,9 +4,12 @@
 //! Owns: [`StageConfig`] (the YAML shape, `- cri: {}`), and [`build`].
 //! Stages Promtail has that tailtrace does not implement yet are accepted,
 //! listed by [`StageConfig::unhonoured_name`] for the start-up warning, and
-//! left out of the pipeline.
+//! left out of the pipeline. tailtrace's own `- pipeline: <name>` is not a
+//! stage: [`build_with`] replaces it by the stages of that named pipeline
+//! (see [`crate::pipeline::library`]), so `-inspect` shows them one by one.
 //!
-//! Must never: build a stage from a config it cannot honour without saying so.
+//! Must never: build a stage from a config it cannot honour without saying
+//! so, or follow `- pipeline:` references in a cycle.
 
 pub mod common;
 pub mod cri;
@@ -38,6 +41,7 @@ pub mod trace;
 
 use crate::config::Unhonoured;
 use crate::metrics::Metrics;
+use crate::pipeline::library::Library;
 use crate::pipeline::{Pipeline, Stage};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
@@ -78,13 +82,15 @@ pub enum StageConfig {
     Drop(Option<drop::Config>),
     /// tailtrace's own: trace context → structured metadata.
     Trace(Option<trace::Config>),
+    /// tailtrace: `- pipeline: java` inlines the named pipeline's stages.
+    Pipeline(String),
     // Promtail stages tailtrace does not implement: accepted and reported.
     Geoip(Unhonoured),
     Eventlogmessage(Unhonoured),
 }
 
-/// Every stage name Promtail knows, as written in YAML, and tailtrace's own
-/// (`trace`).
+/// Every stage name accepted, as written in YAML: Promtail's, then
+/// tailtrace's own (`trace`, `pipeline`).
 pub const STAGE_NAMES: &[&str] = &[
     "cri",
     "docker",
@@ -112,6 +118,7 @@ pub const STAGE_NAMES: &[&str] = &[
     "drop",
     "eventlogmessage",
     "trace",
+    "pipeline",
 ];
 
 impl<'de> Deserialize<'de> for StageConfig {
@@ -155,6 +162,7 @@ impl<'de> Deserialize<'de> for StageConfig {
                     "trace" => StageConfig::Trace(m.next_value()?),
                     "geoip" => StageConfig::Geoip(m.next_value()?),
                     "eventlogmessage" => StageConfig::Eventlogmessage(m.next_value()?),
+                    "pipeline" => StageConfig::Pipeline(m.next_value()?),
                     other => return Err(de::Error::unknown_variant(other, STAGE_NAMES)),
                 };
                 if m.next_key::<IgnoredAny>()?.is_some() {
@@ -199,13 +207,14 @@ impl StageConfig {
             StageConfig::Drop(_) => "drop",
             StageConfig::Trace(_) => "trace",
             StageConfig::Eventlogmessage(_) => "eventlogmessage",
+            StageConfig::Pipeline(_) => "pipeline",
         }
     }
 
     /// The stage's name if tailtrace does not honour it yet.
     pub fn unhonoured_name(&self) -> Option<&'static str> {
         let honoured = match self {
-            StageConfig::Cri(_) | StageConfig::Docker(_) => true,
+            StageConfig::Cri(_) | StageConfig::Docker(_) | StageConfig::Pipeline(_) => true,
             StageConfig::Regex(_) => regex::HONOURED,
             StageConfig::Json(_) => json::HONOURED,
             StageConfig::Logfmt(_) => logfmt::HONOURED,
@@ -234,6 +243,7 @@ impl StageConfig {
     }
 
     /// Builds the stage, or `None` for one tailtrace does not honour yet.
+    /// `- pipeline:` is no stage: [`build_with`] expands it.
     pub fn build(&self, ctx: &BuildCtx) -> Result<Option<Box<dyn Stage>>, String> {
         Ok(match self {
             StageConfig::Cri(c) => Some(Box::new(CriStage::new(
@@ -265,6 +275,9 @@ impl StageConfig {
             StageConfig::Drop(c) => drop::build(c.as_ref(), ctx)?,
             StageConfig::Trace(c) => trace::build(c.as_ref(), ctx)?,
             StageConfig::Geoip(_) | StageConfig::Eventlogmessage(_) => None,
+            StageConfig::Pipeline(_) => {
+                return Err("a `pipeline` reference is expanded by build_with".into())
+            }
         })
     }
 }
@@ -273,26 +286,70 @@ impl StageConfig {
 /// unhonoured ones are left out (the caller warns about them, see
 /// [`StageConfig::unhonoured_name`]). Errors name the stage's index and key,
 /// e.g. `pipeline_stages[0].cri: max_partial_line_size must be …`.
+/// `- pipeline:` references resolve against the built-in pipelines only.
 pub fn build(configs: &[StageConfig], metrics: Arc<Metrics>) -> Result<Pipeline, String> {
-    build_with(configs, &BuildCtx { metrics })
+    build_with(configs, &BuildCtx::new(metrics))
 }
 
 /// What building a stage may need besides its own options.
 #[derive(Clone)]
 pub struct BuildCtx {
     pub metrics: Arc<Metrics>,
+    /// The named pipelines `- pipeline: <name>` may reference.
+    pub pipelines: Arc<Library>,
+    /// The named pipelines being expanded, outermost first (cycle check).
+    pub within: Vec<String>,
+}
+
+impl BuildCtx {
+    /// A context whose `- pipeline:` references see the built-ins only.
+    pub fn new(metrics: Arc<Metrics>) -> BuildCtx {
+        BuildCtx::with_pipelines(metrics, Arc::new(Library::builtins()))
+    }
+
+    pub fn with_pipelines(metrics: Arc<Metrics>, pipelines: Arc<Library>) -> BuildCtx {
+        BuildCtx {
+            metrics,
+            pipelines,
+            within: Vec::new(),
+        }
+    }
 }
 
 /// [`build`] with a context (nested pipelines: `match`).
 pub fn build_with(configs: &[StageConfig], ctx: &BuildCtx) -> Result<Pipeline, String> {
+    let stages = build_stages(configs, ctx)?;
+    Ok(Pipeline::new(stages, ctx.metrics.clone()))
+}
+
+/// The stages of `configs`, `- pipeline:` references expanded in place.
+fn build_stages(configs: &[StageConfig], ctx: &BuildCtx) -> Result<Vec<Box<dyn Stage>>, String> {
     let mut stages = Vec::with_capacity(configs.len());
     for (i, c) in configs.iter().enumerate() {
-        let built = c
-            .build(ctx)
-            .map_err(|e| format!("pipeline_stages[{i}].{}: {e}", c.name()))?;
-        stages.extend(built);
+        let at = |e: String| format!("pipeline_stages[{i}].{}: {e}", c.name());
+        if let StageConfig::Pipeline(name) = c {
+            let named = ctx.pipelines.get(name).ok_or_else(|| {
+                at(format!(
+                    "unknown pipeline {name:?} (known: {})",
+                    ctx.pipelines.names().join(", ")
+                ))
+            })?;
+            if ctx.within.iter().any(|n| n == name) {
+                return Err(at(format!(
+                    "pipeline {name:?} includes itself ({} → {name})",
+                    ctx.within.join(" → ")
+                )));
+            }
+            let mut inner = ctx.clone();
+            inner.within.push(name.clone());
+            let built = build_stages(&named.stages, &inner)
+                .map_err(|e| at(format!("{name} ({}): {e}", named.origin)))?;
+            stages.extend(built);
+            continue;
+        }
+        stages.extend(c.build(ctx).map_err(at)?);
     }
-    Ok(Pipeline::new(stages, ctx.metrics.clone()))
+    Ok(stages)
 }
 
 #[cfg(test)]
@@ -322,7 +379,12 @@ mod tests {
     #[test]
     fn every_stage_name_parses_to_its_variant() {
         for name in STAGE_NAMES {
-            for form in [format!("- {name}: {{}}"), format!("- {name}:")] {
+            let forms = match *name {
+                // tailtrace's: takes a name.
+                "pipeline" => vec!["- pipeline: java".to_string()],
+                _ => vec![format!("- {name}: {{}}"), format!("- {name}:")],
+            };
+            for form in forms {
                 let v = parse(&form).unwrap();
                 assert_eq!(v[0].name(), *name, "{form}");
             }

@@ -394,14 +394,9 @@ mod tests {
             assert!(e.starts_with(want), "{yaml}: {e}");
         }
         assert!(serde_yaml_ng::from_str::<Config>("{expresion: a}").is_err());
-        let e = build(
-            None,
-            &BuildCtx {
-                metrics: Arc::new(Metrics::new()),
-            },
-        )
-        .err()
-        .unwrap();
+        let e = build(None, &BuildCtx::new(Arc::new(Metrics::new())))
+            .err()
+            .unwrap();
         assert_eq!(e, "expression is required");
     }
 

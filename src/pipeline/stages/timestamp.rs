@@ -204,7 +204,7 @@ impl TimestampStage {
             local,
             on_failure,
             last_known: LastKnown::default(),
-            fixed_now: None,
+            fixed_now: test_now::get(),
         })
     }
 
@@ -274,6 +274,33 @@ impl TimestampStage {
             Value::String(s) => self.parse(s),
             other => self.parse(&to_go_string(other)?),
         }
+    }
+}
+
+/// Tests of whole pipelines (the golden tests of `pipelines/`): "now" for
+/// year-less layouts, fixed per thread for the stages built afterwards.
+#[cfg(test)]
+pub(crate) mod test_now {
+    use std::cell::Cell;
+
+    thread_local! {
+        static NOW: Cell<Option<i64>> = const { Cell::new(None) };
+    }
+
+    /// Stages built on this thread from now on take `unix_secs` as now.
+    pub(crate) fn set(unix_secs: Option<i64>) {
+        NOW.with(|n| n.set(unix_secs));
+    }
+
+    pub(super) fn get() -> Option<i64> {
+        NOW.with(Cell::get)
+    }
+}
+
+#[cfg(not(test))]
+mod test_now {
+    pub(super) fn get() -> Option<i64> {
+        None
     }
 }
 

@@ -275,9 +275,7 @@ fn config_errors_name_the_key() {
         assert!(!e.contains('\n'), "{e}");
     }
     assert!(serde_yaml_ng::from_str::<Config>("{expressions: {a: a}, drop: true}").is_err());
-    let ctx = BuildCtx {
-        metrics: Arc::new(Metrics::new()),
-    };
+    let ctx = BuildCtx::new(Arc::new(Metrics::new()));
     assert!(build(None, &ctx).is_err());
     let c: Config = serde_yaml_ng::from_str("{expressions: {a: a}}").unwrap();
     assert!(!c.drop_malformed, "drop_malformed defaults to false");

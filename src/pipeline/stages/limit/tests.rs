@@ -152,9 +152,7 @@ fn config_yaml_and_errors() {
         let e = LimitStage::new(&cfg(yaml), &m).err().unwrap();
         assert!(e.contains(want), "{yaml}: {e}");
     }
-    let ctx = BuildCtx {
-        metrics: Arc::new(Metrics::new()),
-    };
+    let ctx = BuildCtx::new(Arc::new(Metrics::new()));
     assert!(build(None, &ctx).err().unwrap().contains("rate or burst"));
     // Promtail refuses by_label_name without drop: tailtrace allows it.
     assert!(build(Some(&cfg("{rate: 1, burst: 1, by_label_name: app}")), &ctx).is_ok());

@@ -103,9 +103,7 @@ fn config_errors_name_the_metric_and_key() {
         let e = MetricsStage::new(&cfg(yaml), &m).err().unwrap();
         assert!(e.contains(want), "{yaml}: {e}");
     }
-    let ctx = BuildCtx {
-        metrics: Arc::new(Metrics::new()),
-    };
+    let ctx = BuildCtx::new(Arc::new(Metrics::new()));
     let e = build(None, &ctx).err().unwrap();
     assert_eq!(e, "empty metric stage configuration");
     assert!(build(Some(&cfg("{}")), &ctx).unwrap().is_some());

@@ -12,7 +12,10 @@
 //!   lines of most multi-line messages — the usual `firstline: '^\S'`).
 //! - A blank (or whitespace-only) line continues the record only inside a
 //!   stack trace (Go dumps and chained Python tracebacks contain blank
-//!   lines); elsewhere it is a record of its own.
+//!   lines); elsewhere it is a record of its own — except in `java` (and
+//!   `auto`), where it continues any open record: Spring Boot's default
+//!   layout (`%wEx`) prints a blank line between the message and its stack
+//!   trace, and one after it.
 //! - *Header* lines open a stack trace: they join the open block if there is
 //!   one (the trace belongs to the log line just before it) and start a new
 //!   block otherwise (an uncaught exception at the top of a file).
@@ -112,6 +115,10 @@ impl Mode {
     /// Classifies `line`; `open`: a block is open (a header joins it).
     /// Updates `st`: reset and re-seeded when the line starts a record.
     pub fn classify(self, line: &str, st: &mut State, open: bool) -> Class {
+        if open && self.java() && line.bytes().all(|c| c.is_ascii_whitespace()) {
+            // Spring Boot's `%wEx`: `msg`, blank, `java.lang.X: …`, frames.
+            return Class::Continuation;
+        }
         match self.raw(line, st) {
             Class::Continuation => {
                 st.trace = true;
@@ -430,6 +437,22 @@ mod tests {
     }
 
     #[test]
+    fn spring_boot_blank_lines_around_a_stack_trace_stay_with_the_message() {
+        // Spring Boot's default layout ends with `%m%n%wEx`: a blank line
+        // before the trace and one after it.
+        let t: &[&str] = &[
+            "2024-01-20T10:00:05.117Z ERROR 1 --- [nio-8080-exec-1] o.a.c.c.C.[.[.[/].[dispatcherServlet]    : Servlet.service() … with root cause",
+            "",
+            "java.lang.NullPointerException: Cannot invoke \"Price.amount()\"",
+            "\tat com.example.shop.PricingService.total(PricingService.java:57)",
+            "",
+            "2024-01-20T10:00:05.998Z DEBUG 1 --- [nio-8080-exec-2] c.e.shop.OrderController : GET /orders/43",
+        ];
+        assert_eq!(starts(Mode::Java, t), [0, 5]);
+        assert_eq!(starts(Mode::Auto, t), [0, 5]);
+    }
+
+    #[test]
     fn a_header_starts_a_record_when_nothing_is_open() {
         let mut st = State::default();
         let c = Mode::Java.classify("java.lang.RuntimeException: x", &mut st, false);
@@ -579,7 +602,12 @@ mod tests {
 
     #[test]
     fn blank_lines_outside_a_trace_are_records_and_modes_are_specific() {
-        assert_eq!(starts(Mode::Java, &["a", "", "b"]), [0, 1, 2]);
+        assert_eq!(starts(Mode::Go, &["a", "", "b"]), [0, 1, 2]);
+        assert_eq!(starts(Mode::Python, &["a", "", "b"]), [0, 1, 2]);
+        // Java: a blank line continues an open record (Spring Boot's %wEx);
+        // at the start of a stream it is a record.
+        assert_eq!(starts(Mode::Java, &["a", "", "b"]), [0, 2]);
+        assert_eq!(starts(Mode::Java, &["", " x", "b"]), [0, 2]);
         // Java's rules do not apply in go mode and the reverse.
         assert_eq!(
             starts(Mode::Go, &["a", "java.lang.X.FooException: y"]),
@@ -587,6 +615,10 @@ mod tests {
         );
         assert_eq!(
             starts(Mode::Java, &["panic: x", "", "goroutine 1 [running]:"]),
+            [0, 2]
+        );
+        assert_eq!(
+            starts(Mode::Python, &["panic: x", "", "goroutine 1 [running]:"]),
             [0, 1, 2]
         );
         assert_eq!(

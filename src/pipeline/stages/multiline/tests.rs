@@ -92,9 +92,7 @@ fn config_errors_name_the_key() {
         let e = MultilineStage::new(c.as_ref()).err().unwrap();
         assert!(e.contains(want), "{yaml:?}: {e}");
     }
-    let ctx = BuildCtx {
-        metrics: Arc::new(Metrics::new()),
-    };
+    let ctx = BuildCtx::new(Arc::new(Metrics::new()));
     assert!(build(Some(&cfg("firstline: x")), &ctx).unwrap().is_some());
 }
 

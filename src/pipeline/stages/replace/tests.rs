@@ -234,9 +234,7 @@ fn unsupported_templates_and_bad_config_are_build_errors() {
         assert!(e.starts_with(want), "{yaml}: {e}");
     }
     assert!(serde_yaml_ng::from_str::<Config>("{expression: a, replacement: b}").is_err());
-    let ctx = BuildCtx {
-        metrics: Arc::new(Metrics::new()),
-    };
+    let ctx = BuildCtx::new(Arc::new(Metrics::new()));
     assert_eq!(build(None, &ctx).err().unwrap(), "expression is required");
 }
 

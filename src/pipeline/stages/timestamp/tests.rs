@@ -603,9 +603,7 @@ fn out_of_range_times_are_failures() {
 
 #[test]
 fn config_errors_name_the_key() {
-    let ctx = BuildCtx {
-        metrics: std::sync::Arc::new(Metrics::new()),
-    };
+    let ctx = BuildCtx::new(std::sync::Arc::new(Metrics::new()));
     let err = |yaml: Option<&str>| {
         let c = yaml.map(config);
         build(c.as_ref(), &ctx).err().unwrap()
