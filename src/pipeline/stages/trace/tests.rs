@@ -120,9 +120,7 @@ fn formats_narrow_the_search() {
 #[test]
 fn coverage_is_counted_per_job() {
     let metrics = Arc::new(Metrics::new());
-    let bctx = BuildCtx {
-        metrics: metrics.clone(),
-    };
+    let bctx = BuildCtx::new(metrics.clone());
     let mut s = build(Some(&cfg("{}")), &bctx).unwrap().unwrap();
     let mut out = Vec::new();
     for (job, line) in [
