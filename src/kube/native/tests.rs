@@ -449,7 +449,7 @@ fn pipelines_dir_is_relative_to_the_config_file() {
 }
 
 #[test]
-fn build_jobs_defaults_to_cri_and_loads_the_pipelines_next_to_the_config() {
+fn build_jobs_defaults_to_cri_and_trace_and_loads_the_pipelines_next_to_the_config() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("pipelines")).unwrap();
     std::fs::write(tmp.path().join("pipelines/nginx.yaml"), "- docker: {}\n").unwrap();
@@ -459,7 +459,8 @@ fn build_jobs_defaults_to_cri_and_loads_the_pipelines_next_to_the_config() {
     let m = Arc::new(Metrics::new());
     let (jobs, plan) = crate::agent::build_jobs(&cfg, &m, "n1").unwrap();
     assert!(plan.is_dynamic() && jobs[0].dynamic);
-    assert_eq!(jobs[0].pipeline.stage_names(), ["cri"]);
+    // `cri`, then trace context (`trace_context` is on by default).
+    assert_eq!(jobs[0].pipeline.stage_names(), ["cri", "trace"]);
     let named: Vec<&str> = jobs[0].named.iter().map(|(n, _)| n.as_str()).collect();
     assert!(
         named.contains(&"nginx") && named.contains(&"java"),
