@@ -7,7 +7,8 @@
 //! `E2E_PER_FILE_KIB` (512: input per file of the many-file shape),
 //! `E2E_RATE` (10000 lines/s in the latency phase), `E2E_LATENCY_SECS` (20;
 //! 0 skips the latency phases),
-//! `E2E_WARMUP_SECS` (2: lines written in the first seconds are checked but
+//! `E2E_TRACE` (`on`: the default trace-context detection, as on a node;
+//! `off`), `E2E_WARMUP_SECS` (2: lines written in the first seconds are checked but
 //! left out of the percentiles), `E2E_SPOOL` (`both`: every phase with the
 //! spool off, then on; `off`; `on`), `E2E_BIN` (agent binary; default: build
 //! and use target/release/tailtrace), `E2E_KEEP=1` (keep the temp dirs).
@@ -112,6 +113,12 @@ impl Knobs {
     }
 }
 
+/// `E2E_TRACE` (`on` by default, as users run it; `off`): the default
+/// trace-context detection on pod logs.
+fn trace_on() -> bool {
+    std::env::var("E2E_TRACE").map_or(true, |v| v != "off" && v != "0")
+}
+
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -193,6 +200,7 @@ impl Rig {
             &dir.join("positions.yaml"),
             port,
             wal.as_deref(),
+            trace_on(),
         );
         Agent::start(&self.bin, dir, &yaml, port).map_err(|e| format!("cannot start agent: {e}"))
     }
@@ -606,7 +614,7 @@ fn run() -> Result<i32, String> {
         "machine": machine(),
         "agent_binary": bin.display().to_string(),
         "config": {
-            "stages": "cri: {}", "batchsize": 1_048_576, "batchwait": "1s",
+            "stages": if trace_on() { "cri: {}, trace (default)" } else { "cri: {}" }, "batchsize": 1_048_576, "batchwait": "1s",
             "spool": k.spool.iter().map(|&s| if s { "on" } else { "off" }).collect::<Vec<_>>(),
             "rate_lines_per_s": k.rate, "latency_secs": k.latency_secs,
             "files_many": k.files, "per_file_kib": k.per_file_kib, "one_file_mib": k.one_mib,

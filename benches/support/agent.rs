@@ -24,17 +24,27 @@ pub fn free_port() -> u16 {
 }
 
 /// The Promtail-style config the bench runs with; `wal`: the spool's
-/// directory, when it is on.
+/// directory, when it is on; `trace`: the default trace-context detection
+/// on (the logs dir is the pod logs path, as on a node) or off.
 pub fn config_yaml(
     push_url: &str,
     logs: &Path,
     positions: &Path,
     port: u16,
     wal: Option<&Path>,
+    trace: bool,
 ) -> String {
-    let wal = wal.map_or(String::new(), |w| {
+    let mut wal = wal.map_or(String::new(), |w| {
         format!("wal:\n  enabled: true\n  dir: {}\n", w.display())
     });
+    if trace {
+        wal.push_str(&format!(
+            "kubernetes:\n  pod_logs_path: {}\n",
+            logs.display()
+        ));
+    } else {
+        wal.push_str("trace_context:\n  enabled: false\n");
+    }
     format!(
         r#"server:
   http_listen_port: {port}
