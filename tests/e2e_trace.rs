@@ -39,11 +39,12 @@ fn lines() -> Vec<(String, Ids)> {
     ]
 }
 
-fn run(extra: &str) -> (tempfile::TempDir, Receiver, Agent, Vec<String>) {
+fn run(extra: &str, client_extra: &str) -> (tempfile::TempDir, Receiver, Agent, Vec<String>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let rx = Receiver::start();
     let mut s = Setup::new(&dir, &rx.push_url());
+    s.client_extra = client_extra.to_string();
     // The static job reads pod logs: its `__path__` is under pod_logs_path.
     s.extra = format!(
         "kubernetes:\n  pod_logs_path: {}\n{extra}",
@@ -68,7 +69,16 @@ fn run(extra: &str) -> (tempfile::TempDir, Receiver, Agent, Vec<String>) {
 
 #[test]
 fn trace_context_is_found_by_default_and_shipped_as_structured_metadata() {
-    let (_tmp, rx, agent, _) = run("");
+    check_shipped("");
+}
+
+#[test]
+fn trace_context_is_shipped_the_same_in_loki_json_pushes() {
+    check_shipped("    encoding: json\n");
+}
+
+fn check_shipped(client_extra: &str) {
+    let (_tmp, rx, agent, _) = run("", client_extra);
     let got: BTreeMap<String, Vec<(String, String)>> = rx
         .entries()
         .into_iter()
@@ -77,13 +87,16 @@ fn trace_context_is_found_by_default_and_shipped_as_structured_metadata() {
                 !e.labels.contains_key("trace_id") && !e.labels.contains_key("span_id"),
                 "a trace ID in the labels: {e:?}"
             );
-            (e.line, e.metadata)
+            // Order is not meaningful (a JSON push sends an object).
+            let mut md = e.metadata;
+            md.sort();
+            (e.line, md)
         })
         .collect();
     let mut found = 0;
     for (line, want) in lines() {
         let md = got.get(&line).unwrap_or_else(|| panic!("missing {line}"));
-        let want: Vec<(String, String)> = match want {
+        let mut want: Vec<(String, String)> = match want {
             None => Vec::new(),
             Some((t, s)) => {
                 found += 1;
@@ -92,6 +105,7 @@ fn trace_context_is_found_by_default_and_shipped_as_structured_metadata() {
                     .collect()
             }
         };
+        want.sort();
         assert_eq!(md, &want, "{line}");
     }
     // Coverage: per `job` label, lines with and without trace context.
@@ -109,7 +123,7 @@ fn trace_context_is_found_by_default_and_shipped_as_structured_metadata() {
 
 #[test]
 fn trace_context_can_be_turned_off() {
-    let (_tmp, rx, _agent, written) = run("trace_context:\n  enabled: false\n");
+    let (_tmp, rx, _agent, written) = run("trace_context:\n  enabled: false\n", "");
     let entries = rx.entries();
     assert_eq!(entries.len(), written.len());
     assert!(entries.iter().all(|e| e.metadata.is_empty()), "{entries:?}");
