@@ -10,7 +10,8 @@
 //! parse, [`ConfigError`]), `envsubst` (drone/envsubst semantics),
 //! `validate` ([`Config::validate`]), `unhonoured` ([`Config::unhonoured`]),
 //! `flags` (Promtail's command line, [`Flags`]), `duration` (Go durations,
-//! byte sizes). Start-up is [`load_with_flags`].
+//! byte sizes), `journal` (the typed `journal` scrape config, not wired
+//! yet). Start-up is [`load_with_flags`].
 //!
 //! Must never: silently ignore a key, panic on any input, or reach outside the
 //! configuration (no network, no file reads other than the config itself and
@@ -19,6 +20,7 @@
 pub mod duration;
 pub mod envsubst;
 pub mod flags;
+pub mod journal;
 pub mod kubernetes;
 pub mod load;
 pub mod trace_context;
