@@ -1,4 +1,5 @@
-//! Sources: where entries come from (tailed files now; the journal later).
+//! Sources: where entries come from: tailed files, and the systemd journal
+//! ([`journal`]: record parsing and the journalctl command so far; not wired).
 //!
 //! File tailing is split by concern: [`discover`] finds files (globs +
 //! inotify), [`fingerprint`] says which file is which, [`reader`] turns one
@@ -13,6 +14,7 @@ pub mod docker;
 pub mod file;
 pub mod fingerprint;
 pub mod gz;
+pub mod journal;
 #[cfg(test)]
 mod model_tests;
 pub mod reader;

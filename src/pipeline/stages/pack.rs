@@ -139,7 +139,7 @@ impl Stage for PackStage {
 
 /// Whose JSON string escaping to follow.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum JsonFlavor {
+pub(crate) enum JsonFlavor {
     /// json-iterator's default config (Promtail's `pack`): HTML escaping,
     /// `\n` `\r` `\t` short, other control characters `\u00XX`.
     Jsoniter,
@@ -151,7 +151,7 @@ pub(super) enum JsonFlavor {
 }
 
 /// Appends `s` as a JSON string literal, escaped as `flavor` does.
-pub(super) fn write_json_string(out: &mut String, s: &str, flavor: JsonFlavor) {
+pub(crate) fn write_json_string(out: &mut String, s: &str, flavor: JsonFlavor) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let html = flavor != JsonFlavor::GoJsonRaw;
     out.push('"');
