@@ -64,7 +64,11 @@
 //! starts from the saved cursor's value).
 
 pub mod command;
+#[cfg(test)]
+mod real_tests;
 pub mod record;
+#[cfg(test)]
+mod testkit;
 
 pub use command::{JournalSpec, Journals, Start};
 pub use record::{ParseError, Record};
