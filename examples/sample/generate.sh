@@ -130,12 +130,16 @@ q() { local s=${1//\'/\'\'}; REPLY="'$s'"; } # YAML single-quoted scalar
 
 {
   q "$out/positions.yaml"; pos=$REPLY
+  q "$out/pods"; pods=$REPLY
   cat <<EOF
 # Written by examples/sample/generate.sh for the sample tree next to it:
 #   target/release/tailtrace -config.file=$out/promtail.yaml -dry-run
 # Labels: job, namespace, pod and container (one static target per container
 # directory, as Kubernetes discovery would give them), stream, filename, and
-# the client's external label cluster="sample".
+# the client's external label cluster="sample". Lines carrying a trace ID
+# get trace_id/span_id structured metadata (see them with -inspect).
+kubernetes:
+  pod_logs_path: $pods         # the pods job reads pod logs: trace detection on
 server:
   http_listen_port: 0          # any free port
 positions:
