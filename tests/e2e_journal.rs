@@ -315,3 +315,52 @@ fn journalctl_killed_is_restarted_and_nothing_is_lost() {
         agent.log()
     );
 }
+
+#[test]
+fn missing_journalctl_and_unreadable_path_are_reported_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let rx = Receiver::start();
+    let mut s = Setup::new(dir, &rx.push_url());
+    s.scrape_configs = Some(format!(
+        r#"scrape_configs:
+  - job_name: nodir
+    journal: {{path: {missing}, labels: {{job: a}}}}
+  - job_name: nobin
+    journal: {{path: {empty}, labels: {{job: b}}}}
+"#,
+        missing = dir.join("missing").display(),
+        empty = empty.display()
+    ));
+    // No journalctl on PATH.
+    s.env.push(("PATH".into(), empty.display().to_string()));
+    let mut agent = Agent::start(dir, &s);
+    let count = |a: &Agent, reason: &str| {
+        a.metric_sum("tailtrace_journal_errors_total", &[("reason", reason)])
+            .unwrap_or(0.0)
+    };
+    assert!(
+        wait(GIVE_UP, || count(&agent, "unreadable_path") >= 1.0
+            && count(&agent, "no_journalctl") >= 1.0),
+        "{}",
+        agent.log()
+    );
+    let log = agent.log();
+    assert!(log.contains("cannot read the journal at"), "{log}");
+    assert!(log.contains("needs journalctl"), "{log}");
+    assert!(agent.alive(), "{log}");
+    // Retried with backoff, logged once per kind.
+    assert!(
+        wait(GIVE_UP, || count(&agent, "no_journalctl") >= 2.0),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(agent.log().matches("needs journalctl").count(), 1);
+    assert!(
+        agent.terminate().is_some_and(|s| s.success()),
+        "{}",
+        agent.log()
+    );
+}
