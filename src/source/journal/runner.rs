@@ -281,9 +281,18 @@ impl Runner {
 
     /// Reads the child's lines until it exits (`Ok`) or the agent stops.
     fn follow(&mut self, run: &mut Running) -> Result<(), Stopped> {
+        let mut next_tick = Instant::now() + TICK;
         loop {
             if self.stopping() {
                 return Err(Stopped);
+            }
+            // The pipeline's timers (multiline's max_wait, …), also while
+            // lines keep coming or delivery is behind.
+            let now = Instant::now();
+            if now >= next_tick {
+                self.job.pipeline.tick(now, &mut self.outv);
+                self.backlog.extend(self.outv.drain(..));
+                next_tick = now + TICK;
             }
             let drained = self.pump()?;
             let flushed = self.out.flush().map_err(|_| Stopped)?;
@@ -301,10 +310,7 @@ impl Runner {
                     self.parse_error("line_too_long");
                     tracing::warn!(job = %self.job.name, bytes = n, max = MAX_LINE, "journal: skipped a journalctl line over the maximum");
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.job.pipeline.tick(Instant::now(), &mut self.outv);
-                    self.backlog.extend(self.outv.drain(..));
-                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
