@@ -4,7 +4,8 @@
 //! Owns: start-up (the one warning listing unhonoured keys, the memory budget,
 //! client start, target building), the periodic positions sync, and shutdown:
 //!
-//! 1. SIGTERM/SIGINT sets the stop flag: the tailer stops reading and returns,
+//! 1. SIGTERM/SIGINT sets the stop flag: the tailer and the journal runners
+//!    (which kill their journalctl) stop reading and return,
 //!    dropping its [`Fanout`] — which closes every client's queue (or the
 //!    spool writer's, which then commits what it holds);
 //! 2. each client flushes what it has batched (with the spool: each lane
@@ -23,6 +24,7 @@
 use crate::ack::Budget;
 use crate::config::Config;
 use crate::kube;
+use crate::kube::relabel::Relabeler;
 use crate::metrics::Metrics;
 use crate::pipeline::library::{self, Library};
 use crate::pipeline::stages;
@@ -30,6 +32,7 @@ use crate::positions::Positions;
 use crate::server;
 use crate::sink::client::{self, Mode};
 use crate::sink::fanout::{Fanout, Outlet};
+use crate::source::journal::{spawn_journal, JournalJob};
 use crate::source::{self, ScrapeJob, TailOptions};
 use crate::spool::{Spool, SpoolConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,6 +120,36 @@ pub fn build_jobs(
     Ok((jobs, plan))
 }
 
+/// Takes the `journal` scrape configs out of `jobs` (their pipelines, built
+/// by [`build_jobs`] like every job's, move to the journal runner; the file
+/// tailer keeps an empty job in their place so indexes stay aligned).
+pub fn journal_jobs(
+    cfg: &Config,
+    jobs: &mut [ScrapeJob],
+    metrics: &Arc<Metrics>,
+) -> Result<Vec<JournalJob>, String> {
+    let mut out = Vec::new();
+    for (i, sc) in cfg.scrape_configs.iter().enumerate() {
+        let (Some(jc), Some(job)) = (&sc.journal, jobs.get_mut(i)) else {
+            continue;
+        };
+        let at = |e: String| format!("scrape_configs[{i}] ({}): {e}", sc.job_name);
+        let relabeler = Relabeler::new(&sc.relabel_configs).map_err(at)?;
+        let empty = stages::build_with(&[], &stages::BuildCtx::new(metrics.clone())).map_err(at)?;
+        job.targets.clear();
+        job.named.clear();
+        job.dynamic = false;
+        out.push(JournalJob {
+            name: sc.job_name.clone(),
+            config: jc.clone(),
+            relabeler,
+            pipeline: std::mem::replace(&mut job.pipeline, empty),
+            journalctl: "journalctl".into(),
+        });
+    }
+    Ok(out)
+}
+
 /// Runs the agent until SIGTERM/SIGINT. Returns the process exit code.
 pub fn run(cfg: Config, opts: RunOptions) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -188,13 +221,41 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
 
     // Sources.
     let node = kube::watch::node_name();
-    let (jobs, plan) = match build_jobs(&cfg, &metrics, &node) {
+    let (mut jobs, plan) = match build_jobs(&cfg, &metrics, &node) {
         Ok(j) => j,
         Err(e) => {
             tracing::error!("{e}");
             return 1;
         }
     };
+    let journals = match journal_jobs(&cfg, &mut jobs, &metrics) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let mut runners = Vec::new();
+    for j in journals {
+        let name = j.name.clone();
+        match spawn_journal(
+            j,
+            fanout.clone(),
+            positions.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ) {
+            Ok(h) => runners.push(h),
+            Err(e) => {
+                tracing::error!(job = %name, error = %e, "cannot start the journal source");
+                stop.store(true, Ordering::Relaxed);
+                join_all(runners).await;
+                drop(fanout);
+                delivery.finish(shutdown_timeout).await;
+                return 1;
+            }
+        }
+    }
     let tail_opts = TailOptions {
         rescan: cfg.target_config.sync_period,
         ..TailOptions::default()
@@ -220,6 +281,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
                 tracing::error!("kubernetes (kubernetes_sd_configs / kubernetes_pods): {e}");
                 stop.store(true, Ordering::Relaxed);
                 let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+                join_all(runners).await;
                 delivery.finish(shutdown_timeout).await;
                 return 1;
             }
@@ -252,6 +314,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
         t.abort();
     }
     let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+    join_all(runners).await;
     delivery.finish(shutdown_timeout).await;
     if let Some(s) = server_task {
         s.abort();
@@ -487,6 +550,17 @@ async fn sync_loop(
 
 /// How often the positions writer looks for acknowledged progress.
 pub const SAVE_POLL: Duration = Duration::from_millis(50);
+
+/// Waits for the journal runners (they stop on the stop flag, killing
+/// their journalctl, and drop their fan-outs).
+async fn join_all(runners: Vec<std::thread::JoinHandle<()>>) {
+    let _ = tokio::task::spawn_blocking(move || {
+        for r in runners {
+            let _ = r.join();
+        }
+    })
+    .await;
+}
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -80,6 +80,9 @@ pub struct Metrics {
     pub pending_bytes: Gauge,
     /// Read errors and other problems with tailed files (labels: reason).
     pub file_errors_total: CounterF,
+    pub journal_target_lines_total: Counter,
+    pub journal_target_parsing_errors_total: CounterF,
+    pub journal_errors_total: CounterF,
     /// Bytes known to be gone before they could be read (labels: reason):
     /// a rotated file deleted before anyone read it, a damaged spool chunk.
     pub lost_bytes_total: CounterF,
@@ -162,6 +165,9 @@ impl Metrics {
             positions_age_seconds: reg!("tailtrace_positions_age_seconds", "Seconds since the positions file was last written.", Gauge::<f64, AtomicU64>::default()),
             pending_bytes: reg!("tailtrace_pending_bytes", "Bytes of log lines held in memory waiting for Loki to accept them.", Gauge::default()),
             file_errors_total: reg!("tailtrace_file_errors", "Problems reading tailed files, by reason.", CounterF::default()),
+            journal_target_lines_total: reg!("promtail_journal_target_lines", "Total number of successful journal lines read", Counter::default()),
+            journal_target_parsing_errors_total: reg!("promtail_journal_target_parsing_errors", "Total number of parsing errors while reading journal messages", CounterF::default()),
+            journal_errors_total: reg!("tailtrace_journal_errors", "Problems running journalctl, by reason (no_journalctl, unreadable_path, exited, spawn).", CounterF::default()),
             lost_bytes_total: reg!("tailtrace_lost_bytes", "Bytes known to be gone before they could be read and shipped, by reason.", CounterF::default()),
             spool_bytes: reg!("tailtrace_spool_bytes", "Bytes in the spool's segment files.", Gauge::default()),
             spool_segments: reg!("tailtrace_spool_segments", "Segment files in the spool.", Gauge::default()),

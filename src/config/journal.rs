@@ -8,9 +8,9 @@
 //! `FIELD=value`), `labels` — and [`JournalConfig::check`], Promtail's own
 //! start-up errors for them.
 //!
-//! Until the source is wired, `ScrapeConfig::journal` stays an
-//! `Unhonoured` (reported at start-up); the wiring switches its type to
-//! `Option<JournalConfig>` and calls `check` from `validate.rs`.
+//! `ScrapeConfig::journal` is an `Option<JournalConfig>`; `validate.rs`
+//! calls [`JournalConfig::check`] and names the key
+//! (`scrape_configs[i].journal.<key>`).
 //!
 //! Must never: accept a key Promtail does not have, or a match journalctl
 //! would read as something else.

@@ -10,8 +10,7 @@
 //! parse, [`ConfigError`]), `envsubst` (drone/envsubst semantics),
 //! `validate` ([`Config::validate`]), `unhonoured` ([`Config::unhonoured`]),
 //! `flags` (Promtail's command line, [`Flags`]), `duration` (Go durations,
-//! byte sizes), `journal` (the typed `journal` scrape config, not wired
-//! yet). Start-up is [`load_with_flags`].
+//! byte sizes), `journal` (the typed `journal` scrape config). Start-up is [`load_with_flags`].
 //!
 //! Must never: silently ignore a key, panic on any input, or reach outside the
 //! configuration (no network, no file reads other than the config itself and
@@ -558,7 +557,7 @@ pub struct ScrapeConfig {
     pub kubernetes_pods: Option<kubernetes::KubernetesPodsConfig>,
     #[serde(deserialize_with = "nullable")]
     pub relabel_configs: Vec<crate::kube::relabel::RelabelConfig>,
-    pub journal: Option<Unhonoured>,
+    pub journal: Option<journal::JournalConfig>,
     pub syslog: Option<Unhonoured>,
     pub loki_push_api: Option<Unhonoured>,
     pub file_sd_configs: Option<Unhonoured>,

@@ -120,7 +120,6 @@ impl Config {
                 [
                     encoding,
                     decompression,
-                    journal,
                     syslog,
                     loki_push_api,
                     file_sd_configs,

@@ -276,6 +276,13 @@ impl Config {
                     return err(format!("{kkey}.{k}"), m);
                 }
             }
+            if let Some(j) = &sc.journal {
+                if let Err(e) = j.check() {
+                    // `check` says "journal.<key>: <message>".
+                    let (k, m) = e.split_once(": ").unwrap_or(("journal", e.as_str()));
+                    return err(format!("{key}.{k}"), m.to_string());
+                }
+            }
             let file_scrape = is_file_scrape(sc);
             for (j, st) in sc.static_configs.iter().enumerate() {
                 let skey = format!("{key}.static_configs[{j}]");

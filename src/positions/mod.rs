@@ -400,7 +400,12 @@ impl Positions {
         lines.extend(saved_lines.iter().map(String::as_str));
         let mut cursors = g.cursors.clone();
         for (name, t) in &g.live_cursors {
+            // An empty cursor is "nothing committed yet": never written
+            // (the loaded one, if any, stays).
             if let Position::Cursor(c) = t.committed() {
+                if c.is_empty() {
+                    continue;
+                }
                 cursors.insert(name.clone(), c.to_string());
             }
         }
@@ -535,6 +540,27 @@ mod tests {
             pos.saved_cursor("journal-kubelet").as_deref(),
             Some("s=abc;i=1")
         );
+    }
+
+    #[test]
+    fn cursor_is_written_once_committed_never_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pos.yaml");
+        let pos = Positions::open(&cfg(&p), false).unwrap();
+        let t = Tracker::new(Position::Cursor("".into()));
+        pos.track_cursor("journal-j", t.clone());
+        pos.save().unwrap();
+        let text = fs::read_to_string(&p).unwrap_or_default();
+        assert!(!text.contains("journal-j"), "{text}");
+        let a = t.issue(Position::Cursor("s=1;i=2".into()));
+        pos.save().unwrap();
+        assert!(!fs::read_to_string(&p)
+            .unwrap_or_default()
+            .contains("s=1;i=2"));
+        a.ack();
+        pos.save().unwrap();
+        let back = Positions::open(&cfg(&p), false).unwrap();
+        assert_eq!(back.saved_cursor("journal-j").as_deref(), Some("s=1;i=2"));
     }
 
     #[test]

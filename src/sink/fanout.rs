@@ -27,6 +27,7 @@
 use crate::ack::Budget;
 use crate::entry::Entry;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -180,6 +181,23 @@ impl Fanout {
         let mut entry = entry;
         entry.ack.set_charge(charge);
         self.push(n - 1, entry).map_err(|_| NotTaken::Stopped)
+    }
+
+    /// Hands `backlog`'s entries, in order, to [`try_send`](Self::try_send)
+    /// while it takes them (a refused one goes back to the front).
+    /// `Ok(true)`: the backlog is empty.
+    pub fn send_backlog(&self, backlog: &mut VecDeque<Entry>) -> Result<bool, Stopped> {
+        while let Some(e) = backlog.pop_front() {
+            match self.try_send(e) {
+                Ok(()) => {}
+                Err(NotTaken::Full(e)) => {
+                    backlog.push_front(e);
+                    return Ok(false);
+                }
+                Err(NotTaken::Stopped) => return Err(Stopped),
+            }
+        }
+        Ok(true)
     }
 
     /// Buffers `e` for outlet `i`, sending the chunk when it is full.

@@ -1,5 +1,5 @@
 //! Sources: where entries come from: tailed files, and the systemd journal
-//! ([`journal`]: record parsing and the journalctl command so far; not wired).
+//! ([`journal`]: journalctl run per `journal` scrape config).
 //!
 //! File tailing is split by concern: [`discover`] finds files (globs +
 //! inotify), [`fingerprint`] says which file is which, [`reader`] turns one

@@ -66,7 +66,7 @@ use crate::labels::LabelSet;
 use crate::metrics::{labels, Metrics};
 use crate::pipeline::Pipeline;
 use crate::positions::{FileId, Positions, SavedFile};
-use crate::sink::fanout::{Fanout, NotTaken};
+use crate::sink::fanout::Fanout;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -779,17 +779,9 @@ impl Tailer {
     /// Hands backlog entries to the fan-out while it takes them. `Ok(true)`:
     /// the backlog is empty.
     fn pump(&mut self) -> Result<bool, Stopped> {
-        while let Some(e) = self.backlog.pop_front() {
-            match self.out.try_send(e) {
-                Ok(()) => {}
-                Err(NotTaken::Full(e)) => {
-                    self.backlog.push_front(e);
-                    return Ok(false);
-                }
-                Err(NotTaken::Stopped) => return Err(Stopped),
-            }
-        }
-        Ok(true)
+        self.out
+            .send_backlog(&mut self.backlog)
+            .map_err(|_| Stopped)
     }
 
     fn tick(&mut self, now: Instant) -> Result<(), Stopped> {

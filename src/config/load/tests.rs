@@ -421,6 +421,15 @@ fn cross_entry_validation() {
     // Non-file scrape configs need no __path__.
     let journal = "clients: [{url: 'http://l/'}]\nscrape_configs:\n  - job_name: j\n    journal: {max_age: 12h}\n    static_configs: [{labels: {job: j}}]\n";
     load(journal).validate(false).unwrap();
+    assert!(load(journal)
+        .unhonoured()
+        .iter()
+        .all(|k| !k.contains("journal")));
+    // The journal config's own checks name its key.
+    let bad = journal.replace("{max_age: 12h}", "{matches: kubelet}");
+    let e = invalid(&bad);
+    assert_eq!(e.key, "scrape_configs[0].journal.matches");
+    assert!(e.message.contains("FIELD=value"), "{e}");
 }
 
 #[test]

@@ -12,25 +12,27 @@
 //! corrupted pipe) prints, or advance a saved cursor past an entry that was
 //! not delivered.
 //!
-//! # Design of the whole source (the parts not written yet are marked *later*)
+//! # Design of the whole source ([`runner`] wires it)
 //!
-//! - *Later:* one `journalctl` child per journal scrape config (job), spawned
+//! - one `journalctl` child per journal scrape config (job), spawned
 //!   with [`command::args`] and `Stdio::piped()` stdout, stderr captured for
 //!   the error message. Its stdout is read line by line on a blocking thread
-//!   (the tailer's thread model: blocking reads, budget backpressure via
-//!   `Budget::charge_blocking`), each line parsed with [`Record::parse`]; a
-//!   parse error is counted (`promtail_journal_target_parsing_errors_total`)
-//!   and skipped, every record counted in `promtail_journal_target_lines_total`.
-//! - *Later:* labels are `labels:` from the config plus
+//!   and handed over a small bounded channel; the runner stops taking lines
+//!   while the fan-out refuses entries (so the pipe, then journalctl, wait).
+//!   Each line is parsed with [`Record::parse`]; a parse error is counted
+//!   (`promtail_journal_target_parsing_errors_total{error}`) and skipped,
+//!   every shipped record counted in `promtail_journal_target_lines_total`.
+//! - labels are `labels:` from the config plus
 //!   [`Record::journal_labels`], then the job's `relabel_configs`; `__`
 //!   labels are dropped after relabelling, and an entry left with no label is
 //!   dropped — as Promtail does. Then the job's `pipeline_stages`.
-//! - *Later:* if journalctl exits (or is killed), it is restarted with
+//! - if journalctl exits (or is killed), it is restarted with
 //!   backoff from the last *issued* cursor of this process (see below); a
-//!   missing binary or an unreadable directory is one clear error naming the
-//!   path and journalctl's stderr, and the target shows as failed.
+//!   missing binary, an unreadable directory or journalctl exiting is one
+//!   clear error per kind (naming the path, or journalctl's stderr) and
+//!   `tailtrace_journal_errors_total{reason}`.
 //!
-//! ## Cursor acknowledgement (plan; the ack/positions code is unchanged)
+//! ## Cursor acknowledgement (as [`runner`] does it)
 //!
 //! The acknowledgement path already has what a journal needs:
 //! [`crate::ack::Position::Cursor`] exists, and [`crate::positions::Positions`]
@@ -58,17 +60,17 @@
 //!    agent resumes from the committed cursor: no loss, no duplicate beyond
 //!    what was in flight.
 //!
-//! One thing the existing code lacks and the wiring must check: an empty
-//! `Position::Cursor("")` as "nothing committed yet" must not be written as
-//! `journal-<job>: ""` (render only writes non-empty cursors, or the tracker
-//! starts from the saved cursor's value).
+//! An empty `Position::Cursor("")` ("nothing committed yet") is never
+//! written as `journal-<job>: ""`: `Positions::render` skips empty cursors.
 
 pub mod command;
 #[cfg(test)]
 mod real_tests;
 pub mod record;
+pub mod runner;
 #[cfg(test)]
 mod testkit;
 
 pub use command::{JournalSpec, Journals, Start};
 pub use record::{ParseError, Record};
+pub use runner::{spawn_journal, JournalJob};
