@@ -473,9 +473,12 @@ impl ClientMetrics {
         self.m.dropped_bytes_total.get_or_create(&l).inc_by(bytes);
     }
 
-    fn mutated(&self, tenant: Option<&str>, reason: &str, bytes: u64) {
+    fn mutated(&self, tenant: Option<&str>, reason: &str, entries: u64, bytes: u64) {
         let l = self.htr(tenant, reason);
-        self.m.mutated_entries_total.get_or_create(&l).inc();
+        self.m
+            .mutated_entries_total
+            .get_or_create(&l)
+            .inc_by(entries);
         self.m.mutated_bytes_total.get_or_create(&l).inc_by(bytes);
     }
 
@@ -557,7 +560,7 @@ impl Prep {
             LineLimit::Truncated(removed) => {
                 let tenant = self.router.get(ri).tenant.clone();
                 self.metrics
-                    .mutated(tenant.as_deref(), REASON_LINE_TOO_LONG, removed as u64);
+                    .mutated(tenant.as_deref(), REASON_LINE_TOO_LONG, 1, removed as u64);
                 Some((ri, e))
             }
             LineLimit::TooLong => {
@@ -793,17 +796,9 @@ impl Sender {
     fn strip_metadata(&self, batch: &mut Batch) {
         let (n, bytes) = batch.strip_metadata();
         if n > 0 {
-            let l = self.metrics.htr(batch.tenant(), REASON_METADATA_REFUSED);
+            let reason = REASON_METADATA_REFUSED;
             self.metrics
-                .m
-                .mutated_entries_total
-                .get_or_create(&l)
-                .inc_by(n as u64);
-            self.metrics
-                .m
-                .mutated_bytes_total
-                .get_or_create(&l)
-                .inc_by(bytes as u64);
+                .mutated(batch.tenant(), reason, n as u64, bytes as u64);
         }
     }
 

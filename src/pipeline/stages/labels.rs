@@ -207,6 +207,14 @@ pub(super) mod test_support {
     use crate::pipeline::{Ctx, Stage};
     use std::sync::Arc;
 
+    /// An entry's structured metadata, borrowed, in order.
+    pub fn md(e: &Entry) -> Vec<(&str, &str)> {
+        e.metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
     /// A built stage, as the pipeline holds it.
     pub struct Boxed(pub Box<dyn Stage>);
     impl Stage for Boxed {

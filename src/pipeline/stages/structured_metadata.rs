@@ -121,13 +121,6 @@ mod tests {
         build(Some(&cfg(yaml)), &ctx()).unwrap().unwrap()
     }
 
-    fn md(e: &Entry) -> Vec<(&str, &str)> {
-        e.metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
-    }
-
     #[test]
     fn extracted_values_become_metadata() {
         let mut h = harness(

@@ -15,13 +15,6 @@ fn stage(yaml: &str) -> Box<dyn Stage> {
     build(Some(&cfg(yaml)), &ctx()).unwrap().unwrap()
 }
 
-fn md(e: &Entry) -> Vec<(&str, &str)> {
-    e.metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
-
 #[test]
 fn ids_become_structured_metadata_not_labels() {
     let mut h = harness(stage("{}"), &[("job", "ns/app")]);
