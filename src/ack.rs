@@ -54,6 +54,9 @@ impl Position {
     }
 }
 
+/// Slot capacity a drained tracker keeps (see [`Tracker::settle`]).
+const KEEP_SLOTS: usize = 32;
+
 struct Slot {
     end: Position,
     /// Outstanding acknowledgements (one per client copy).
@@ -192,6 +195,12 @@ impl Tracker {
         }
         if advanced {
             COMMIT_EPOCH.fetch_add(1, Ordering::Relaxed);
+            // A read chunk's worth of slots is kept only while in flight:
+            // with thousands of files, each one's high-water capacity
+            // would otherwise stay allocated (~8 KiB a file).
+            if st.pending.is_empty() && st.pending.capacity() > KEEP_SLOTS {
+                st.pending = VecDeque::new();
+            }
         }
     }
 
@@ -561,6 +570,22 @@ impl Drop for Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drained_tracker_gives_its_slots_back() {
+        let t = Tracker::new(Position::Offset(0));
+        let acks: Vec<Ack> = (1..=1000).map(|i| t.issue(Position::Offset(i))).collect();
+        assert!(t.lock().pending.capacity() >= 1000);
+        for a in acks {
+            a.ack();
+        }
+        assert_eq!(t.committed(), Position::Offset(1000));
+        assert!(t.lock().pending.capacity() <= KEEP_SLOTS);
+        // And it goes on numbering from where it was.
+        let a = t.issue(Position::Offset(1001));
+        a.ack();
+        assert_eq!(t.committed(), Position::Offset(1001));
+    }
 
     #[test]
     fn commits_only_a_gap_free_prefix() {

@@ -179,13 +179,14 @@ pub fn render(s: &Snapshot<'_>) -> String {
         })
         .collect();
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    render_with(s, &refs)
+    render_with(s, &[], &refs)
 }
 
-/// Renders the file, given each file's `tailtrace:file` line (as
-/// [`file_line`] writes it; callers cache them: a file whose offset, size
-/// and fingerprint did not move keeps its line).
-pub fn render_with(s: &Snapshot<'_>, file_lines: &[&str]) -> String {
+/// Renders the file, given each file's lines in `s.files` order: its
+/// Promtail `path: offset` entry (as [`promtail_line`] writes it) and its
+/// `tailtrace:file` line (as [`file_line`] does). Callers cache them: a
+/// file whose offset, size and fingerprint did not move keeps its lines.
+pub fn render_with(s: &Snapshot<'_>, promtail_lines: &[&str], file_lines: &[&str]) -> String {
     let bytes: usize = file_lines.iter().map(|l| l.len()).sum();
     let mut out = String::with_capacity(bytes * 2 + 256);
     out.push_str("# tailtrace positions: acknowledged offsets. Promtail reads the plain paths.\n");
@@ -205,11 +206,18 @@ pub fn render_with(s: &Snapshot<'_>, file_lines: &[&str]) -> String {
             continue;
         }
         last = Some(f.path.as_path());
-        entry(&f.path.to_string_lossy(), &f.offset.to_string(), &mut out);
+        match promtail_lines.get(i) {
+            Some(l) => out.push_str(l),
+            None => promtail_line(&f.path, f.offset, &mut out),
+        }
     }
-    for (path, off) in s.promtail {
-        if !s.files.iter().any(|f| &f.path == path) {
-            entry(&path.to_string_lossy(), &off.to_string(), &mut out);
+    if !s.promtail.is_empty() {
+        let ours: std::collections::HashSet<&std::path::Path> =
+            s.files.iter().map(|f| f.path.as_path()).collect();
+        for (path, off) in s.promtail {
+            if !ours.contains(path.as_path()) {
+                promtail_line(path, *off, &mut out);
+            }
         }
     }
     for (k, v) in s.cursors {
@@ -244,6 +252,11 @@ fn entry(k: &str, v: &str, out: &mut String) {
         yaml_str(v, out);
     }
     out.push('\n');
+}
+
+/// Appends the `path: offset` entry Promtail reads.
+pub fn promtail_line(path: &std::path::Path, offset: u64, out: &mut String) {
+    entry(&path.to_string_lossy(), &offset.to_string(), out);
 }
 
 /// Appends `f`'s `tailtrace:file:…: <offset> <size>` line.

@@ -71,9 +71,10 @@ struct Live {
     tracker: Arc<Tracker>,
     /// The size the tailer last saw (shared with it).
     size: Arc<AtomicU64>,
-    /// The rendered `tailtrace:file` line and what it was rendered from
-    /// (offset, size, fingerprint): re-rendered only when one moved.
-    line: Option<((u64, u64, Fingerprint), String)>,
+    /// The rendered Promtail entry and `tailtrace:file` line, and what they
+    /// were rendered from (offset, size, fingerprint): re-rendered only
+    /// when one moved.
+    line: Option<((u64, u64, Fingerprint), String, String)>,
 }
 
 #[derive(Default)]
@@ -375,29 +376,38 @@ impl Positions {
                 size: l.size.load(Ordering::Relaxed).max(offset),
             };
             let at = (f.offset, f.size, l.fp);
-            if l.line.as_ref().is_none_or(|(k, _)| *k != at) {
-                let mut text = String::new();
+            if l.line.as_ref().is_none_or(|(k, _, _)| *k != at) {
+                let (mut promtail, mut text) = (String::new(), String::new());
+                format::promtail_line(&f.path, f.offset, &mut promtail);
                 format::file_line(&f, &mut text);
-                l.line = Some((at, text));
+                l.line = Some((at, promtail, text));
             }
             files.push(f);
         }
-        let saved_lines: Vec<String> = g
+        let saved_lines: Vec<(String, String)> = g
             .saved
             .values()
             .map(|f| {
-                let mut t = String::new();
+                let (mut p, mut t) = (String::new(), String::new());
+                format::promtail_line(&f.path, f.offset, &mut p);
                 format::file_line(f, &mut t);
-                t
+                (p, t)
             })
             .collect();
         files.extend(g.saved.values().cloned());
-        let mut lines: Vec<&str> = g
-            .live
-            .values()
-            .filter_map(|l| l.line.as_ref().map(|(_, t)| t.as_str()))
-            .collect();
-        lines.extend(saved_lines.iter().map(String::as_str));
+        // Same order as `files`: live ones (all rendered above), then saved.
+        let mut promtail_lines: Vec<&str> = Vec::with_capacity(files.len());
+        let mut lines: Vec<&str> = Vec::with_capacity(files.len());
+        for l in g.live.values() {
+            if let Some((_, p, t)) = &l.line {
+                promtail_lines.push(p);
+                lines.push(t);
+            }
+        }
+        for (p, t) in &saved_lines {
+            promtail_lines.push(p);
+            lines.push(t);
+        }
         let mut cursors = g.cursors.clone();
         for (name, t) in &g.live_cursors {
             // An empty cursor is "nothing committed yet": never written
@@ -420,6 +430,7 @@ impl Positions {
                 spool: g.spool,
                 is_current: &|f| g.live.contains_key(&f.id),
             },
+            &promtail_lines,
             &lines,
         )
     }

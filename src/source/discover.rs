@@ -243,6 +243,12 @@ impl Watch {
         use notify::Watcher as _;
         let w = notify::RecommendedWatcher::new(
             move |ev: notify::Result<notify::Event>| match ev {
+                // Opens and closes change nothing, and most are our own:
+                // each file or directory the tailer opens (reopening a
+                // parked file, a rescan reading directories) would come
+                // back as a change and cost a stat, a read or a rescan —
+                // a loop that kept a 5,000-file node busy.
+                Ok(ev) if ev.kind.is_access() && !ev.need_rescan() => {}
                 Ok(ev) => {
                     let overflow = ev.need_rescan();
                     wake.mark(ev.paths, overflow);
@@ -292,6 +298,34 @@ mod tests {
             PathBuf::from("/var/log")
         );
         assert_eq!(static_prefix("/var/log/syslog"), PathBuf::from("/var/log"));
+    }
+
+    #[test]
+    fn opening_and_reading_files_is_not_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/read.log"), b"x\n").unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        assert!(w.watch(d).unwrap());
+        // What the tailer does to files it follows: open, read, list.
+        let _ = std::fs::read(d.join("sub/read.log")).unwrap();
+        let _ = std::fs::read_dir(d.join("sub")).unwrap().count();
+        // Then a real change; inotify reports in order, so once it is
+        // seen, anything the reads caused would have been seen too.
+        std::fs::write(d.join("sub/written.log"), b"y\n").unwrap();
+        let mut seen = HashSet::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !seen.contains(&d.join("sub/written.log")) && std::time::Instant::now() < deadline {
+            wake.wait(Duration::from_millis(50));
+            let s = wake.take();
+            assert!(!s.overflow);
+            seen.extend(s.dirty);
+        }
+        assert!(seen.contains(&d.join("sub/written.log")), "{seen:?}");
+        assert!(!seen.contains(&d.join("sub/read.log")), "{seen:?}");
+        assert!(!seen.contains(&d.join("sub")), "{seen:?}");
     }
 
     #[test]

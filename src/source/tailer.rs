@@ -169,6 +169,8 @@ const QUICK_RESCAN: Duration = Duration::from_secs(1);
 /// While delivery is stuck: how often file events are looked at (new files
 /// pinned, rotations seen) between wake-ups for room in the budget.
 const BUSY_TICK: Duration = Duration::from_millis(20);
+/// How long a ranking of parking victims is used (see `evict_one`).
+const EVICT_QUEUE_AGE: Duration = Duration::from_millis(250);
 
 /// Hands target updates to a running tailer (and wakes it).
 #[derive(Clone)]
@@ -262,6 +264,12 @@ struct Tailer {
     /// Source of synthetic identities (see [`Tailer::synthetic_id`]).
     rng: SmallRng,
     open: usize,
+    /// Files to park for a descriptor, ranked at the time given, the best
+    /// victim last (see `evict_one` in `tailer_lifecycle.rs`).
+    evict_queue: Option<(Instant, Vec<FileId>)>,
+    /// Parked files this sweep may still reopen by parking a file with
+    /// unread data (see `evict_for_reopen`).
+    busy_reopens: usize,
     wake: Arc<Wake>,
     watch: Option<Watch>,
     warned: HashSet<(PathBuf, &'static str)>,
@@ -344,6 +352,8 @@ impl Tailer {
             draining: Vec::new(),
             rng: SmallRng::from_os_rng(),
             open: 0,
+            evict_queue: None,
+            busy_reopens: 0,
             wake,
             watch,
             warned: HashSet::new(),
@@ -489,6 +499,7 @@ impl Tailer {
     /// Periodic checks of every file: growth, truncation, rotation, closing.
     fn sweep(&mut self) -> Result<(), Stopped> {
         let now = Instant::now();
+        self.busy_reopens = (self.opts.max_open_files / 8).max(1);
         let stuck = !self.backlog.is_empty();
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         for id in ids {

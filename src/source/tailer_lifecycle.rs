@@ -54,20 +54,87 @@ impl Tailer {
     /// module docs of `tailer.rs`): parks the least recently active quiet
     /// current file, else the current file with unread data least recently
     /// read. Rotated files are never parked (their name may be gone).
+    ///
+    /// The victims are ranked once into [`Tailer::evict_queue`] and taken
+    /// from it until it runs out or is [`EVICT_QUEUE_AGE`] old, so a sweep
+    /// that reopens thousands of parked files costs one ranking, not one
+    /// scan of every file per reopen (that was quadratic in the number of
+    /// files). A queued file opened or read since the ranking is skipped:
+    /// its rank is stale, and parking what was just reopened would only
+    /// churn descriptors.
     pub(super) fn evict_one(&mut self) -> bool {
-        let victim = self
-            .files
+        self.evict(true).is_some()
+    }
+
+    /// [`Self::evict_one`] for reopening a parked file that changed: parks
+    /// a quiet file, or one with unread data only while this sweep's
+    /// [`Tailer::busy_reopens`] last. Swapping one file with unread data
+    /// for another gains nothing but fairness, so it is rationed: with more
+    /// busy files than descriptors, the open set turns over in a few sweeps
+    /// instead of in every one (each turnover costs a close, an open and
+    /// the stats around them, per file).
+    fn evict_for_reopen(&mut self) -> bool {
+        let allow_busy = self.busy_reopens > 0;
+        let parked = self.evict(allow_busy);
+        if parked == Some(true) {
+            self.busy_reopens -= 1;
+        }
+        parked.is_some()
+    }
+
+    /// Parks the best victim; `Some(busy)`: one was parked (busy: it had
+    /// unread data). A busy victim only if `allow_busy`.
+    fn evict(&mut self, allow_busy: bool) -> Option<bool> {
+        let now = Instant::now();
+        let fresh = self
+            .evict_queue
+            .as_ref()
+            .is_some_and(|(at, _)| now.duration_since(*at) < EVICT_QUEUE_AGE);
+        if !fresh {
+            self.evict_queue = None;
+        }
+        for _ in 0..2 {
+            let (at, queue) = self
+                .evict_queue
+                .get_or_insert_with(|| (now, Self::rank_victims(&self.files)));
+            let at = *at;
+            while let Some(&id) = queue.last() {
+                let busy = match self.files.get(&id) {
+                    Some(f)
+                        if f.kind == Kind::Current
+                            && matches!(f.src, Some(Src::Plain(_)))
+                            && f.last_data <= at =>
+                    {
+                        !f.at_eof || f.active
+                    }
+                    _ => {
+                        queue.pop();
+                        continue;
+                    }
+                };
+                if busy && !allow_busy {
+                    // Ranked: no quiet file is left behind it (as of the
+                    // ranking).
+                    return None;
+                }
+                queue.pop();
+                self.park(id);
+                return Some(busy);
+            }
+            self.evict_queue = None;
+        }
+        None
+    }
+
+    /// Open current files, the best victim last (see [`Self::evict_one`]).
+    fn rank_victims(files: &HashMap<FileId, Tailed>) -> Vec<FileId> {
+        let mut v: Vec<_> = files
             .values()
             .filter(|f| f.kind == Kind::Current && matches!(f.src, Some(Src::Plain(_))))
-            .min_by_key(|f| (!f.at_eof || f.active, f.last_data))
-            .map(|f| f.id);
-        match victim {
-            Some(id) => {
-                self.park(id);
-                true
-            }
-            None => false,
-        }
+            .map(|f| ((!f.at_eof || f.active, f.last_data), f.id))
+            .collect();
+        v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        v.into_iter().map(|(_, id)| id).collect()
     }
 
     pub(super) fn park(&mut self, id: FileId) {
@@ -109,8 +176,17 @@ impl Tailer {
                 return Ok(());
             }
         };
-        if self.open >= self.opts.max_open_files && !self.evict_one() {
-            return Ok(()); // next sweep
+        // Rotated or deleted while closed: follow it at once (its rest may be
+        // deleted with the next rotations); merely grown: rationed.
+        if self.open >= self.opts.max_open_files {
+            let freed = if same {
+                self.evict_for_reopen()
+            } else {
+                self.evict_one()
+            };
+            if !freed {
+                return Ok(()); // a later sweep
+            }
         }
         let mut found = None;
         if same {
@@ -218,6 +294,9 @@ impl Tailer {
         f.src = Some(Src::Plain(file));
         f.active = true;
         f.at_eof = false;
+        // Opened counts as activity: a file reopened for its new data is
+        // not the next one to park before it was read.
+        f.last_data = Instant::now();
         self.open += 1;
         if rewritten || size < pos {
             self.truncated(id, size);

@@ -220,11 +220,13 @@ impl Stage for TraceStage {
                 }
             };
             if let Some(tc) = tc {
-                let mut ids = vec![(&*self.trace_name, tc.trace_id())];
-                if let Some(span) = tc.span_id().filter(|_| !has(&e, &self.span_name)) {
-                    ids.push((&*self.span_name, span));
-                }
-                for (name, id) in ids {
+                let span = tc.span_id().filter(|_| !has(&e, &self.span_name));
+                let ids = [
+                    Some((&*self.trace_name, tc.trace_id())),
+                    span.map(|s| (&*self.span_name, s)),
+                ];
+                e.metadata.reserve(ids.len());
+                for (name, id) in ids.into_iter().flatten() {
                     e.metadata.push((name.to_string(), id.to_string()));
                     if self.extract {
                         e.extracted.insert(name, Value::String(id.to_string()));
