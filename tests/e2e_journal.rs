@@ -17,11 +17,10 @@ mod receiver;
 
 use agent::{wait, Agent, Setup};
 use journal::{
-    assert_exactly_once, batch, expected, journal_dir, journalctl_children, now_us, setup,
-    write_journal, JEntry, GIVE_UP,
+    assert_exactly_once, assert_journalctl_restarted, batch, expected, journal_dir,
+    journalctl_children, kill_journalctl, now_us, setup, write_journal, JEntry, GIVE_UP,
 };
 use receiver::Receiver;
-use std::process::Command;
 
 #[test]
 fn ships_matching_entries_once_and_resumes_after_restart() {
@@ -80,32 +79,18 @@ fn journalctl_killed_is_restarted_and_nothing_is_lost() {
     s.batchsize = 4096;
     let mut agent = Agent::start(dir, &s);
     let pid = agent.pid();
-    let mut first = Vec::new();
     assert!(
         wait(GIVE_UP, || {
-            first = journalctl_children(pid);
-            !first.is_empty() && rx.count() > 0
+            !journalctl_children(pid).is_empty() && rx.count() > 0
         }),
         "no journalctl child or nothing delivered\n{}",
         agent.log()
     );
-    for c in &first {
-        let _ = Command::new("kill")
-            .args(["-KILL", &c.to_string()])
-            .status();
-    }
+    let first = kill_journalctl(pid);
     let killed_at = rx.count();
     let want = expected(&entries);
     assert_exactly_once(&rx, &want, &agent);
-    // A new journalctl runs (restarted with backoff).
-    assert!(
-        wait(GIVE_UP, || {
-            let now = journalctl_children(pid);
-            !now.is_empty() && now.iter().all(|c| !first.contains(c))
-        }),
-        "journalctl was not restarted\n{}",
-        agent.log()
-    );
+    assert_journalctl_restarted(&agent, &first);
     eprintln!(
         "killed journalctl after {killed_at} of {} entries",
         want.len()

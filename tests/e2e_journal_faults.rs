@@ -15,18 +15,28 @@ mod journal;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{wait, Agent};
+use agent::{wait, Agent, Setup};
 use journal::{
-    assert_exactly_once, batch, check, expected, journal_dir, journalctl_children, now_us,
-    saved_cursor, setup, write_journal, GIVE_UP,
+    assert_exactly_once, assert_journalctl_restarted, batch, check, expected, journal_dir_with,
+    kill_journalctl, now_us, saved_cursor, setup, stop_cleanly, write_journal, GIVE_UP,
 };
 use receiver::{Mode, Receiver};
 use std::collections::{BTreeMap, HashSet};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 use tailtrace::source::journal::record::cursor_realtime;
 
 const KEY: &str = "journal-system";
+
+/// The journal job over `jdir` with small batches (many pushes, so faults
+/// land mid-way) and retries from 250 ms to 2 s.
+fn small_batches(dir: &Path, jdir: &Path, rx: &Receiver) -> Setup {
+    let mut s = setup(dir, jdir, rx);
+    s.batchsize = 4096;
+    s.min_period = "250ms";
+    s.max_period = "2s";
+    s
+}
 
 /// Waits until every line of `want` arrived at least once.
 fn wait_all(rx: &Receiver, want: &BTreeMap<String, (String, i64)>, agent: &Agent) {
@@ -39,20 +49,16 @@ fn wait_all(rx: &Receiver, want: &BTreeMap<String, (String, i64)>, agent: &Agent
 
 #[test]
 fn loki_down_429s_and_a_kill_9_deliver_every_entry_and_save_the_cursor_only_after_acceptance() {
-    let Some((tmp, jdir)) = journal_dir() else {
+    let base = now_us() - 600_000_000;
+    let first = batch("first", 1500, base);
+    let Some((tmp, jdir)) = journal_dir_with(&first) else {
         return;
     };
     let dir = tmp.path();
-    let base = now_us() - 600_000_000;
-    let first = batch("first", 1500, base);
-    write_journal(&jdir, "a", &first);
     let rx = Receiver::start();
     // A slow Loki, so the kill lands with some entries accepted.
     rx.set_mode(Mode::Slow(Duration::from_millis(150)));
-    let mut s = setup(dir, &jdir, &rx);
-    s.batchsize = 4096;
-    s.min_period = "250ms";
-    s.max_period = "2s";
+    let s = small_batches(dir, &jdir, &rx);
     let mut agent = Agent::start(dir, &s);
     assert!(
         wait(GIVE_UP, || rx.count() > 0
@@ -118,26 +124,18 @@ fn loki_down_429s_and_a_kill_9_deliver_every_entry_and_save_the_cursor_only_afte
         want.len(),
         before.len()
     );
-    assert!(
-        agent.terminate().is_some_and(|s| s.success()),
-        "{}",
-        agent.log()
-    );
+    stop_cleanly(&mut agent);
 }
 
 #[test]
 fn journalctl_killed_while_loki_throttles_resumes_after_what_was_read() {
-    let Some((tmp, jdir)) = journal_dir() else {
+    let entries = batch("many", 3000, now_us() - 60_000_000);
+    let Some((tmp, jdir)) = journal_dir_with(&entries) else {
         return;
     };
     let dir = tmp.path();
-    let entries = batch("many", 3000, now_us() - 60_000_000);
-    write_journal(&jdir, "a", &entries);
     let rx = Receiver::start();
-    let mut s = setup(dir, &jdir, &rx);
-    s.batchsize = 4096;
-    s.min_period = "250ms";
-    s.max_period = "2s";
+    let s = small_batches(dir, &jdir, &rx);
     let mut agent = Agent::start(dir, &s);
     let pid = agent.pid();
     assert!(rx.wait_until(GIVE_UP, |r| r.count() > 0), "{}", agent.log());
@@ -145,21 +143,9 @@ fn journalctl_killed_while_loki_throttles_resumes_after_what_was_read() {
     // journalctl dies; the new one must start after them, not at the cursor.
     rx.set_mode(Mode::Status(429));
     std::thread::sleep(Duration::from_secs(1));
-    let first = journalctl_children(pid);
+    let first = kill_journalctl(pid);
     assert!(!first.is_empty(), "no journalctl child:\n{}", agent.log());
-    for c in &first {
-        let _ = Command::new("kill")
-            .args(["-KILL", &c.to_string()])
-            .status();
-    }
-    assert!(
-        wait(GIVE_UP, || {
-            let now = journalctl_children(pid);
-            !now.is_empty() && now.iter().all(|c| !first.contains(c))
-        }),
-        "journalctl was not restarted\n{}",
-        agent.log()
-    );
+    assert_journalctl_restarted(&agent, &first);
     let at_kill = rx.count();
     rx.set_mode(Mode::FailNext {
         count: 2,
@@ -170,9 +156,5 @@ fn journalctl_killed_while_loki_throttles_resumes_after_what_was_read() {
         "journalctl killed under 429s after {at_kill} of {} entries",
         expected(&entries).len()
     );
-    assert!(
-        agent.terminate().is_some_and(|s| s.success()),
-        "{}",
-        agent.log()
-    );
+    stop_cleanly(&mut agent);
 }

@@ -226,3 +226,42 @@ pub fn saved_cursor(positions: &Path, key: &str) -> Option<String> {
     let c = v.get("positions")?.get(key)?.as_str()?;
     (!c.is_empty()).then(|| c.to_string())
 }
+
+/// Kills (`SIGKILL`) the `journalctl` children of `pid`, the agent's, and
+/// returns their pids.
+pub fn kill_journalctl(pid: u32) -> Vec<u32> {
+    let children = journalctl_children(pid);
+    for c in &children {
+        let _ = Command::new("kill")
+            .args(["-KILL", &c.to_string()])
+            .status();
+    }
+    children
+}
+
+/// Asserts that a `journalctl` other than `killed` runs under `agent`
+/// (restarted with backoff) within [`GIVE_UP`].
+pub fn assert_journalctl_restarted(agent: &Agent, killed: &[u32]) {
+    let pid = agent.pid();
+    assert!(
+        crate::agent::wait(GIVE_UP, || {
+            let now = journalctl_children(pid);
+            !now.is_empty() && now.iter().all(|c| !killed.contains(c))
+        }),
+        "journalctl was not restarted\n{}",
+        agent.log()
+    );
+}
+
+/// Stops `agent` with SIGTERM and asserts it exits 0 (its log otherwise).
+pub fn stop_cleanly(agent: &mut Agent) {
+    let st = agent.terminate();
+    assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", agent.log());
+}
+
+/// [`journal_dir`] holding `entries` as its first file (`a.journal`).
+pub fn journal_dir_with(entries: &[JEntry]) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let (tmp, journal) = journal_dir()?;
+    write_journal(&journal, "a", entries);
+    Some((tmp, journal))
+}
