@@ -5,23 +5,28 @@
 //! lost — with or without a `kill -9` in the middle.
 //!
 //! The `kill -9` run is also made the way the agent is deployed ([`Day`]):
-//! the files are the node's pod logs (`kubernetes.pod_logs_path`), so trace
-//! detection runs after `cri` and every 10th line carries trace context,
-//! whose `trace_id`/`span_id` must arrive as structured metadata, resends
-//! included; against a Loki that refuses structured metadata (the agent
-//! sends the refused lines again without it); and with the spool. Each run
-//! kills the agent in a second 429 storm, after Loki accepted lines: what
-//! arrives twice must be among what arrived before the kill.
+//! the files are the node's pod logs (`kubernetes.pod_logs_path`), rotated
+//! and deleted, so trace detection runs after `cri`; every 10th line
+//! carries trace context, whose `trace_id`/`span_id` must arrive as
+//! structured metadata, resends included. Also against a Loki that refuses
+//! structured metadata (the agent sends the refused lines again without
+//! it), with and without the spool. Each run kills the agent in a second
+//! 429 storm, after Loki accepted lines: what arrives twice must be among
+//! what arrived before the kill.
 
 #[path = "support/agent.rs"]
 mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/worst_day.rs"]
+mod worst_day;
 
-use agent::{delivered, with_spool, workload_id, Agent, Delivered, PodLog, Setup, Workload};
+use agent::{with_spool, Agent, PodLog, Setup, Workload};
 use receiver::{Mode, Options, Receiver};
-use std::collections::HashSet;
 use std::time::Duration;
+use worst_day::{
+    all_arrived, assert_duplicates_only_from, assert_trace_context, kill_9_in_a_429_storm,
+};
 
 /// 100 pods, 12,000 lines/s in total, rotated every ~40 KB with older
 /// rotations compressed (none deleted).
@@ -41,7 +46,8 @@ fn workload() -> Workload {
 #[derive(Clone, Copy)]
 struct Day {
     /// The files are the node's pod logs: trace detection on (the default
-    /// for pod logs), every 10th line carrying trace context.
+    /// for pod logs), every 10th line carrying trace context; the kubelet
+    /// keeps 3 files, so each pod's oldest rotation is deleted.
     pod_logs: bool,
     /// Loki refuses structured metadata (Loki 2.x, or a schema before v13).
     no_metadata: bool,
@@ -72,6 +78,7 @@ impl Day {
     fn workload(&self) -> Workload {
         Workload {
             traced: self.pod_logs.then_some(10),
+            max_files: self.pod_logs.then_some(3),
             ..workload()
         }
     }
@@ -106,37 +113,12 @@ fn start(
     (rx, setup, logs, agent)
 }
 
-/// Waits until every line of `w` arrived (panics naming the missing ones)
-/// and, if `ordered`, checks per-stream order.
-fn check_all_arrived(rx: &Receiver, agent: &Agent, w: &Workload, ordered: bool) -> Delivered {
-    let ok = rx.wait_until(Duration::from_secs(300), |r| {
-        delivered(w, r.entries().iter().map(|e| e.line.as_str())).lost() == 0
-    });
-    let entries = rx.entries();
-    let d = delivered(w, entries.iter().map(|e| e.line.as_str()));
-    if !ok {
-        let first: Vec<_> = d.missing.iter().take(3).collect();
-        panic!(
-            "{} of {} lines lost (e.g. {first:?}); log:\n{}",
-            d.lost(),
-            w.total(),
-            agent.log()
-        );
-    }
-    if ordered {
-        if let Err(e) = &d.in_order {
-            panic!("{e}");
-        }
-    }
-    d
-}
-
 #[test]
 fn throttled_loki_while_the_kubelet_rotates_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (rx, _setup, logs, mut agent) = start(dir.path(), "lag", PLAIN, 6);
     let rotations = workload().run(logs, |_| {});
-    let d = check_all_arrived(&rx, &agent, &workload(), true);
+    let d = all_arrived(&rx, &agent, &workload(), true);
     assert_eq!(d.duplicates, 0, "no restart, so no duplicates");
     let lost = agent
         .metric_sum("tailtrace_lost_bytes_total", &[])
@@ -163,47 +145,14 @@ fn throttled_rotating_and_killed(prefix: &str, day: Day) {
         let w = w.clone();
         std::thread::spawn(move || w.run(logs, |_| {}))
     };
-    assert!(
-        rx.wait_until(Duration::from_secs(60), |r| r.count() > 0),
-        "nothing delivered after the first storm:\n{}",
-        agent.log()
-    );
-    rx.set_mode(Mode::FailNext {
-        count: 6,
-        status: 429,
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    agent.kill9();
-    let before: HashSet<(usize, usize)> = rx.lines().iter().map(|l| workload_id(l)).collect();
-    rx.set_mode(Mode::FailNext {
-        count: 3,
-        status: 429,
-    });
-    agent.restart(&setup);
+    let before = kill_9_in_a_429_storm(&rx, &mut agent, &setup);
     let rotations = writer.join().unwrap();
     // A Loki refusing metadata stores a batch's other lines first; the
     // refused ones follow (Loki accepts out-of-order lines since 2.4).
-    let d = check_all_arrived(&rx, &agent, &w, !day.no_metadata);
-    let unexpected = d.duplicates_not_from(&before);
-    assert!(
-        unexpected.is_empty(),
-        "duplicates of lines not received before the kill (id, times): {:?}",
-        &unexpected[..unexpected.len().min(5)]
-    );
+    let d = all_arrived(&rx, &agent, &w, !day.no_metadata);
+    assert_duplicates_only_from(&d, &before);
     if day.pod_logs {
-        let entries = rx.entries();
-        let wrong = w.trace_mismatches(
-            entries
-                .iter()
-                .map(|e| (e.line.as_str(), e.metadata.as_slice())),
-            !day.no_metadata,
-        );
-        assert!(
-            wrong.is_empty(),
-            "{} entries with wrong trace metadata, e.g. {:?}",
-            wrong.len(),
-            &wrong[..wrong.len().min(3)]
-        );
+        assert_trace_context(&rx, &w, !day.no_metadata);
     }
     let dropped = agent
         .metric_sum("promtail_dropped_entries_total", &[])

@@ -8,6 +8,8 @@
 mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/worst_day.rs"]
+mod worst_day;
 
 use agent::{delivered, with_spool, workload_id, Agent, Setup, Workload};
 use receiver::{Mode, Receiver};
@@ -15,6 +17,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tailtrace::spool::{inspect, saved_cursors};
+use worst_day::assert_trace_context;
 
 /// (pod, line) of every entry in the spool from offset `from`.
 fn spooled(wal: &Path, from: u64) -> Vec<(u64, (usize, usize))> {
@@ -137,19 +140,7 @@ fn a_45s_outage_with_rotation_deleting_files_and_a_kill_9_loses_nothing() {
         "duplicates only from chunks sent but not yet acknowledged"
     );
     assert_eq!(d.in_order, Ok(()));
-    let entries = rx.entries();
-    let wrong = w.trace_mismatches(
-        entries
-            .iter()
-            .map(|e| (e.line.as_str(), e.metadata.as_slice())),
-        true,
-    );
-    assert!(
-        wrong.is_empty(),
-        "{} entries, e.g. {:?}",
-        wrong.len(),
-        wrong.first()
-    );
+    assert_trace_context(&rx, &w, true);
     let lost = agent
         .metric_sum("tailtrace_lost_bytes_total", &[])
         .unwrap_or(0.0);

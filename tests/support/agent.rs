@@ -606,8 +606,8 @@ impl Workload {
 
     /// Received entries, as (line, structured metadata), whose `trace_id`
     /// and `span_id` metadata are not what [`workload_trace`] says (wanted
-    /// when `metadata` is true, none at all when false): one description
-    /// each.
+    /// when `metadata` is true, none at all when false; other metadata is
+    /// not looked at): one description each.
     pub fn trace_mismatches<'a>(
         &self,
         entries: impl IntoIterator<Item = (&'a str, &'a [(String, String)])>,
@@ -620,7 +620,11 @@ impl Workload {
                 .filter(|_| metadata)
                 .map(|(t, s)| vec![("trace_id".into(), t), ("span_id".into(), s)])
                 .unwrap_or_default();
-            let mut got = md.to_vec();
+            let mut got: Vec<(String, String)> = md
+                .iter()
+                .filter(|(k, _)| k == "trace_id" || k == "span_id")
+                .cloned()
+                .collect();
             got.sort();
             let mut want_sorted = want.clone();
             want_sorted.sort();
