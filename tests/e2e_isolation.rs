@@ -33,6 +33,7 @@ fn heavy() -> Workload {
         rotate_at: Some(1 << 20),
         max_files: None,
         pad: 140,
+        traced: None,
     }
 }
 
@@ -214,6 +215,7 @@ fn two_tenants_one_throttled_the_other_keeps_flowing_in_memory() {
             rotate_at: None,
             max_files: None,
             pad: 140,
+            traced: None,
         },
         false,
     );

@@ -10,217 +10,17 @@
 
 #[path = "support/agent.rs"]
 mod agent;
+#[path = "support/journal.rs"]
+mod journal;
 #[path = "support/receiver.rs"]
 mod receiver;
 
 use agent::{wait, Agent, Setup};
+use journal::{
+    assert_exactly_once, assert_journalctl_restarted, batch, expected, journal_dir,
+    journalctl_children, kill_journalctl, now_us, setup, write_journal, JEntry, GIVE_UP,
+};
 use receiver::Receiver;
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const GIVE_UP: Duration = Duration::from_secs(120);
-const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
-
-/// One journal entry to write: unit, message bytes, µs timestamp.
-struct JEntry {
-    unit: &'static str,
-    message: Vec<u8>,
-    us: u64,
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-fn tools_present() -> bool {
-    let journalctl = Command::new("journalctl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !Path::new(REMOTE).exists() || !journalctl {
-        eprintln!(
-            "SKIPPED: needs {REMOTE} and journalctl (apt-get install -y systemd-journal-remote)"
-        );
-        return false;
-    }
-    true
-}
-
-/// Export format: `NAME=value` lines, or for binary values `NAME`, a
-/// little-endian u64 length and the bytes; an empty line ends an entry.
-fn export(entries: &[JEntry]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in entries {
-        let fields: [(&str, Vec<u8>); 8] = [
-            ("__CURSOR", format!("s=0;i={:x}", e.us).into_bytes()),
-            ("__REALTIME_TIMESTAMP", e.us.to_string().into_bytes()),
-            ("__MONOTONIC_TIMESTAMP", b"1000".to_vec()),
-            ("_BOOT_ID", b"0123456789abcdef0123456789abcdef".to_vec()),
-            ("_SYSTEMD_UNIT", e.unit.as_bytes().to_vec()),
-            ("_HOSTNAME", b"node-1".to_vec()),
-            ("PRIORITY", b"6".to_vec()),
-            ("MESSAGE", e.message.clone()),
-        ];
-        for (name, v) in fields {
-            out.extend_from_slice(name.as_bytes());
-            if std::str::from_utf8(&v).is_ok() && !v.contains(&b'\n') {
-                out.push(b'=');
-            } else {
-                out.push(b'\n');
-                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
-            }
-            out.extend_from_slice(&v);
-            out.push(b'\n');
-        }
-        out.push(b'\n');
-    }
-    out
-}
-
-/// Writes `entries` as the journal file `dir/<name>.journal`.
-fn write_journal(dir: &Path, name: &str, entries: &[JEntry]) {
-    let src = dir.join(format!("{name}.export"));
-    std::fs::write(&src, export(entries)).expect("write export");
-    let st = Command::new(REMOTE)
-        .arg(format!(
-            "--output={}",
-            dir.join(format!("{name}.journal")).display()
-        ))
-        .arg(&src)
-        .stderr(Stdio::null())
-        .status()
-        .expect("run systemd-journal-remote");
-    assert!(st.success(), "systemd-journal-remote: {st}");
-    std::fs::remove_file(&src).expect("remove export");
-}
-
-/// `n` entries per unit (kubelet, containerd, cron), `tag` in the message.
-fn batch(tag: &str, n: usize, base_us: u64) -> Vec<JEntry> {
-    let mut v = Vec::new();
-    for i in 0..n {
-        for (k, unit) in ["kubelet.service", "containerd.service", "cron.service"]
-            .into_iter()
-            .enumerate()
-        {
-            v.push(JEntry {
-                unit,
-                message: format!("{tag} {unit} {i:05}").into_bytes(),
-                us: base_us + (i * 3 + k) as u64,
-            });
-        }
-    }
-    v
-}
-
-fn setup(dir: &Path, journal: &Path, rx: &Receiver) -> Setup {
-    let mut s = Setup::new(dir, &rx.push_url());
-    s.scrape_configs = Some(format!(
-        r#"scrape_configs:
-  - job_name: system
-    journal:
-      path: {}
-      matches: _SYSTEMD_UNIT=kubelet.service _SYSTEMD_UNIT=containerd.service
-      labels:
-        job: systemd-journal
-    relabel_configs:
-      - source_labels: [__journal__systemd_unit]
-        target_label: unit
-"#,
-        journal.display()
-    ));
-    s
-}
-
-/// The expected (line, unit, ts_ns) of the entries `journalctl` matches.
-fn expected(entries: &[JEntry]) -> BTreeMap<String, (String, i64)> {
-    entries
-        .iter()
-        .filter(|e| e.unit != "cron.service")
-        .map(|e| {
-            let line = String::from_utf8_lossy(&e.message).into_owned();
-            (line, (e.unit.to_string(), e.us as i64 * 1000))
-        })
-        .collect()
-}
-
-/// Every received entry's line → how many times, asserting labels and
-/// timestamps against `want`.
-fn check(rx: &Receiver, want: &BTreeMap<String, (String, i64)>) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for e in rx.entries() {
-        let Some((unit, ts)) = want.get(&e.line) else {
-            panic!("unexpected entry {:?} {:?}", e.line, e.labels);
-        };
-        assert_eq!(e.labels.get("unit"), Some(unit), "{:?}", e.labels);
-        assert_eq!(
-            e.labels.get("job").map(String::as_str),
-            Some("systemd-journal")
-        );
-        assert!(
-            e.labels.keys().all(|k| !k.starts_with("__")),
-            "{:?}",
-            e.labels
-        );
-        assert_eq!(e.ts_ns, *ts, "{}", e.line);
-        *seen.entry(e.line).or_insert(0) += 1;
-    }
-    seen
-}
-
-fn assert_exactly_once(rx: &Receiver, want: &BTreeMap<String, (String, i64)>, agent: &Agent) {
-    assert!(
-        rx.wait_for_count(want.len(), GIVE_UP),
-        "got {} of {}\n{}",
-        rx.count(),
-        want.len(),
-        agent.log()
-    );
-    // A moment for anything extra (a duplicate) to show up.
-    std::thread::sleep(Duration::from_millis(1500));
-    let seen = check(rx, want);
-    let dup: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dup.is_empty(), "duplicates: {dup:?}");
-    assert_eq!(seen.len(), want.len(), "{}", agent.log());
-}
-
-/// The pids of `journalctl` children of `pid`.
-fn journalctl_children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in tasks.flatten() {
-        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        for c in children
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-        {
-            let comm = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
-            if comm.trim() == "journalctl" {
-                out.push(c);
-            }
-        }
-    }
-    out
-}
-
-/// A temp dir with an empty `journal/` in it; `None` (skip) without the
-/// tools.
-fn journal_dir() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
-    if !tools_present() {
-        return None;
-    }
-    let tmp = tempfile::tempdir().ok()?;
-    let journal = tmp.path().join("journal");
-    std::fs::create_dir_all(&journal).ok()?;
-    Some((tmp, journal))
-}
 
 #[test]
 fn ships_matching_entries_once_and_resumes_after_restart() {
@@ -279,32 +79,18 @@ fn journalctl_killed_is_restarted_and_nothing_is_lost() {
     s.batchsize = 4096;
     let mut agent = Agent::start(dir, &s);
     let pid = agent.pid();
-    let mut first = Vec::new();
     assert!(
         wait(GIVE_UP, || {
-            first = journalctl_children(pid);
-            !first.is_empty() && rx.count() > 0
+            !journalctl_children(pid).is_empty() && rx.count() > 0
         }),
         "no journalctl child or nothing delivered\n{}",
         agent.log()
     );
-    for c in &first {
-        let _ = Command::new("kill")
-            .args(["-KILL", &c.to_string()])
-            .status();
-    }
+    let first = kill_journalctl(pid);
     let killed_at = rx.count();
     let want = expected(&entries);
     assert_exactly_once(&rx, &want, &agent);
-    // A new journalctl runs (restarted with backoff).
-    assert!(
-        wait(GIVE_UP, || {
-            let now = journalctl_children(pid);
-            !now.is_empty() && now.iter().all(|c| !first.contains(c))
-        }),
-        "journalctl was not restarted\n{}",
-        agent.log()
-    );
+    assert_journalctl_restarted(&agent, &first);
     eprintln!(
         "killed journalctl after {killed_at} of {} entries",
         want.len()

@@ -9,7 +9,9 @@
 //! its labels on every line; a pod the API never describes is shipped after
 //! `metadata_wait` with the labels its path gives (and counted); a `410
 //! Gone` and a dropped watch connection are recovered from; a deleted pod's
-//! last lines keep its labels; a `kill -9` and restart lose nothing.
+//! last lines keep its labels; a `kill -9` and restart lose nothing — also
+//! while Loki throttles, the kubelet rotates and pods appear in the API
+//! mid-run, with trace context and `pod_uid` arriving as metadata.
 //!
 //! Every wait has a generous give-up bound; nothing asserts timings.
 
@@ -19,13 +21,18 @@ mod agent;
 mod kube_api;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/worst_day.rs"]
+mod worst_day;
 
-use agent::{cri_line, now_ns, wait, Agent, PodLog, Setup};
+use agent::{cri_line, now_ns, wait, workload_id, Agent, PodLog, Setup, Workload};
 use kube_api::{pod_json, KubeApi};
-use receiver::{Received, Receiver};
+use receiver::{Mode, Received, Receiver};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+use worst_day::{
+    all_arrived, assert_duplicates_only_from, assert_trace_context, kill_9_in_a_429_storm,
+};
 
 const NODE: &str = "node-a";
 const GIVE_UP: Duration = Duration::from_secs(60);
@@ -289,5 +296,77 @@ fn kill_9_and_restart_with_pods_from_the_api_lose_nothing() {
             assert_eq!(e.labels, want, "line {}", e.line);
         }
     }
+    assert!(agent.terminate().is_some_and(|s| s.success()));
+}
+
+#[test]
+fn throttled_loki_rotation_late_pods_and_a_kill_9_lose_nothing() {
+    // 20 pods, 4,000 lines/s in total, rotated every ~20 KB; every 10th
+    // line carries trace context. 15 pods are in the API from the start,
+    // 5 appear while the agent runs (their files wait for them).
+    let w = Workload {
+        pods: 20,
+        lines: 1500,
+        round: Duration::from_millis(5),
+        rotate_at: Some(20 * 1024),
+        max_files: None,
+        pad: 60,
+        traced: Some(10),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start();
+    rx.set_mode(Mode::FailNext {
+        count: 3,
+        status: 429,
+    });
+    let api = KubeApi::start();
+    let mut s = setup(dir.path(), &rx, &api, "60s");
+    s.min_period = "250ms";
+    s.max_period = "2s";
+    let name = |p: usize| format!("wl{p:03}");
+    let add = |p: usize| {
+        api.add_pod(pod_json(
+            "default",
+            &name(p),
+            &format!("{}-uid", name(p)),
+            NODE,
+            &[("app", "wl")],
+            &["app"],
+        ))
+    };
+    (0..15).for_each(|p| {
+        add(p);
+    });
+    let logs = w.create(&s.logs, "wl");
+    let mut agent = Agent::start(dir.path(), &s);
+    assert!(agent.wait_ready(GIVE_UP), "{}", agent.log());
+    let writer = {
+        let w = w.clone();
+        std::thread::spawn(move || w.run(logs, |_| {}))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    (15..20).for_each(|p| {
+        add(p);
+    });
+    let before = kill_9_in_a_429_storm(&rx, &mut agent, &s);
+    let rotations = writer.join().unwrap();
+    let d = all_arrived(&rx, &agent, &w, true);
+    assert_duplicates_only_from(&d, &before);
+    assert_trace_context(&rx, &w, true);
+    let entries = rx.entries();
+    for e in &entries {
+        let pod = name(workload_id(&e.line).0);
+        let uid = format!("{pod}-uid");
+        assert_eq!(e.labels.get("pod"), Some(&pod), "{e:?}");
+        assert_eq!(e.labels.get("app").map(String::as_str), Some("wl"), "{e:?}");
+        let md_uid = e.metadata.iter().find(|(k, _)| k == "pod_uid");
+        assert_eq!(md_uid.map(|(_, v)| v), Some(&uid), "{e:?}");
+    }
+    eprintln!(
+        "kubernetes_sd, 429 storms + kill -9: {} lines in {rotations} rotations, {} received before the kill, {} duplicates",
+        w.total(),
+        before.len(),
+        d.duplicates
+    );
     assert!(agent.terminate().is_some_and(|s| s.success()));
 }

@@ -3,15 +3,30 @@
 //! the memory budget, but discovery must not be: every file is opened as it
 //! appears (or caught up from its rotated or compressed copy), so nothing is
 //! lost — with or without a `kill -9` in the middle.
+//!
+//! The `kill -9` run is also made the way the agent is deployed ([`Day`]):
+//! the files are the node's pod logs (`kubernetes.pod_logs_path`), rotated
+//! and deleted, so trace detection runs after `cri`; every 10th line
+//! carries trace context, whose `trace_id`/`span_id` must arrive as
+//! structured metadata, resends included. Also against a Loki that refuses
+//! structured metadata (the agent sends the refused lines again without
+//! it), with and without the spool. Each run kills the agent in a second
+//! 429 storm, after Loki accepted lines: what arrives twice must be among
+//! what arrived before the kill.
 
 #[path = "support/agent.rs"]
 mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/worst_day.rs"]
+mod worst_day;
 
-use agent::{delivered, Agent, PodLog, Setup, Workload};
-use receiver::{Mode, Receiver};
+use agent::{with_spool, Agent, PodLog, Setup, Workload};
+use receiver::{Mode, Options, Receiver};
 use std::time::Duration;
+use worst_day::{
+    all_arrived, assert_duplicates_only_from, assert_trace_context, kill_9_in_a_429_storm,
+};
 
 /// 100 pods, 12,000 lines/s in total, rotated every ~40 KB with older
 /// rotations compressed (none deleted).
@@ -23,58 +38,88 @@ fn workload() -> Workload {
         rotate_at: Some(40 * 1024),
         max_files: None,
         pad: 90,
+        traced: None,
     }
 }
 
-/// A receiver answering 429 to the first six pushes (~12 s of backoff: far
-/// longer than the memory budget lasts at this rate), and an agent on the
-/// workload's pods.
-fn start(dir: &std::path::Path, prefix: &str) -> (Receiver, Setup, Vec<PodLog>, Agent) {
-    let rx = Receiver::start();
+/// How a run's agent and Loki are set up.
+#[derive(Clone, Copy)]
+struct Day {
+    /// The files are the node's pod logs: trace detection on (the default
+    /// for pod logs), every 10th line carrying trace context; the kubelet
+    /// keeps 3 files, so each pod's oldest rotation is deleted.
+    pod_logs: bool,
+    /// Loki refuses structured metadata (Loki 2.x, or a schema before v13).
+    no_metadata: bool,
+    /// The spool (`wal:`) on.
+    spool: bool,
+}
+
+/// A plain file job, a stock Loki, no spool.
+const PLAIN: Day = Day {
+    pod_logs: false,
+    no_metadata: false,
+    spool: false,
+};
+const POD_LOGS: Day = Day {
+    pod_logs: true,
+    ..PLAIN
+};
+const NO_METADATA: Day = Day {
+    no_metadata: true,
+    ..POD_LOGS
+};
+const NO_METADATA_SPOOL: Day = Day {
+    spool: true,
+    ..NO_METADATA
+};
+
+impl Day {
+    fn workload(&self) -> Workload {
+        Workload {
+            traced: self.pod_logs.then_some(10),
+            max_files: self.pod_logs.then_some(3),
+            ..workload()
+        }
+    }
+}
+
+/// A receiver answering 429 to the first `storm` pushes, and an agent on
+/// the workload's pods.
+fn start(
+    dir: &std::path::Path,
+    prefix: &str,
+    day: Day,
+    storm: usize,
+) -> (Receiver, Setup, Vec<PodLog>, Agent) {
+    let rx = Receiver::start_with(Options {
+        allow_structured_metadata: !day.no_metadata,
+        ..Options::default()
+    });
     rx.set_mode(Mode::FailNext {
-        count: 6,
+        count: storm,
         status: 429,
     });
     let mut setup = Setup::new(dir, &rx.push_url());
     setup.min_period = "250ms";
     setup.max_period = "4s";
-    let logs = workload().create(&setup.logs, prefix);
+    setup.pod_logs = day.pod_logs;
+    if day.spool {
+        with_spool(&mut setup, &dir.join("wal"), "1GiB");
+    }
+    let logs = day.workload().create(&setup.logs, prefix);
     let agent = Agent::start(dir, &setup);
     assert!(agent.wait_ready(Duration::from_secs(60)), "{}", agent.log());
     (rx, setup, logs, agent)
 }
 
-/// Waits until every line arrived (panics naming the missing ones) and
-/// checks per-stream order; returns the number of duplicates.
-fn check_all_arrived(rx: &Receiver, agent: &Agent) -> usize {
-    let w = workload();
-    let ok = rx.wait_until(Duration::from_secs(300), |r| {
-        delivered(&w, r.entries().iter().map(|e| e.line.as_str())).lost() == 0
-    });
-    let entries = rx.entries();
-    let d = delivered(&w, entries.iter().map(|e| e.line.as_str()));
-    if !ok {
-        let first: Vec<_> = d.missing.iter().take(3).collect();
-        panic!(
-            "{} of {} lines lost (e.g. {first:?}); log:\n{}",
-            d.lost(),
-            w.total(),
-            agent.log()
-        );
-    }
-    if let Err(e) = &d.in_order {
-        panic!("{e}");
-    }
-    d.duplicates
-}
-
 #[test]
 fn throttled_loki_while_the_kubelet_rotates_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (rx, _setup, logs, mut agent) = start(dir.path(), "lag");
+    let (rx, _setup, logs, mut agent) = start(dir.path(), "lag", PLAIN, 6);
     let rotations = workload().run(logs, |_| {});
-    let dups = check_all_arrived(&rx, &agent);
-    assert_eq!(dups, 0, "no restart, so no duplicates");
+    let d = all_arrived(&rx, &agent, &workload(), true);
+    assert_eq!(d.duplicates, 0, "no restart, so no duplicates");
     let lost = agent
         .metric_sum("tailtrace_lost_bytes_total", &[])
         .unwrap_or(0.0);
@@ -86,27 +131,66 @@ fn throttled_loki_while_the_kubelet_rotates_loses_nothing() {
     assert!(agent.terminate().unwrap().success());
 }
 
+/// A short 429 storm; once Loki accepts lines it throttles again, and the
+/// agent is killed in that second storm while files keep rotating; it
+/// restarts into a third. Every line arrives; a line arrives twice only if
+/// it had arrived before the kill; trace context arrives as metadata (or,
+/// from a Loki that refuses it, the lines arrive without it); nothing is
+/// dropped.
+fn throttled_rotating_and_killed(prefix: &str, day: Day) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = day.workload();
+    let (rx, setup, logs, mut agent) = start(dir.path(), prefix, day, 3);
+    let writer = {
+        let w = w.clone();
+        std::thread::spawn(move || w.run(logs, |_| {}))
+    };
+    let before = kill_9_in_a_429_storm(&rx, &mut agent, &setup);
+    let rotations = writer.join().unwrap();
+    // A Loki refusing metadata stores a batch's other lines first; the
+    // refused ones follow (Loki accepts out-of-order lines since 2.4).
+    let d = all_arrived(&rx, &agent, &w, !day.no_metadata);
+    assert_duplicates_only_from(&d, &before);
+    if day.pod_logs {
+        assert_trace_context(&rx, &w, !day.no_metadata);
+    }
+    let dropped = agent
+        .metric_sum("promtail_dropped_entries_total", &[])
+        .unwrap_or(-1.0);
+    assert_eq!(dropped, 0.0, "nothing dropped:\n{}", agent.log());
+    if day.no_metadata {
+        let reason = [("reason", "structured_metadata_disallowed")];
+        let mutated = agent.metric_sum("promtail_mutated_entries_total", &reason);
+        assert!(
+            mutated.unwrap_or(0.0) >= 1.0,
+            "the restarted agent fell back too"
+        );
+    }
+    eprintln!(
+        "{prefix}: 429 storms + kill -9: {} lines in {rotations} rotations, {} received before the kill, {} duplicates after the restart",
+        w.total(),
+        before.len(),
+        d.duplicates
+    );
+    assert!(agent.terminate().unwrap().success());
+}
+
 #[test]
 fn throttled_loki_while_the_kubelet_rotates_and_a_kill_9_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (rx, setup, logs, mut agent) = start(dir.path(), "lagk");
-    let writer = std::thread::spawn(move || workload().run(logs, |_| {}));
-    // Killed while Loki still throttles and files keep rotating.
-    std::thread::sleep(Duration::from_secs(4));
-    agent.kill9();
-    std::thread::sleep(Duration::from_millis(500));
-    let before = rx.count();
-    rx.set_mode(Mode::FailNext {
-        count: 3,
-        status: 429,
-    });
-    agent.restart(&setup);
-    let rotations = writer.join().unwrap();
-    let dups = check_all_arrived(&rx, &agent);
-    eprintln!(
-        "429 storm + kill -9: {} lines in {rotations} rotations, {before} received before the kill, {dups} duplicates after the restart",
-        workload().total()
-    );
-    assert!(dups <= before, "only lines sent before the kill come again");
-    assert!(agent.terminate().unwrap().success());
+    throttled_rotating_and_killed("lagk", PLAIN);
+}
+
+#[test]
+fn pod_logs_with_trace_context_through_429s_rotation_and_a_kill_9() {
+    throttled_rotating_and_killed("lagt", POD_LOGS);
+}
+
+#[test]
+fn a_loki_refusing_structured_metadata_through_429s_rotation_and_a_kill_9() {
+    throttled_rotating_and_killed("lagm", NO_METADATA);
+}
+
+#[test]
+fn a_loki_refusing_structured_metadata_with_the_spool_through_429s_and_a_kill_9() {
+    throttled_rotating_and_killed("lags", NO_METADATA_SPOOL);
 }

@@ -1,26 +1,23 @@
 //! End to end with the spool (`wal: {enabled: true}`): a long Loki outage
-//! while the kubelet rotates *and deletes* files, a `kill -9` in the middle
-//! of it, and a spool that is full, torn, damaged, missing a segment or not
+//! while the kubelet rotates *and deletes* pod logs (trace detection on, as
+//! deployed: trace context must come through the spool), a `kill -9` in the
+//! middle of it, and a spool that is full, torn, damaged, missing a segment or not
 //! writable. Lines are counted written versus received, per stream.
 
 #[path = "support/agent.rs"]
 mod agent;
 #[path = "support/receiver.rs"]
 mod receiver;
+#[path = "support/worst_day.rs"]
+mod worst_day;
 
-use agent::{delivered, workload_id, Agent, Setup, Workload};
+use agent::{delivered, with_spool, workload_id, Agent, Setup, Workload};
 use receiver::{Mode, Receiver};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tailtrace::spool::{inspect, saved_cursors};
-
-fn with_spool(setup: &mut Setup, wal: &Path, max_size: &str) {
-    setup.extra = format!(
-        "wal:\n  enabled: true\n  dir: {}\n  max_size: {max_size}\n",
-        wal.display()
-    );
-}
+use worst_day::assert_trace_context;
 
 /// (pod, line) of every entry in the spool from offset `from`.
 fn spooled(wal: &Path, from: u64) -> Vec<(u64, (usize, usize))> {
@@ -71,7 +68,9 @@ fn a_45s_outage_with_rotation_deleting_files_and_a_kill_9_loses_nothing() {
     // the kubelet keeping 5 files (older rotations compressed, then deleted
     // ~8 s after their rotation). The memory budget covers ~10 s of this, so
     // at the kill most unsent lines live only in deleted files the agent
-    // still held open: without a spool they are gone.
+    // still held open: without a spool they are gone. As deployed, the
+    // files are the node's pod logs, so trace detection runs; every 10th
+    // line carries trace context, which must survive the spool.
     let w = Workload {
         pods: 20,
         lines: 2500,
@@ -79,11 +78,13 @@ fn a_45s_outage_with_rotation_deleting_files_and_a_kill_9_loses_nothing() {
         rotate_at: Some(40 * 1024),
         max_files: Some(5),
         pad: 380,
+        traced: Some(10),
     };
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("wal");
     let rx = Receiver::start();
     let mut setup = Setup::new(dir.path(), &rx.push_url());
+    setup.pod_logs = true;
     with_spool(&mut setup, &wal, "1GiB");
     let logs = w.create(&setup.logs, "out");
     let mut agent = Agent::start(dir.path(), &setup);
@@ -139,6 +140,7 @@ fn a_45s_outage_with_rotation_deleting_files_and_a_kill_9_loses_nothing() {
         "duplicates only from chunks sent but not yet acknowledged"
     );
     assert_eq!(d.in_order, Ok(()));
+    assert_trace_context(&rx, &w, true);
     let lost = agent
         .metric_sum("tailtrace_lost_bytes_total", &[])
         .unwrap_or(0.0);
@@ -180,6 +182,7 @@ fn small_workload() -> Workload {
         rotate_at: None,
         max_files: None,
         pad: 160,
+        traced: None,
     }
 }
 
@@ -342,6 +345,7 @@ fn a_full_spool_pauses_reading_and_drops_nothing() {
         rotate_at: None,
         max_files: None,
         pad: 200,
+        traced: None,
     };
     let logs = w.create(&setup.logs, "full");
     let mut agent = Agent::start(dir.path(), &setup);

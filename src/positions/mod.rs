@@ -312,6 +312,20 @@ impl Positions {
         self.changed();
     }
 
+    /// Moves the loaded entry `id` to the identity `to` (a synthetic one)
+    /// and returns it: its inode number now belongs to another file, which
+    /// must not take the entry over. Under `to` it is found again by its
+    /// fingerprint only (a compressed copy), after a crash too.
+    pub fn set_aside(&self, id: FileId, to: FileId) -> Option<SavedFile> {
+        let mut g = self.lock();
+        let mut s = g.saved.remove(&id)?;
+        s.id = to;
+        g.saved.insert(to, s.clone());
+        drop(g);
+        self.changed();
+        Some(s)
+    }
+
     /// Stops tracking live file `id` but keeps its committed position as a
     /// saved entry (its target went away and may come back): found again by
     /// identity like an entry loaded at start-up.

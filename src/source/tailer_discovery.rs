@@ -3,7 +3,8 @@
 //! whose files moved while unobserved, and reacting to inotify changes.
 //!
 //! Must never: start a known file from 0 when a matching saved position
-//! exists, or track one identity twice.
+//! exists, track one identity twice, or let a file take over the saved
+//! position of another whose inode number it reuses.
 
 use super::*;
 
@@ -106,10 +107,10 @@ impl Tailer {
                     0
                 }
                 _ => {
+                    // The earlier file may live on compressed: `add` sets
+                    // its entry aside and looks for it.
                     tracing::info!(file = %path.display(),
                         "saved position belongs to an earlier file with the same inode; reading from the start");
-                    // The earlier file may live on compressed.
-                    self.relocate_saved(s, ti, true);
                     0
                 }
             },
@@ -154,6 +155,9 @@ impl Tailer {
         stamp: Option<String>,
     ) {
         self.rekey_draining(id);
+        if let Src::Plain(file) = &src {
+            self.set_aside_reused(id, file);
+        }
         let Some(t) = self.targets.get(ti) else {
             return;
         };
@@ -234,6 +238,34 @@ impl Tailer {
         d.id = syn;
     }
 
+    /// A loaded entry under `id` that is not `file` — the inode number of a
+    /// file rotated away while the agent was down, now another file's (in
+    /// any directory): whatever adds `file` (discovery, a chain catch-up, a
+    /// relocation) would take the entry over and lose that file's unread
+    /// lines without a word. The entry is moved to a synthetic identity and
+    /// caught up on from its compressed copy under its own path's target;
+    /// if that target is not known yet (or no descriptor is free), the next
+    /// rescan's claim does it.
+    fn set_aside_reused(&mut self, id: FileId, file: &File) {
+        let Some(s) = self.positions.saved(id) else {
+            return;
+        };
+        // The same file (resumed at its path, or renamed): not set aside.
+        if !matches!(fingerprint::matches_file(file, s.fingerprint()), Ok(false)) {
+            return;
+        }
+        let syn = self.synthetic_id();
+        let Some(s) = self.positions.set_aside(id, syn) else {
+            return;
+        };
+        if self.open >= self.opts.max_open_files {
+            return;
+        }
+        if let Some(ti) = self.targets.find(&s.path) {
+            self.relocate_saved(s, ti);
+        }
+    }
+
     /// Saved positions no discovered file claimed: find where they went.
     pub(super) fn claim_unclaimed(&mut self) {
         for s in self.positions.unclaimed() {
@@ -252,17 +284,15 @@ impl Tailer {
             if self.open >= self.opts.max_open_files && !self.evict_one() {
                 return;
             }
-            self.relocate_saved(s, ti, false);
+            self.relocate_saved(s, ti);
         }
     }
 
     /// Finds where the saved file `s` went and catches up on it.
-    /// `reused`: its inode number now belongs to another file, so only a
-    /// compressed copy can be it.
-    pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize, reused: bool) {
+    pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize) {
         let stamp_of = |p: &Path| crate::source::chain::stamp_of_path(p, &s.path);
         match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
-            Ok(Some(Found::Plain { path, file })) if !reused => {
+            Ok(Some(Found::Plain { path, file })) => {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 let start = if s.offset <= size { s.offset } else { 0 };
                 let kind = if path == s.path && !self.by_path.contains_key(&path) {
@@ -292,9 +322,7 @@ impl Tailer {
             Ok(Some(Found::Gz { path, stream })) => {
                 tracing::info!(file = %s.path.display(), gz = %path.display(),
                     offset = s.offset, "catching up on a rotated file from its compressed copy");
-                if !reused {
-                    self.positions.forget(s.id);
-                }
+                self.positions.forget(s.id);
                 let id = self.synthetic_id();
                 if self.files.contains_key(&id) {
                     return;
@@ -324,9 +352,7 @@ impl Tailer {
                     tracing::info!(file = %s.path.display(), offset = s.offset,
                         "a file read to its end is gone; forgetting its position");
                 }
-                if !reused {
-                    self.positions.forget(s.id);
-                }
+                self.positions.forget(s.id);
             }
             Err(e) => self.file_error(&s.path, Self::io_reason(&e), &e),
         }

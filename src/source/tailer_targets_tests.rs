@@ -204,3 +204,89 @@ fn a_block_released_on_a_tick_still_runs_the_files_named_pipeline() {
     assert_once(&h, &blocks);
     assert_eq!(apps(&h, &blocks), ["tagged", "tagged"]);
 }
+
+/// A saved entry for `path` describing the file `plain` (fingerprinted
+/// before it is compressed), but under the identity `id`.
+fn saved_as(
+    path: &std::path::Path,
+    plain: &std::path::Path,
+    id: crate::positions::FileId,
+) -> crate::positions::SavedFile {
+    let f = std::fs::File::open(plain).unwrap();
+    let fp = super::fingerprint::of_file(&f).unwrap();
+    crate::positions::SavedFile {
+        path: path.to_path_buf(),
+        id,
+        fp_len: fp.len,
+        fp: fp.crc,
+        offset: 0,
+        size: f.metadata().unwrap().len(),
+    }
+}
+
+fn id_of(p: &std::path::Path) -> crate::positions::FileId {
+    super::fingerprint::file_id(&std::fs::metadata(p).unwrap())
+}
+
+#[test]
+fn a_saved_file_whose_inode_another_pods_file_now_has_is_caught_up_with_its_own_labels() {
+    // An agent killed while Loki lagged left pod a's two rotated files
+    // unread; while it was down they were compressed and unlinked, and
+    // their inode numbers went to pod b's files (one rotated, one current).
+    let mut h = dynamic();
+    let (da, db) = (h.logs().join("ns_a_uid"), h.logs().join("ns_b_uid"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let (a1, a2, a3) = (
+        lines("a1", 0..100),
+        lines("a2", 0..100),
+        lines("a3", 0..100),
+    );
+    let (b1, b2) = (lines("b1", 0..100), lines("b2", 0..100));
+    let mut saved = Vec::new();
+    for (stamp, ls, reused) in [
+        ("20261130-100000", &a1, "0.log.20261130-100000"),
+        ("20261130-110000", &a2, "0.log"),
+    ] {
+        let rotated = da.join(format!("0.log.{stamp}"));
+        write_lines(&rotated, ls);
+        let b_file = db.join(reused);
+        write_lines(&b_file, if reused == "0.log" { &b2 } else { &b1 });
+        saved.push(saved_as(&da.join("0.log"), &rotated, id_of(&b_file)));
+        super::gz::gzip_file(&rotated, &da.join(format!("0.log.{stamp}.gz")));
+        std::fs::remove_file(&rotated).unwrap();
+    }
+    write_lines(&da.join("0.log"), &a3);
+    let chains: std::collections::BTreeMap<_, _> = [
+        (da.join("0.log"), "20261130-110000".to_string()),
+        (db.join("0.log"), "20261130-000000".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let text = crate::positions::format::render(&crate::positions::format::Snapshot {
+        files: &saved,
+        promtail: &Default::default(),
+        cursors: &Default::default(),
+        chains: &chains,
+        spool: None,
+        is_current: &|_| false,
+    });
+    std::fs::write(&h.pos_file, text).unwrap();
+    h.start();
+    // Rescans with no target yet (the API not listed).
+    std::thread::sleep(Duration::from_millis(700));
+    let target = |d: &std::path::Path, app: &str| super::tailer::FileTarget {
+        include: format!("{}/*.log", d.display()),
+        ..h.target(&[("app", app)])
+    };
+    h.set_targets(vec![target(&da, "a"), target(&db, "b")]);
+    let a: Vec<String> = a1.iter().chain(&a2).chain(&a3).cloned().collect();
+    let b: Vec<String> = b1.iter().chain(&b2).cloned().collect();
+    h.wait_received(&a);
+    h.wait_received(&b);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_once(&h, &a);
+    assert_once(&h, &b);
+    assert!(apps(&h, &a).iter().all(|x| x == "a"), "{:?}", apps(&h, &a));
+    assert!(apps(&h, &b).iter().all(|x| x == "b"), "{:?}", apps(&h, &b));
+}

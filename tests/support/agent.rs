@@ -43,6 +43,11 @@ pub struct Setup {
     pub port: u16,
     /// Environment variables for the agent process (e.g. `HOSTNAME`).
     pub env: Vec<(String, String)>,
+    /// The logs are the node's pod logs: `kubernetes.pod_logs_path` is
+    /// `logs`, so the default static job reads pod logs and gets the `trace`
+    /// stage after `cri` (trace detection on by default, as deployed).
+    /// Leave `extra` without a `kubernetes:` block then.
+    pub pod_logs: bool,
 }
 
 impl Setup {
@@ -65,6 +70,7 @@ impl Setup {
             scrape_configs: None,
             port: free_port(),
             env: Vec::new(),
+            pod_logs: false,
         }
     }
 
@@ -84,6 +90,11 @@ impl Setup {
                 stages = self.stages
             )
         });
+        let pod_logs = if self.pod_logs {
+            format!("kubernetes:\n  pod_logs_path: {}\n", self.logs.display())
+        } else {
+            String::new()
+        };
         format!(
             r#"server:
   http_listen_port: {port}
@@ -106,7 +117,7 @@ clients:
 target_config:
   sync_period: 1s
 {scrape}
-{extra}
+{pod_logs}{extra}
 "#,
             port = self.port,
             pos = self.positions.display(),
@@ -120,6 +131,15 @@ target_config:
             extra = self.extra,
         )
     }
+}
+
+/// Turns the spool on (`wal:` in `extra`, replacing what was there) in
+/// `wal`, holding at most `max_size` (`1GiB`, `256KiB`, …).
+pub fn with_spool(setup: &mut Setup, wal: &Path, max_size: &str) {
+    setup.extra = format!(
+        "wal:\n  enabled: true\n  dir: {}\n  max_size: {max_size}\n",
+        wal.display()
+    );
 }
 
 /// A running agent process.
@@ -476,6 +496,9 @@ pub struct Workload {
     pub max_files: Option<usize>,
     /// Bytes of hard-to-compress padding per line.
     pub pad: usize,
+    /// Every n-th line of a pod carries trace context (see
+    /// [`workload_trace`]); None: no line does.
+    pub traced: Option<usize>,
 }
 
 /// First timestamp of every workload line.
@@ -494,6 +517,27 @@ pub fn workload_line(p: usize, l: usize, pad: usize) -> String {
     }
     s.truncate(13 + pad);
     s
+}
+
+/// The (trace_id, span_id) line `l` of pod `p` carries when every `every`-th
+/// line is traced, else None. Every other traced line prints it as a W3C
+/// `traceparent`, the others as OpenTelemetry `trace_id=`/`span_id=` keys, so
+/// both common shapes go through the detector.
+pub fn workload_trace(p: usize, l: usize, every: Option<usize>) -> Option<(String, String)> {
+    let every = every?;
+    if l % every != 0 {
+        return None;
+    }
+    let h = |salt: u64| {
+        ((p as u64) << 32 | l as u64 | 1 << 63)
+            .wrapping_add(salt)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            | 1
+    };
+    Some((
+        format!("{:016x}{:016x}", h(1), h(2)),
+        format!("{:016x}", h(3)),
+    ))
 }
 
 /// (pod, line) of a workload line.
@@ -524,12 +568,7 @@ impl Workload {
         for l in 0..self.lines {
             for (p, log) in logs.iter_mut().enumerate() {
                 let ts = WORKLOAD_T0 + (l as i64) * 1_000_000 + p as i64;
-                log.write(&cri_line(
-                    ts,
-                    "stdout",
-                    false,
-                    &workload_line(p, l, self.pad),
-                ));
+                log.write(&cri_line(ts, "stdout", false, &self.line(p, l)));
                 if self
                     .rotate_at
                     .is_some_and(|r| log.written_since_rotate >= r)
@@ -549,6 +588,51 @@ impl Workload {
 
     pub fn total(&self) -> usize {
         self.pods * self.lines
+    }
+
+    /// Line `l` of pod `p` as written: [`workload_line`], then its trace
+    /// context if it has one.
+    pub fn line(&self, p: usize, l: usize) -> String {
+        let mut s = workload_line(p, l, self.pad);
+        if let Some((trace, span)) = workload_trace(p, l, self.traced) {
+            if (l / self.traced.unwrap_or(1)) % 2 == 0 {
+                s.push_str(&format!(" traceparent=00-{trace}-{span}-01"));
+            } else {
+                s.push_str(&format!(" trace_id={trace} span_id={span}"));
+            }
+        }
+        s
+    }
+
+    /// Received entries, as (line, structured metadata), whose `trace_id`
+    /// and `span_id` metadata are not what [`workload_trace`] says (wanted
+    /// when `metadata` is true, none at all when false; other metadata is
+    /// not looked at): one description each.
+    pub fn trace_mismatches<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a str, &'a [(String, String)])>,
+        metadata: bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (line, md) in entries {
+            let (p, l) = workload_id(line);
+            let want: Vec<(String, String)> = workload_trace(p, l, self.traced)
+                .filter(|_| metadata)
+                .map(|(t, s)| vec![("trace_id".into(), t), ("span_id".into(), s)])
+                .unwrap_or_default();
+            let mut got: Vec<(String, String)> = md
+                .iter()
+                .filter(|(k, _)| k == "trace_id" || k == "span_id")
+                .cloned()
+                .collect();
+            got.sort();
+            let mut want_sorted = want.clone();
+            want_sorted.sort();
+            if got != want_sorted {
+                out.push(format!("p{p} l{l}: metadata {md:?}, want {want:?}"));
+            }
+        }
+        out
     }
 }
 
@@ -602,5 +686,22 @@ pub fn delivered<'a>(w: &Workload, lines: impl IntoIterator<Item = &'a str>) -> 
 impl Delivered {
     pub fn lost(&self) -> usize {
         self.missing.values().map(Vec::len).sum()
+    }
+
+    /// After one `kill -9`: lines received more than once although they had
+    /// not been received before the kill (`before`), or more than twice —
+    /// with (pod, line) and times received.
+    pub fn duplicates_not_from(
+        &self,
+        before: &std::collections::HashSet<(usize, usize)>,
+    ) -> Vec<((usize, usize), usize)> {
+        let mut v: Vec<_> = self
+            .seen
+            .iter()
+            .filter(|(id, n)| **n > 2 || (**n == 2 && !before.contains(id)))
+            .map(|(id, n)| (*id, *n))
+            .collect();
+        v.sort();
+        v
     }
 }
