@@ -133,7 +133,7 @@ impl Tailer {
             .filter(|f| f.kind == Kind::Current && matches!(f.src, Some(Src::Plain(_))))
             .map(|f| ((!f.at_eof || f.active, f.last_data), f.id))
             .collect();
-        v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        v.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
         v.into_iter().map(|(_, id)| id).collect()
     }
 
