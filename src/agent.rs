@@ -258,8 +258,13 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     }
     let tail_opts = TailOptions {
         rescan: cfg.target_config.sync_period,
+        max_open_files: source::fdlimit::open_files_budget(),
         ..TailOptions::default()
     };
+    tracing::debug!(
+        max_open_files = tail_opts.max_open_files,
+        "log files held open at most"
+    );
     let (tailer, feed) = match source::spawn_file_tailer(
         jobs,
         tail_opts,

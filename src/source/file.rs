@@ -107,6 +107,9 @@ pub struct Tailed {
     pub at_eof: bool,
     /// Read it in the next turn.
     pub active: bool,
+    /// Opened (or reopened) and not read since: not parked for another
+    /// file before it had its turn.
+    pub awaiting_turn: bool,
     pub m: FileMetrics,
     pub warned_utf8: bool,
     pub warned_cut: bool,

@@ -267,9 +267,6 @@ struct Tailer {
     /// Files to park for a descriptor, ranked at the time given, the best
     /// victim last (see `evict_one` in `tailer_lifecycle.rs`).
     evict_queue: Option<(Instant, Vec<FileId>)>,
-    /// Parked files this sweep may still reopen by parking a file with
-    /// unread data (see `evict_for_reopen`).
-    busy_reopens: usize,
     wake: Arc<Wake>,
     watch: Option<Watch>,
     warned: HashSet<(PathBuf, &'static str)>,
@@ -353,7 +350,6 @@ impl Tailer {
             rng: SmallRng::from_os_rng(),
             open: 0,
             evict_queue: None,
-            busy_reopens: 0,
             wake,
             watch,
             warned: HashSet::new(),
@@ -499,7 +495,6 @@ impl Tailer {
     /// Periodic checks of every file: growth, truncation, rotation, closing.
     fn sweep(&mut self) -> Result<(), Stopped> {
         let now = Instant::now();
-        self.busy_reopens = (self.opts.max_open_files / 8).max(1);
         let stuck = !self.backlog.is_empty();
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         for id in ids {
@@ -669,7 +664,11 @@ impl Tailer {
                     continue;
                 }
             }
-            match f.read_chunk(&mut self.buf, &mut self.entries) {
+            let read = f.read_chunk(&mut self.buf, &mut self.entries);
+            if read.is_ok() {
+                f.awaiting_turn = false;
+            }
+            match read {
                 Ok(st) if st.bytes == 0 => {
                     f.active = false;
                     f.at_eof = true;

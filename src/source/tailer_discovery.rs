@@ -188,6 +188,7 @@ impl Tailer {
             kind,
             last_data: Instant::now(),
             at_eof: false,
+            awaiting_turn: true,
             active: true,
             m: FileMetrics::new(&self.metrics, &path_s),
             warned_utf8: false,

@@ -63,28 +63,19 @@ impl Tailer {
     /// its rank is stale, and parking what was just reopened would only
     /// churn descriptors.
     pub(super) fn evict_one(&mut self) -> bool {
-        self.evict(true).is_some()
+        self.evict(false)
     }
 
-    /// [`Self::evict_one`] for reopening a parked file that changed: parks
-    /// a quiet file, or one with unread data only while this sweep's
-    /// [`Tailer::busy_reopens`] last. Swapping one file with unread data
-    /// for another gains nothing but fairness, so it is rationed: with more
-    /// busy files than descriptors, the open set turns over in a few sweeps
-    /// instead of in every one (each turnover costs a close, an open and
-    /// the stats around them, per file).
+    /// [`Self::evict_one`] for reopening a parked file that changed: a file
+    /// with unread data keeps its descriptor until it had a read turn
+    /// (parking it before would swap descriptors for nothing, in every
+    /// sweep). Discovery and the chain check may park it (a new file must
+    /// be pinned; a rotated file is read before the current one).
     fn evict_for_reopen(&mut self) -> bool {
-        let allow_busy = self.busy_reopens > 0;
-        let parked = self.evict(allow_busy);
-        if parked == Some(true) {
-            self.busy_reopens -= 1;
-        }
-        parked.is_some()
+        self.evict(true)
     }
 
-    /// Parks the best victim; `Some(busy)`: one was parked (busy: it had
-    /// unread data). A busy victim only if `allow_busy`.
-    fn evict(&mut self, allow_busy: bool) -> Option<bool> {
+    fn evict(&mut self, spare_unread: bool) -> bool {
         let now = Instant::now();
         let fresh = self
             .evict_queue
@@ -98,32 +89,21 @@ impl Tailer {
                 .evict_queue
                 .get_or_insert_with(|| (now, Self::rank_victims(&self.files)));
             let at = *at;
-            while let Some(&id) = queue.last() {
-                let busy = match self.files.get(&id) {
-                    Some(f)
-                        if f.kind == Kind::Current
-                            && matches!(f.src, Some(Src::Plain(_)))
-                            && f.last_data <= at =>
-                    {
-                        !f.at_eof || f.active
-                    }
-                    _ => {
-                        queue.pop();
-                        continue;
-                    }
-                };
-                if busy && !allow_busy {
-                    // Ranked: no quiet file is left behind it (as of the
-                    // ranking).
-                    return None;
+            while let Some(id) = queue.pop() {
+                let ok = self.files.get(&id).is_some_and(|f| {
+                    f.kind == Kind::Current
+                        && matches!(f.src, Some(Src::Plain(_)))
+                        && f.last_data <= at
+                        && !(spare_unread && f.awaiting_turn && (!f.at_eof || f.active))
+                });
+                if ok {
+                    self.park(id);
+                    return true;
                 }
-                queue.pop();
-                self.park(id);
-                return Some(busy);
             }
             self.evict_queue = None;
         }
-        None
+        false
     }
 
     /// Open current files, the best victim last (see [`Self::evict_one`]).
@@ -176,17 +156,8 @@ impl Tailer {
                 return Ok(());
             }
         };
-        // Rotated or deleted while closed: follow it at once (its rest may be
-        // deleted with the next rotations); merely grown: rationed.
-        if self.open >= self.opts.max_open_files {
-            let freed = if same {
-                self.evict_for_reopen()
-            } else {
-                self.evict_one()
-            };
-            if !freed {
-                return Ok(()); // a later sweep
-            }
+        if self.open >= self.opts.max_open_files && !self.evict_for_reopen() {
+            return Ok(()); // a later sweep
         }
         let mut found = None;
         if same {
@@ -294,9 +265,10 @@ impl Tailer {
         f.src = Some(Src::Plain(file));
         f.active = true;
         f.at_eof = false;
-        // Opened counts as activity: a file reopened for its new data is
-        // not the next one to park before it was read.
+        // Opened counts as activity, and it is not parked again before it
+        // was read (see `evict_one`).
         f.last_data = Instant::now();
+        f.awaiting_turn = true;
         self.open += 1;
         if rewritten || size < pos {
             self.truncated(id, size);
