@@ -188,3 +188,47 @@ fn static_jobs_resolve_builtins_and_the_pipelines_next_to_the_config() {
         "{e}"
     );
 }
+
+#[test]
+fn klog_json_pod_is_only_a_kobj_with_namespace_and_name() {
+    let mut p = stages::build(
+        &parse_stages("- pipeline: klog-parse\n"),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let meta = |p: &mut crate::pipeline::Pipeline, line: &str| {
+        let mut out = Vec::new();
+        let e = Entry::new(LabelSet::empty(), Timestamp(1), line.into(), Ack::none());
+        p.process(e, &mut out);
+        p.flush(&mut out);
+        out.into_iter()
+            .map(|e| {
+                let m: Vec<(String, String)> = e
+                    .metadata
+                    .iter()
+                    .filter(|(k, _)| *k == "k8s_pod" || *k == "pod_uid")
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                e.ack.ack();
+                m
+            })
+            .collect::<Vec<_>>()
+    };
+    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let line = |pod: &str| format!(r#"{{"ts":1705745110200.187,"msg":"m","v":4,"pod":{pod}}}"#);
+    assert_eq!(
+        meta(&mut p, &line(r#"{"name":"web-0","namespace":"shop"}"#)),
+        [vec![kv("k8s_pod", "shop/web-0")]]
+    );
+    // A cluster-scoped object, a string, null, a list: no pod.
+    for other in [r#"{"name":"worker-1"}"#, r#""shop/web-0""#, "null", "[1]"] {
+        assert_eq!(meta(&mut p, &line(other)), [vec![]], "{other}");
+    }
+    assert_eq!(
+        meta(
+            &mut p,
+            r#"{"msg":"m","v":0,"podUID":"6dfd786b-bf36-4c33-a948-83f2b1e73ef6"}"#
+        ),
+        [vec![kv("pod_uid", "6dfd786b-bf36-4c33-a948-83f2b1e73ef6")]]
+    );
+}
