@@ -26,6 +26,10 @@ use std::sync::OnceLock;
 
 /// The built-in pipelines: (name, YAML text of `pipelines/<name>.yaml`).
 pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "containerd",
+        include_str!("../../pipelines/containerd.yaml"),
+    ),
     ("go", include_str!("../../pipelines/go.yaml")),
     ("java", include_str!("../../pipelines/java.yaml")),
     ("json-app", include_str!("../../pipelines/json-app.yaml")),

@@ -385,6 +385,7 @@ fn pipelines_load_from_a_directory_and_errors_name_the_file() {
     assert_eq!(
         names,
         [
+            "containerd",
             "empty",
             "go",
             "java",

@@ -54,7 +54,9 @@ fn unknown_names_and_cycles_are_errors_naming_the_position() {
     let v = parse_stages("- cri: {}\n- pipeline: jaav\n");
     let e = stages::build(&v, m.clone()).err().unwrap();
     assert!(
-        e.starts_with("pipeline_stages[1].pipeline: unknown pipeline \"jaav\" (known: go, java,"),
+        e.starts_with(
+            "pipeline_stages[1].pipeline: unknown pipeline \"jaav\" (known: containerd, go, java,"
+        ),
         "{e}"
     );
     // Nested in a match: the match's stage path.
