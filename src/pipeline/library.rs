@@ -10,7 +10,9 @@
 //!
 //! A named pipeline is a YAML list of stages, exactly like
 //! `pipeline_stages`; it may itself use `- pipeline: <other>` (the
-//! ready-made ones use `- pipeline: level`). Expansion happens when a
+//! ready-made ones use the [`BUILDING_BLOCKS`]: `level` sets the `level`
+//! label for all of them; `klog` and `klog-journal` share `klog-parse`, and
+//! only `klog`, for files, adds `klog-time`). Expansion happens when a
 //! pipeline is built ([`crate::pipeline::stages::build_with`]), which
 //! refuses a cycle.
 //!
@@ -24,10 +26,23 @@ use std::sync::OnceLock;
 
 /// The built-in pipelines: (name, YAML text of `pipelines/<name>.yaml`).
 pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "containerd",
+        include_str!("../../pipelines/containerd.yaml"),
+    ),
     ("go", include_str!("../../pipelines/go.yaml")),
     ("java", include_str!("../../pipelines/java.yaml")),
     ("json-app", include_str!("../../pipelines/json-app.yaml")),
     ("klog", include_str!("../../pipelines/klog.yaml")),
+    (
+        "klog-journal",
+        include_str!("../../pipelines/klog-journal.yaml"),
+    ),
+    (
+        "klog-parse",
+        include_str!("../../pipelines/klog-parse.yaml"),
+    ),
+    ("klog-time", include_str!("../../pipelines/klog-time.yaml")),
     ("level", include_str!("../../pipelines/level.yaml")),
     (
         "logfmt-app",
@@ -36,6 +51,11 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("nginx", include_str!("../../pipelines/nginx.yaml")),
     ("python", include_str!("../../pipelines/python.yaml")),
 ];
+
+/// The built-ins that are building blocks, used inside the others
+/// (`- pipeline: level`) rather than on their own: no golden cases of
+/// their own, the pipelines using them exercise them.
+pub const BUILDING_BLOCKS: &[&str] = &["klog-parse", "klog-time", "level"];
 
 /// One named pipeline: its stages and where it came from (for errors).
 #[derive(Debug, Clone)]

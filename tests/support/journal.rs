@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const GIVE_UP: Duration = Duration::from_secs(120);
 pub const REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 
-/// One journal entry to write: unit, message bytes, µs timestamp.
+/// One journal entry to write: unit, message bytes, µs timestamp (on host
+/// `node-1`, at priority 6, as the kubelet and containerd log).
 pub struct JEntry {
     pub unit: &'static str,
     pub message: Vec<u8>,

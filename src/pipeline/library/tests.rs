@@ -54,7 +54,9 @@ fn unknown_names_and_cycles_are_errors_naming_the_position() {
     let v = parse_stages("- cri: {}\n- pipeline: jaav\n");
     let e = stages::build(&v, m.clone()).err().unwrap();
     assert!(
-        e.starts_with("pipeline_stages[1].pipeline: unknown pipeline \"jaav\" (known: go, java,"),
+        e.starts_with(
+            "pipeline_stages[1].pipeline: unknown pipeline \"jaav\" (known: containerd, go, java,"
+        ),
         "{e}"
     );
     // Nested in a match: the match's stage path.
@@ -186,5 +188,113 @@ fn static_jobs_resolve_builtins_and_the_pipelines_next_to_the_config() {
             "scrape_configs[0] (c): pipeline_stages[1].pipeline: unknown pipeline \"nope\""
         ),
         "{e}"
+    );
+}
+
+#[test]
+fn klog_json_pod_is_only_a_kobj_with_namespace_and_name() {
+    let mut p = stages::build(
+        &parse_stages("- pipeline: klog-parse\n"),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let meta = |p: &mut crate::pipeline::Pipeline, line: &str| {
+        let mut out = Vec::new();
+        let e = Entry::new(LabelSet::empty(), Timestamp(1), line.into(), Ack::none());
+        p.process(e, &mut out);
+        p.flush(&mut out);
+        out.into_iter()
+            .map(|e| {
+                let m: Vec<(String, String)> = e
+                    .metadata
+                    .iter()
+                    .filter(|(k, _)| *k == "k8s_pod" || *k == "pod_uid")
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                e.ack.ack();
+                m
+            })
+            .collect::<Vec<_>>()
+    };
+    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let line = |pod: &str| format!(r#"{{"ts":1705745110200.187,"msg":"m","v":4,"pod":{pod}}}"#);
+    assert_eq!(
+        meta(&mut p, &line(r#"{"name":"web-0","namespace":"shop"}"#)),
+        [vec![kv("k8s_pod", "shop/web-0")]]
+    );
+    // A cluster-scoped object, a string, null, a list: no pod.
+    for other in [r#"{"name":"worker-1"}"#, r#""shop/web-0""#, "null", "[1]"] {
+        assert_eq!(meta(&mut p, &line(other)), [vec![]], "{other}");
+    }
+    assert_eq!(
+        meta(
+            &mut p,
+            r#"{"msg":"m","v":0,"podUID":"6dfd786b-bf36-4c33-a948-83f2b1e73ef6"}"#
+        ),
+        [vec![kv("pod_uid", "6dfd786b-bf36-4c33-a948-83f2b1e73ef6")]]
+    );
+}
+
+/// deploy/base's node-journal job names the built-in pipelines inside its
+/// `match` stages: they resolve, and each unit's entries get its pipeline
+/// while keeping the journal's timestamp (`-check-syntax` does not build
+/// pipelines, so this is where a misspelt name is caught without a
+/// journal).
+#[test]
+fn deploy_node_journal_job_runs_the_built_in_pipelines_per_unit() {
+    let text = include_str!("../../../deploy/base/promtail.yaml")
+        .replace("${LOKI_PUSH_URL}", "http://loki:3100/loki/api/v1/push");
+    let cfg = crate::config::load_str(&text, "deploy/base/promtail.yaml", false).unwrap();
+    let m = Arc::new(Metrics::new());
+    let (mut jobs, _) = crate::agent::build_jobs(&cfg, &m, "n1").unwrap();
+    let mut journal = crate::agent::journal_jobs(&cfg, &mut jobs, &m).unwrap();
+    assert_eq!(journal.len(), 1);
+    let p = &mut journal[0].pipeline;
+    assert_eq!(p.stage_names(), ["match", "match"]);
+    let entry = |unit: &str, line: &str| {
+        let labels = LabelSet::new([
+            ("job", "node-journal".to_string()),
+            ("level", "info".to_string()),
+            ("unit", unit.to_string()),
+        ]);
+        Entry::new(
+            labels,
+            Timestamp(1_705_744_800_000_321_000),
+            line.into(),
+            Ack::none(),
+        )
+    };
+    let mut out = Vec::new();
+    p.process(entry("kubelet.service", r#"E0120 11:00:00.000200    2941 pod_workers.go:1298] "Error syncing pod, skipping" err="x" pod="shop/web-0""#), &mut out);
+    p.process(entry("containerd.service", r#"time="2024-01-20T10:00:00.000100Z" level=warning msg="RunPodSandbox for &PodSandboxMetadata{Name:web-0,Uid:6dfd786b-bf36-4c33-a948-83f2b1e73ef6,Namespace:shop,Attempt:0,}""#), &mut out);
+    p.process(entry("cron.service", "level=error not matched"), &mut out);
+    p.flush(&mut out);
+    let got: Vec<(String, Option<String>, Option<String>, i64)> = out
+        .into_iter()
+        .map(|e| {
+            let pod = e
+                .metadata
+                .iter()
+                .find(|(k, _)| *k == "k8s_pod")
+                .map(|(_, v)| v.to_string());
+            let r = (
+                e.labels.get("unit").unwrap_or("").to_string(),
+                e.labels.get("level").map(str::to_string),
+                pod,
+                e.timestamp.nanos(),
+            );
+            e.ack.ack();
+            r
+        })
+        .collect();
+    let s = |v: &str| Some(v.to_string());
+    let ts = 1_705_744_800_000_321_000;
+    assert_eq!(
+        got,
+        [
+            ("containerd.service".into(), s("warn"), s("shop/web-0"), ts),
+            ("cron.service".into(), s("info"), None, ts),
+            ("kubelet.service".into(), s("error"), s("shop/web-0"), ts),
+        ]
     );
 }
