@@ -498,7 +498,28 @@ fn agent_binary() -> Result<PathBuf, String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("building: cargo build --release --bin tailtrace");
-    let st = Command::new(cargo)
+    let mut cmd = Command::new(cargo);
+    // Without the variables cargo set for this bench: build scripts that
+    // declare them (ring's `rerun-if-env-changed=CARGO_PKG_NAME`…) would
+    // otherwise see them change between this build and `cargo bench`'s own,
+    // and the two would rebuild ring, rustls, kube and reqwest every run.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    let st = cmd
         .args(["build", "--release", "--bin", "tailtrace"])
         .current_dir(manifest)
         .status()
