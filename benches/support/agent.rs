@@ -139,6 +139,13 @@ pub fn usage(pid: u32, clk_tck: f64) -> Option<Usage> {
     })
 }
 
+/// Sends `SIG<sig>` (`STOP`, `CONT`, `TERM`…) to `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
 /// A running agent process.
 pub struct Agent {
     child: Option<Child>,
@@ -185,9 +192,7 @@ impl Agent {
     /// SIGTERM, then wait up to `grace` for the exit (SIGKILL after).
     pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
+        signal(c.id(), "TERM");
         let deadline = Instant::now() + grace;
         loop {
             if let Ok(Some(st)) = c.try_wait() {

@@ -2,15 +2,18 @@
 //! machine.rs).
 //!
 //! Design: everything reads the one JSON object the bench writes, so the
-//! table and bench-results/e2e.json can never disagree.
+//! table and bench-results/e2e.json can never disagree. One column per
+//! (shape, spool) that ran; the first table has the issue's figures, then
+//! details, the verdicts and, when profiled, the per-stage breakdown.
 //!
-//! Must never: fail the run; a missing figure prints as NaN.
+//! Must never: fail the run; a missing figure prints as `-`.
 
 use serde_json::Value;
 
+use super::profile::BUCKETS;
 use super::{
-    TARGET_MIB_PER_CORE, TARGET_MIB_PER_CORE_MANY, TARGET_P99_MS, TARGET_RSS_MIB,
-    TARGET_RSS_MIB_SPOOL,
+    col_name, TARGET_MANY_FILES, TARGET_MIB_PER_CORE_ONE, TARGET_P99_MS, TARGET_RSS_SPOOL,
+    TARGET_SPOOL_OVERHEAD, TARGET_VS_ONE_FILE,
 };
 
 pub fn f(v: &Value, path: &[&str]) -> f64 {
@@ -29,93 +32,282 @@ pub fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// `v` with `prec` decimals, `-` when missing.
+fn num(v: f64, prec: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.prec$}")
+    } else {
+        "-".into()
+    }
+}
+
+/// A ratio as `1.23×`, `-` when missing.
+fn times(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}×")
+    } else {
+        "-".into()
+    }
+}
+
+/// The detail rows: label, JSON path in the phase's figures, decimals.
+type Detail = (&'static str, &'static [&'static str], usize);
+
+const THROUGHPUT_DETAILS: &[Detail] = &[
+    ("input KiB per file", &["input_kib_per_file"], 0),
+    ("lines", &["lines"], 0),
+    ("lines/s", &["lines_per_s"], 0),
+    ("MiB/s (wall)", &["mib_per_s"], 1),
+    ("agent CPU s", &["agent_cpu_s"], 2),
+    ("agent cores busy", &["agent_cores"], 2),
+    ("drain s to 99% of lines", &["drain_s_to_99pct"], 2),
+    (
+        "agent ctx switches / 1k lines",
+        &["agent_vol_ctxt_switches_per_1k_lines"],
+        0,
+    ),
+    ("pushes", &["push_stats", "pushes"], 0),
+    ("fake-Loki+checker CPU s", &["receiver_cpu_s"], 2),
+];
+
+const LATENCY_DETAILS: &[Detail] = &[
+    ("lines/s achieved", &["achieved_rate"], 0),
+    ("p90 ms", &["p90_ms"], 1),
+    ("p99.9 ms", &["p999_ms"], 1),
+    ("max ms (incl. warm-up)", &["max_ms_all_lines"], 1),
+    ("max sampled RSS MiB (VmRSS)", &["max_sampled_rss_mib"], 1),
+    ("agent cores busy", &["agent_cores"], 3),
+    (
+        "agent ctx switches / 1k lines",
+        &["agent_vol_ctxt_switches_per_1k_lines"],
+        0,
+    ),
+];
+
+/// One column: a shape's figures with the spool off or on.
+struct Col<'a> {
+    /// `500 files+spool`: in the verdicts and the profile's headings.
+    name: String,
+    /// `500 +spool`: the table's header.
+    short: String,
+    thr: &'a Value,
+    lat: &'a Value,
+}
+
+const LABEL: usize = 36;
+const CELL: usize = 13;
+
+fn row(cols: &[Col], label: &str, target: &str, cell: impl Fn(&Col) -> String) {
+    let cells: Vec<String> = cols.iter().map(|c| format!("{:>CELL$}", cell(c))).collect();
+    println!("{label:<LABEL$}{}   {target}", cells.join(""));
+}
+
+/// Lost / duplicated / corrupted lines over a column's phases.
+fn losses(c: &Col) -> String {
+    let sum = |key: &str| -> f64 {
+        [c.thr, c.lat]
+            .iter()
+            .filter(|v| v.is_object())
+            .map(|v| f(v, &["check", key]))
+            .sum()
+    };
+    if !c.thr.is_object() && !c.lat.is_object() {
+        return "-".into();
+    }
+    format!(
+        "{} / {} / {}",
+        num(sum("missing"), 0),
+        num(sum("duplicates"), 0),
+        num(sum("corrupt") + sum("unparsed"), 0)
+    )
+}
+
 pub fn print_table(results: &Value) {
     println!();
-    println!("tailtrace e2e — {}", results["machine"]);
-    // Columns: each shape, spool off and on (when run).
-    let mut cols: Vec<(&str, &str, String)> = Vec::new();
-    for (shape, name) in [("one_file", "1 file"), ("many_files", "many files")] {
-        for (sfx, tag) in [("", ""), ("_spool", "+spool")] {
-            if results[shape].get(format!("throughput{sfx}")).is_some() {
-                cols.push((shape, sfx, format!("{name}{tag}")));
+    println!(
+        "tailtrace e2e — {} — commit {}{}",
+        results["machine"],
+        results["git_commit"].as_str().unwrap_or("?"),
+        if results["git_dirty"] == true {
+            " (dirty)"
+        } else {
+            ""
+        }
+    );
+    let mut cols = Vec::new();
+    for s in results["shapes"].as_array().into_iter().flatten() {
+        let files = s["files"].as_u64().unwrap_or(0) as usize;
+        for (sfx, spool) in [("", false), ("_spool", true)] {
+            let (thr, lat) = (&s[format!("throughput{sfx}")], &s[format!("latency{sfx}")]);
+            if thr.is_object() || lat.is_object() {
+                cols.push(Col {
+                    name: col_name(files, spool),
+                    short: if spool {
+                        format!("{files} +spool")
+                    } else {
+                        col_name(files, false)
+                    },
+                    thr,
+                    lat,
+                });
             }
         }
     }
-    let head: Vec<String> = cols.iter().map(|c| format!("{:>13}", c.2)).collect();
+    let rate = f(results, &["config", "rate_lines_per_s"]);
+    let rss_target = TARGET_RSS_SPOOL
+        .iter()
+        .map(|(n, mib)| format!("≤ {mib} at {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    row(&cols, "", "target", |c| c.short.clone());
+    let t = |c: &Col, key: &str, prec: usize| num(f(c.thr, &[key]), prec);
+    row(&cols, "input drained (MiB in wall s)", "", |c| {
+        format!(
+            "{} in {}s",
+            t(c, "input_mib", 0),
+            num(f(c.thr, &["drain_s"]), 1)
+        )
+    });
+    row(
+        &cols,
+        "MiB per agent CPU-s",
+        &format!("≥ {TARGET_MIB_PER_CORE_ONE} (1 file)"),
+        |c| t(c, "mib_per_core_s", 1),
+    );
+    row(&cols, "agent CPU-s per GiB", "", |c| {
+        t(c, "agent_cpu_s_per_gib", 2)
+    });
+    row(
+        &cols,
+        "CPU per GiB vs 1 file",
+        &format!("≤ {TARGET_VS_ONE_FILE}× at {TARGET_MANY_FILES} files"),
+        |c| times(f(c.thr, &["cpu_per_gib_vs_1_file"])),
+    );
+    row(
+        &cols,
+        "spool's CPU per GiB / without",
+        &format!("≤ {TARGET_SPOOL_OVERHEAD}×"),
+        |c| times(f(c.thr, &["spool_cpu_per_gib_vs_off"])),
+    );
+    row(
+        &cols,
+        "peak RSS MiB, bulk drain",
+        &format!("spool: {rss_target}"),
+        |c| t(c, "peak_rss_mib", 1),
+    );
+    row(
+        &cols,
+        &format!("peak RSS MiB at {rate:.0} lines/s"),
+        &format!("spool: {rss_target}"),
+        |c| num(f(c.lat, &["peak_rss_mib"]), 1),
+    );
+    row(
+        &cols,
+        &format!("latency p50 / p99 ms at {rate:.0}/s"),
+        &format!("p99 ≤ {TARGET_P99_MS}"),
+        |c| {
+            format!(
+                "{} / {}",
+                num(f(c.lat, &["p50_ms"]), 0),
+                num(f(c.lat, &["p99_ms"]), 0)
+            )
+        },
+    );
+    row(
+        &cols,
+        "lost / duplicated / corrupt",
+        "0 (else FAIL)",
+        losses,
+    );
+
+    println!("details, throughput (pre-written input)");
+    for &(label, key, prec) in THROUGHPUT_DETAILS {
+        row(&cols, &format!("  {label}"), "", |c| {
+            num(f(c.thr, key), prec)
+        });
+    }
+    println!("details, latency (paced writer)");
+    for &(label, key, prec) in LATENCY_DETAILS {
+        row(&cols, &format!("  {label}"), "", |c| {
+            num(f(c.lat, key), prec)
+        });
+    }
+
+    println!("targets (issue #11; measured, not asserted):");
+    for t in results["targets"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<44} {:<16} {:>9}  {}",
+            t["target"].as_str().unwrap_or(""),
+            t["column"].as_str().unwrap_or(""),
+            num(f(t, &["measured"]), 2),
+            t["verdict"].as_str().unwrap_or("")
+        );
+    }
+    print_profile(&cols, results);
+}
+
+/// The per-stage breakdown, when the throughput phases were profiled.
+fn print_profile(cols: &[Col], results: &Value) {
+    if let Some(note) = results["config"]["profile_note"].as_str() {
+        println!("{note}");
+    }
+    if !cols.iter().any(|c| c.thr["profile"].is_object()) {
+        return;
+    }
     println!(
-        "{:<34} {}   target",
-        "throughput (pre-written input)",
-        head.join(" ")
+        "where the agent's CPU goes (perf, bulk drain, % of samples by leaf symbol; \
+         profiled runs: the figures above include perf's overhead)"
     );
-    let row = |phase: &str, label: &str, key: &str, prec: usize, target: &str| {
-        let vals: Vec<String> = cols
-            .iter()
-            .map(|(shape, sfx, _)| {
-                format!(
-                    "{:>13.*}",
-                    prec,
-                    f(&results[*shape][format!("{phase}{sfx}")], &[key])
-                )
-            })
-            .collect();
-        println!("{label:<34} {}   {target}", vals.join(" "));
-    };
-    let t = |label: &str, key: &str, prec: usize, target: &str| {
-        row("throughput", label, key, prec, target)
-    };
-    t("  input MiB", "input_mib", 1, "");
-    t("  lines", "lines", 0, "");
-    t("  drain wall s", "drain_s", 2, "");
-    t("  lines/s", "lines_per_s", 0, "");
-    t("  MiB/s", "mib_per_s", 1, "");
-    t("  agent CPU s", "agent_cpu_s", 2, "");
-    t("  agent cores busy", "agent_cores", 2, "");
-    t("  agent CPU s per GiB", "agent_cpu_s_per_gib", 2, "");
-    t(
-        "  MiB/s per core (MiB / CPU s)",
-        "mib_per_core_s",
-        1,
-        &format!("≥ {TARGET_MIB_PER_CORE} (1 file), ≥ {TARGET_MIB_PER_CORE_MANY} (many)"),
-    );
-    t("  drain s to 99% of lines", "drain_s_to_99pct", 2, "");
-    t("  peak RSS MiB (VmHWM)", "peak_rss_mib", 1, "");
-    t(
-        "  agent ctx switches / 1k lines",
-        "agent_vol_ctxt_switches_per_1k_lines",
-        0,
-        "",
-    );
-    t("  fake-Loki+checker CPU s", "receiver_cpu_s", 2, "");
-    println!("latency (paced writer)");
-    let l = |label: &str, key: &str, prec: usize, target: &str| {
-        row("latency", label, key, prec, target)
-    };
-    l("  lines/s achieved", "achieved_rate", 0, "");
-    l("  p50 ms", "p50_ms", 1, "");
-    l("  p90 ms", "p90_ms", 1, "");
-    l(
-        "  p99 ms",
-        "p99_ms",
-        1,
-        &format!("≤ {TARGET_P99_MS} (batchwait + 50 ms; no spool)"),
-    );
-    l("  p99.9 ms", "p999_ms", 1, "");
-    l("  max ms (incl. warm-up)", "max_ms_all_lines", 1, "");
-    l(
-        "  peak RSS MiB (VmHWM)",
-        "peak_rss_mib",
-        1,
-        &format!("< {TARGET_RSS_MIB} many files; < {TARGET_RSS_MIB_SPOOL} with the spool"),
-    );
-    l("  agent cores busy", "agent_cores", 3, "");
-    l(
-        "  agent ctx switches / 1k lines",
-        "agent_vol_ctxt_switches_per_1k_lines",
-        0,
-        "",
-    );
-    println!("targets:");
-    for (k, v) in results["targets"].as_object().into_iter().flatten() {
-        println!("  {k}: {v}");
+    fn p<'a>(c: &Col<'a>) -> &'a Value {
+        &c.thr["profile"]
+    }
+    row(cols, "", "", |c| c.short.clone());
+    row(cols, "  samples", "", |c| {
+        p(c)["samples"]
+            .as_u64()
+            .map_or_else(|| "-".into(), |n| n.to_string())
+    });
+    for b in BUCKETS {
+        row(cols, &format!("  {b}"), "", |c| {
+            num(f(p(c), &["buckets_pct", b]), 1)
+        });
+    }
+    for c in cols {
+        let prof = p(c);
+        if let Some(why) = prof["skipped"].as_str() {
+            println!("{}: profile skipped: {why}", c.name);
+            continue;
+        }
+        if !prof.is_object() {
+            continue;
+        }
+        println!("top symbols, {}:", c.name);
+        for s in prof["top_symbols"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(12)
+        {
+            let mut sym = s["symbol"].as_str().unwrap_or("").to_string();
+            if sym.chars().count() > 90 {
+                sym = sym.chars().take(89).collect::<String>() + "…";
+            }
+            println!(
+                "  {:>5.1}%  {:<24} {sym}",
+                f(s, &["pct"]),
+                s["bucket"].as_str().unwrap_or("")
+            );
+        }
+        let pairs = |key: &str| -> String {
+            prof[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| format!("{} {:.1}%", p[0].as_str().unwrap_or("?"), f(&p[1], &[])))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("  threads: {}", pairs("threads_pct"));
+        println!("  kernel by system call: {}", pairs("kernel_syscalls_pct"));
     }
 }
