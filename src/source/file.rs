@@ -156,6 +156,17 @@ impl Tailed {
         Ok(st)
     }
 
+    /// It may still have lines to read: not at its end, or changed since.
+    pub fn has_unread(&self) -> bool {
+        !self.at_eof || self.active
+    }
+
+    /// A current file holding a plain descriptor: what may be parked to
+    /// free one (a rotated file's name may be gone, so it never is).
+    pub fn parkable(&self) -> bool {
+        self.kind == Kind::Current && matches!(self.src, Some(Src::Plain(_)))
+    }
+
     /// The order in which files of one stream are read: rotated files by
     /// stamp (unknown first: the file that was current when its successor
     /// appeared is the oldest), then by when they were taken on.

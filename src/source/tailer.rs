@@ -579,7 +579,7 @@ impl Tailer {
         let Some(f) = self.files.get(&id) else {
             return Ok(());
         };
-        if !f.at_eof || f.active || f.src.is_none() {
+        if f.has_unread() || f.src.is_none() {
             return Ok(());
         }
         let quiet = now.saturating_duration_since(f.last_data);

@@ -91,10 +91,9 @@ impl Tailer {
             let at = *at;
             while let Some(id) = queue.pop() {
                 let ok = self.files.get(&id).is_some_and(|f| {
-                    f.kind == Kind::Current
-                        && matches!(f.src, Some(Src::Plain(_)))
+                    f.parkable()
                         && f.last_data <= at
-                        && !(spare_unread && f.awaiting_turn && (!f.at_eof || f.active))
+                        && !(spare_unread && f.awaiting_turn && f.has_unread())
                 });
                 if ok {
                     self.park(id);
@@ -110,8 +109,8 @@ impl Tailer {
     fn rank_victims(files: &HashMap<FileId, Tailed>) -> Vec<FileId> {
         let mut v: Vec<_> = files
             .values()
-            .filter(|f| f.kind == Kind::Current && matches!(f.src, Some(Src::Plain(_))))
-            .map(|f| ((!f.at_eof || f.active, f.last_data), f.id))
+            .filter(|f| f.parkable())
+            .map(|f| ((f.has_unread(), f.last_data), f.id))
             .collect();
         v.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
         v.into_iter().map(|(_, id)| id).collect()
