@@ -86,6 +86,8 @@ mod discovery;
 mod lifecycle;
 #[path = "tailer_targets.rs"]
 mod targets;
+#[path = "tailer_turn.rs"]
+mod turn;
 use targets::Targets;
 
 /// One `__path__` glob and its static labels.
@@ -277,6 +279,8 @@ struct Tailer {
     /// pauses while it is not empty. Bounded by one read chunk's lines plus
     /// what pipelines release on a tick.
     backlog: VecDeque<Entry>,
+    /// The current round-robin pass (see `tailer_turn.rs`).
+    plan: turn::Plan,
     /// Sequence for [`Tailed::seq`].
     next_seq: u64,
     /// Paths whose chain check could not finish (descriptor bound); retried
@@ -356,6 +360,7 @@ impl Tailer {
             entries: Vec::new(),
             outv: Vec::new(),
             backlog: VecDeque::new(),
+            plan: turn::Plan::default(),
             next_seq: 0,
             chain_retry: HashSet::new(),
             chains_started: false,
@@ -534,6 +539,10 @@ impl Tailer {
                 }
                 if size > pos {
                     f.active = true;
+                    if f.kind != Kind::Current {
+                        // New data in a rotated file: it goes first.
+                        self.plan.stale = true;
+                    }
                 }
                 f.saw_size(size);
                 if (f.fp.len as u64) < size && (f.fp.len as usize) < FP_MAX {
@@ -609,127 +618,6 @@ impl Tailer {
     }
 
     // -------------------------------------------------------------- reading
-
-    /// One round-robin turn: each active file gets one chunk.
-    ///
-    /// Order within a stream: a rotated-away file (or a `.gz` catch-up) that
-    /// still has data is read before the current file of the same stream
-    /// (same labels): the runtime wrote all of the old file before any of
-    /// the new one, so this keeps the stream's lines in write order.
-    fn turn(&mut self) -> Result<usize, Stopped> {
-        if !self.backlog.is_empty() && !self.pump()? {
-            return Ok(0);
-        }
-        // Per stream, the oldest rotated file with data; else the current one.
-        let mut oldest: HashMap<&LabelSet, (&Tailed, bool)> = HashMap::new();
-        for f in self.files.values() {
-            if !f.active || f.src.is_none() {
-                continue;
-            }
-            let rotated = f.kind != Kind::Current;
-            match oldest.get_mut(&f.labels) {
-                None => {
-                    oldest.insert(&f.labels, (f, rotated));
-                }
-                Some(cur) => {
-                    let better = match (rotated, cur.1) {
-                        (true, false) => true,
-                        (false, true) => false,
-                        (true, true) => f.chain_key() < cur.0.chain_key(),
-                        (false, false) => f.seq < cur.0.seq,
-                    };
-                    if better {
-                        *cur = (f, rotated);
-                    }
-                }
-            }
-        }
-        let ids: Vec<FileId> = oldest.values().map(|(f, _)| f.id).collect();
-        let mut total = 0;
-        for id in ids {
-            if self.stopping() {
-                return Err(Stopped);
-            }
-            if !self.backlog.is_empty() {
-                break; // delivery is stuck: read nothing more this turn
-            }
-            let Some(f) = self.files.get_mut(&id) else {
-                continue;
-            };
-            // A stage holding this stream back (`limit` with `drop: false`):
-            // this file waits, the others go on.
-            if let Some(j) = self.jobs.get(f.job) {
-                let named = f.pipe.and_then(|p| j.named.get(p)).map(|(_, p)| p);
-                if !j.pipeline.accepts(&f.labels) || named.is_some_and(|p| !p.accepts(&f.labels)) {
-                    continue;
-                }
-            }
-            let read = f.read_chunk(&mut self.buf, &mut self.entries);
-            if read.is_ok() {
-                f.awaiting_turn = false;
-            }
-            match read {
-                Ok(st) if st.bytes == 0 => {
-                    f.active = false;
-                    f.at_eof = true;
-                    // A change event with nothing to read: shrunk?
-                    let pos = f.split.pos();
-                    let size = f
-                        .src
-                        .as_ref()
-                        .and_then(|s| s.file())
-                        .and_then(|file| file.metadata().ok())
-                        .map(|m| m.len());
-                    if let Some(size) = size {
-                        f.m.lag.set(size.saturating_sub(pos) as i64);
-                    }
-                    if let Some(size) = size.filter(|&s| s < pos) {
-                        self.truncated(id, size);
-                    }
-                }
-                Ok(st) => {
-                    total += st.bytes;
-                    f.at_eof = false;
-                    f.last_data = Instant::now();
-                    Self::count_stats(&self.metrics, f, &st);
-                    let (job, pipe) = (f.job, f.pipe);
-                    let widen = if (f.fp.len as usize) < FP_MAX {
-                        f.src
-                            .as_ref()
-                            .and_then(|s| s.file())
-                            .and_then(|file| fingerprint::widen(file, f.fp).ok())
-                    } else {
-                        None
-                    };
-                    match widen {
-                        Some(Widen::Wider(fp)) => {
-                            f.fp = fp;
-                            self.positions.refingerprint(id, fp);
-                        }
-                        Some(Widen::Changed(_)) => {
-                            // Rewritten from the start (truncated and refilled
-                            // past our offset between two looks): what was just
-                            // read is the middle of new content.
-                            self.entries.clear();
-                            self.truncated(id, 0);
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    self.send(job, pipe)?;
-                }
-                Err(e) => {
-                    let (path, kind) = (f.path.clone(), f.kind);
-                    self.file_error(&path, Self::io_reason(&e), &e);
-                    match kind {
-                        Kind::Current => self.park(id),
-                        _ => self.close_for_good(id)?,
-                    }
-                }
-            }
-        }
-        Ok(total)
-    }
 
     fn count_stats(metrics: &Metrics, f: &mut Tailed, st: &ChunkStats) {
         if st.invalid_utf8 > 0 {

@@ -199,6 +199,7 @@ impl Tailer {
             self.by_path.insert(path.to_path_buf(), id);
         }
         self.files.insert(id, f);
+        self.plan.stale = true;
         self.open += 1;
         self.metrics.files_active_total.set(self.files.len() as i64);
     }

@@ -20,6 +20,7 @@ impl Tailer {
             tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
             f.kind = Kind::Moved;
             f.active = true;
+            self.plan.stale = true;
             if self.by_path.get(&f.path) == Some(&id) {
                 self.by_path.remove(&f.path);
             }
@@ -208,6 +209,7 @@ impl Tailer {
                 if let Some(f) = self.files.get_mut(&id) {
                     f.src = Some(Src::Plain(file));
                     f.active = true;
+                    self.plan.stale = true;
                     self.open += 1;
                 }
             }
@@ -222,6 +224,7 @@ impl Tailer {
                         f.src = Some(Src::Gz(stream));
                         f.kind = Kind::Gz;
                         f.active = true;
+                        self.plan.stale = true;
                         f.id = gid;
                         self.open += 1;
                         self.positions.forget(id);
@@ -317,6 +320,7 @@ impl Tailer {
         f.split.reset(0);
         f.active = true;
         f.at_eof = false;
+        self.plan.stale = true;
         if let Some(file) = f.src.as_ref().and_then(|s| s.file()) {
             if let Ok(fp) = fingerprint::of_file(file) {
                 f.fp = fp;

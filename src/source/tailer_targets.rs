@@ -195,6 +195,8 @@ impl Tailer {
             f.metadata = metadata.into();
             f.pipe = pipe;
             f.orphan = false;
+            // Its stream changed: the pass plans by stream.
+            self.plan.stale = true;
         }
     }
 

@@ -1,0 +1,221 @@
+//! The read turn: which file gets its next chunk, in what order.
+//!
+//! Owns: [`Plan`], one round-robin pass over the files with data, and
+//! `Tailer::turn`, which reads one chunk from each planned file in order.
+//!
+//! Design: a pass is planned once — per stream (label set), the oldest
+//! rotated file with data, else the current file — and then worked through
+//! across as many turns as it takes. A turn ends early when delivery is
+//! stuck (the backlog is not empty); the next turn goes on where it stopped,
+//! instead of planning again over every file (at 5,000 files that planning
+//! was most of the tailer's CPU, repeated every few files while Loki set
+//! the pace) and instead of starting over from the first files, which
+//! starved the rest. A file that gets new data after the pass was planned
+//! waits for the next pass — round robin — unless it changes the order
+//! within its stream: a file taken on, a rotated file with new data, a
+//! file rotated away, re-keyed or relabelled marks the plan stale
+//! ([`Plan::stale`]), and the next turn plans again.
+//!
+//! Must never: read a current file while a rotated file of its stream has
+//! data that was known when the chunk was read, or read a rotated file
+//! before an older rotated one of its stream with data (the model tests
+//! check this on every read); or keep a file in the pass that was
+//! closed (ids are looked up again when their turn comes).
+
+use super::{Stopped, Tailer};
+use crate::labels::LabelSet;
+use crate::positions::FileId;
+use crate::source::file::{Kind, Tailed};
+use crate::source::fingerprint::{self, Widen, FP_MAX};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+/// One pass. See the module docs.
+#[derive(Default)]
+pub(super) struct Plan {
+    /// Files still to be read in this pass, in order.
+    queue: VecDeque<FileId>,
+    /// Something that decides the order within a stream changed since the
+    /// pass was planned: plan again before the next read.
+    pub stale: bool,
+}
+
+/// Whether `a` must be read before `b` (files of one stream): rotated
+/// files before the current one, rotated files oldest first.
+fn before(a: &Tailed, b: &Tailed) -> bool {
+    match (a.kind != Kind::Current, b.kind != Kind::Current) {
+        (true, false) => true,
+        (false, true) => false,
+        (true, true) => a.chain_key() < b.chain_key(),
+        (false, false) => a.seq < b.seq,
+    }
+}
+
+fn readable(f: &Tailed) -> bool {
+    f.active && f.src.is_some()
+}
+
+impl Tailer {
+    /// Plans a new pass: per stream, the file to read first.
+    fn plan_pass(&mut self) {
+        let mut first: HashMap<&LabelSet, &Tailed, _> = HashMap::with_hasher(
+            std::hash::BuildHasherDefault::<crate::labels::PassThrough>::default(),
+        );
+        for f in self.files.values().filter(|f| readable(f)) {
+            match first.get_mut(&f.labels) {
+                None => {
+                    first.insert(&f.labels, f);
+                }
+                Some(cur) => {
+                    if before(f, cur) {
+                        *cur = f;
+                    }
+                }
+            }
+        }
+        self.plan.queue.clear();
+        self.plan.queue.extend(first.values().map(|f| f.id));
+        self.plan.stale = false;
+    }
+
+    /// One round-robin turn: each planned file gets one chunk (see the
+    /// module docs). Returns the bytes read.
+    pub(super) fn turn(&mut self) -> Result<usize, Stopped> {
+        if !self.backlog.is_empty() && !self.pump()? {
+            return Ok(0);
+        }
+        let mut fresh = false;
+        if self.plan.stale || self.plan.queue.is_empty() {
+            self.plan_pass();
+            fresh = true;
+        }
+        let mut total = 0;
+        loop {
+            if self.stopping() {
+                return Err(Stopped);
+            }
+            if !self.backlog.is_empty() {
+                break; // delivery is stuck: read nothing more this turn
+            }
+            if self.plan.stale {
+                // Taken on, rotated or refilled during this turn.
+                self.plan_pass();
+                fresh = true;
+            }
+            let Some(id) = self.plan.queue.pop_front() else {
+                if fresh || total > 0 {
+                    break;
+                }
+                // The pass ran out on files that had gone quiet: a new one
+                // at once, or files with data would wait for a tick.
+                self.plan_pass();
+                fresh = true;
+                continue;
+            };
+            let Some(f) = self.files.get_mut(&id) else {
+                continue;
+            };
+            if !readable(f) {
+                continue;
+            }
+            // A stage holding this stream back (`limit` with `drop: false`):
+            // this file waits, the others go on.
+            if let Some(j) = self.jobs.get(f.job) {
+                let named = f.pipe.and_then(|p| j.named.get(p)).map(|(_, p)| p);
+                if !j.pipeline.accepts(&f.labels) || named.is_some_and(|p| !p.accepts(&f.labels)) {
+                    continue;
+                }
+            }
+            #[cfg(test)]
+            self.check_order(id);
+            let Some(f) = self.files.get_mut(&id) else {
+                continue;
+            };
+            let read = f.read_chunk(&mut self.buf, &mut self.entries);
+            if read.is_ok() {
+                f.awaiting_turn = false;
+            }
+            match read {
+                Ok(st) if st.bytes == 0 => {
+                    f.active = false;
+                    f.at_eof = true;
+                    // A change event with nothing to read: shrunk?
+                    let pos = f.split.pos();
+                    let size = f
+                        .src
+                        .as_ref()
+                        .and_then(|s| s.file())
+                        .and_then(|file| file.metadata().ok())
+                        .map(|m| m.len());
+                    if let Some(size) = size {
+                        f.m.lag.set(size.saturating_sub(pos) as i64);
+                    }
+                    if let Some(size) = size.filter(|&s| s < pos) {
+                        self.truncated(id, size);
+                    }
+                }
+                Ok(st) => {
+                    total += st.bytes;
+                    f.at_eof = false;
+                    f.last_data = Instant::now();
+                    Self::count_stats(&self.metrics, f, &st);
+                    let (job, pipe) = (f.job, f.pipe);
+                    let widen = if (f.fp.len as usize) < FP_MAX {
+                        f.src
+                            .as_ref()
+                            .and_then(|s| s.file())
+                            .and_then(|file| fingerprint::widen(file, f.fp).ok())
+                    } else {
+                        None
+                    };
+                    match widen {
+                        Some(Widen::Wider(fp)) => {
+                            f.fp = fp;
+                            self.positions.refingerprint(id, fp);
+                        }
+                        Some(Widen::Changed(_)) => {
+                            // Rewritten from the start (truncated and refilled
+                            // past our offset between two looks): what was just
+                            // read is the middle of new content.
+                            self.entries.clear();
+                            self.truncated(id, 0);
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    self.send(job, pipe)?;
+                }
+                Err(e) => {
+                    let (path, kind) = (f.path.clone(), f.kind);
+                    self.file_error(&path, Self::io_reason(&e), &e);
+                    match kind {
+                        Kind::Current => self.park(id),
+                        _ => self.close_for_good(id)?,
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Tests only: the file about to be read is the first of its stream
+    /// among the files known to have data (what [`Plan::stale`] protects).
+    #[cfg(test)]
+    fn check_order(&self, id: FileId) {
+        let Some(f) = self.files.get(&id) else {
+            return;
+        };
+        for g in self.files.values() {
+            if g.id != id && readable(g) && g.labels == f.labels && g.kind != Kind::Current {
+                assert!(
+                    !before(g, f),
+                    "read {} ({:?}) before {} ({:?}) of the same stream",
+                    f.path.display(),
+                    f.kind,
+                    g.path.display(),
+                    g.kind
+                );
+            }
+        }
+    }
+}
