@@ -59,6 +59,8 @@ pub struct Snapshot<'a> {
     pub promtail: &'a BTreeMap<PathBuf, u64>,
     pub cursors: &'a BTreeMap<String, String>,
     pub chains: &'a BTreeMap<PathBuf, String>,
+    /// `chains` rendered by [`chain_lines`], if the caller keeps them.
+    pub chain_lines: Option<&'a str>,
     pub spool: Option<u64>,
     /// Files currently at their path (they win Promtail's by-path view over a
     /// rotated file that still carries the old name).
@@ -193,14 +195,20 @@ pub fn render_with(s: &Snapshot<'_>, promtail_lines: &[&str], file_lines: &[&str
     out.push_str("positions:\n");
     // Promtail's view keys by path: the current file at a path wins over a
     // rotated one that still carries the old name.
-    let mut order: Vec<usize> = (0..s.files.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
+    // (`is_current` asked once per file, not per comparison.)
+    let mut order: Vec<(usize, bool)> = s
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i, !(s.is_current)(f)))
+        .collect();
+    order.sort_unstable_by(|&(a, ra), &(b, rb)| {
         let (fa, fb) = (&s.files[a], &s.files[b]);
-        (fa.path.as_os_str().as_encoded_bytes(), !(s.is_current)(fa))
-            .cmp(&(fb.path.as_os_str().as_encoded_bytes(), !(s.is_current)(fb)))
+        (fa.path.as_os_str().as_encoded_bytes(), ra)
+            .cmp(&(fb.path.as_os_str().as_encoded_bytes(), rb))
     });
     let mut last: Option<&std::path::Path> = None;
-    for &i in &order {
+    for &(i, _) in &order {
         let f = &s.files[i];
         if last == Some(f.path.as_path()) {
             continue;
@@ -223,12 +231,9 @@ pub fn render_with(s: &Snapshot<'_>, promtail_lines: &[&str], file_lines: &[&str
     for (k, v) in s.cursors {
         entry(k, v, &mut out);
     }
-    for (path, stamp) in s.chains {
-        entry(
-            &format!("{CHAIN}{}", path.to_string_lossy()),
-            stamp,
-            &mut out,
-        );
+    match s.chain_lines {
+        Some(text) => out.push_str(text),
+        None => chain_lines(s.chains, &mut out),
     }
     for l in file_lines {
         out.push_str(l);
@@ -238,6 +243,13 @@ pub fn render_with(s: &Snapshot<'_>, promtail_lines: &[&str], file_lines: &[&str
     }
     entry(VERSION, "2", &mut out);
     out
+}
+
+/// The chain watermarks' lines (cached by the registry: they rarely change).
+pub fn chain_lines(chains: &BTreeMap<PathBuf, String>, out: &mut String) {
+    for (path, stamp) in chains {
+        entry(&format!("{CHAIN}{}", path.to_string_lossy()), stamp, out);
+    }
 }
 
 /// One `  key: value` line.
@@ -338,6 +350,7 @@ mod tests {
             promtail: &BTreeMap::new(),
             cursors: &cursors,
             chains: &chains,
+            chain_lines: None,
             spool: Some(77),
             is_current: &|_| true,
         });
@@ -405,6 +418,7 @@ mod tests {
             promtail: &BTreeMap::new(),
             cursors: &BTreeMap::new(),
             chains: &BTreeMap::new(),
+            chain_lines: None,
             spool: Some(5),
             is_current: &|_| true,
         });

@@ -89,6 +89,8 @@ struct Inner {
     live_cursors: BTreeMap<String, Arc<Tracker>>,
     /// Path → newest kubelet rotation stamp taken on.
     chains: BTreeMap<PathBuf, String>,
+    /// `chains` as rendered in the file; `None` once they changed.
+    chain_lines: Option<String>,
     /// The spool offset these positions account for.
     spool: Option<u64>,
 }
@@ -257,6 +259,7 @@ impl Positions {
                 g.chains.insert(path.to_path_buf(), stamp.to_string());
             }
         }
+        g.chain_lines = None;
         drop(g);
         self.changed();
     }
@@ -268,7 +271,10 @@ impl Positions {
 
     /// Forgets the chain watermark of `path` (its directory is gone).
     pub fn forget_chain(&self, path: &Path) {
-        self.lock().chains.remove(path);
+        let mut g = self.lock();
+        if g.chains.remove(path).is_some() {
+            g.chain_lines = None;
+        }
     }
 
     /// True if some live or loaded file is recorded under `path`.
@@ -435,12 +441,18 @@ impl Positions {
         }
         let promtail: BTreeMap<PathBuf, u64> =
             g.promtail.iter().map(|(p, o)| (p.clone(), *o)).collect();
+        if g.chain_lines.is_none() {
+            let mut text = String::new();
+            format::chain_lines(&g.chains, &mut text);
+            g.chain_lines = Some(text);
+        }
         format::render_with(
             &format::Snapshot {
                 files: &files,
                 promtail: &promtail,
                 cursors: &cursors,
                 chains: &g.chains,
+                chain_lines: g.chain_lines.as_deref(),
                 spool: g.spool,
                 is_current: &|f| g.live.contains_key(&f.id),
             },
@@ -467,6 +479,7 @@ impl From<format::Loaded> for Inner {
             promtail: l.promtail.into_iter().collect(),
             cursors: l.cursors,
             chains: l.chains,
+            chain_lines: None,
             spool: l.spool,
             ..Inner::default()
         }
@@ -606,5 +619,49 @@ mod tests {
         let pos = Positions::open(&cfg(&p), true).unwrap();
         pos.save().unwrap();
         assert!(!p.exists());
+    }
+
+    /// The chain lines are rendered once and kept: every change shows in
+    /// the next save (raised, new path, forgotten), a lowering does not.
+    #[test]
+    fn kept_chain_lines_follow_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pos.yaml");
+        let pos = Positions::open(&cfg(&p), false).unwrap();
+        let chains = |pos: &Positions| {
+            pos.save().unwrap();
+            let back = Positions::open(&cfg(&p), true).unwrap();
+            let mut v: Vec<(PathBuf, Option<String>)> = back
+                .chain_paths()
+                .into_iter()
+                .map(|c| {
+                    let s = back.chain(&c);
+                    (c, s)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let (a, b) = (Path::new("/a/0.log"), Path::new("/b/0.log"));
+        pos.set_chain(a, "20261122-101500");
+        assert_eq!(
+            chains(&pos),
+            vec![(a.into(), Some("20261122-101500".into()))]
+        );
+        pos.set_chain(a, "20261122-101600");
+        pos.set_chain(b, "");
+        assert_eq!(
+            chains(&pos),
+            vec![
+                (a.into(), Some("20261122-101600".into())),
+                (b.into(), Some(String::new()))
+            ]
+        );
+        pos.set_chain(a, "20261122-101000");
+        pos.forget_chain(b);
+        assert_eq!(
+            chains(&pos),
+            vec![(a.into(), Some("20261122-101600".into()))]
+        );
     }
 }

@@ -268,6 +268,7 @@ fn a_saved_file_whose_inode_another_pods_file_now_has_is_caught_up_with_its_own_
         promtail: &Default::default(),
         cursors: &Default::default(),
         chains: &chains,
+        chain_lines: None,
         spool: None,
         is_current: &|_| false,
     });
