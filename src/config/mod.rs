@@ -268,6 +268,11 @@ pub struct TargetConfig {
     pub sync_period: Duration,
     #[serde(skip_serializing)]
     pub stdin: Option<Unhonoured>,
+    /// tailtrace: directories a symlink matched by a `__path__` glob may
+    /// lead into besides the glob's own directory tree (e.g.
+    /// `[/var/log/pods]` for `/var/log/containers/*.log`). Default: none.
+    #[serde(deserialize_with = "nullable")]
+    pub follow_symlinks_into: Vec<PathBuf>,
 }
 
 impl Default for TargetConfig {
@@ -275,6 +280,7 @@ impl Default for TargetConfig {
         TargetConfig {
             sync_period: Duration::from_secs(10),
             stdin: None,
+            follow_symlinks_into: Vec::new(),
         }
     }
 }
