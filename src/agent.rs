@@ -258,6 +258,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     }
     let tail_opts = TailOptions {
         rescan: cfg.target_config.sync_period,
+        symlink_roots: cfg.target_config.follow_symlinks_into.clone(),
         max_open_files: source::fdlimit::open_files_budget(),
         ..TailOptions::default()
     };

@@ -40,8 +40,18 @@ fn main() -> ExitCode {
         .or(cfg.server.log_level)
         .unwrap_or(LogLevel::Info);
     init_logging(level);
-    if flags.print_config_stderr {
-        eprintln!("{cfg:#?}");
+    if flags.print_config_stderr || flags.print_config_stdout {
+        match config::print::to_yaml(&cfg) {
+            Ok(yaml) => {
+                if flags.print_config_stderr {
+                    eprint!("{yaml}");
+                }
+                if flags.print_config_stdout {
+                    print!("{yaml}");
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
     }
     if flags.inspect {
         tailtrace::pipeline::inspect::enable();

@@ -38,6 +38,7 @@ pub struct Flags {
     /// pipeline, not acted on here.
     pub inspect: bool,
     pub print_config_stderr: bool,
+    pub print_config_stdout: bool,
     pub log_level: Option<LogLevel>,
     pub log_format: Option<LogFormat>,
     pub client_url: Option<String>,
@@ -64,7 +65,8 @@ const FLAGS: &[(&str, Kind, &str, &str)] = &[
     ("dry-run", Kind::Bool, "", "Print log entries to stdout instead of pushing them; positions are read but never written."),
     ("check-syntax", Kind::Bool, "", "Load and validate the configuration file, then exit (0 if valid)."),
     ("inspect", Kind::Bool, "", "Show what each pipeline stage changes (with -dry-run)."),
-    ("print-config-stderr", Kind::Bool, "", "Print the effective configuration to stderr at start-up."),
+    ("print-config-stderr", Kind::Bool, "", "Print the effective configuration to stderr at start-up, as YAML in Promtail's keys (secrets masked)."),
+    ("print-config-stdout", Kind::Bool, "", "Print the effective configuration to stdout at start-up, as YAML in Promtail's keys (secrets masked)."),
     ("log.level", Kind::Value, "level", "Only log messages at or above this level: debug, info, warn, error (default info)."),
     ("log.format", Kind::Value, "format", "Log format: logfmt or json (default logfmt)."),
     ("client.url", Kind::Value, "url", "Loki push URL, e.g. http://loki:3100/loki/api/v1/push (adds a client, or sets the url of the config's `client:` block)."),
@@ -166,11 +168,19 @@ impl Flags {
             "check-syntax" => self.check_syntax = parse_bool(name, v)?,
             "inspect" => self.inspect = parse_bool(name, v)?,
             "print-config-stderr" => self.print_config_stderr = parse_bool(name, v)?,
+            "print-config-stdout" => self.print_config_stdout = parse_bool(name, v)?,
             "version" => self.version = parse_bool(name, v)?,
             "help" | "h" => self.help = parse_bool(name, v)?,
             "log.level" => self.log_level = Some(LogLevel::parse(v).map_err(invalid)?),
             "log.format" => self.log_format = Some(LogFormat::parse(v).map_err(invalid)?),
             "client.url" => {
+                // The URL may carry a password: quote it masked.
+                let invalid = |e: String| {
+                    format!(
+                        "invalid value {:?} for flag -{name}: {e}",
+                        super::secret::redact_url(v)
+                    )
+                };
                 let u = reqwest::Url::parse(v).map_err(|e| invalid(e.to_string()))?;
                 if !matches!(u.scheme(), "http" | "https") {
                     return Err(invalid("the scheme must be http or https".into()));
@@ -236,13 +246,13 @@ impl Flags {
         let target = match &self.client_url {
             None => single,
             Some(url) => Some(if let Some(i) = single {
-                cfg.clients[i].url = url.clone();
+                cfg.clients[i].url = url.as_str().into();
                 i
-            } else if let Some(i) = cfg.clients.iter().position(|c| &c.url == url) {
+            } else if let Some(i) = cfg.clients.iter().position(|c| c.url.expose() == url) {
                 i
             } else {
                 cfg.clients.push(ClientConfig {
-                    url: url.clone(),
+                    url: url.as_str().into(),
                     ..ClientConfig::default()
                 });
                 cfg.single_client = Some(cfg.clients.len() - 1);

@@ -16,7 +16,7 @@
 //! would read as something else.
 
 use super::duration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use std::time::Duration;
 /// Promtail's default `max_age`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 3600);
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct JournalConfig {
     /// Ship the whole entry as JSON instead of `MESSAGE`.
@@ -33,6 +33,7 @@ pub struct JournalConfig {
     #[serde(with = "duration")]
     pub max_age: Duration,
     /// The journal directory (or one journal file); `None` = local journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
     /// Space-separated `FIELD=value` journal matches.
     pub matches: String,

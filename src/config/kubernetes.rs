@@ -14,42 +14,58 @@
 //! Must never: accept a key it does not act on without listing it for the
 //! start-up warning (see `unhonoured.rs`).
 
-use super::{BasicAuth, TlsConfig, Unhonoured};
-use serde::Deserialize;
+use super::{BasicAuth, Secret, SecretUrl, TlsConfig, Unhonoured};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// One `kubernetes_sd_configs` entry (Prometheus's `SDConfig`).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesSdConfig {
     /// `pod` is what tailing files needs; other roles are accepted and
     /// reported (they yield no file targets).
     pub role: String,
-    pub api_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_server: Option<SecretUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<NamespaceDiscovery>,
     #[serde(deserialize_with = "super::nullable")]
     pub selectors: Vec<SelectorConfig>,
-    pub bearer_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
     #[serde(deserialize_with = "super::nullable")]
     pub tls_config: TlsConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
+    #[serde(skip_serializing)]
     pub attach_metadata: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub authorization: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub oauth2: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub proxy_url: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub no_proxy: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub proxy_from_environment: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub proxy_connect_header: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub follow_redirects: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub enable_http2: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub http_headers: Option<Unhonoured>,
 }
 
 /// `namespaces:` of a `kubernetes_sd_configs` entry.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NamespaceDiscovery {
     /// Also the namespace the agent runs in (from the service account).
@@ -59,20 +75,22 @@ pub struct NamespaceDiscovery {
 }
 
 /// `selectors:` of a `kubernetes_sd_configs` entry.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SelectorConfig {
     pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 
 /// How to reach the API server: what both Kubernetes forms share.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApiAccess {
-    pub api_server: Option<String>,
+    pub api_server: Option<SecretUrl>,
     pub kubeconfig_file: Option<PathBuf>,
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
     pub bearer_token_file: Option<PathBuf>,
     pub basic_auth: Option<BasicAuth>,
     pub tls_config: TlsConfig,
@@ -95,7 +113,7 @@ impl KubernetesSdConfig {
 /// such keys): where pod log directories are, and how long a directory
 /// waits for its pod's metadata before it is shipped with the labels its
 /// path gives.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesOptions {
     pub pod_logs_path: PathBuf,
@@ -116,22 +134,29 @@ impl Default for KubernetesOptions {
 /// extension): this node's pods' files with ready-made labels (see
 /// `kube::native`). The API keys mean what they mean in
 /// `kubernetes_sd_configs` (role `pod` implied).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesPodsConfig {
-    pub api_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_server: Option<SecretUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<NamespaceDiscovery>,
     /// Like `kubernetes_sd_configs` selectors; `role` may be left out
     /// (it can only be `pod`).
     #[serde(deserialize_with = "super::nullable")]
     pub selectors: Vec<SelectorConfig>,
-    pub bearer_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<PathBuf>,
     #[serde(deserialize_with = "super::nullable")]
     pub tls_config: TlsConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     /// Default: the top-level `kubernetes.pod_logs_path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_logs_path: Option<PathBuf>,
     /// Pod labels copied to stream labels (names sanitised, [`loki_name`]).
     #[serde(deserialize_with = "super::nullable")]
@@ -142,6 +167,7 @@ pub struct KubernetesPodsConfig {
     /// Where the pipelines `tailtrace.io/pipeline` names are. Default:
     /// `pipelines` next to the config file; relative paths are relative to
     /// the config file's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pipelines_dir: Option<PathBuf>,
 }
 

@@ -108,11 +108,29 @@ pub fn load_str(text: &str, file: &str, expand_env: bool) -> Result<Config, Conf
     let parsed: Option<Config> = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(file, &e))?;
     let mut cfg = parsed.unwrap_or_default();
     cfg.file_name = file.to_owned();
+    keep_stages_as_written(&mut cfg, text);
     if let Some(single) = cfg.client.take() {
         cfg.clients.push(single);
         cfg.single_client = Some(cfg.clients.len() - 1);
     }
     Ok(cfg)
+}
+
+/// Records each scrape config's `pipeline_stages` as written, for
+/// `-print-config-*` (see [`super::ScrapeConfig::pipeline_stages_yaml`]).
+/// `text` has parsed into a [`Config`] already, so it is valid YAML.
+fn keep_stages_as_written(cfg: &mut Config, text: &str) {
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return;
+    };
+    let Some(jobs) = doc.get("scrape_configs").and_then(|v| v.as_sequence()) else {
+        return;
+    };
+    for (sc, raw) in cfg.scrape_configs.iter_mut().zip(jobs) {
+        if let Some(stages) = raw.get("pipeline_stages").and_then(|v| v.as_sequence()) {
+            sc.pipeline_stages_yaml = stages.clone();
+        }
+    }
 }
 
 /// Everything the agent does with the config at start-up, in Promtail's

@@ -10,27 +10,37 @@
 //! parse, [`ConfigError`]), `envsubst` (drone/envsubst semantics),
 //! `validate` ([`Config::validate`]), `unhonoured` ([`Config::unhonoured`]),
 //! `flags` (Promtail's command line, [`Flags`]), `duration` (Go durations,
-//! byte sizes), `journal` (the typed `journal` scrape config). Start-up is [`load_with_flags`].
+//! byte sizes), `journal` (the typed `journal` scrape config), `server`
+//! and `client` (those sections' types), `secret` (the masked types every
+//! credential is held in), `print` (`-print-config-*`: the effective config
+//! as YAML, secrets masked). Start-up is [`load_with_flags`].
 //!
 //! Must never: silently ignore a key, panic on any input, or reach outside the
 //! configuration (no network, no file reads other than the config itself and
 //! files it names for secrets).
 
+pub mod client;
 pub mod duration;
 pub mod envsubst;
 pub mod flags;
 pub mod journal;
 pub mod kubernetes;
 pub mod load;
+pub mod print;
+pub mod secret;
+pub mod server;
 pub mod trace_context;
 pub mod unhonoured;
 pub mod validate;
 
+pub use client::{BackoffConfig, BasicAuth, ClientConfig, Compression, PushEncoding, TlsConfig};
 pub use flags::Flags;
 pub use load::{load_file, load_str, load_with_flags, ConfigError};
+pub use secret::{Headers, Secret, SecretUrl};
+pub use server::{LogFormat, LogLevel, ServerConfig};
 
 use crate::pipeline::stages::StageConfig;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,7 +66,7 @@ fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StageConfig>, D::Error>
 
 /// A Promtail section tailtrace does not implement, which matters only when
 /// it says `enabled: true` (`tracing`, `wal`): its other keys are ignored.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Toggle {
     pub enabled: bool,
 }
@@ -79,7 +89,7 @@ impl<'de> Deserialize<'de> for Toggle {
 /// `wal:` — Promtail's write-ahead log section. In tailtrace it turns on
 /// the spool (see `spool/`): entries that passed the pipeline are kept on
 /// disk as lz4 chunks until every client delivered them.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WalConfig {
     pub enabled: bool,
@@ -88,9 +98,11 @@ pub struct WalConfig {
     /// Promtail: delete segments older than this. Not honoured: segments go
     /// once every client delivered them, never before.
     #[serde(rename = "cleanSegmentsOlderThan")]
+    #[serde(skip_serializing)]
     pub clean_segments_older_than: Option<Unhonoured>,
     /// Promtail: reader polling. Not honoured: readers are woken at once.
     #[serde(rename = "watchConfig")]
+    #[serde(skip_serializing)]
     pub watch_config: Option<Unhonoured>,
     /// tailtrace: the most the spool holds on disk (default 1GiB); when
     /// full, reading pauses.
@@ -115,65 +127,18 @@ impl Default for WalConfig {
     }
 }
 
-/// `server.log_level` / `-log.level`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Debug,
-    #[default]
-    Info,
-    Warn,
-    Error,
-}
-
-impl LogLevel {
-    pub fn parse(s: &str) -> Result<LogLevel, String> {
-        match s {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            _ => Err(format!(
-                "unrecognized log level {s:?}: expected debug, info, warn or error"
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        }
-    }
-}
-
-/// `server.log_format` / `-log.format`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Logfmt,
-    Json,
-}
-
-impl LogFormat {
-    pub fn parse(s: &str) -> Result<LogFormat, String> {
-        match s {
-            "logfmt" => Ok(LogFormat::Logfmt),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(format!(
-                "unrecognized log format {s:?}: expected logfmt or json"
-            )),
-        }
-    }
-}
-
 /// A value Promtail accepts that tailtrace does not honour yet: parsed (any
 /// shape), reported at start-up, otherwise ignored.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Unhonoured;
+
+/// Never printed: every `Option<Unhonoured>` field is `skip_serializing`
+/// (what was written is not kept). Serialises as null if ever reached.
+impl Serialize for Unhonoured {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
 
 impl<'de> Deserialize<'de> for Unhonoured {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -186,7 +151,7 @@ impl<'de> Deserialize<'de> for Unhonoured {
 ///
 /// After [`load_str`]/[`load_file`], the deprecated `client:` block (if any)
 /// has been moved into `clients` (see [`Config::single_client`]).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     #[serde(deserialize_with = "nullable")]
@@ -197,6 +162,7 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
     /// Promtail's deprecated single-client form. `None` after loading: it is
     /// merged into `clients`.
+    #[serde(skip_serializing)]
     pub client: Option<ClientConfig>,
     #[serde(deserialize_with = "nullable")]
     pub scrape_configs: Vec<ScrapeConfig>,
@@ -204,6 +170,7 @@ pub struct Config {
     pub limits_config: LimitsConfig,
     #[serde(deserialize_with = "nullable")]
     pub target_config: TargetConfig,
+    #[serde(skip_serializing)]
     pub options: Option<Unhonoured>,
     #[serde(deserialize_with = "nullable")]
     pub tracing: Toggle,
@@ -215,6 +182,7 @@ pub struct Config {
     /// tailtrace: trace-ID detection on pod logs, pod_uid metadata.
     #[serde(deserialize_with = "nullable")]
     pub trace_context: trace_context::TraceContextConfig,
+    #[serde(skip_serializing)]
     pub global: Option<Unhonoured>,
     /// Index in `clients` of the client that came from the deprecated
     /// `client:` block (or `-client.url`); errors name it `client`.
@@ -246,98 +214,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    pub disable: bool,
-    pub http_listen_address: String,
-    pub http_listen_port: u16,
-    pub log_level: Option<LogLevel>,
-    pub log_format: Option<LogFormat>,
-    /// 0 (the usual "no gRPC") is fine; anything else is reported.
-    pub grpc_listen_port: Option<u16>,
-    pub grpc_listen_address: Option<Unhonoured>,
-    pub http_listen_network: Option<Unhonoured>,
-    pub grpc_listen_network: Option<Unhonoured>,
-    pub http_listen_conn_limit: Option<Unhonoured>,
-    pub grpc_listen_conn_limit: Option<Unhonoured>,
-    pub tls_cipher_suites: Option<Unhonoured>,
-    pub tls_min_version: Option<Unhonoured>,
-    pub http_tls_config: Option<Unhonoured>,
-    pub grpc_tls_config: Option<Unhonoured>,
-    pub http_server_read_header_timeout: Option<Unhonoured>,
-    pub grpc_server_max_recv_msg_size: Option<Unhonoured>,
-    pub grpc_server_max_send_msg_size: Option<Unhonoured>,
-    pub grpc_server_max_concurrent_streams: Option<Unhonoured>,
-    pub grpc_server_max_connection_idle: Option<Unhonoured>,
-    pub grpc_server_max_connection_age: Option<Unhonoured>,
-    pub grpc_server_max_connection_age_grace: Option<Unhonoured>,
-    pub grpc_server_keepalive_time: Option<Unhonoured>,
-    pub grpc_server_keepalive_timeout: Option<Unhonoured>,
-    pub grpc_server_min_time_between_pings: Option<Unhonoured>,
-    pub grpc_server_ping_without_stream_allowed: Option<Unhonoured>,
-    pub log_source_ips_enabled: Option<Unhonoured>,
-    pub log_source_ips_header: Option<Unhonoured>,
-    pub log_source_ips_regex: Option<Unhonoured>,
-    pub log_request_at_info_level_enabled: Option<Unhonoured>,
-    pub external_url: Option<Unhonoured>,
-    pub register_instrumentation: Option<Unhonoured>,
-    pub http_server_read_timeout: Option<Unhonoured>,
-    pub http_server_write_timeout: Option<Unhonoured>,
-    pub http_server_idle_timeout: Option<Unhonoured>,
-    pub graceful_shutdown_timeout: Option<Unhonoured>,
-    pub http_path_prefix: Option<Unhonoured>,
-    pub health_check_target: Option<Unhonoured>,
-    pub enable_runtime_reload: Option<Unhonoured>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            disable: false,
-            http_listen_address: String::new(),
-            http_listen_port: 9080,
-            log_level: None,
-            log_format: None,
-            grpc_listen_port: None,
-            grpc_listen_address: None,
-            http_listen_network: None,
-            grpc_listen_network: None,
-            http_listen_conn_limit: None,
-            grpc_listen_conn_limit: None,
-            tls_cipher_suites: None,
-            tls_min_version: None,
-            http_tls_config: None,
-            grpc_tls_config: None,
-            http_server_read_header_timeout: None,
-            grpc_server_max_recv_msg_size: None,
-            grpc_server_max_send_msg_size: None,
-            grpc_server_max_concurrent_streams: None,
-            grpc_server_max_connection_idle: None,
-            grpc_server_max_connection_age: None,
-            grpc_server_max_connection_age_grace: None,
-            grpc_server_keepalive_time: None,
-            grpc_server_keepalive_timeout: None,
-            grpc_server_min_time_between_pings: None,
-            grpc_server_ping_without_stream_allowed: None,
-            log_source_ips_enabled: None,
-            log_source_ips_header: None,
-            log_source_ips_regex: None,
-            log_request_at_info_level_enabled: None,
-            external_url: None,
-            register_instrumentation: None,
-            http_server_read_timeout: None,
-            http_server_write_timeout: None,
-            http_server_idle_timeout: None,
-            graceful_shutdown_timeout: None,
-            http_path_prefix: None,
-            health_check_target: None,
-            enable_runtime_reload: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PositionsConfig {
     pub filename: PathBuf,
@@ -356,145 +233,7 @@ impl Default for PositionsConfig {
     }
 }
 
-/// How a client encodes pushes (tailtrace's `encoding` key).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum PushEncoding {
-    /// protobuf + snappy, what Promtail sends.
-    #[default]
-    Protobuf,
-    /// JSON, compressed per `compression`.
-    Json,
-}
-
-/// Body compression for JSON pushes (tailtrace's `compression` key).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    None,
-    #[default]
-    Gzip,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClientConfig {
-    /// Promtail's client `name` (tailtrace keys the client's spool cursors
-    /// by it).
-    pub name: Option<String>,
-    pub url: String,
-    pub tenant_id: Option<String>,
-    #[serde(with = "duration")]
-    pub batchwait: Duration,
-    pub batchsize: usize,
-    #[serde(with = "duration")]
-    pub timeout: Duration,
-    #[serde(deserialize_with = "nullable")]
-    pub backoff_config: BackoffConfig,
-    #[serde(deserialize_with = "nullable")]
-    pub external_labels: BTreeMap<String, String>,
-    #[serde(deserialize_with = "nullable")]
-    pub headers: BTreeMap<String, String>,
-    pub basic_auth: Option<BasicAuth>,
-    pub bearer_token: Option<String>,
-    pub bearer_token_file: Option<PathBuf>,
-    pub proxy_url: Option<String>,
-    #[serde(deserialize_with = "nullable")]
-    pub tls_config: TlsConfig,
-    pub drop_rate_limited_batches: bool,
-    /// tailtrace: `protobuf` (default) or `json`.
-    pub encoding: PushEncoding,
-    /// tailtrace: compression of JSON bodies, `gzip` (default) or `none`.
-    pub compression: Compression,
-    pub oauth2: Option<Unhonoured>,
-    pub authorization: Option<Unhonoured>,
-    pub follow_redirects: Option<Unhonoured>,
-    pub enable_http2: Option<Unhonoured>,
-    pub stream_lag_labels: Option<Unhonoured>,
-    pub no_proxy: Option<Unhonoured>,
-    pub proxy_from_environment: Option<Unhonoured>,
-    pub proxy_connect_header: Option<Unhonoured>,
-    pub http_headers: Option<Unhonoured>,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            name: None,
-            url: String::new(),
-            tenant_id: None,
-            batchwait: Duration::from_secs(1),
-            batchsize: 1024 * 1024,
-            timeout: Duration::from_secs(10),
-            backoff_config: BackoffConfig::default(),
-            external_labels: BTreeMap::new(),
-            headers: BTreeMap::new(),
-            basic_auth: None,
-            bearer_token: None,
-            bearer_token_file: None,
-            proxy_url: None,
-            tls_config: TlsConfig::default(),
-            drop_rate_limited_batches: false,
-            encoding: PushEncoding::Protobuf,
-            compression: Compression::Gzip,
-            oauth2: None,
-            authorization: None,
-            follow_redirects: None,
-            enable_http2: None,
-            stream_lag_labels: None,
-            no_proxy: None,
-            proxy_from_environment: None,
-            proxy_connect_header: None,
-            http_headers: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackoffConfig {
-    #[serde(with = "duration")]
-    pub min_period: Duration,
-    #[serde(with = "duration")]
-    pub max_period: Duration,
-    pub max_retries: u32,
-}
-
-impl Default for BackoffConfig {
-    fn default() -> Self {
-        BackoffConfig {
-            min_period: Duration::from_millis(500),
-            max_period: Duration::from_secs(300),
-            max_retries: 10,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct BasicAuth {
-    pub username: String,
-    pub password: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub username_file: Option<Unhonoured>,
-}
-
-#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub server_name: Option<String>,
-    pub insecure_skip_verify: bool,
-    pub min_version: Option<Unhonoured>,
-    pub max_version: Option<Unhonoured>,
-    pub ca: Option<Unhonoured>,
-    pub cert: Option<Unhonoured>,
-    pub key: Option<Unhonoured>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub readline_rate_enabled: bool,
@@ -522,12 +261,18 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TargetConfig {
     #[serde(with = "duration")]
     pub sync_period: Duration,
+    #[serde(skip_serializing)]
     pub stdin: Option<Unhonoured>,
+    /// tailtrace: directories a symlink matched by a `__path__` glob may
+    /// lead into besides the glob's own directory tree (e.g.
+    /// `[/var/log/pods]` for `/var/log/containers/*.log`). Default: none.
+    #[serde(deserialize_with = "nullable")]
+    pub follow_symlinks_into: Vec<PathBuf>,
 }
 
 impl Default for TargetConfig {
@@ -535,46 +280,70 @@ impl Default for TargetConfig {
         TargetConfig {
             sync_period: Duration::from_secs(10),
             stdin: None,
+            follow_symlinks_into: Vec::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScrapeConfig {
     pub job_name: String,
     #[serde(deserialize_with = "nullable")]
     pub static_configs: Vec<StaticConfig>,
-    #[serde(deserialize_with = "stages")]
+    #[serde(deserialize_with = "stages", skip_serializing)]
     pub pipeline_stages: Vec<StageConfig>,
+    /// `pipeline_stages` as written (after `-config.expand-env`), for
+    /// `-print-config-*`: Promtail keeps stages as untyped YAML and prints
+    /// them as given; so does tailtrace. Filled by [`load_str`].
+    #[serde(rename = "pipeline_stages", skip_deserializing)]
+    pub pipeline_stages_yaml: Vec<serde_yaml_ng::Value>,
+    #[serde(skip_serializing)]
     pub encoding: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub decompression: Option<Unhonoured>,
     #[serde(deserialize_with = "nullable")]
     pub kubernetes_sd_configs: Vec<kubernetes::KubernetesSdConfig>,
     /// tailtrace's native form (`kube::native`); `kubernetes_pods:` with
     /// no value means all defaults.
     #[serde(deserialize_with = "kubernetes::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes_pods: Option<kubernetes::KubernetesPodsConfig>,
     #[serde(deserialize_with = "nullable")]
     pub relabel_configs: Vec<crate::kube::relabel::RelabelConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub journal: Option<journal::JournalConfig>,
+    #[serde(skip_serializing)]
     pub syslog: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub loki_push_api: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub file_sd_configs: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub consul_sd_configs: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub consulagent_sd_configs: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub docker_sd_configs: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub windows_events: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub gelf: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub cloudflare: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub kafka: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub gcplog: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub azure_event_hubs: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub heroku_drain: Option<Unhonoured>,
+    #[serde(skip_serializing)]
     pub limits_config: Option<Unhonoured>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct StaticConfig {
     #[serde(deserialize_with = "nullable")]

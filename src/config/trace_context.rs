@@ -14,11 +14,11 @@
 
 use super::ScrapeConfig;
 use crate::pipeline::stages::trace;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// `trace_context:`. See the module docs.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TraceContextConfig {
     /// Detect trace context on every pod-log job that has no `trace` stage.
@@ -27,6 +27,7 @@ pub struct TraceContextConfig {
     pub span_id_name: String,
     /// Narrow detection to these formats (w3c, otel, b3, jaeger, xray,
     /// datadog); `None`: all.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub formats: Option<Vec<String>>,
     /// `pod_uid` structured metadata on the lines of `kubernetes_sd_configs`
     /// jobs (`kubernetes_pods` jobs always have it).

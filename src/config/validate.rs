@@ -64,11 +64,13 @@ fn is_file_scrape(sc: &super::ScrapeConfig) -> bool {
     .all(|present| !present)
 }
 
-fn check_http_url(s: &str, schemes: &[&str]) -> Result<(), String> {
-    if s.is_empty() {
+/// Errors quote the URL with its password masked.
+fn check_http_url(url: &str, schemes: &[&str]) -> Result<(), String> {
+    if url.is_empty() {
         return Err("is required".into());
     }
-    let u = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a valid URL: {e}"))?;
+    let s = super::secret::redact_url(url);
+    let u = reqwest::Url::parse(url).map_err(|e| format!("{s:?} is not a valid URL: {e}"))?;
     if !schemes.contains(&u.scheme()) {
         return Err(format!(
             "{s:?}: scheme must be {}, not {:?}",
@@ -144,7 +146,7 @@ impl Config {
         let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
         for (i, c) in self.clients.iter().enumerate() {
             let ck = self.client_key(i);
-            if let Err(m) = check_http_url(&c.url, &["http", "https"]) {
+            if let Err(m) = check_http_url(c.url.expose(), &["http", "https"]) {
                 return err(format!("{ck}.url"), m);
             }
             let tenant = c.tenant_id.as_deref().unwrap_or("");
@@ -153,7 +155,7 @@ impl Config {
                     return err(format!("{ck}.tenant_id"), m);
                 }
             }
-            if let Some(j) = seen.insert((c.url.as_str(), tenant), i) {
+            if let Some(j) = seen.insert((c.url.expose(), tenant), i) {
                 return err(
                     ck,
                     format!(
@@ -182,6 +184,7 @@ impl Config {
             }
             if let Some(h) = c
                 .headers
+                .expose()
                 .keys()
                 .find(|h| h.eq_ignore_ascii_case("X-Scope-OrgID"))
             {
@@ -223,7 +226,12 @@ impl Config {
                     ),
                 );
             }
-            if let Some(p) = c.proxy_url.as_deref().filter(|p| !p.is_empty()) {
+            if let Some(p) = c
+                .proxy_url
+                .as_ref()
+                .map(|p| p.expose())
+                .filter(|p| !p.is_empty())
+            {
                 if let Err(m) = check_http_url(p, &["http", "https", "socks5"]) {
                     return err(format!("{ck}.proxy_url"), m);
                 }

@@ -36,7 +36,7 @@
 
 use md5::{Digest, Md5};
 use regex::{Captures, Regex};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
 /// Go YAML's reading of `key:` with no value: the type's zero value.
@@ -49,7 +49,7 @@ where
 }
 
 /// One `relabel_configs` entry, with Prometheus's defaults.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelabelConfig {
     #[serde(deserialize_with = "null_is_zero")]
@@ -132,6 +132,12 @@ impl Action {
             Action::Lowercase => "lowercase",
             Action::Uppercase => "uppercase",
         }
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -49,6 +49,7 @@ pub async fn client(access: &ApiAccess) -> Result<::kube::Client, String> {
             .map_err(|e| format!("kubeconfig_file {}: {e}", path.display()))?
     } else if let Some(url) = &access.api_server {
         let uri: hyper::Uri = url
+            .expose()
             .parse()
             .map_err(|e| format!("api_server {url:?}: {e}"))?;
         ::kube::Config::new(uri)
@@ -58,7 +59,7 @@ pub async fn client(access: &ApiAccess) -> Result<::kube::Client, String> {
         })?
     };
     if let Some(t) = access.bearer_token.as_ref().filter(|t| !t.is_empty()) {
-        cfg.auth_info.token = Some(secrecy::SecretString::from(t.clone()));
+        cfg.auth_info.token = Some(secrecy::SecretString::from(t.expose()));
     }
     if let Some(f) = &access.bearer_token_file {
         cfg.auth_info.token_file = Some(f.display().to_string());
@@ -66,7 +67,7 @@ pub async fn client(access: &ApiAccess) -> Result<::kube::Client, String> {
     if let Some(b) = &access.basic_auth {
         cfg.auth_info.username = Some(b.username.clone());
         let pw = match (&b.password, &b.password_file) {
-            (Some(p), _) => Some(p.clone()),
+            (Some(p), _) => Some(p.expose().to_string()),
             (None, Some(f)) => Some(
                 std::fs::read_to_string(f)
                     .map_err(|e| format!("basic_auth.password_file {}: {e}", f.display()))?

@@ -6,15 +6,20 @@
 //! until the configuration is loaded and the first scan of the targets is
 //! done, then `200`) and liveness (`200` while the process serves requests).
 //!
+//! Exposes nothing else: `/` (an index of these), `/live` (same as
+//! `/healthz`), any other path 404, any method but GET and HEAD 405. No
+//! configuration, targets, debug or profiling endpoints.
+//!
 //! Must never: block the runtime (encoding the metrics is cheap and bounded),
-//! or take part in delivery: a failing scrape cannot slow shipping down.
+//! take part in delivery (a failing scrape cannot slow shipping down), or
+//! serve anything that shows the configuration or the agent's internals.
 
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +86,18 @@ fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<
 }
 
 fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".into(),
+        );
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
+        return r;
+    }
     match req.uri().path() {
         "/metrics" => text(
             StatusCode::OK,
@@ -146,6 +163,44 @@ mod tests {
         assert_eq!(st, 200);
         assert!(body.contains("promtail_files_active_total 3"), "{body}");
         assert_eq!(get(addr, "/nope").await.0, 404);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn nothing_but_health_readiness_and_metrics_is_exposed() {
+        let state = State::new(Arc::new(Metrics::new()));
+        let l = bind("127.0.0.1", 0).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(serve(l, state));
+        // What Promtail, Go's net/http/pprof and expvar serve.
+        for path in [
+            "/config",
+            "/targets",
+            "/service-discovery",
+            "/debug/pprof/",
+            "/debug/pprof/heap",
+            "/debug/vars",
+            "/loki/api/v1/push",
+            "/api/v1/targets",
+            "/metrics/../config",
+            "/ready/x",
+            "//metrics",
+        ] {
+            assert_eq!(get(addr, path).await.0, 404, "{path}");
+        }
+        for method in ["POST", "PUT", "DELETE"] {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                format!("{method} /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.unwrap();
+            let t = String::from_utf8_lossy(&buf);
+            assert!(t.starts_with("HTTP/1.1 405"), "{method}: {t}");
+        }
         task.abort();
     }
 }

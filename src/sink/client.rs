@@ -128,7 +128,7 @@ pub fn start(
     let router = Router::new(&cfg.external_labels, cfg.tenant_id.as_deref());
     match mode {
         Mode::DryRun => {
-            let name = parse_url(&cfg.url)
+            let name = parse_url(cfg.url.expose())
                 .map(|u| host_label(&u))
                 .unwrap_or_else(|_| "dry-run".to_string());
             let prep = Prep::new(router, limits, ClientMetrics::new(metrics, &name));
@@ -164,13 +164,13 @@ pub fn spool_key(cfg: &ClientConfig) -> String {
     if let Some(n) = cfg.name.as_deref().filter(|n| !n.is_empty()) {
         return n.to_string();
     }
-    let url = match reqwest::Url::parse(&cfg.url) {
+    let url = match reqwest::Url::parse(cfg.url.expose()) {
         Ok(mut u) => {
             let _ = u.set_username("");
             let _ = u.set_password(None);
             u.to_string()
         }
-        Err(_) => cfg.url.clone(),
+        Err(_) => cfg.url.redacted(),
     };
     match cfg.tenant_id.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => format!("{url}#tenant={t}"),
@@ -286,7 +286,7 @@ pub(super) struct SenderFactory {
 
 impl SenderFactory {
     fn new(cfg: &ClientConfig, metrics: Arc<Metrics>) -> Result<(String, SenderFactory), String> {
-        let url = parse_url(&cfg.url)?;
+        let url = parse_url(cfg.url.expose())?;
         let name = host_label(&url);
         let pusher = Pusher::new(cfg)?;
         let (dtx, _) = watch::channel::<Option<Instant>>(None);

@@ -82,7 +82,7 @@ async fn server(script: Vec<u16>) -> (String, Seen) {
 
 fn cfg(url: &str) -> ClientConfig {
     ClientConfig {
-        url: url.to_string(),
+        url: url.into(),
         batchwait: Duration::from_millis(20),
         backoff_config: BackoffConfig {
             min_period: Duration::from_millis(5),

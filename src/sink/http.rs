@@ -23,11 +23,13 @@
 //!
 //! Environment proxies (`HTTP_PROXY`…) are not used, as in Promtail.
 //!
-//! Must never: retry on its own (the caller decides), or log secrets.
+//! Must never: retry on its own (the caller decides), or log secrets: the
+//! credentials are [`Secret`]s, and transport errors lose their URL.
 
 use super::backoff::Outcome;
 use super::encode::Body;
-use crate::config::ClientConfig;
+use crate::config::secret::redact_url;
+use crate::config::{ClientConfig, Secret};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,17 +40,18 @@ pub const MAX_ERROR_BODY: usize = 1024;
 
 const TENANT_HEADER: &str = "X-Scope-OrgID";
 
-/// A secret given inline or in a file re-read on use.
+/// A credential given inline or in a file re-read on use; either way held
+/// as a [`Secret`], which never prints.
 #[derive(Clone)]
-enum Secret {
-    Inline(String),
-    File { path: PathBuf, last: String },
+enum Credential {
+    Inline(Secret),
+    File { path: PathBuf, last: Secret },
 }
 
-impl Secret {
-    fn file(path: &PathBuf, key: &str) -> Result<Secret, String> {
+impl Credential {
+    fn file(path: &PathBuf, key: &str) -> Result<Credential, String> {
         let last = read_secret(path).map_err(|e| format!("{key}: {e}"))?;
-        Ok(Secret::File {
+        Ok(Credential::File {
             path: path.clone(),
             last,
         })
@@ -56,29 +59,31 @@ impl Secret {
 
     fn get(&mut self) -> &str {
         match self {
-            Secret::Inline(s) => s,
-            Secret::File { path, last } => {
+            Credential::Inline(s) => s.expose(),
+            Credential::File { path, last } => {
                 match read_secret(path) {
                     Ok(s) => *last = s,
                     Err(e) => tracing::debug!(error = %e, "keeping the last secret read"),
                 }
-                last
+                last.expose()
             }
         }
     }
 }
 
-fn read_secret(path: &PathBuf) -> Result<String, String> {
+/// A secret file's contents, trimmed. Errors name the file, never its
+/// contents.
+fn read_secret(path: &PathBuf) -> Result<Secret, String> {
     std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
+        .map(|s| Secret::from(s.trim()))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 #[derive(Clone)]
 enum Auth {
     None,
-    Basic { user: String, password: Secret },
-    Bearer(Secret),
+    Basic { user: String, password: Credential },
+    Bearer(Credential),
 }
 
 /// Sends push requests to one Loki. See the module docs. Clones share
@@ -102,14 +107,16 @@ pub fn host_label(url: &reqwest::Url) -> String {
     }
 }
 
-/// Parses and checks a client URL.
+/// Parses and checks a client URL. Errors quote it with its password
+/// masked.
 pub fn parse_url(url: &str) -> Result<reqwest::Url, String> {
-    let u = reqwest::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+    let shown = || redact_url(url);
+    let u = reqwest::Url::parse(url).map_err(|e| format!("url {:?}: {e}", shown()))?;
     if u.scheme() != "http" && u.scheme() != "https" {
-        return Err(format!("url {url:?}: scheme must be http or https"));
+        return Err(format!("url {:?}: scheme must be http or https", shown()));
     }
     if u.host_str().is_none_or(str::is_empty) {
-        return Err(format!("url {url:?}: no host"));
+        return Err(format!("url {:?}: no host", shown()));
     }
     Ok(u)
 }
@@ -120,7 +127,7 @@ fn read_file(path: &PathBuf, key: &str) -> Result<Vec<u8>, String> {
 
 impl Pusher {
     pub fn new(cfg: &ClientConfig) -> Result<Pusher, String> {
-        let mut url = parse_url(&cfg.url)?;
+        let mut url = parse_url(cfg.url.expose())?;
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("tailtrace/", env!("CARGO_PKG_VERSION")))
             .default_headers(default_headers(cfg)?);
@@ -129,7 +136,8 @@ impl Pusher {
         }
         b = match &cfg.proxy_url {
             Some(p) if !p.is_empty() => b.proxy(
-                reqwest::Proxy::all(p.as_str()).map_err(|e| format!("proxy_url {p:?}: {e}"))?,
+                reqwest::Proxy::all(p.expose())
+                    .map_err(|e| redact_url(&format!("proxy_url {p:?}: {e}")))?,
             ),
             _ => b.no_proxy(),
         };
@@ -228,7 +236,10 @@ impl Pusher {
         };
         let mut resp = match req.body(body.bytes.clone()).send().await {
             Ok(r) => r,
-            Err(e) => return Outcome::Transport(chain(&e)),
+            // reqwest's errors quote the URL, credentials included: drop it
+            // (the caller logs the client's host), and mask any URL a cause
+            // quotes (a proxy's).
+            Err(e) => return Outcome::Transport(redact_url(&chain(&e.without_url()))),
         };
         let status = resp.status().as_u16();
         if resp.status().is_success() {
@@ -276,7 +287,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn default_headers(cfg: &ClientConfig) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::new();
-    for (k, v) in &cfg.headers {
+    for (k, v) in cfg.headers.expose() {
         if k.eq_ignore_ascii_case(TENANT_HEADER) {
             tracing::warn!(
                 url = %cfg.url,
@@ -297,8 +308,8 @@ fn auth(cfg: &ClientConfig) -> Result<Auth, String> {
         (Some(_), Some(_)) => {
             return Err("bearer_token and bearer_token_file are mutually exclusive".into())
         }
-        (Some(t), None) => Some(Secret::Inline(t.clone())),
-        (None, Some(f)) => Some(Secret::file(f, "bearer_token_file")?),
+        (Some(t), None) => Some(Credential::Inline(t.clone())),
+        (None, Some(f)) => Some(Credential::file(f, "bearer_token_file")?),
         (None, None) => None,
     };
     match (&cfg.basic_auth, bearer) {
@@ -312,9 +323,9 @@ fn auth(cfg: &ClientConfig) -> Result<Auth, String> {
                         "basic_auth: password and password_file are mutually exclusive".into(),
                     )
                 }
-                (Some(p), None) => Secret::Inline(p.clone()),
-                (None, Some(f)) => Secret::file(f, "basic_auth.password_file")?,
-                (None, None) => Secret::Inline(String::new()),
+                (Some(p), None) => Credential::Inline(p.clone()),
+                (None, Some(f)) => Credential::file(f, "basic_auth.password_file")?,
+                (None, None) => Credential::Inline(Secret::default()),
             };
             Ok(Auth::Basic {
                 user: ba.username.clone(),
@@ -398,7 +409,7 @@ mod tests {
         c.proxy_url = Some("::bad".into());
         assert!(Pusher::new(&c).err().unwrap().contains("proxy_url"));
         let mut c = base.clone();
-        c.headers.insert("bad header".into(), "v".into());
+        c.headers.insert("bad header", "v");
         assert!(Pusher::new(&c).err().unwrap().contains("headers"));
         let mut c = base.clone();
         c.url = "".into();
@@ -420,7 +431,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("token");
         std::fs::write(&p, "one\n").unwrap();
-        let mut s = Secret::file(&p, "k").unwrap();
+        let mut s = Credential::file(&p, "k").unwrap();
         assert_eq!(s.get(), "one");
         std::fs::write(&p, "two").unwrap();
         assert_eq!(s.get(), "two");

@@ -13,8 +13,13 @@
 //! The set of changed paths is bounded; past the bound it degrades to "check
 //! everything".
 //!
+//! Symlinks: a match is tailed only if, every symlink resolved, it lies
+//! inside the glob's static prefix or a directory of
+//! `target_config.follow_symlinks_into` ([`inside_tree`]).
+//!
 //! Must never: panic or stop on an unreadable directory, a dangling symlink
-//! or a file vanishing mid-scan (errors are reported to the caller, once).
+//! or a file vanishing mid-scan (errors are reported to the caller, once);
+//! follow a symlink out of the glob's tree unless configured to.
 
 use crate::labels::LabelSet;
 use glob::{MatchOptions, Pattern};
@@ -144,6 +149,26 @@ pub fn static_prefix(glob: &str) -> PathBuf {
         p.push(c.as_os_str());
     }
     p
+}
+
+/// True if `path`, every symlink resolved, lies inside the glob's static
+/// prefix `prefix` (itself resolved; empty means the working directory) or
+/// inside one of `also` (`target_config.follow_symlinks_into`). A symlink
+/// that leads out of the glob's directory tree is not followed unless the
+/// user named where it may lead. False if `path` cannot be resolved.
+pub fn inside_tree(path: &Path, prefix: &Path, also: &[PathBuf]) -> bool {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let root = if prefix.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        prefix
+    };
+    std::iter::once(root)
+        .chain(also.iter().map(PathBuf::as_path))
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .any(|r| real.starts_with(r))
 }
 
 /// Paths reported changed since the tailer last looked, and the wake-up.
@@ -298,6 +323,37 @@ mod tests {
             PathBuf::from("/var/log")
         );
         assert_eq!(static_prefix("/var/log/syslog"), PathBuf::from("/var/log"));
+    }
+
+    #[test]
+    fn symlinks_out_of_the_glob_tree_are_not_followed_unless_allowed() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let logs = d.join("logs");
+        let outside = d.join("outside");
+        std::fs::create_dir_all(logs.join("a")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(logs.join("a/real.log"), b"x\n").unwrap();
+        std::fs::write(outside.join("secret.log"), b"s\n").unwrap();
+        // A file link and a directory link out of the tree, one inside.
+        symlink(outside.join("secret.log"), logs.join("a/out.log")).unwrap();
+        symlink(&outside, logs.join("b")).unwrap();
+        symlink(logs.join("a/real.log"), logs.join("a/in.log")).unwrap();
+        let prefix = static_prefix(&format!("{}/*/*.log", logs.display()));
+        assert!(inside_tree(&logs.join("a/real.log"), &prefix, &[]));
+        assert!(inside_tree(&logs.join("a/in.log"), &prefix, &[]));
+        assert!(!inside_tree(&logs.join("a/out.log"), &prefix, &[]));
+        assert!(!inside_tree(&logs.join("b/secret.log"), &prefix, &[]));
+        assert!(!inside_tree(&logs.join("a/missing.log"), &prefix, &[]));
+        let allow = [outside.clone()];
+        assert!(inside_tree(&logs.join("a/out.log"), &prefix, &allow));
+        assert!(inside_tree(&logs.join("b/secret.log"), &prefix, &allow));
+        // The prefix itself may be a symlink: the user named it.
+        symlink(&logs, d.join("logs-link")).unwrap();
+        let linked = static_prefix(&format!("{}/logs-link/*/*.log", d.display()));
+        assert!(inside_tree(&d.join("logs-link/a/real.log"), &linked, &[]));
+        assert!(!inside_tree(&d.join("logs-link/a/out.log"), &linked, &[]));
     }
 
     #[test]

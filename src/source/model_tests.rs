@@ -411,6 +411,7 @@ proptest! {
             read_chunk: chunk,
             max_line_bytes: 1 << 20,
             idle_close: if bounded { Duration::from_millis(20) } else { Duration::from_secs(60) },
+            symlink_roots: Vec::new(),
         };
         run_case(&ops, ack, opts)?;
     }
@@ -469,6 +470,7 @@ fn regression_gz_inode_reuse_while_stopped() {
         read_chunk: 1000,
         max_line_bytes: 1 << 20,
         idle_close: Duration::from_secs(60),
+        symlink_roots: Vec::new(),
     };
     run_case(&ops, AckMode::Immediate, opts).unwrap();
 }
@@ -520,6 +522,7 @@ fn regression_parked_empty_file_deleted_and_recreated_with_its_inode() {
         read_chunk: 61,
         max_line_bytes: 1 << 20,
         idle_close: Duration::from_millis(20),
+        symlink_roots: Vec::new(),
     };
     for _ in 0..8 {
         run_case(&ops, AckMode::Immediate, opts.clone()).unwrap();

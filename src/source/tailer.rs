@@ -55,7 +55,7 @@
 //! `file_errors_total{reason}`, keep going); flush pipelines at stop (held
 //! lines must be re-read after a restart).
 
-use super::discover::{Target, Wake, Watch};
+use super::discover::{self, Target, Wake, Watch};
 use super::file::{ChunkStats, FileMetrics, Kind, Tailed};
 use super::fingerprint::{self, Widen, FP_MAX};
 use super::reader::{LineSplitter, Src};
@@ -144,6 +144,9 @@ pub struct TailOptions {
     /// A quiet current file is closed after this long (reopened on change);
     /// also the longest a renamed file with no successor is kept open.
     pub idle_close: Duration,
+    /// Directories a symlink may lead into besides the glob's own tree
+    /// (`target_config.follow_symlinks_into`).
+    pub symlink_roots: Vec<PathBuf>,
 }
 
 impl Default for TailOptions {
@@ -154,6 +157,7 @@ impl Default for TailOptions {
             read_chunk: 64 * 1024,
             max_line_bytes: 8 * 1024 * 1024,
             idle_close: Duration::from_secs(300),
+            symlink_roots: Vec::new(),
         }
     }
 }

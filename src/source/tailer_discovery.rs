@@ -71,6 +71,17 @@ impl Tailer {
             // the glob, or a symlink alias): it is already being tailed.
             return;
         }
+        let inside = self
+            .targets
+            .get(ti)
+            .is_some_and(|t| discover::inside_tree(path, &t.prefix, &self.opts.symlink_roots));
+        if !inside {
+            return self.file_error(
+                path,
+                "symlink_outside",
+                &"a symlink leads out of the glob's directory; not followed (allow its target with target_config.follow_symlinks_into)",
+            );
+        }
         if self.open >= self.opts.max_open_files && !self.evict_one() {
             // Retried at the next rescan or change; found by the chain check
             // if it is rotated meanwhile.

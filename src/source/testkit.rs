@@ -386,5 +386,6 @@ pub fn test_opts() -> TailOptions {
         read_chunk: 4096,
         max_line_bytes: 1 << 20,
         idle_close: Duration::from_secs(60),
+        symlink_roots: Vec::new(),
     }
 }

@@ -90,6 +90,8 @@ pub struct ApiRequest {
     pub status: u16,
     /// Arrival order, from 1 (not reset by `clear_requests`).
     pub seq: u64,
+    /// The `Authorization` header as sent (not checked: no auth).
+    pub authorization: Option<String>,
 }
 
 impl ApiRequest {
@@ -1132,6 +1134,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| path.clone());
     let query = parse_query(req.uri().query().unwrap_or(""));
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let meta_only = req
         .headers()
         .get(ACCEPT)
@@ -1167,6 +1173,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
             kind,
             status: 0,
             seq,
+            authorization,
         });
         let forced = match st.fail {
             Some((n, status)) => {

@@ -45,6 +45,9 @@ pub struct PushMeta {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub org_id: Option<String>,
+    /// Every header as sent (names lower-case), for tests that check
+    /// credentials (`authorization`, `proxy-authorization`, custom ones).
+    pub headers: Vec<(String, String)>,
 }
 
 impl PushMeta {
@@ -58,6 +61,15 @@ impl PushMeta {
             content_type: get(CONTENT_TYPE.as_str()),
             content_encoding: get(CONTENT_ENCODING.as_str()),
             org_id: get("x-scope-orgid"),
+            headers: h
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
         }
     }
 }

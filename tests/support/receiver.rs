@@ -203,6 +203,18 @@ pub struct RequestLog {
     pub bytes: usize,
     /// The error text answered (first line is what Promtail logs).
     pub error: Option<String>,
+    /// Every header as sent (names lower-case).
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestLog {
+    /// The value of header `name` (lower-case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Default)]
@@ -653,6 +665,7 @@ fn log_request(
         accepted,
         bytes,
         error,
+        headers: meta.headers.clone(),
     });
 }
 

@@ -32,6 +32,7 @@ fn go_flag_syntax() {
         "/tmp/pos.yaml",
         "-inspect",
         "-print-config-stderr=1",
+        "-print-config-stdout",
     ])
     .unwrap();
     assert_eq!(
@@ -39,7 +40,7 @@ fn go_flag_syntax() {
         Some(std::path::Path::new("/etc/p.yaml"))
     );
     assert!(f.config_expand_env && f.dry_run && !f.check_syntax && f.inspect);
-    assert!(f.print_config_stderr);
+    assert!(f.print_config_stderr && f.print_config_stdout);
     assert_eq!(f.log_level, Some(LogLevel::Debug));
     assert_eq!(f.log_format, Some(LogFormat::Json));
     assert_eq!(
@@ -173,7 +174,7 @@ fn client_url_adds_a_client_with_the_client_flags() {
     assert_eq!(c.clients.len(), 2);
     assert_eq!(c.clients[0].tenant_id, None);
     let added = &c.clients[1];
-    assert_eq!(added.url, "http://flag:3100/loki/api/v1/push");
+    assert_eq!(added.url.expose(), "http://flag:3100/loki/api/v1/push");
     assert_eq!(added.tenant_id.as_deref(), Some("t"));
     assert_eq!(added.batchwait, Duration::from_secs(3));
     assert_eq!(added.batchsize, 1000);
@@ -197,7 +198,7 @@ fn client_url_overrides_the_client_block_or_selects_a_match() {
     let mut c = cfg("client: {url: 'http://file/', batchsize: 7}\n");
     f.apply(&mut c).unwrap();
     assert_eq!(c.clients.len(), 1);
-    assert_eq!(c.clients[0].url, "http://flag/");
+    assert_eq!(c.clients[0].url.expose(), "http://flag/");
     assert_eq!(c.clients[0].batchsize, 7);
     assert_eq!(c.clients[0].tenant_id.as_deref(), Some("t"));
 

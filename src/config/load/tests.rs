@@ -60,7 +60,7 @@ fn issue_config_loads_unchanged() {
     assert_eq!(cfg.positions.sync_period, Duration::from_secs(10));
     assert_eq!(cfg.clients.len(), 1);
     let c = &cfg.clients[0];
-    assert_eq!(c.url, "http://loki:3100/loki/api/v1/push");
+    assert_eq!(c.url.expose(), "http://loki:3100/loki/api/v1/push");
     assert_eq!(c.tenant_id.as_deref(), Some("team-a"));
     assert_eq!(c.batchwait, Duration::from_secs(1));
     assert_eq!(c.batchsize, 1_048_576);
@@ -217,7 +217,7 @@ scrape_configs:
 ";
     let cfg = load_str(text, "promtail.yaml", true).unwrap();
     let c = &cfg.clients[0];
-    assert_eq!(c.url, "http://loki.example:3100/loki/api/v1/push");
+    assert_eq!(c.url.expose(), "http://loki.example:3100/loki/api/v1/push");
     assert_eq!(c.tenant_id.as_deref(), Some("team-b"));
     assert_eq!(c.external_labels["host"], "node-7");
     assert_eq!(c.external_labels["cost"], "$5");
@@ -225,7 +225,7 @@ scrape_configs:
     // Without the flag, nothing is substituted.
     let raw = load_str(text, "promtail.yaml", false).unwrap();
     assert_eq!(
-        raw.clients[0].url,
+        raw.clients[0].url.expose(),
         "${TAILTRACE_TEST_LOKI}/loki/api/v1/push"
     );
     // A bad expression is located.
