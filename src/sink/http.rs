@@ -21,6 +21,9 @@
 //! as the URL's; HTTP/1.1 is then forced so that `Host` is what the server
 //! sees. Through a `proxy_url` the proxy resolves `server_name` itself.
 //!
+//! A TLS failure is reported with what failed (see [`super::tls`]);
+//! `insecure_skip_verify` is warned about once, when the client is built.
+//!
 //! Environment proxies (`HTTP_PROXY`…) are not used, as in Promtail.
 //!
 //! Must never: retry on its own (the caller decides), or log secrets.
@@ -165,6 +168,11 @@ impl Pusher {
             }
         }
         if tls.insecure_skip_verify {
+            tracing::warn!(
+                host = %host_label(&url),
+                "tls_config.insecure_skip_verify is true: the server's certificate is not \
+                 verified, so anyone on the path can read and change what is sent"
+            );
             b = b.danger_accept_invalid_certs(true);
         }
         let mut host_header = None;
@@ -228,7 +236,12 @@ impl Pusher {
         };
         let mut resp = match req.body(body.bytes.clone()).send().await {
             Ok(r) => r,
-            Err(e) => return Outcome::Transport(chain(&e)),
+            Err(e) => {
+                return Outcome::Transport(match super::tls::explain(&e) {
+                    Some(tls) => format!("{tls}; {}", chain(&e)),
+                    None => chain(&e),
+                })
+            }
         };
         let status = resp.status().as_u16();
         if resp.status().is_success() {
