@@ -10,6 +10,8 @@ pub mod ack;
 pub mod agent;
 pub mod config;
 pub mod entry;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kube;
 pub mod labels;
 pub mod metrics;

@@ -110,6 +110,7 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
             size: f.offset,
         });
     }
+    let mut plain = Vec::new();
     for (k, v) in disk.positions {
         if let Some(rest) = k.strip_prefix(FILE) {
             out.files
@@ -126,13 +127,30 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
             // A newer version's record: ignored, not misread as a path.
         } else if k.starts_with("journal-") || k.starts_with("cursor-") {
             out.cursors.insert(k, v);
-        } else if !ours {
-            let off: u64 = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("positions[{k:?}]: offset {v:?} is not a number"))?;
-            out.promtail.insert(PathBuf::from(k), off);
+        } else {
+            plain.push((k, v));
         }
+    }
+    // In tailtrace's file a plain path entry is Promtail's view of one of
+    // the `tailtrace:file` records, or a Promtail offset imported earlier
+    // and not yet claimed by a file: that one must survive the restart.
+    let recorded: std::collections::HashSet<String> = if ours {
+        out.files
+            .iter()
+            .map(|f| f.path.to_string_lossy().into_owned())
+            .collect()
+    } else {
+        Default::default()
+    };
+    for (k, v) in plain {
+        if recorded.contains(&k) {
+            continue;
+        }
+        let off: u64 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("positions[{k:?}]: offset {v:?} is not a number"))?;
+        out.promtail.insert(PathBuf::from(k), off);
     }
     Ok(out)
 }
@@ -437,6 +455,29 @@ mod tests {
         let l = parse(promtail).unwrap();
         assert_eq!(l.promtail[&PathBuf::from("/var/log/x.log")], 1234);
         assert_eq!(l.cursors["journal-kubelet"], "s=abc");
+    }
+
+    /// Found by fuzzing (render → parse): a Promtail offset imported but
+    /// not yet claimed by a file was written back and then dropped on the
+    /// next start, as if it were our own file's Promtail view.
+    #[test]
+    fn unclaimed_promtail_imports_survive_a_restart() {
+        let mut promtail = BTreeMap::new();
+        promtail.insert(PathBuf::from("/var/log/pods/b/c/0.log"), 4321);
+        let files = [file("/var/log/pods/a/c/0.log", 1, 81920)];
+        let text = render(&Snapshot {
+            files: &files,
+            promtail: &promtail,
+            cursors: &BTreeMap::new(),
+            chains: &BTreeMap::new(),
+            spool: None,
+            is_current: &|_| true,
+        });
+        let back = parse(&text).unwrap();
+        assert_eq!(back.promtail, promtail, "{text}");
+        assert_eq!(back.files.len(), 1);
+        let text = "positions:\n  /0: '0'\n  tailtrace:version: '2'\n";
+        assert_eq!(parse(text).unwrap().promtail[&PathBuf::from("/0")], 0);
     }
 
     #[test]

@@ -21,6 +21,9 @@
 //! as the URL's; HTTP/1.1 is then forced so that `Host` is what the server
 //! sees. Through a `proxy_url` the proxy resolves `server_name` itself.
 //!
+//! A TLS failure is reported with what failed (see [`super::tls`]);
+//! `insecure_skip_verify` is warned about once, when the client is built.
+//!
 //! Environment proxies (`HTTP_PROXY`…) are not used, as in Promtail.
 //!
 //! Must never: retry on its own (the caller decides), or log secrets: the
@@ -173,6 +176,11 @@ impl Pusher {
             }
         }
         if tls.insecure_skip_verify {
+            tracing::warn!(
+                host = %host_label(&url),
+                "tls_config.insecure_skip_verify is true: the server's certificate is not \
+                 verified, so anyone on the path can read and change what is sent"
+            );
             b = b.danger_accept_invalid_certs(true);
         }
         let mut host_header = None;
@@ -238,8 +246,15 @@ impl Pusher {
             Ok(r) => r,
             // reqwest's errors quote the URL, credentials included: drop it
             // (the caller logs the client's host), and mask any URL a cause
-            // quotes (a proxy's).
-            Err(e) => return Outcome::Transport(redact_url(&chain(&e.without_url()))),
+            // quotes (a proxy's). A TLS failure says what failed first.
+            Err(e) => {
+                let e = e.without_url();
+                let what = redact_url(&chain(&e));
+                return Outcome::Transport(match super::tls::explain(&e) {
+                    Some(tls) => format!("{tls}; {what}"),
+                    None => what,
+                });
+            }
         };
         let status = resp.status().as_u16();
         if resp.status().is_success() {
@@ -251,23 +266,61 @@ impl Pusher {
 
 /// Reads the first line (≤ [`MAX_ERROR_BODY`] bytes) of an answer body.
 async fn first_line(resp: &mut reqwest::Response) -> String {
-    let mut buf: Vec<u8> = Vec::new();
-    while buf.len() < MAX_ERROR_BODY {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                buf.extend_from_slice(&c);
-                if memchr::memchr(b'\n', &c).is_some() {
-                    break;
-                }
-            }
-            _ => break,
+    let mut line = ErrorLine::default();
+    while let Ok(Some(c)) = resp.chunk().await {
+        if !line.push(&c) {
+            break;
         }
     }
-    if let Some(i) = memchr::memchr(b'\n', &buf) {
-        buf.truncate(i);
+    line.finish()
+}
+
+/// The first line of an error answer, gathered chunk by chunk: only the
+/// first [`MAX_ERROR_BODY`] bytes of it are ever kept, however large the
+/// body or its chunks.
+#[derive(Debug, Default)]
+pub struct ErrorLine {
+    buf: Vec<u8>,
+    /// The line's newline arrived.
+    ended: bool,
+}
+
+impl ErrorLine {
+    /// Takes the next chunk of the body. Returns false once no further
+    /// chunk can change the line (its newline arrived or the limit is
+    /// reached).
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        if self.is_complete() {
+            return false;
+        }
+        let (part, ended) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (&chunk[..i], true),
+            None => (chunk, false),
+        };
+        let room = MAX_ERROR_BODY - self.buf.len();
+        self.buf.extend_from_slice(&part[..part.len().min(room)]);
+        self.ended = ended;
+        !self.is_complete()
     }
-    buf.truncate(MAX_ERROR_BODY);
-    String::from_utf8_lossy(&buf).trim_end().to_string()
+
+    fn is_complete(&self) -> bool {
+        self.ended || self.buf.len() >= MAX_ERROR_BODY
+    }
+
+    /// The line as text: invalid UTF-8 replaced, trailing white space
+    /// (`\r` included) trimmed. A character cut in two by the limit is
+    /// dropped rather than shown as U+FFFD.
+    pub fn finish(self) -> String {
+        let mut buf = self.buf;
+        if buf.len() >= MAX_ERROR_BODY {
+            if let Err(e) = std::str::from_utf8(&buf) {
+                if e.error_len().is_none() {
+                    buf.truncate(e.valid_up_to());
+                }
+            }
+        }
+        String::from_utf8_lossy(&buf).trim_end().to_string()
+    }
 }
 
 /// An error and its causes, `a: b: c`.
@@ -424,6 +477,45 @@ mod tests {
             .unwrap()
             .contains("tls_config.ca_file"));
         assert!(Pusher::new(&base).is_ok());
+    }
+
+    fn error_line(chunks: &[&[u8]]) -> String {
+        let mut l = ErrorLine::default();
+        for c in chunks {
+            if !l.push(c) {
+                break;
+            }
+        }
+        l.finish()
+    }
+
+    #[test]
+    fn error_line_is_the_first_line_of_the_body() {
+        assert_eq!(
+            error_line(&[b"entry too far behind\r\nmore"]),
+            "entry too far behind"
+        );
+        assert_eq!(error_line(&[b"in ", b"pieces", b"\nrest"]), "in pieces");
+        assert_eq!(error_line(&[]), "");
+        assert_eq!(error_line(&[b"bad \xff byte"]), "bad \u{fffd} byte");
+        let long = vec![b'x'; 5000];
+        assert_eq!(error_line(&[&long]).len(), MAX_ERROR_BODY);
+    }
+
+    /// Found by fuzzing: a line cut at the limit in the middle of a
+    /// character ended in U+FFFD, whatever the chunking.
+    #[test]
+    fn error_line_cut_at_the_limit_keeps_whole_characters() {
+        let mut body = "a".repeat(MAX_ERROR_BODY - 1).into_bytes();
+        body.extend_from_slice("é\r\n".as_bytes());
+        for size in [1, 7, MAX_ERROR_BODY, body.len()] {
+            let chunks: Vec<&[u8]> = body.chunks(size).collect();
+            assert_eq!(
+                error_line(&chunks),
+                "a".repeat(MAX_ERROR_BODY - 1),
+                "{size}"
+            );
+        }
     }
 
     #[test]

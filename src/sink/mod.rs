@@ -18,3 +18,4 @@ pub mod fanout;
 pub mod http;
 pub mod prepare;
 pub mod proto;
+pub mod tls;

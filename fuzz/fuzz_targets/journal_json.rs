@@ -1,0 +1,7 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Err(e) = tailtrace::fuzzing::journal_json(data) {
+        panic!("{e}");
+    }
+});
