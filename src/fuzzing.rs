@@ -229,6 +229,7 @@ pub fn positions_round_trip(loaded: positions_format::Loaded) -> Verdict {
         promtail: &loaded.promtail,
         cursors: &loaded.cursors,
         chains: &loaded.chains,
+        chain_lines: None,
         spool: loaded.spool,
         is_current: &|_| true,
     });

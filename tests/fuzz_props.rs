@@ -366,7 +366,7 @@ proptest! {
     #[test]
     fn positions_mutated_files(b in loaded().prop_flat_map(|l| {
         let text = tailtrace::positions::format::render(&tailtrace::positions::format::Snapshot {
-            files: &l.files, promtail: &l.promtail, cursors: &l.cursors, chains: &l.chains,
+            files: &l.files, promtail: &l.promtail, cursors: &l.cursors, chains: &l.chains, chain_lines: None,
             spool: l.spool, is_current: &|_| true,
         });
         mutated(vec![text])

@@ -470,6 +470,7 @@ mod tests {
             promtail: &promtail,
             cursors: &BTreeMap::new(),
             chains: &BTreeMap::new(),
+            chain_lines: None,
             spool: None,
             is_current: &|_| true,
         });
