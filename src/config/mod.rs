@@ -269,8 +269,11 @@ pub struct TargetConfig {
     #[serde(skip_serializing)]
     pub stdin: Option<Unhonoured>,
     /// tailtrace: directories a symlink matched by a `__path__` glob may
-    /// lead into besides the glob's own directory tree (e.g.
-    /// `[/var/log/pods]` for `/var/log/containers/*.log`). Default: none.
+    /// lead into besides the glob's own directory tree. Default: the
+    /// container runtimes' own log directories ([`RUNTIME_LOG_ROOTS`]), so
+    /// `/var/log/containers/*.log` (links into `/var/log/pods`) and
+    /// cri-dockerd's `/var/log/pods` (links into `/var/lib/docker/containers`)
+    /// work as under Promtail; `[]` (or null) allows none.
     #[serde(deserialize_with = "nullable")]
     pub follow_symlinks_into: Vec<PathBuf>,
 }
@@ -280,10 +283,15 @@ impl Default for TargetConfig {
         TargetConfig {
             sync_period: Duration::from_secs(10),
             stdin: None,
-            follow_symlinks_into: Vec::new(),
+            follow_symlinks_into: RUNTIME_LOG_ROOTS.iter().map(PathBuf::from).collect(),
         }
     }
 }
+
+/// Where the kubelet's and the container runtimes' log symlinks lead: the
+/// default of `target_config.follow_symlinks_into`. They hold nothing but
+/// container logs, so following a link into them cannot ship a host file.
+pub const RUNTIME_LOG_ROOTS: [&str; 2] = ["/var/log/pods", "/var/lib/docker/containers"];
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]

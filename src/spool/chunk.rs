@@ -49,6 +49,9 @@ pub const HEADER_LEN: usize = 40;
 /// entries).
 pub const MAX_RAW: usize = 64 << 20;
 
+/// Most bytes one stored byte of an LZ4 block can decode to (rounded up).
+const LZ4_MAX_RATIO: usize = 256;
+
 /// How a payload is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
@@ -149,7 +152,15 @@ impl Header {
             Codec::None => raw,
             Codec::Lz4 => lz4_flex::block::get_maximum_output_size(raw),
         };
+        // LZ4 expands at most ~255× (a match grows by 255 per length
+        // byte): a header claiming more is damaged or crafted, and would
+        // have the reader reserve up to MAX_RAW for a few stored bytes.
+        let max_raw = match codec {
+            Codec::None => raw,
+            Codec::Lz4 => (h.data_len as usize).saturating_mul(LZ4_MAX_RATIO) + 64,
+        };
         if raw > MAX_RAW
+            || raw > max_raw
             || (h.data_len as usize) > max_data
             || (codec == Codec::None && h.data_len != h.raw_len)
         {
@@ -586,6 +597,38 @@ mod tests {
         let mut out = Vec::new();
         let h = cb.seal(0, &mut out).unwrap();
         assert!(h.data_len * 3 < h.raw_len, "{h:?}");
+    }
+
+    /// Found by the chunk property test: a header with valid checksums
+    /// claiming 64 MiB from a few stored bytes made the reader reserve
+    /// 64 MiB before lz4 failed. Now refused as a bad header; and the most
+    /// compressible payload there is still decodes.
+    #[test]
+    fn a_claimed_size_lz4_cannot_reach_is_a_bad_header() {
+        let h = Header {
+            codec: Codec::Lz4,
+            entries: 1,
+            raw_len: (MAX_RAW - 1) as u32,
+            data_len: 16,
+            written: 0,
+            data_crc: 0,
+        };
+        assert!(matches!(
+            Header::decode(&h.encode()),
+            Err(ChunkError::BadHeader("lengths"))
+        ));
+        let a = LabelSet::new([("app", "a")]);
+        let mut cb = ChunkBuilder::new(Codec::Lz4);
+        cb.add(&entry(&a, 0, &"a".repeat(4 << 20), &[]));
+        let mut out = Vec::new();
+        let h = cb.seal(0, &mut out).unwrap();
+        assert!(h.raw_len > 200 * h.data_len, "{h:?}");
+        let back = Header::decode(&out[..HEADER_LEN]).unwrap();
+        let mut scratch = Vec::new();
+        let mut p = Payload::open(&back, &out[HEADER_LEN..], &mut scratch).unwrap();
+        let e = p.next_entry().unwrap().unwrap();
+        assert_eq!(e.line.len(), 4 << 20);
+        assert!(p.next_entry().is_none());
     }
 
     #[test]

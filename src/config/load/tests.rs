@@ -516,3 +516,24 @@ proptest::proptest! {
         }
     }
 }
+
+/// Symlinks from `/var/log/containers` and cri-dockerd's `/var/log/pods`
+/// lead into the runtimes' log directories: followed by default, as under
+/// Promtail; `[]` (or null) allows none, a list replaces the default.
+#[test]
+fn symlinks_into_the_runtimes_log_directories_are_followed_by_default() {
+    let roots = |c: &Config| c.target_config.follow_symlinks_into.clone();
+    let default: Vec<std::path::PathBuf> = crate::config::RUNTIME_LOG_ROOTS
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    assert_eq!(roots(&load(ISSUE)), default);
+    assert!(default.contains(&"/var/lib/docker/containers".into()));
+    let with = |v: &str| format!("{ISSUE}target_config:\n  follow_symlinks_into: {v}\n");
+    assert!(roots(&load(&with("[]"))).is_empty());
+    assert!(roots(&load(&with("null"))).is_empty());
+    assert_eq!(
+        roots(&load(&with("[/srv/logs]"))),
+        vec![std::path::PathBuf::from("/srv/logs")]
+    );
+}
