@@ -53,6 +53,8 @@ struct Day {
     no_metadata: bool,
     /// The spool (`wal:`) on.
     spool: bool,
+    /// The agent's open-files limit (see [`Setup::open_files_limit`]).
+    open_files: Option<u64>,
 }
 
 /// A plain file job, a stock Loki, no spool.
@@ -60,6 +62,7 @@ const PLAIN: Day = Day {
     pod_logs: false,
     no_metadata: false,
     spool: false,
+    open_files: None,
 };
 const POD_LOGS: Day = Day {
     pod_logs: true,
@@ -72,6 +75,14 @@ const NO_METADATA: Day = Day {
 const NO_METADATA_SPOOL: Day = Day {
     spool: true,
     ..NO_METADATA
+};
+/// 100 pods (and their rotated files) through 64 descriptors: the tailer
+/// parks and reopens files all along (nothing deleted, so nothing may be
+/// lost to the bound). Every line arrives, duplicates only of lines
+/// received before the kill; per-stream order is not guaranteed here yet.
+const FEW_DESCRIPTORS: Day = Day {
+    open_files: Some(320),
+    ..PLAIN
 };
 
 impl Day {
@@ -104,6 +115,7 @@ fn start(
     setup.min_period = "250ms";
     setup.max_period = "4s";
     setup.pod_logs = day.pod_logs;
+    setup.open_files_limit = day.open_files;
     if day.spool {
         with_spool(&mut setup, &dir.join("wal"), "1GiB");
     }
@@ -149,7 +161,14 @@ fn throttled_rotating_and_killed(prefix: &str, day: Day) {
     let rotations = writer.join().unwrap();
     // A Loki refusing metadata stores a batch's other lines first; the
     // refused ones follow (Loki accepts out-of-order lines since 2.4).
-    let d = all_arrived(&rx, &agent, &w, !day.no_metadata);
+    // Beyond the descriptor bound, after a kill -9, a stream's lines can
+    // arrive out of order (README, Known limitations): not checked there.
+    let d = all_arrived(
+        &rx,
+        &agent,
+        &w,
+        !day.no_metadata && day.open_files.is_none(),
+    );
     assert_duplicates_only_from(&d, &before);
     if day.pod_logs {
         assert_trace_context(&rx, &w, !day.no_metadata);
@@ -164,6 +183,13 @@ fn throttled_rotating_and_killed(prefix: &str, day: Day) {
         assert!(
             mutated.unwrap_or(0.0) >= 1.0,
             "the restarted agent fell back too"
+        );
+    }
+    if day.open_files.is_some() {
+        assert!(
+            agent.log().contains("closed quiet file"),
+            "the descriptor bound was never reached:\n{}",
+            agent.log()
         );
     }
     eprintln!(
@@ -193,4 +219,9 @@ fn a_loki_refusing_structured_metadata_through_429s_rotation_and_a_kill_9() {
 #[test]
 fn a_loki_refusing_structured_metadata_with_the_spool_through_429s_and_a_kill_9() {
     throttled_rotating_and_killed("lags", NO_METADATA_SPOOL);
+}
+
+#[test]
+fn more_files_than_descriptors_through_429s_rotation_and_a_kill_9() {
+    throttled_rotating_and_killed("lagd", FEW_DESCRIPTORS);
 }

@@ -48,6 +48,9 @@ pub struct Setup {
     /// stage after `cri` (trace detection on by default, as deployed).
     /// Leave `extra` without a `kubernetes:` block then.
     pub pod_logs: bool,
+    /// The agent's `RLIMIT_NOFILE` (soft and hard): with 320 the tailer
+    /// may hold 64 log files open and parks the rest (see fdlimit.rs).
+    pub open_files_limit: Option<u64>,
 }
 
 impl Setup {
@@ -71,6 +74,7 @@ impl Setup {
             port: free_port(),
             env: Vec::new(),
             pod_logs: false,
+            open_files_limit: None,
         }
     }
 
@@ -184,16 +188,33 @@ impl Agent {
         self.log_path = self.dir.join(format!("agent-{}.log", self.run));
         let log = File::create(&self.log_path).expect("log file");
         let out = self.dir.join(format!("agent-{}.out", self.run));
-        let child = Command::new(env!("CARGO_BIN_EXE_tailtrace"))
-            .arg(format!("-config.file={}", cfg.display()))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tailtrace"));
+        cmd.arg(format!("-config.file={}", cfg.display()))
             .arg("-log.level=debug")
             .args(args)
             .envs(setup.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(File::create(out).expect("stdout file"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn tailtrace");
+            .stderr(log);
+        if let Some(n) = setup.open_files_limit {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit is async-signal-safe, and `lim` is a plain
+            // value copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = cmd.spawn().expect("spawn tailtrace");
         self.child = Some(child);
     }
 
