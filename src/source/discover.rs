@@ -160,6 +160,15 @@ pub fn inside_tree(path: &Path, prefix: &Path, also: &[PathBuf]) -> bool {
     let Ok(real) = std::fs::canonicalize(path) else {
         return false;
     };
+    // Every leading part of a resolved path is itself resolved: a root
+    // that `real` starts with as written is inside, with no need to
+    // resolve the roots (two more `realpath`s per file taken on).
+    if std::iter::once(prefix)
+        .chain(also.iter().map(PathBuf::as_path))
+        .any(|r| r.is_absolute() && real.starts_with(r))
+    {
+        return true;
+    }
     let root = if prefix.as_os_str().is_empty() {
         Path::new(".")
     } else {
