@@ -78,8 +78,8 @@ const NO_METADATA_SPOOL: Day = Day {
 };
 /// 100 pods (and their rotated files) through 64 descriptors: the tailer
 /// parks and reopens files all along (nothing deleted, so nothing may be
-/// lost to the bound). Every line arrives, duplicates only of lines
-/// received before the kill; per-stream order is not guaranteed here yet.
+/// lost to the bound). Every line arrives, in order per stream, duplicates
+/// only of lines received before the kill.
 const FEW_DESCRIPTORS: Day = Day {
     open_files: Some(320),
     ..PLAIN
@@ -161,14 +161,7 @@ fn throttled_rotating_and_killed(prefix: &str, day: Day) {
     let rotations = writer.join().unwrap();
     // A Loki refusing metadata stores a batch's other lines first; the
     // refused ones follow (Loki accepts out-of-order lines since 2.4).
-    // Beyond the descriptor bound, after a kill -9, a stream's lines can
-    // arrive out of order (README, Known limitations): not checked there.
-    let d = all_arrived(
-        &rx,
-        &agent,
-        &w,
-        !day.no_metadata && day.open_files.is_none(),
-    );
+    let d = all_arrived(&rx, &agent, &w, !day.no_metadata);
     assert_duplicates_only_from(&d, &before);
     if day.pod_logs {
         assert_trace_context(&rx, &w, !day.no_metadata);

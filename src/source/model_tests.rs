@@ -11,7 +11,8 @@
 //! - no line comes out twice within one run;
 //! - a line comes out again in a later run only if it was not inside the
 //!   acknowledged gap-free prefix of its file when that run started;
-//! - per file (inode), lines come out in order within a run.
+//! - per file (inode), lines come out in order within a run, and per
+//!   container (stream: its files one after another) too.
 //!
 //! Actions that would make data *legitimately* unrecoverable (deleting or
 //! rotating away unread data while the tailer cannot see it) are only applied
@@ -76,6 +77,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 struct MFile {
+    /// Its container (stream): files of one are created one after another.
+    c: usize,
     lines: Vec<String>,
     path: PathBuf,
     id: FileId,
@@ -149,6 +152,7 @@ impl World {
         std::fs::File::create(&p).unwrap();
         let id = fingerprint::file_id(&std::fs::metadata(&p).unwrap());
         self.m.files.push(MFile {
+            c,
             lines: Vec::new(),
             path: p,
             id,
@@ -323,6 +327,7 @@ impl World {
         let mut first_run: HashMap<&str, usize> = HashMap::new();
         let mut in_run: HashMap<(usize, &str), usize> = HashMap::new();
         let mut last_idx: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut last_in_stream: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
         for g in &l.got {
             let Some(&(f, idx)) = self.m.where_.get(&g.line) else {
                 return Err(TestCaseError::fail(format!("unknown line {:?}", g.line)));
@@ -342,6 +347,19 @@ impl World {
                     idx >= committed,
                     "line {} (#{} of file {}) re-sent in run {} though acknowledged (committed prefix {})",
                     g.line, idx, f, g.run, committed
+                );
+            }
+            let c = self.m.files[f].c;
+            if let Some(prev) = last_in_stream.insert((g.run, c), (f, idx)) {
+                prop_assert!(
+                    prev < (f, idx),
+                    "container {} out of order in run {}: file {} #{} after file {} #{}",
+                    c,
+                    g.run,
+                    f,
+                    idx,
+                    prev.0,
+                    prev.1
                 );
             }
             if let Some(prev) = last_idx.insert((g.run, f), idx) {

@@ -38,7 +38,9 @@
 //!   relocated like at start-up. Only when every descriptor holds a rotated
 //!   file is a new file left for the next sweep (counted as
 //!   `file_errors_total{reason="fd_limit"}`); the chain check finds it later
-//!   if it was rotated meanwhile;
+//!   if it was rotated meanwhile. An older file found at the bound (a saved
+//!   position, a chain hole) is tracked closed and its stream waits until
+//!   the sweep reopens it (`tailer_wait.rs`);
 //! - a file closed for good is forgotten in the positions once every line of
 //!   it was acknowledged.
 //!
@@ -88,6 +90,8 @@ mod lifecycle;
 mod targets;
 #[path = "tailer_turn.rs"]
 mod turn;
+#[path = "tailer_wait.rs"]
+mod wait;
 use targets::Targets;
 
 /// One `__path__` glob and its static labels.
@@ -287,8 +291,8 @@ struct Tailer {
     plan: turn::Plan,
     /// Sequence for [`Tailed::seq`].
     next_seq: u64,
-    /// Paths whose chain check could not finish (descriptor bound); retried
-    /// at each rescan.
+    /// Paths whose chain check could not finish (an error); retried at each
+    /// rescan.
     chain_retry: HashSet<(PathBuf, usize)>,
     /// The start-up chain check ran (first rescan).
     chains_started: bool,

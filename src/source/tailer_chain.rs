@@ -25,7 +25,8 @@
 //!
 //! Must never: take a sibling some tailed file accounts for as a hole (that
 //! would duplicate it), move the watermark past a sibling it could not
-//! handle (the descriptor bound: retried at the next rescan).
+//! handle (an error: retried at the next rescan). At the descriptor bound a
+//! hole is taken on closed (see `tailer_wait.rs`).
 
 use super::*;
 use crate::source::chain::{siblings, Sibling};
@@ -98,12 +99,7 @@ impl Tailer {
                     }
                 }
                 Ok(None) => match self.take_hole(path, ti, s) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // Descriptor bound: keep the watermark before it.
-                        self.chain_retry.insert((path.to_path_buf(), ti));
-                        break;
-                    }
+                    Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => {
                         // Compressed meanwhile: its `.gz` twin comes next.
                         continue;
@@ -200,17 +196,10 @@ impl Tailer {
             .map(|v| v.id))
     }
 
-    /// Opens hole `s` of `path` and starts reading it from its start.
-    /// `Ok(false)`: no descriptor is free now.
-    fn take_hole(&mut self, path: &Path, ti: usize, s: &Sibling) -> io::Result<bool> {
-        if self.open >= self.opts.max_open_files && !self.evict_one() {
-            self.file_error(
-                path,
-                "fd_limit",
-                &"every descriptor holds a rotated file with unread data; catching up later",
-            );
-            return Ok(false);
-        }
+    /// Opens hole `s` of `path` and starts reading it from its start (at
+    /// the descriptor bound it is tracked closed until the sweep can reopen
+    /// it; its stream waits — see `tailer_wait.rs`).
+    fn take_hole(&mut self, path: &Path, ti: usize, s: &Sibling) -> io::Result<()> {
         let stamp = Some(s.stamp.clone());
         if s.gz {
             let fp = fingerprint::of_bytes(&gz::head(&s.path, FP_MAX)?);
@@ -228,21 +217,23 @@ impl Tailer {
                 Kind::Gz,
                 stamp,
             );
+            self.close_over_bound(id);
         } else {
             let file = File::open(&s.path)?;
             let id = fingerprint::file_id(&file.metadata()?);
             if self.files.contains_key(&id) {
-                return Ok(true);
+                return Ok(());
             }
             let fp = fingerprint::of_file(&file)?;
             tracing::info!(file = %path.display(), rotated = %s.path.display(),
                 "catching up on a rotated file that was never read");
             self.add(path, ti, Src::Plain(file), id, fp, 0, Kind::Moved, stamp);
+            self.close_over_bound(id);
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// At each rescan: chains left unfinished at the descriptor bound, and
+    /// At each rescan: chains left unfinished by an error, and
     /// watermarks of paths gone for good (their directory was removed).
     pub(super) fn chain_housekeeping(&mut self) {
         let retry: Vec<(PathBuf, usize)> = self.chain_retry.iter().cloned().collect();

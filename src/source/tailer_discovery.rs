@@ -257,8 +257,7 @@ impl Tailer {
     /// relocation) would take the entry over and lose that file's unread
     /// lines without a word. The entry is moved to a synthetic identity and
     /// caught up on from its compressed copy under its own path's target;
-    /// if that target is not known yet (or no descriptor is free), the next
-    /// rescan's claim does it.
+    /// if that target is not known yet, the next rescan's claim does it.
     fn set_aside_reused(&mut self, id: FileId, file: &File) {
         let Some(s) = self.positions.saved(id) else {
             return;
@@ -271,32 +270,7 @@ impl Tailer {
         let Some(s) = self.positions.set_aside(id, syn) else {
             return;
         };
-        if self.open >= self.opts.max_open_files {
-            return;
-        }
         if let Some(ti) = self.targets.find(&s.path) {
-            self.relocate_saved(s, ti);
-        }
-    }
-
-    /// Saved positions no discovered file claimed: find where they went.
-    pub(super) fn claim_unclaimed(&mut self) {
-        for s in self.positions.unclaimed() {
-            if self.files.contains_key(&s.id) {
-                continue;
-            }
-            let Some(ti) = self.targets.find(&s.path) else {
-                if self.keep_unclaimed(&s) {
-                    continue;
-                }
-                tracing::info!(file = %s.path.display(),
-                    "no target matches this saved file any more; forgetting its position");
-                self.positions.forget(s.id);
-                continue;
-            };
-            if self.open >= self.opts.max_open_files && !self.evict_one() {
-                return;
-            }
             self.relocate_saved(s, ti);
         }
     }
@@ -331,6 +305,7 @@ impl Tailer {
                 if let Some(f) = self.files.get(&s.id) {
                     f.saw_size(s.size.max(size));
                 }
+                self.close_over_bound(s.id);
             }
             Ok(Some(Found::Gz { path, stream })) => {
                 tracing::info!(file = %s.path.display(), gz = %path.display(),
@@ -351,6 +326,7 @@ impl Tailer {
                     Kind::Gz,
                     stamp,
                 );
+                self.close_over_bound(id);
             }
             Ok(_) => {
                 let unread = s.size.saturating_sub(s.offset);

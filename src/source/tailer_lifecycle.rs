@@ -72,7 +72,7 @@ impl Tailer {
     /// (parking it before would swap descriptors for nothing, in every
     /// sweep). Discovery and the chain check may park it (a new file must
     /// be pinned; a rotated file is read before the current one).
-    fn evict_for_reopen(&mut self) -> bool {
+    pub(super) fn evict_for_reopen(&mut self) -> bool {
         self.evict(true)
     }
 
@@ -153,10 +153,11 @@ impl Tailer {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => {
                 self.file_error(&path, Self::io_reason(&e), &e);
+                self.unhold(id);
                 return Ok(());
             }
         };
-        if self.open >= self.opts.max_open_files && !self.evict_for_reopen() {
+        if !self.reopen_room(id) {
             return Ok(()); // a later sweep
         }
         let mut found = None;
@@ -248,12 +249,26 @@ impl Tailer {
                 );
                 self.close_for_good(id)?;
             }
-            Err(e) => self.file_error(&path, Self::io_reason(&e), &e),
+            Err(e) => {
+                self.file_error(&path, Self::io_reason(&e), &e);
+                self.unhold(id);
+            }
         }
         if let Some(ti) = self.targets.find(&path) {
             self.candidate(&path, ti);
         }
         Ok(())
+    }
+
+    /// A closed rotated file that could not be reopened (an error, retried
+    /// each sweep): its stream does not wait for it meanwhile.
+    fn unhold(&mut self, id: FileId) {
+        if let Some(f) = self.files.get_mut(&id) {
+            if f.kind != Kind::Current && f.active {
+                f.active = false;
+                self.plan.stale = true;
+            }
+        }
     }
 
     /// Gives a parked current file (still at its path) its descriptor back:

@@ -552,3 +552,62 @@ fn parked_file_replaced_by_same_inode_and_size_is_read() {
     }
     eprintln!("inode number reused: {reused}");
 }
+
+/// One descriptor, two streams rotated while the agent was down: at the
+/// restart the first stream's rotated file takes the descriptor, the
+/// second's is known (saved position) but cannot be opened. The second
+/// stream's current file must wait for it — per stream, lines arrive in
+/// write order (the next rescan, which would retry, is a minute away).
+#[test]
+fn at_the_descriptor_bound_a_stream_waits_for_its_older_closed_file() {
+    let opts = super::tailer::TailOptions {
+        max_open_files: 1,
+        rescan: Duration::from_secs(60),
+        ..test_opts()
+    };
+    let mut h = Harness::new("*/*.log", opts, AckMode::Immediate);
+    let streams = [("a", "b", "ns_p0_u0"), ("x", "y", "ns_p1_u1")];
+    let mut all = Vec::new();
+    for (old, _, dir) in streams {
+        std::fs::create_dir_all(h.logs().join(dir)).unwrap();
+        let ls = lines(old, 0..5);
+        write_lines(&h.logs().join(dir).join("0.log"), &ls);
+        all.extend(ls);
+    }
+    h.start();
+    h.wait_received(&all);
+    h.stop();
+    for (old, new, dir) in streams {
+        let p = h.logs().join(dir).join("0.log");
+        let rest = lines(old, 5..400);
+        write_lines(&p, &rest);
+        std::fs::rename(&p, h.logs().join(dir).join("0.log.20261122-101500")).unwrap();
+        let next = lines(new, 0..50);
+        write_lines(&p, &next);
+        all.extend(rest);
+        all.extend(next);
+    }
+    h.start();
+    h.wait_received(&all);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_once(&h, &all);
+    let log = h.log.lock().unwrap();
+    for (old, new, _) in streams {
+        // "a-00399" < "b-00000": write order is string order here.
+        let seq: Vec<&str> = log
+            .got
+            .iter()
+            .filter(|g| g.run == 2 && (g.line.starts_with(old) || g.line.starts_with(new)))
+            .map(|g| g.line.as_str())
+            .collect();
+        assert!(!seq.is_empty());
+        for w in seq.windows(2) {
+            assert!(
+                w[0] < w[1],
+                "stream {old}/{new}: {} arrived after {}",
+                w[1],
+                w[0]
+            );
+        }
+    }
+}

@@ -17,7 +17,8 @@
 //! ([`Plan::stale`]), and the next turn plans again.
 //!
 //! Must never: read a current file while a rotated file of its stream has
-//! data that was known when the chunk was read, or read a rotated file
+//! data that was known when the chunk was read (or is closed, its rest
+//! unknown, see `tailer_wait.rs`); read a rotated file
 //! before an older rotated one of its stream with data (the model tests
 //! check this on every read); or keep a file in the pass that was
 //! closed (ids are looked up again when their turn comes).
@@ -55,13 +56,22 @@ fn readable(f: &Tailed) -> bool {
     f.active && f.src.is_some()
 }
 
+/// A file that may be the first of its stream with data: open with data,
+/// or rotated and closed (its rest is unknown until it is reopened; a
+/// closed current file is reopened when it changes).
+fn may_be_first(f: &Tailed) -> bool {
+    f.active && (f.src.is_some() || f.kind != Kind::Current)
+}
+
 impl Tailer {
-    /// Plans a new pass: per stream, the file to read first.
+    /// Plans a new pass: per stream, the file to read first — none while
+    /// that file is a closed rotated one (reopened by the sweep, see
+    /// `tailer_wait.rs`).
     fn plan_pass(&mut self) {
         let mut first: HashMap<&LabelSet, &Tailed, _> = HashMap::with_hasher(
             std::hash::BuildHasherDefault::<crate::labels::PassThrough>::default(),
         );
-        for f in self.files.values().filter(|f| readable(f)) {
+        for f in self.files.values().filter(|f| may_be_first(f)) {
             match first.get_mut(&f.labels) {
                 None => {
                     first.insert(&f.labels, f);
@@ -74,8 +84,25 @@ impl Tailer {
             }
         }
         self.plan.queue.clear();
-        self.plan.queue.extend(first.values().map(|f| f.id));
+        let mut blocked: Vec<LabelSet> = Vec::new();
+        for f in first.values() {
+            if f.src.is_some() {
+                self.plan.queue.push_back(f.id);
+            } else {
+                blocked.push(f.labels.clone());
+            }
+        }
+        drop(first);
         self.plan.stale = false;
+        // Files that cannot be read now give up their claim to a descriptor
+        // (so what they wait for can be opened).
+        if !blocked.is_empty() {
+            for f in self.files.values_mut() {
+                if f.awaiting_turn && blocked.contains(&f.labels) {
+                    f.awaiting_turn = false;
+                }
+            }
+        }
     }
 
     /// One round-robin turn: each planned file gets one chunk (see the
@@ -199,21 +226,23 @@ impl Tailer {
     }
 
     /// Tests only: the file about to be read is the first of its stream
-    /// among the files known to have data (what [`Plan::stale`] protects).
+    /// among the files known to have data, open or not (what [`Plan::stale`]
+    /// and `tailer_wait.rs` protect).
     #[cfg(test)]
     fn check_order(&self, id: FileId) {
         let Some(f) = self.files.get(&id) else {
             return;
         };
         for g in self.files.values() {
-            if g.id != id && readable(g) && g.labels == f.labels && g.kind != Kind::Current {
+            if g.id != id && may_be_first(g) && g.labels == f.labels && g.kind != Kind::Current {
                 assert!(
                     !before(g, f),
-                    "read {} ({:?}) before {} ({:?}) of the same stream",
+                    "read {} ({:?}) before {} ({:?}, open: {}) of the same stream",
                     f.path.display(),
                     f.kind,
                     g.path.display(),
-                    g.kind
+                    g.kind,
+                    g.src.is_some()
                 );
             }
         }

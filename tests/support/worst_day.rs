@@ -63,6 +63,10 @@ pub fn all_arrived(rx: &Receiver, agent: &Agent, w: &Workload, ordered: bool) ->
     }
     if ordered {
         if let Err(e) = &d.in_order {
+            // The log is long: `TT_DEBUG_LOG=<file>` keeps it for reading.
+            if let Ok(p) = std::env::var("TT_DEBUG_LOG") {
+                let _ = std::fs::write(p, agent.log());
+            }
             panic!("{e}");
         }
     }
