@@ -458,3 +458,32 @@ fn a_damaged_cursors_file_resends_from_the_oldest_data_rather_than_refusing() {
     assert_eq!(lanes.len(), 1);
     assert_eq!(lanes[0].1, spool.tail(), "starts again at the oldest data");
 }
+
+/// A batch whose last entry fills a chunk (sealed at once) and then
+/// silence: the sealed chunk must still be committed within `chunk_wait`
+/// of its first entry, not wait for more input (it waited up to an hour).
+#[test]
+fn a_chunk_sealed_by_the_last_entry_before_silence_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, h) =
+        super::writer::spawn_writer(spool.clone(), pos.clone(), 1 << 20, stop.clone()).unwrap();
+    let ls = LabelSet::new([("app", "a")]);
+    // cfg's chunk_size is 200 bytes: one 300-byte line fills a chunk.
+    tx.send(vec![Entry::new(
+        ls,
+        Timestamp(1),
+        "x".repeat(300),
+        crate::ack::Ack::none(),
+    )])
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while spool.head() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(spool.head() > 0, "the sealed chunk was never committed");
+    drop(tx);
+    h.join().unwrap();
+}

@@ -5,9 +5,10 @@
 //! Owns: [`spawn_writer`] and its loop. Entries arrive in batches on a
 //! bounded queue (the fan-out's only outlet with a spool). They are encoded
 //! into the open chunk at once (their lines freed); the chunk is sealed when
-//! it reaches `chunk_size` or its first entry has waited `chunk_wait`.
-//! Sealed chunks are committed together (group commit) when the open data
-//! reaches a quarter of the memory budget, or at `chunk_wait`:
+//! it reaches `chunk_size`. Sealed chunks are committed together (group
+//! commit) when the open data reaches a quarter of the memory budget, or
+//! once the oldest entry not committed has waited `chunk_wait` (the open
+//! chunk is sealed then too):
 //!
 //! 1. wait while the spool is full (`max_size`): backpressure, never a drop;
 //! 2. append to the last segment (a new one past `segment_size`), `fsync`;
@@ -73,7 +74,8 @@ pub(crate) struct Writer {
     sealed_meta: Vec<(usize, super::chunk::Header)>,
     /// Acknowledgements of every entry taken and not committed.
     acks: Vec<Ack>,
-    /// When the open chunk got its first entry.
+    /// When the oldest entry not committed yet was taken (sealed chunks
+    /// included: a chunk sealed by size still waits at most `chunk_wait`).
     open_since: Option<Instant>,
     /// Uncompressed bytes taken and not committed.
     open_bytes: usize,
@@ -179,12 +181,14 @@ impl Writer {
             m.spool_stored_bytes_total.inc_by(u64::from(h.data_len));
             self.sealed_meta.push((at, h));
         }
-        self.open_since = None;
     }
 
     /// Commits every sealed chunk. See the module docs.
     pub(crate) fn commit(&mut self) {
         if self.sealed_meta.is_empty() {
+            if self.builder.body_len() == 0 {
+                self.open_since = None;
+            }
             return;
         }
         let n = self.sealed.len() as u64;
@@ -247,6 +251,9 @@ impl Writer {
         self.sealed.clear();
         self.sealed_meta.clear();
         self.open_bytes = self.builder.body_len();
+        if self.open_bytes == 0 {
+            self.open_since = None;
+        }
     }
 
     /// A crash in the middle of a commit: the chunks are written and synced,
@@ -440,5 +447,6 @@ impl Writer {
         self.sealed.clear();
         self.sealed_meta.clear();
         self.open_bytes = 0;
+        self.open_since = None;
     }
 }
