@@ -126,7 +126,7 @@ impl Tracker {
             tracker: Some(self.clone()),
             first: seq,
             last: seq,
-            more: Vec::new(),
+            more: None,
             charge: None,
         }
     }
@@ -237,8 +237,12 @@ pub struct Ack {
     /// First inclusive range of sequence numbers.
     first: u64,
     last: u64,
-    /// Further ranges, for merged entries (allocated only then).
-    more: Vec<(u64, u64)>,
+    /// Further ranges, for merged entries (allocated only then; boxed so
+    /// the common entry stays small — entries are moved a lot).
+    // A thin pointer on purpose (see above): the extra allocation is paid
+    // only by the rare entries that use it.
+    #[allow(clippy::box_collection)]
+    more: Option<Box<Vec<(u64, u64)>>>,
     charge: Option<Charge>,
 }
 
@@ -255,13 +259,14 @@ impl Ack {
             tracker: None,
             first: 0,
             last: 0,
-            more: Vec::new(),
+            more: None,
             charge: None,
         }
     }
 
     fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        std::iter::once((self.first, self.last)).chain(self.more.iter().copied())
+        std::iter::once((self.first, self.last))
+            .chain(self.more.iter().flat_map(|v| v.iter().copied()))
     }
 
     fn settle(&mut self, ok: bool) {
@@ -293,10 +298,10 @@ impl Ack {
             (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {
                 other.tracker = None; // its lines are now covered by self
                 for r in other.ranges() {
-                    match self.more.last_mut() {
+                    match self.more.as_mut().and_then(|v| v.last_mut()) {
                         Some(last) if last.1 + 1 == r.0 => last.1 = r.1,
                         None if self.last + 1 == r.0 => self.last = r.1,
-                        _ => self.more.push(r),
+                        _ => self.more.get_or_insert_default().push(r),
                     }
                 }
                 Ok(())

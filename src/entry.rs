@@ -118,4 +118,16 @@ mod tests {
         assert_eq!(Timestamp(1_500_000_000).secs_nanos(), (1, 500_000_000));
         assert_eq!(Timestamp(-1).secs_nanos(), (-1, 999_999_999));
     }
+
+    /// Every line's entry is moved between the reader, the stages, the
+    /// fan-out and the batch several times: what is rare (merged ranges,
+    /// extracted data) is boxed so the move stays short.
+    #[test]
+    fn an_entry_stays_small() {
+        assert!(
+            std::mem::size_of::<Entry>() <= 120,
+            "Entry is {} bytes",
+            std::mem::size_of::<Entry>()
+        );
+    }
 }

@@ -22,22 +22,39 @@ use crate::labels::LabelSet;
 pub use serde_json::Value;
 
 /// The extracted data of one entry. See the module docs.
-#[derive(Debug, Default, Clone, PartialEq)]
+///
+/// Boxed and allocated only when a stage extracts something: every entry
+/// carries one and entries are moved several times per line, so the empty
+/// map is one pointer.
+#[derive(Debug, Default, Clone)]
 pub struct Extracted {
-    kv: Vec<(String, Value)>,
+    // A thin pointer on purpose (see above): the extra allocation is paid
+    // only by the rare entries that use it.
+    #[allow(clippy::box_collection)]
+    kv: Option<Box<Vec<(String, Value)>>>,
+}
+
+impl PartialEq for Extracted {
+    fn eq(&self, other: &Self) -> bool {
+        self.slice() == other.slice()
+    }
 }
 
 impl Extracted {
+    fn slice(&self) -> &[(String, Value)] {
+        self.kv.as_deref().map_or(&[], Vec::as_slice)
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.kv.is_empty()
+        self.slice().is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.kv.len()
+        self.slice().len()
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.kv.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.slice().iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The value of `key` as text ([`to_go_string`]); `None` if absent or
@@ -48,19 +65,21 @@ impl Extracted {
 
     /// Sets `key` (replacing its value, keeping its place).
     pub fn insert(&mut self, key: &str, value: Value) {
-        match self.kv.iter_mut().find(|(k, _)| k == key) {
+        let kv = self.kv.get_or_insert_default();
+        match kv.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value,
-            None => self.kv.push((key.to_string(), value)),
+            None => kv.push((key.to_string(), value)),
         }
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let i = self.kv.iter().position(|(k, _)| k == key)?;
-        Some(self.kv.remove(i).1)
+        let kv = self.kv.as_mut()?;
+        let i = kv.iter().position(|(k, _)| k == key)?;
+        Some(kv.remove(i).1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.kv.iter().map(|(k, v)| (k.as_str(), v))
+        self.slice().iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// Promtail's start: every label of the entry, as a string.
@@ -72,7 +91,7 @@ impl Extracted {
 
     /// Frees the map.
     pub fn clear(&mut self) {
-        self.kv = Vec::new();
+        self.kv = None;
     }
 }
 
