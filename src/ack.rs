@@ -325,6 +325,18 @@ impl Ack {
         }
     }
 
+    /// Gives back all but `keep` bytes of this entry's budget charge: its
+    /// line was encoded elsewhere (a spool chunk) and freed, so less is held
+    /// in memory than was charged. The rest goes when the ack is settled.
+    pub fn keep_charge(&mut self, keep: usize) {
+        if let Some(c) = self.charge.as_mut() {
+            let extra = c.bytes.saturating_sub(keep);
+            if extra > 0 {
+                drop(c.split(extra));
+            }
+        }
+    }
+
     /// Attaches a budget charge, released when this ack is settled or dropped.
     pub fn set_charge(&mut self, charge: Charge) {
         self.charge = Some(charge);
@@ -575,6 +587,22 @@ impl Drop for Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_charge_gives_back_the_rest_and_the_ack_the_kept_part() {
+        let b = Budget::new(1000);
+        let t = Tracker::new(Position::Offset(0));
+        let mut a = t.issue(Position::Offset(10));
+        a.set_charge(b.charge_now(600));
+        assert_eq!(b.used(), 600);
+        a.keep_charge(100);
+        assert_eq!(b.used(), 100);
+        a.keep_charge(500); // never charges more
+        assert_eq!(b.used(), 100);
+        a.ack();
+        assert_eq!(b.used(), 0);
+        assert_eq!(t.committed(), Position::Offset(10));
+    }
 
     #[test]
     fn a_drained_tracker_gives_its_slots_back() {

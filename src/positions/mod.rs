@@ -105,6 +105,8 @@ pub struct Positions {
     /// Bumped by every change not made by an acknowledgement (a file taken
     /// on or forgotten, a watermark raised), so the writer saves it soon.
     epoch: AtomicU64,
+    /// Bytes of the last file written (what one save costs).
+    saved_len: std::sync::atomic::AtomicUsize,
 }
 
 /// Why the positions file could not be loaded.
@@ -153,6 +155,7 @@ impl Positions {
             inner: Mutex::new(inner),
             save_lock: Mutex::new(()),
             epoch: AtomicU64::new(0),
+            saved_len: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
 
@@ -164,6 +167,7 @@ impl Positions {
             inner: Mutex::new(Inner::default()),
             save_lock: Mutex::new(()),
             epoch: AtomicU64::new(0),
+            saved_len: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -468,7 +472,13 @@ impl Positions {
         }
         let _g = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let text = self.render();
+        self.saved_len.store(text.len(), Ordering::Relaxed);
         write_atomic(&self.path, text.as_bytes())
+    }
+
+    /// Bytes of the positions file last saved (0 before the first save).
+    pub fn saved_len(&self) -> usize {
+        self.saved_len.load(Ordering::Relaxed)
     }
 }
 

@@ -6,7 +6,9 @@
 //! bounded queue (the fan-out's only outlet with a spool). They are encoded
 //! into the open chunk at once (their lines freed); the chunk is sealed when
 //! it reaches `chunk_size`. Sealed chunks are committed together (group
-//! commit) when the open data reaches a quarter of the memory budget, or
+//! commit) when the open data reaches a quarter of the memory budget (up
+//! to half of it while the positions file is large, see
+//! `commit_threshold`; an entry taken keeps only part of its charge), or
 //! once the oldest entry not committed has waited `chunk_wait` (the open
 //! chunk is sealed then too):
 //!
@@ -47,6 +49,15 @@ use std::time::{Duration, Instant};
 /// Big enough that the memory budget, not the queue, is what fills first
 /// (the budget wakes the tailer precisely; a full queue is only polled).
 pub const QUEUE: usize = 256;
+
+/// Budget an uncommitted entry keeps besides half its line (its ack).
+const ACK_BYTES: usize = 64;
+
+/// See [`Writer::commit_threshold`].
+fn commit_threshold(base: usize, positions_len: usize) -> usize {
+    base.max(positions_len.saturating_mul(2))
+        .min(base.saturating_mul(2))
+}
 
 /// Starts the writer thread. `commit_bytes`: commit once this much
 /// (uncompressed) data is open. `stop`: the agent is stopping (bounds the
@@ -131,13 +142,14 @@ impl Writer {
                 Ok(batch) => {
                     self.take(batch);
                     // Take what is already queued before deciding.
-                    while self.open_bytes < self.commit_bytes {
+                    let commit_bytes = self.commit_threshold();
+                    while self.open_bytes < commit_bytes {
                         match rx.try_recv() {
                             Ok(b) => self.take(b),
                             Err(_) => break,
                         }
                     }
-                    if self.open_bytes >= self.commit_bytes {
+                    if self.open_bytes >= commit_bytes {
                         self.seal();
                         self.commit();
                     }
@@ -156,14 +168,28 @@ impl Writer {
         }
     }
 
+    /// Open bytes that trigger a commit: `commit_bytes`, raised up to twice
+    /// that while the positions file (saved whole at every commit) is
+    /// large — thousands of files — so its writing stays a small part of
+    /// the work. Latency is unchanged: `chunk_wait` still bounds it.
+    pub(crate) fn commit_threshold(&self) -> usize {
+        commit_threshold(self.commit_bytes, self.positions.saved_len())
+    }
+
     pub(crate) fn take(&mut self, batch: Vec<Entry>) {
         for e in batch {
             if self.open_since.is_none() {
                 self.open_since = Some(Instant::now());
             }
             self.builder.add(&e);
-            self.open_bytes += e.size() + 16;
-            self.acks.push(e.ack);
+            let size = e.size();
+            self.open_bytes += size + 16;
+            let mut ack = e.ack;
+            // The line is in the chunk now (lz4-compressed at the seal) and
+            // freed: until the commit, about half of it and the ack stay
+            // charged, so a larger commit does not hold reading back.
+            ack.keep_charge(size / 2 + ACK_BYTES);
+            self.acks.push(ack);
             if self.builder.body_len() >= self.spool.shared.cfg.chunk_size {
                 self.seal();
             }
@@ -448,5 +474,19 @@ impl Writer {
         self.sealed_meta.clear();
         self.open_bytes = 0;
         self.open_since = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commit_threshold;
+
+    #[test]
+    fn commits_grow_with_a_large_positions_file_up_to_twice_the_base() {
+        let base = 2 << 20;
+        assert_eq!(commit_threshold(base, 0), base);
+        assert_eq!(commit_threshold(base, 200 << 10), base); // 500 files
+        assert_eq!(commit_threshold(base, 1500 << 10), 3000 << 10); // 5,000 files
+        assert_eq!(commit_threshold(base, 8 << 20), 2 * base);
     }
 }
