@@ -217,7 +217,6 @@ impl Tailer {
                 Kind::Gz,
                 stamp,
             );
-            self.close_over_bound(id);
         } else {
             let file = File::open(&s.path)?;
             let id = fingerprint::file_id(&file.metadata()?);
@@ -228,7 +227,6 @@ impl Tailer {
             tracing::info!(file = %path.display(), rotated = %s.path.display(),
                 "catching up on a rotated file that was never read");
             self.add(path, ti, Src::Plain(file), id, fp, 0, Kind::Moved, stamp);
-            self.close_over_bound(id);
         }
         Ok(())
     }

@@ -213,6 +213,10 @@ impl Tailer {
         self.plan.stale = true;
         self.open += 1;
         self.metrics.files_active_total.set(self.files.len() as i64);
+        // At the bound (a saved file, a chain hole — or a relocation run
+        // inside this very add took the slot discovery had freed): park a
+        // quiet file, else keep this one tracked closed.
+        self.close_over_bound(id);
     }
 
     /// An identity no real file has (no device is `u64::MAX`), random so it
@@ -305,7 +309,6 @@ impl Tailer {
                 if let Some(f) = self.files.get(&s.id) {
                     f.saw_size(s.size.max(size));
                 }
-                self.close_over_bound(s.id);
             }
             Ok(Some(Found::Gz { path, stream })) => {
                 tracing::info!(file = %s.path.display(), gz = %path.display(),
@@ -326,7 +329,6 @@ impl Tailer {
                     Kind::Gz,
                     stamp,
                 );
-                self.close_over_bound(id);
             }
             Ok(_) => {
                 let unread = s.size.saturating_sub(s.offset);

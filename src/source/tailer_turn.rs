@@ -28,7 +28,7 @@ use crate::labels::LabelSet;
 use crate::positions::FileId;
 use crate::source::file::{Kind, Tailed};
 use crate::source::fingerprint::{self, Widen, FP_MAX};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// One pass. See the module docs.
@@ -43,7 +43,7 @@ pub(super) struct Plan {
 
 /// Whether `a` must be read before `b` (files of one stream): rotated
 /// files before the current one, rotated files oldest first.
-fn before(a: &Tailed, b: &Tailed) -> bool {
+pub(super) fn before(a: &Tailed, b: &Tailed) -> bool {
     match (a.kind != Kind::Current, b.kind != Kind::Current) {
         (true, false) => true,
         (false, true) => false,
@@ -59,7 +59,7 @@ fn readable(f: &Tailed) -> bool {
 /// A file that may be the first of its stream with data: open with data,
 /// or rotated and closed (its rest is unknown until it is reopened; a
 /// closed current file is reopened when it changes).
-fn may_be_first(f: &Tailed) -> bool {
+pub(super) fn may_be_first(f: &Tailed) -> bool {
     f.active && (f.src.is_some() || f.kind != Kind::Current)
 }
 
@@ -84,12 +84,14 @@ impl Tailer {
             }
         }
         self.plan.queue.clear();
-        let mut blocked: Vec<LabelSet> = Vec::new();
+        let mut blocked: HashSet<LabelSet, _> = HashSet::with_hasher(
+            std::hash::BuildHasherDefault::<crate::labels::PassThrough>::default(),
+        );
         for f in first.values() {
             if f.src.is_some() {
                 self.plan.queue.push_back(f.id);
             } else {
-                blocked.push(f.labels.clone());
+                blocked.insert(f.labels.clone());
             }
         }
         drop(first);

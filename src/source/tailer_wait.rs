@@ -56,9 +56,9 @@ impl Tailer {
         }
     }
 
-    /// Called right after a file was added (opened): at the bound, a quiet
-    /// current file is parked for it, else it is closed again itself and
-    /// tracked closed (see the module docs).
+    /// Called by `add` once a file is tracked and open: beyond the bound, a
+    /// quiet current file is parked for it, else it is closed again itself
+    /// and tracked closed (see the module docs).
     pub(super) fn close_over_bound(&mut self, id: FileId) {
         if self.open <= self.opts.max_open_files {
             return;
@@ -101,7 +101,7 @@ impl Tailer {
         let closed: Vec<&Tailed> = self
             .files
             .values()
-            .filter(|f| f.src.is_none() && f.active && f.kind != Kind::Current)
+            .filter(|f| f.src.is_none() && turn::may_be_first(f))
             .collect();
         self.files
             .values()
@@ -109,7 +109,7 @@ impl Tailer {
             .find(|g| {
                 closed
                     .iter()
-                    .any(|h| h.labels == g.labels && h.chain_key() < g.chain_key())
+                    .any(|h| h.labels == g.labels && turn::before(h, g))
             })
             .map(|g| g.id)
     }
