@@ -189,78 +189,88 @@ fn parse_file(rest: &str, value: &str) -> Result<SavedFile, String> {
 
 /// Renders the file.
 pub fn render(s: &Snapshot<'_>) -> String {
-    let lines: Vec<String> = s
+    let keys: Vec<(&[u8], bool)> = s
         .files
         .iter()
-        .map(|f| {
-            let mut l = String::new();
-            file_line(f, &mut l);
-            l
-        })
+        .map(|f| (f.path.as_os_str().as_encoded_bytes(), !(s.is_current)(f)))
         .collect();
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    render_with(s, &[], &refs)
+    let mut out = String::new();
+    header(&mut out);
+    let mut last: Option<&std::path::Path> = None;
+    for i in view_order(&keys) {
+        let f = &s.files[i];
+        if last != Some(f.path.as_path()) {
+            last = Some(f.path.as_path());
+            promtail_line(&f.path, f.offset, &mut out);
+        }
+    }
+    imports(
+        s.promtail,
+        &|p| s.files.iter().any(|f| f.path == p),
+        &mut out,
+    );
+    let chains = match s.chain_lines {
+        Some(text) => text.to_string(),
+        None => {
+            let mut text = String::new();
+            chain_lines(s.chains, &mut text);
+            text
+        }
+    };
+    middle(s.cursors, &chains, &mut out);
+    for f in s.files {
+        file_line(f, &mut out);
+    }
+    trailer(s.spool, &mut out);
+    out
 }
 
-/// Renders the file, given each file's lines in `s.files` order: its
-/// Promtail `path: offset` entry (as [`promtail_line`] writes it) and its
-/// `tailtrace:file` line (as [`file_line`] does). Callers cache them: a
-/// file whose offset, size and fingerprint did not move keeps its lines.
-pub fn render_with(s: &Snapshot<'_>, promtail_lines: &[&str], file_lines: &[&str]) -> String {
-    let bytes: usize = file_lines.iter().map(|l| l.len()).sum();
-    let mut out = String::with_capacity(bytes * 2 + 256);
+/// The order of Promtail's by-path view over files keyed by (path bytes,
+/// rotated): by path, the current file at a path before a rotated one that
+/// still carries the old name (the renderer writes only the first of a
+/// path). Returns indices into `keys`; ties keep their order.
+pub fn view_order(keys: &[(&[u8], bool)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    order
+}
+
+/// The file's first lines, up to the Promtail view. A file is written as
+/// `header`, the view's `path: offset` lines ([`promtail_line`], in
+/// [`view_order`], one per path), [`imports`], [`middle`], every
+/// [`file_line`], [`trailer`].
+pub fn header(out: &mut String) {
     out.push_str("# tailtrace positions: acknowledged offsets. Promtail reads the plain paths.\n");
     out.push_str("positions:\n");
-    // Promtail's view keys by path: the current file at a path wins over a
-    // rotated one that still carries the old name.
-    // (`is_current` asked once per file, not per comparison.)
-    let mut order: Vec<(usize, bool)> = s
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (i, !(s.is_current)(f)))
-        .collect();
-    order.sort_unstable_by(|&(a, ra), &(b, rb)| {
-        let (fa, fb) = (&s.files[a], &s.files[b]);
-        (fa.path.as_os_str().as_encoded_bytes(), ra)
-            .cmp(&(fb.path.as_os_str().as_encoded_bytes(), rb))
-    });
-    let mut last: Option<&std::path::Path> = None;
-    for &(i, _) in &order {
-        let f = &s.files[i];
-        if last == Some(f.path.as_path()) {
-            continue;
-        }
-        last = Some(f.path.as_path());
-        match promtail_lines.get(i) {
-            Some(l) => out.push_str(l),
-            None => promtail_line(&f.path, f.offset, &mut out),
+}
+
+/// Imported Promtail offsets whose path no file of ours has.
+pub fn imports(
+    promtail: &BTreeMap<PathBuf, u64>,
+    ours: &dyn Fn(&std::path::Path) -> bool,
+    out: &mut String,
+) {
+    for (path, off) in promtail {
+        if !ours(path) {
+            promtail_line(path, *off, out);
         }
     }
-    if !s.promtail.is_empty() {
-        let ours: std::collections::HashSet<&std::path::Path> =
-            s.files.iter().map(|f| f.path.as_path()).collect();
-        for (path, off) in s.promtail {
-            if !ours.contains(path.as_path()) {
-                promtail_line(path, *off, &mut out);
-            }
-        }
+}
+
+/// Journal cursors, then the chain watermarks' lines (see [`chain_lines`]).
+pub fn middle(cursors: &BTreeMap<String, String>, chain_lines: &str, out: &mut String) {
+    for (k, v) in cursors {
+        entry(k, v, out);
     }
-    for (k, v) in s.cursors {
-        entry(k, v, &mut out);
+    out.push_str(chain_lines);
+}
+
+/// The spool offset and the layout version: the file's last lines.
+pub fn trailer(spool: Option<u64>, out: &mut String) {
+    if let Some(h) = spool {
+        entry(SPOOL, &h.to_string(), out);
     }
-    match s.chain_lines {
-        Some(text) => out.push_str(text),
-        None => chain_lines(s.chains, &mut out),
-    }
-    for l in file_lines {
-        out.push_str(l);
-    }
-    if let Some(h) = s.spool {
-        entry(SPOOL, &h.to_string(), &mut out);
-    }
-    entry(VERSION, "2", &mut out);
-    out
+    entry(VERSION, "2", out);
 }
 
 /// The chain watermarks' lines (cached by the registry: they rarely change).

@@ -77,6 +77,13 @@ struct Live {
     line: Option<((u64, u64, Fingerprint), String, String)>,
 }
 
+/// A file in the written order: live (current at its path) or loaded.
+#[derive(Clone, Copy)]
+enum Slot {
+    Live(FileId),
+    Saved(FileId),
+}
+
 #[derive(Default)]
 struct Inner {
     /// Loaded entries not claimed yet by a live file.
@@ -91,6 +98,10 @@ struct Inner {
     chains: BTreeMap<PathBuf, String>,
     /// `chains` as rendered in the file; `None` once they changed.
     chain_lines: Option<String>,
+    /// The files in the order they are written (Promtail's view order, see
+    /// [`format::view_order`]); `None` once a file was taken on,
+    /// forgotten, released or set aside. Offsets moving keep it.
+    order: Option<Vec<Slot>>,
     /// The spool offset these positions account for.
     spool: Option<u64>,
 }
@@ -231,6 +242,7 @@ impl Positions {
         size: Arc<AtomicU64>,
     ) {
         let mut g = self.lock();
+        g.order = None;
         g.saved.remove(&id);
         g.promtail.remove(path);
         g.live.insert(
@@ -316,8 +328,9 @@ impl Positions {
     /// entry until the next call.
     pub fn forget(&self, id: FileId) {
         let mut g = self.lock();
-        g.saved.remove(&id);
-        g.live.remove(&id);
+        if g.saved.remove(&id).is_some() | g.live.remove(&id).is_some() {
+            g.order = None;
+        }
         drop(g);
         self.changed();
     }
@@ -329,6 +342,7 @@ impl Positions {
     pub fn set_aside(&self, id: FileId, to: FileId) -> Option<SavedFile> {
         let mut g = self.lock();
         let mut s = g.saved.remove(&id)?;
+        g.order = None;
         s.id = to;
         g.saved.insert(to, s.clone());
         drop(g);
@@ -344,6 +358,7 @@ impl Positions {
         let Some(l) = g.live.remove(&id) else {
             return;
         };
+        g.order = None;
         let offset = l.tracker.committed().offset().unwrap_or(0);
         let saved = SavedFile {
             path: l.path,
@@ -384,53 +399,74 @@ impl Positions {
 
     /// The file content as it would be written now. Only files whose
     /// offset, size or fingerprint moved since the last render are
-    /// formatted again.
+    /// formatted again, and the files are sorted again only when one was
+    /// taken on or let go: a save at 5,000 files copies cached lines.
     pub fn render(&self) -> String {
         let mut guard = self.lock();
         let g = &mut *guard;
-        let mut files: Vec<SavedFile> = Vec::with_capacity(g.live.len() + g.saved.len());
         for (id, l) in g.live.iter_mut() {
             let offset = l.tracker.committed().offset().unwrap_or(0);
-            let f = SavedFile {
-                path: l.path.clone(),
-                id: *id,
-                fp_len: l.fp.len,
-                fp: l.fp.crc,
-                offset,
-                size: l.size.load(Ordering::Relaxed).max(offset),
-            };
-            let at = (f.offset, f.size, l.fp);
+            let size = l.size.load(Ordering::Relaxed).max(offset);
+            let at = (offset, size, l.fp);
             if l.line.as_ref().is_none_or(|(k, _, _)| *k != at) {
+                let f = SavedFile {
+                    path: std::mem::take(&mut l.path),
+                    id: *id,
+                    fp_len: l.fp.len,
+                    fp: l.fp.crc,
+                    offset,
+                    size,
+                };
                 let (mut promtail, mut text) = (String::new(), String::new());
                 format::promtail_line(&f.path, f.offset, &mut promtail);
                 format::file_line(&f, &mut text);
+                l.path = f.path;
                 l.line = Some((at, promtail, text));
             }
-            files.push(f);
         }
-        let saved_lines: Vec<(String, String)> = g
-            .saved
-            .values()
-            .map(|f| {
-                let (mut p, mut t) = (String::new(), String::new());
-                format::promtail_line(&f.path, f.offset, &mut p);
-                format::file_line(f, &mut t);
-                (p, t)
-            })
-            .collect();
-        files.extend(g.saved.values().cloned());
-        // Same order as `files`: live ones (all rendered above), then saved.
-        let mut promtail_lines: Vec<&str> = Vec::with_capacity(files.len());
-        let mut lines: Vec<&str> = Vec::with_capacity(files.len());
-        for l in g.live.values() {
-            if let Some((_, p, t)) = &l.line {
-                promtail_lines.push(p);
-                lines.push(t);
+        if g.chain_lines.is_none() {
+            let mut text = String::new();
+            format::chain_lines(&g.chains, &mut text);
+            g.chain_lines = Some(text);
+        }
+        let order = match g.order.take() {
+            Some(o) => o,
+            None => view_order(&g.live, &g.saved),
+        };
+        let g = &*g;
+        let mut out = String::with_capacity(self.saved_len() + 256);
+        format::header(&mut out);
+        let mut last: Option<&Path> = None;
+        for slot in &order {
+            match *slot {
+                Slot::Live(id) => {
+                    let Some(l) = g.live.get(&id) else { continue };
+                    if last != Some(l.path.as_path()) {
+                        last = Some(l.path.as_path());
+                        if let Some((_, p, _)) = &l.line {
+                            out.push_str(p);
+                        }
+                    }
+                }
+                Slot::Saved(id) => {
+                    let Some(f) = g.saved.get(&id) else { continue };
+                    if last != Some(f.path.as_path()) {
+                        last = Some(f.path.as_path());
+                        format::promtail_line(&f.path, f.offset, &mut out);
+                    }
+                }
             }
         }
-        for (p, t) in &saved_lines {
-            promtail_lines.push(p);
-            lines.push(t);
+        if !g.promtail.is_empty() {
+            let ours: std::collections::HashSet<&Path> = g
+                .live
+                .values()
+                .map(|l| l.path.as_path())
+                .chain(g.saved.values().map(|f| f.path.as_path()))
+                .collect();
+            let imports: BTreeMap<PathBuf, u64> =
+                g.promtail.iter().map(|(p, o)| (p.clone(), *o)).collect();
+            format::imports(&imports, &|p| ours.contains(p), &mut out);
         }
         let mut cursors = g.cursors.clone();
         for (name, t) in &g.live_cursors {
@@ -443,26 +479,24 @@ impl Positions {
                 cursors.insert(name.clone(), c.to_string());
             }
         }
-        let promtail: BTreeMap<PathBuf, u64> =
-            g.promtail.iter().map(|(p, o)| (p.clone(), *o)).collect();
-        if g.chain_lines.is_none() {
-            let mut text = String::new();
-            format::chain_lines(&g.chains, &mut text);
-            g.chain_lines = Some(text);
+        format::middle(&cursors, g.chain_lines.as_deref().unwrap_or(""), &mut out);
+        for slot in &order {
+            match *slot {
+                Slot::Live(id) => {
+                    if let Some((_, _, t)) = g.live.get(&id).and_then(|l| l.line.as_ref()) {
+                        out.push_str(t);
+                    }
+                }
+                Slot::Saved(id) => {
+                    if let Some(f) = g.saved.get(&id) {
+                        format::file_line(f, &mut out);
+                    }
+                }
+            }
         }
-        format::render_with(
-            &format::Snapshot {
-                files: &files,
-                promtail: &promtail,
-                cursors: &cursors,
-                chains: &g.chains,
-                chain_lines: g.chain_lines.as_deref(),
-                spool: g.spool,
-                is_current: &|f| g.live.contains_key(&f.id),
-            },
-            &promtail_lines,
-            &lines,
-        )
+        format::trailer(g.spool, &mut out);
+        guard.order = Some(order);
+        out
     }
 
     /// Writes the file atomically. A no-op in read-only mode.
@@ -494,6 +528,34 @@ impl From<format::Loaded> for Inner {
             ..Inner::default()
         }
     }
+}
+
+/// The files of `live` and `saved` in the written order (see
+/// [`format::view_order`]; equal paths and kinds by identity).
+fn view_order(live: &HashMap<FileId, Live>, saved: &HashMap<FileId, SavedFile>) -> Vec<Slot> {
+    let mut slots: Vec<(Slot, &Path, FileId)> = live
+        .iter()
+        .map(|(id, l)| (Slot::Live(*id), l.path.as_path(), *id))
+        .chain(
+            saved
+                .iter()
+                .map(|(id, f)| (Slot::Saved(*id), f.path.as_path(), *id)),
+        )
+        .collect();
+    slots.sort_by_key(|&(_, _, id)| (id.dev, id.ino));
+    let keys: Vec<(&[u8], bool)> = slots
+        .iter()
+        .map(|(s, p, _)| {
+            (
+                p.as_os_str().as_encoded_bytes(),
+                matches!(s, Slot::Saved(_)),
+            )
+        })
+        .collect();
+    format::view_order(&keys)
+        .into_iter()
+        .map(|i| slots[i].0)
+        .collect()
 }
 
 /// Writes `data` to `path` via a temp file, fsync and rename.
@@ -629,6 +691,103 @@ mod tests {
         let pos = Positions::open(&cfg(&p), true).unwrap();
         pos.save().unwrap();
         assert!(!p.exists());
+    }
+
+    /// The registry's render (cached lines, order kept between changes)
+    /// writes what the plain renderer writes for the same files, through
+    /// any sequence of files taken on, released, set aside, forgotten and
+    /// acknowledged — the cache never shows a file gone or misses one.
+    #[test]
+    fn cached_render_matches_the_plain_render_through_every_change() {
+        let pos = Positions::in_memory();
+        let paths = ["/p/a/0.log", "/p/b/0.log", "/p/a/1.log", "/p/c/0.log"];
+        let mut trackers: HashMap<FileId, Arc<Tracker>> = HashMap::new();
+        let mut seed: u64 = 0x5eed;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for step in 0..600u64 {
+            let id = FileId {
+                dev: 1,
+                ino: next(12),
+            };
+            match next(6) {
+                0 | 1 => {
+                    let t = Tracker::new(Position::Offset(0));
+                    let path = Path::new(paths[next(4) as usize]);
+                    pos.track(
+                        path,
+                        id,
+                        Fingerprint { len: 4, crc: 9 },
+                        t.clone(),
+                        Arc::new(AtomicU64::new(step)),
+                    );
+                    trackers.insert(id, t);
+                }
+                2 => pos.release(id),
+                3 => pos.forget(id),
+                4 => {
+                    let _ = pos.set_aside(
+                        id,
+                        FileId {
+                            dev: 0,
+                            ino: 100 + next(3),
+                        },
+                    );
+                }
+                _ => {
+                    for t in trackers.values() {
+                        t.issue(Position::Offset(step * 10)).ack();
+                    }
+                }
+            }
+            let got = pos.render();
+            let want = {
+                let g = pos.lock();
+                let mut files: Vec<SavedFile> = g
+                    .live
+                    .iter()
+                    .map(|(id, l)| {
+                        let offset = l.tracker.committed().offset().unwrap_or(0);
+                        SavedFile {
+                            path: l.path.clone(),
+                            id: *id,
+                            fp_len: l.fp.len,
+                            fp: l.fp.crc,
+                            offset,
+                            size: l.size.load(Ordering::Relaxed).max(offset),
+                        }
+                    })
+                    .collect();
+                files.extend(g.saved.values().cloned());
+                files.sort_by_key(|f| (f.id.dev, f.id.ino));
+                format::render(&format::Snapshot {
+                    files: &files,
+                    promtail: &BTreeMap::new(),
+                    cursors: &BTreeMap::new(),
+                    chains: &BTreeMap::new(),
+                    chain_lines: None,
+                    spool: None,
+                    is_current: &|f| g.live.contains_key(&f.id),
+                })
+            };
+            let split = |t: &str| {
+                let (mut records, mut rest): (Vec<String>, Vec<String>) = (vec![], vec![]);
+                for l in t.lines() {
+                    if l.starts_with("  tailtrace:file:") {
+                        records.push(l.to_string());
+                    } else {
+                        rest.push(l.to_string());
+                    }
+                }
+                records.sort();
+                (rest, records)
+            };
+            assert_eq!(split(&got), split(&want), "step {step}\n{got}\n---\n{want}");
+        }
     }
 
     /// The chain lines are rendered once and kept: every change shows in
