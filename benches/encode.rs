@@ -40,7 +40,7 @@ fn batch() -> Batch {
             line,
             Ack::none(),
         );
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             e.metadata = vec![("trace_id".into(), format!("{:032x}", i))];
         }
         b.add(&keys[(i % 50) as usize], e);

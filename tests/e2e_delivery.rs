@@ -27,7 +27,11 @@ fn expected(f: usize, l: usize) -> (String, i64) {
 /// Writes line `l` of file `f`; every tenth line split into P/P/F pieces.
 fn write_line(log: &mut PodLog, f: usize, l: usize) {
     let (content, ts) = expected(f, l);
-    let stream = if l % 13 == 0 { "stderr" } else { "stdout" };
+    let stream = if l.is_multiple_of(13) {
+        "stderr"
+    } else {
+        "stdout"
+    };
     if l % 10 == 3 {
         let (a, rest) = content.split_at(40);
         let (b, c) = rest.split_at(30);
@@ -61,7 +65,11 @@ fn check_all(rx: &Receiver, logs: &[PodLog], lines: usize) -> usize {
         let (content, ts) = expected(f, l);
         assert_eq!(e.line, content, "line {f}/{l} not whole");
         assert_eq!(e.ts_ns, ts, "line {f}/{l}: timestamp must be the F piece's");
-        let stream = if l % 13 == 0 { "stderr" } else { "stdout" };
+        let stream = if l.is_multiple_of(13) {
+            "stderr"
+        } else {
+            "stdout"
+        };
         assert_eq!(e.labels.get("stream").map(String::as_str), Some(stream));
         assert_eq!(e.labels.get("job").map(String::as_str), Some("pods"));
         assert_eq!(e.labels.get("cluster").map(String::as_str), Some("test"));

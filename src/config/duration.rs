@@ -118,11 +118,11 @@ pub fn format(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    if nanos % 1_000_000_000 != 0 {
-        if nanos % 1_000_000 == 0 {
+    if !nanos.is_multiple_of(1_000_000_000) {
+        if nanos.is_multiple_of(1_000_000) {
             return format!("{}ms", nanos / 1_000_000);
         }
-        if nanos % 1_000 == 0 {
+        if nanos.is_multiple_of(1_000) {
             return format!("{}us", nanos / 1_000);
         }
         return format!("{nanos}ns");

@@ -44,6 +44,9 @@ pub struct Target {
     pub exclude: Option<Pattern>,
     pub labels: LabelSet,
     pub prefix: PathBuf,
+    /// The glob compiled for a shared rescan (`None`: the glob crate
+    /// expands it; see `expand.rs`).
+    walk: Option<super::expand::Walk>,
     /// What it was compiled from (compared when a new set arrives).
     pub spec: crate::source::FileTarget,
     /// Its named pipeline (index in the job's), if any.
@@ -72,6 +75,7 @@ impl Target {
         Ok(Target {
             job,
             prefix: static_prefix(include),
+            walk: super::expand::Walk::new(include),
             include: include.to_string(),
             include_pat,
             exclude,
@@ -96,9 +100,38 @@ impl Target {
                 .is_some_and(|x| x.matches_path_with(path, MATCH))
     }
 
-    /// Every regular file (symlinks followed) the glob matches now, minus
-    /// excluded ones. Errors (unreadable directories) go to `on_err`.
-    pub fn expand(&self, out: &mut Vec<PathBuf>, on_err: &mut dyn FnMut(&Path, &io::Error)) {
+    /// Every path the glob matches now, minus excluded ones, appended to
+    /// `out`; directories are read through `scan`, shared by the targets of
+    /// one rescan. Errors (unreadable directories) go to `on_err`.
+    pub fn expand(
+        &self,
+        scan: &mut super::expand::Scan,
+        out: &mut Vec<PathBuf>,
+        on_err: &mut dyn FnMut(&Path, &io::Error),
+    ) {
+        let from = out.len();
+        match &self.walk {
+            Some(w) => scan.expand(w, out, on_err),
+            None => self.expand_by_glob_crate(out, on_err),
+        }
+        if let Some(x) = &self.exclude {
+            let mut i = from;
+            while i < out.len() {
+                if x.matches_path_with(&out[i], MATCH) {
+                    out.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// The glob crate's expansion (globs with `**`, relative ones).
+    fn expand_by_glob_crate(
+        &self,
+        out: &mut Vec<PathBuf>,
+        on_err: &mut dyn FnMut(&Path, &io::Error),
+    ) {
         let paths = match glob::glob_with(&self.include, MATCH) {
             Ok(p) => p,
             Err(e) => {
@@ -111,16 +144,7 @@ impl Target {
         };
         for r in paths {
             match r {
-                Ok(p) => {
-                    if self
-                        .exclude
-                        .as_ref()
-                        .is_some_and(|x| x.matches_path_with(&p, MATCH))
-                    {
-                        continue;
-                    }
-                    out.push(p);
-                }
+                Ok(p) => out.push(p),
                 Err(e) => on_err(e.path(), e.error()),
             }
         }
@@ -277,11 +301,11 @@ impl Watch {
         use notify::Watcher as _;
         let w = notify::RecommendedWatcher::new(
             move |ev: notify::Result<notify::Event>| match ev {
-                // Opens and closes change nothing, and most are our own:
-                // each file or directory the tailer opens (reopening a
-                // parked file, a rescan reading directories) would come
-                // back as a change and cost a stat, a read or a rescan —
-                // a loop that kept a 5,000-file node busy.
+                // Opens and closes change nothing, and most are our own
+                // (reopening a parked file, a rescan reading directories):
+                // the kernel is not even asked for them (`CORE` below), so
+                // no open of ours wakes the watcher thread; any that still
+                // come are dropped here.
                 Ok(ev) if ev.kind.is_access() && !ev.need_rescan() => {}
                 Ok(ev) => {
                     let overflow = ev.need_rescan();
@@ -289,7 +313,9 @@ impl Watch {
                 }
                 Err(_) => wake.mark(std::iter::empty(), true),
             },
-            notify::Config::default(),
+            // Creations, removals, writes, renames and attribute changes;
+            // no access events (IN_OPEN, IN_CLOSE_*).
+            notify::Config::default().with_event_kinds(notify::EventKindMask::CORE),
         )?;
         Ok(Watch {
             w,
@@ -407,7 +433,11 @@ mod tests {
         let exc = format!("{}/other/*.log", d.display());
         let t = Target::new(0, &inc, Some(&exc), LabelSet::empty()).unwrap();
         let mut out = Vec::new();
-        t.expand(&mut out, &mut |p, e| panic!("{p:?}: {e}"));
+        t.expand(
+            &mut super::super::expand::Scan::default(),
+            &mut out,
+            &mut |p, e| panic!("{p:?}: {e}"),
+        );
         out.sort();
         assert_eq!(
             out,

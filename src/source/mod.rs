@@ -11,6 +11,7 @@ pub mod chain;
 pub mod cri;
 pub mod discover;
 pub mod docker;
+pub mod expand;
 pub mod fdlimit;
 pub mod file;
 pub mod fingerprint;

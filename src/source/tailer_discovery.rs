@@ -15,13 +15,14 @@ impl Tailer {
         let mut found: Vec<(PathBuf, usize)> = Vec::new();
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
         let mut paths = Vec::new();
+        let mut scan = crate::source::expand::Scan::default();
         for (ti, t) in self.targets.live() {
             if let Some(w) = self.watch.as_mut() {
                 if let Err(e) = w.watch(&t.prefix) {
                     errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
                 }
             }
-            t.expand(&mut paths, &mut |p, e| {
+            t.expand(&mut scan, &mut paths, &mut |p, e| {
                 errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
             });
             found.extend(paths.drain(..).map(|p| (p, ti)));

@@ -121,13 +121,27 @@ impl Tailer {
             .filter(|(_, t)| t.job == job)
             .map(|(i, t)| (i, t.spec.clone()))
             .collect();
+        // Wanted targets by glob (a Kubernetes job has one per container:
+        // matching each live target by a scan would be quadratic).
+        let mut by_glob: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (k, w) in wanted.iter().enumerate() {
+            by_glob.entry(w.include.as_str()).or_default().push(k);
+        }
+        let mut kept = vec![false; wanted.len()];
         for (i, spec) in live {
-            if let Some(k) = wanted.iter().position(|w| *w == spec) {
-                wanted.swap_remove(k);
-            } else {
-                removed.push(i);
+            let same = by_glob.get_mut(spec.include.as_str()).and_then(|ks| {
+                ks.iter()
+                    .position(|&k| wanted[k] == spec)
+                    .map(|p| ks.swap_remove(p))
+            });
+            match same {
+                Some(k) => kept[k] = true,
+                None => removed.push(i),
             }
         }
+        drop(by_glob);
+        let mut kept = kept.into_iter();
+        wanted.retain(|_| !kept.next().unwrap_or(false));
         let added = wanted.len();
         for t in wanted {
             match self.compile(job, &t) {
@@ -156,6 +170,7 @@ impl Tailer {
     /// Files of the retired targets `removed`: to a live target matching
     /// their path, or marked to be released at their end.
     fn reassign(&mut self, removed: &[usize]) -> Result<(), Stopped> {
+        let removed: HashSet<usize> = removed.iter().copied().collect();
         let ids: Vec<FileId> = self
             .files
             .values()

@@ -147,7 +147,7 @@ impl LaneReader {
                     if entries.is_empty() {
                         self.tracker.skip_to(Position::Offset(end));
                         idle_chunks += 1;
-                        if idle_chunks % 64 == 0 {
+                        if idle_chunks.is_multiple_of(64) {
                             tokio::task::yield_now().await;
                         }
                         continue;

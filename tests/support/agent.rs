@@ -546,7 +546,7 @@ pub fn workload_line(p: usize, l: usize, pad: usize) -> String {
 /// both common shapes go through the detector.
 pub fn workload_trace(p: usize, l: usize, every: Option<usize>) -> Option<(String, String)> {
     let every = every?;
-    if l % every != 0 {
+    if !l.is_multiple_of(every) {
         return None;
     }
     let h = |salt: u64| {
@@ -616,7 +616,7 @@ impl Workload {
     pub fn line(&self, p: usize, l: usize) -> String {
         let mut s = workload_line(p, l, self.pad);
         if let Some((trace, span)) = workload_trace(p, l, self.traced) {
-            if (l / self.traced.unwrap_or(1)) % 2 == 0 {
+            if (l / self.traced.unwrap_or(1)).is_multiple_of(2) {
                 s.push_str(&format!(" traceparent=00-{trace}-{span}-01"));
             } else {
                 s.push_str(&format!(" trace_id={trace} span_id={span}"));

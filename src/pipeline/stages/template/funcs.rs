@@ -1141,7 +1141,7 @@ fn base_encode(data: &[u8], alphabet: &[u8], bits: u32) -> String {
             alphabet[((acc << (bits - n)) & ((1 << bits) - 1)) as usize],
         ));
     }
-    while out.len() % group != 0 {
+    while !out.len().is_multiple_of(group) {
         out.push('=');
     }
     out
@@ -1151,7 +1151,7 @@ fn base_encode(data: &[u8], alphabet: &[u8], bits: u32) -> String {
 fn base_decode(s: &str, alphabet: &[u8], bits: u32) -> Result<Vec<u8>, String> {
     let group = if bits == 6 { 4 } else { 8 };
     let clean: Vec<u8> = s.bytes().filter(|&c| c != b'\r' && c != b'\n').collect();
-    if clean.len() % group != 0 {
+    if !clean.len().is_multiple_of(group) {
         let at = clean.len() - clean.len() % group;
         return Err(format!(
             "illegal {} data at input byte {at}",
