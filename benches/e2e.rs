@@ -15,7 +15,9 @@
 //!   seconds are checked but left out of the percentiles);
 //! - `E2E_SPOOL` (`both`: every phase with the spool off, then on; `off`;
 //!   `on`), `E2E_TRACE` (`on`: the default trace-context detection, as on a
-//!   node; `off`);
+//!   node; `off`), `E2E_TARGETS` (`glob`: one static `<root>/*/*/*.log`;
+//!   `each`: one target per container with its pod's labels and its own
+//!   `<root>/*<uid>/<container>/*.log`, as `kubernetes_sd` makes them);
 //! - `E2E_PROFILE=1`: the per-stage breakdown (below); `E2E_BIN` (agent
 //!   binary; default: build and use target/release/tailtrace); `E2E_KEEP=1`
 //!   (keep the temp dirs, perf.data included).
@@ -212,6 +214,13 @@ impl Knobs {
 
 /// `E2E_TRACE` (`on` by default, as users run it; `off`): the default
 /// trace-context detection on pod logs.
+/// `E2E_TARGETS=each`: one target per container, as `kubernetes_sd` makes
+/// them (own labels, `__path__` `<root>/*<uid>/<container>/*.log`), instead
+/// of one static glob.
+fn targets_each() -> bool {
+    std::env::var("E2E_TARGETS").is_ok_and(|v| v == "each")
+}
+
 fn trace_on() -> bool {
     std::env::var("E2E_TRACE").map_or(true, |v| v != "off" && v != "0")
 }
@@ -274,7 +283,11 @@ fn pod_log_path(root: &Path, i: usize) -> PathBuf {
         i as u64 * 0x9e37_79b9
     );
     root.join(format!("{ns}_app-{i}-7d9f8c6b5-x{:04}_{uid}", i % 10_000))
-        .join(if i % 3 == 0 { "sidecar" } else { "app" })
+        .join(if i.is_multiple_of(3) {
+            "sidecar"
+        } else {
+            "app"
+        })
         .join("0.log")
 }
 
@@ -355,10 +368,10 @@ fn ready(port: u16) -> bool {
 }
 
 impl Rig {
-    fn start_agent(&self, dir: &Path, root: &Path) -> Result<Agent, String> {
+    fn start_agent(&self, dir: &Path, root: &Path, files: usize) -> Result<Agent, String> {
         let port = agent::free_port();
         let wal = self.spool.then(|| dir.join("wal"));
-        let yaml = agent::config_yaml(
+        let mut yaml = agent::config_yaml(
             &self.rx.push_url(),
             root,
             &dir.join("positions.yaml"),
@@ -366,6 +379,13 @@ impl Rig {
             wal.as_deref(),
             trace_on(),
         );
+        if targets_each() {
+            yaml = agent::per_container_targets(
+                &yaml,
+                root,
+                (0..files).map(|i| pod_log_path(root, i)),
+            );
+        }
         Agent::start(&self.bin, dir, &yaml, port).map_err(|e| format!("cannot start agent: {e}"))
     }
 
@@ -514,7 +534,7 @@ impl Rig {
         self.rx.clear();
         let self_cpu0 = self_cpu(self.clk_tck);
         let start_ns = now_ns();
-        let mut agent = self.start_agent(run_dir.path(), &input.root)?;
+        let mut agent = self.start_agent(run_dir.path(), &input.root, input.files)?;
         let pid = agent.pid();
         // Profiling: the agent waits, stopped, while perf attaches; that
         // pause is left out of the drain time.
@@ -628,7 +648,7 @@ impl Rig {
         let warmup_lines = (k.rate * k.warmup_secs) as u64;
         self.checker.reset(warmup_lines);
         self.rx.clear();
-        let mut agent = self.start_agent(td.path(), &root)?;
+        let mut agent = self.start_agent(td.path(), &root, files)?;
         let pid = agent.pid();
         let ready_by = Instant::now() + Duration::from_secs(30);
         while !ready(agent.port) && Instant::now() < ready_by && agent.alive() {

@@ -73,6 +73,46 @@ scrape_configs:
     )
 }
 
+/// `yaml` with its one static glob replaced by one target per container
+/// log in `paths` (`<root>/<ns>_<pod>_<uid>/<container>/0.log`), each with
+/// its pod's labels and `__path__: <root>/*<uid>/<container>/*.log` — the
+/// targets `kubernetes_sd` + Promtail's relabeling make on a node.
+pub fn per_container_targets(
+    yaml: &str,
+    root: &Path,
+    paths: impl Iterator<Item = PathBuf>,
+) -> String {
+    let mut t = String::from("    static_configs:\n");
+    for p in paths {
+        let container = p
+            .parent()
+            .and_then(Path::file_name)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let pod_dir = p
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut parts = pod_dir.splitn(3, '_');
+        let (ns, pod, uid) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        t.push_str(&format!(
+            "      - targets: [localhost]\n        labels: {{job: {ns}/{container}, namespace: {ns}, pod: {pod}, container: {container}, __path__: '{}/*{uid}/{container}/*.log'}}\n",
+            root.display()
+        ));
+    }
+    let start = yaml.find("    static_configs:").unwrap_or(yaml.len());
+    let end = yaml[start..]
+        .find("    pipeline_stages:")
+        .map_or(yaml.len(), |e| start + e);
+    format!("{}{t}{}", &yaml[..start], &yaml[end..])
+}
+
 /// CPU time and memory of a process, from /proc.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Usage {

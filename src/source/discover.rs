@@ -91,6 +91,11 @@ impl Target {
         })
     }
 
+    /// The glob compiled for walking, if it can be (see `expand.rs`).
+    pub fn walk(&self) -> Option<&super::expand::Walk> {
+        self.walk.as_ref()
+    }
+
     /// True if `path` is one of this target's files.
     pub fn matches(&self, path: &Path) -> bool {
         self.include_pat.matches_path_with(path, MATCH)

@@ -104,6 +104,33 @@ impl Walk {
     }
 }
 
+/// What the first component below a [`Walk`]'s base must be for a path to
+/// match: how the tailer's target table indexes targets by path.
+pub enum FirstKey<'a> {
+    /// Exactly this name.
+    Exact(&'a [u8]),
+    /// A name ending with this (empty: any name).
+    Suffix(&'a [u8]),
+    /// Anything else: check the pattern.
+    Other,
+}
+
+impl Walk {
+    /// The fixed directory the glob starts at.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// See [`FirstKey`].
+    pub fn first_key(&self) -> FirstKey<'_> {
+        match self.comps.first() {
+            Some(Comp::Exact(x)) => FirstKey::Exact(x),
+            Some(Comp::Suffix(x)) => FirstKey::Suffix(x),
+            _ => FirstKey::Other,
+        }
+    }
+}
+
 impl Comp {
     fn new(s: &str) -> Option<Comp> {
         let b = s.as_bytes();

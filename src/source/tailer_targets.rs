@@ -33,6 +33,89 @@ use super::*;
 pub(super) struct Targets {
     slots: Vec<Option<Target>>,
     free: Vec<usize>,
+    /// The live targets indexed for [`find`](Self::find); `None` after a
+    /// change (rebuilt on the next lookup).
+    index: Option<Index>,
+}
+
+/// Live targets by what a path's first component below their glob's base
+/// must be. With a target per container (`/var/log/pods/*<uid>/<c>/*.log`)
+/// a lookup checks the pod's targets only, not every target: at start-up
+/// and after a restart every file is looked up, which was quadratic.
+#[derive(Default)]
+struct Index {
+    bases: HashMap<PathBuf, Base>,
+    /// Targets not indexed (no fixed base, or a first component with
+    /// other wildcards): always checked.
+    other: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Base {
+    exact: HashMap<Vec<u8>, Vec<usize>>,
+    /// Suffix length → suffix → targets.
+    suffix: HashMap<usize, HashMap<Vec<u8>, Vec<usize>>>,
+}
+
+impl Index {
+    fn build(slots: &[Option<Target>]) -> Index {
+        use crate::source::expand::FirstKey;
+        let mut ix = Index::default();
+        for (i, t) in slots.iter().enumerate() {
+            let Some(t) = t.as_ref().filter(|t| !t.retired) else {
+                continue;
+            };
+            let Some(w) = t.walk() else {
+                ix.other.push(i);
+                continue;
+            };
+            match w.first_key() {
+                FirstKey::Exact(x) => {
+                    let b = ix.bases.entry(w.base().to_path_buf()).or_default();
+                    b.exact.entry(x.to_vec()).or_default().push(i);
+                }
+                FirstKey::Suffix(x) => {
+                    let b = ix.bases.entry(w.base().to_path_buf()).or_default();
+                    let by_len = b.suffix.entry(x.len()).or_default();
+                    by_len.entry(x.to_vec()).or_default().push(i);
+                }
+                FirstKey::Other => ix.other.push(i),
+            }
+        }
+        ix
+    }
+
+    /// Slots of the targets that may match `path`, in slot order.
+    fn candidates(&self, path: &Path, out: &mut Vec<usize>) {
+        out.clear();
+        out.extend_from_slice(&self.other);
+        for base in path.ancestors().skip(1) {
+            let Some(b) = self.bases.get(base) else {
+                continue;
+            };
+            let Some(std::path::Component::Normal(name)) = path
+                .strip_prefix(base)
+                .ok()
+                .and_then(|r| r.components().next())
+            else {
+                continue;
+            };
+            let name = name.as_encoded_bytes();
+            if let Some(v) = b.exact.get(name) {
+                out.extend_from_slice(v);
+            }
+            for (&len, m) in &b.suffix {
+                if let Some(v) = name
+                    .get(name.len().wrapping_sub(len)..)
+                    .and_then(|tail| m.get(tail))
+                {
+                    out.extend_from_slice(v);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
 }
 
 impl Targets {
@@ -40,11 +123,36 @@ impl Targets {
         self.slots.get(ti).and_then(Option::as_ref)
     }
 
-    /// The first live target whose glob matches `path`.
-    pub(super) fn find(&self, path: &Path) -> Option<usize> {
+    /// The first live target (in slot order) whose glob matches `path`.
+    pub(super) fn find(&mut self, path: &Path) -> Option<usize> {
+        if self.index.is_none() {
+            self.index = Some(Index::build(&self.slots));
+        }
+        let mut cands = Vec::new();
+        self.index.as_ref()?.candidates(path, &mut cands);
+        cands.into_iter().find(|&i| {
+            self.slots
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|t| !t.retired && t.matches(path))
+        })
+    }
+
+    /// The first live target whose glob matches `path`, every target
+    /// checked (what [`find`](Self::find) must agree with).
+    #[cfg(test)]
+    pub(super) fn find_by_scan(&self, path: &Path) -> Option<usize> {
         self.slots
             .iter()
             .position(|t| t.as_ref().is_some_and(|t| !t.retired && t.matches(path)))
+    }
+
+    /// Retires target `ti`: it matches no new file.
+    pub(super) fn retire(&mut self, ti: usize) {
+        if let Some(Some(t)) = self.slots.get_mut(ti) {
+            t.retired = true;
+            self.index = None;
+        }
     }
 
     /// Live targets with their slots.
@@ -56,6 +164,7 @@ impl Targets {
     }
 
     pub(super) fn insert(&mut self, t: Target) -> usize {
+        self.index = None;
         match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(t);
@@ -73,6 +182,7 @@ impl Targets {
         for (i, s) in self.slots.iter_mut().enumerate() {
             if s.as_ref().is_some_and(|t| t.retired) && !used.contains(&i) {
                 *s = None;
+                self.index = None;
                 self.free.push(i);
             }
         }
@@ -152,9 +262,7 @@ impl Tailer {
             }
         }
         for &i in &removed {
-            if let Some(Some(t)) = self.targets.slots.get_mut(i) {
-                t.retired = true;
-            }
+            self.targets.retire(i);
         }
         if !removed.is_empty() {
             self.reassign(&removed)?;
@@ -241,5 +349,81 @@ impl Tailer {
             return false;
         }
         fs::metadata(&s.path).is_ok_and(|m| fingerprint::file_id(&m) == s.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::LabelSet;
+
+    /// The index finds what checking every target in order finds: the
+    /// first live target matching, through inserts, retirements and freed
+    /// slots, with Kubernetes-style, static, `**` and odd globs mixed.
+    #[test]
+    fn indexed_lookup_agrees_with_checking_every_target() {
+        let mut t = Targets::default();
+        let add = |t: &mut Targets, g: &str| {
+            t.insert(Target::new(0, g, None, LabelSet::empty()).unwrap())
+        };
+        let uid = |i: usize| format!("{i:08x}-9b3d-4e8f-a6c1-7d2b9e4f0a13");
+        for i in 0..40 {
+            for c in ["app", "side"] {
+                add(&mut t, &format!("/var/log/pods/*{}/{c}/*.log", uid(i)));
+            }
+        }
+        for g in [
+            "/var/log/pods/*/*/*.log",
+            "/var/log/pods/ns_p-3_*/app/*.log",
+            "/var/log/**/*.log",
+            "/var/log/pods/ns_p-?_*/side/0.log",
+            "/var/log/syslog",
+            "/var/log/*",
+            "relative/*.log",
+        ] {
+            add(&mut t, g);
+        }
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for i in 0..45 {
+            for c in ["app", "side", "other"] {
+                for f in ["0.log", "1.log", "0.log.20261122-101500"] {
+                    paths.push(format!("/var/log/pods/ns_p-{i}_{}/{c}/{f}", uid(i)).into());
+                }
+            }
+        }
+        for p in [
+            "/var/log/syslog",
+            "/var/log/x.log",
+            "/var/log/a/b/c.log",
+            "/other/0.log",
+            "relative/a.log",
+        ] {
+            paths.push(p.into());
+        }
+        let mut seed: u64 = 7;
+        for round in 0..30 {
+            for p in &paths {
+                assert_eq!(
+                    t.find(p),
+                    t.find_by_scan(p),
+                    "round {round}: {}",
+                    p.display()
+                );
+            }
+            // Change the table: retire some, free them, add new ones.
+            for _ in 0..5 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let i = (seed >> 33) as usize % t.slots.len();
+                t.retire(i);
+            }
+            t.collect(&HashSet::new());
+            add(
+                &mut t,
+                &format!("/var/log/pods/*{}/app/*.log", uid(round % 45)),
+            );
+            add(&mut t, "/var/log/pods/*/other/*.log");
+        }
     }
 }
