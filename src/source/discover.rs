@@ -40,7 +40,9 @@ pub const MATCH: MatchOptions = MatchOptions {
 pub struct Target {
     pub job: usize,
     pub include: String,
-    pub include_pat: Pattern,
+    /// The compiled glob, for globs [`super::expand::Walk`] cannot take
+    /// (it matches the others at a fraction of the memory).
+    include_pat: Option<Pattern>,
     pub exclude: Option<Pattern>,
     pub labels: LabelSet,
     pub prefix: PathBuf,
@@ -66,6 +68,8 @@ impl Target {
         let exclude_src = exclude;
         let include_pat =
             Pattern::new(include).map_err(|e| format!("__path__ {include:?}: {e}"))?;
+        let walk = super::expand::Walk::new(include);
+        let include_pat = walk.is_none().then_some(include_pat);
         let exclude = match exclude {
             Some(x) if !x.is_empty() => {
                 Some(Pattern::new(x).map_err(|e| format!("__path_exclude__ {x:?}: {e}"))?)
@@ -75,7 +79,7 @@ impl Target {
         Ok(Target {
             job,
             prefix: static_prefix(include),
-            walk: super::expand::Walk::new(include),
+            walk,
             include: include.to_string(),
             include_pat,
             exclude,
@@ -98,7 +102,12 @@ impl Target {
 
     /// True if `path` is one of this target's files.
     pub fn matches(&self, path: &Path) -> bool {
-        self.include_pat.matches_path_with(path, MATCH)
+        let included = match (&self.walk, &self.include_pat) {
+            (Some(w), _) => w.matches(path),
+            (None, Some(p)) => p.matches_path_with(path, MATCH),
+            (None, None) => false,
+        };
+        included
             && !self
                 .exclude
                 .as_ref()
