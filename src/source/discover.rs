@@ -471,6 +471,43 @@ mod tests {
         assert!(!t.matches(&d.join("x/y.log")));
     }
 
+    /// A walkable glob (shared rescan, per-component matching) honours
+    /// `__path_exclude__` in expansion and in matching alike.
+    #[test]
+    fn walkable_globs_expand_and_match_with_excludes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for p in [
+            "ns_a_u1/c/0.log",
+            "ns_b_u2/c/0.log",
+            "ns_b_u2/c/1.log",
+            "kube-system_p_u3/c/0.log",
+        ] {
+            std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
+            std::fs::write(d.join(p), b"x\n").unwrap();
+        }
+        let inc = format!("{}/*/c/*.log", d.display());
+        let exc = format!("{}/kube-system_*/*/*.log", d.display());
+        let t = Target::new(0, &inc, Some(&exc), LabelSet::empty()).unwrap();
+        assert!(t.walk().is_some(), "expanded by the shared rescan");
+        let mut out = Vec::new();
+        let mut scan = crate::source::expand::Scan::default();
+        t.expand(&mut scan, &mut out, &mut |p, e| panic!("{p:?}: {e}"));
+        let want = vec![
+            d.join("ns_a_u1/c/0.log"),
+            d.join("ns_b_u2/c/0.log"),
+            d.join("ns_b_u2/c/1.log"),
+        ];
+        assert_eq!(out, want);
+        assert!(want.iter().all(|p| t.matches(p)));
+        assert!(!t.matches(&d.join("kube-system_p_u3/c/0.log")), "excluded");
+        assert!(
+            !t.matches(&d.join("ns_a_u1/c/x/0.log")),
+            "* does not cross /"
+        );
+        assert!(!t.matches(&d.join("ns_a_u1/d/0.log")));
+    }
+
     #[test]
     fn bad_glob_is_an_error() {
         assert!(Target::new(0, "/a/[", None, LabelSet::empty()).is_err());
