@@ -42,9 +42,10 @@
 //! of the agent) and latency (a paced writer, one write(2) per CRI record,
 //! CRI timestamp = write time, arrival − timestamp percentiles; the writer
 //! keeps one descriptor per file when RLIMIT_NOFILE allows, else opens the
-//! file for each line). The agent holds at most 1024 files open (its fixed
-//! `max_open_files`), so at 5,000 files it parks and reopens files as they
-//! change: that is measured, as on a busy node. Each phase runs with the
+//! file for each line). The agent holds as many files open as its raised open-files limit allows
+//! (`source/fdlimit.rs`: the hard limit minus a reserve, at most 16,384), so
+//! with a usual hard limit nothing is parked at 5,000 files; a box with a
+//! low hard limit measures parking and reopening too. Each phase runs with the
 //! spool off (in-memory delivery) and on (`wal: {enabled: true}`, the spool
 //! in the phase's temp dir). Results go to bench-results/e2e.json (every
 //! figure, the machine, the commit) and a table: one column per (shape,
