@@ -133,14 +133,7 @@ impl Walk {
             let Some(Component::Normal(name)) = names.next() else {
                 return false;
             };
-            let b = name.as_encoded_bytes();
-            let ok = match c {
-                Comp::Exact(x) => b == x.as_slice(),
-                Comp::Suffix(x) => b.ends_with(x),
-                Comp::Prefix(x) => b.starts_with(x),
-                Comp::Glob(p) => name.to_str().is_some_and(|n| p.matches_with(n, MATCH)),
-            };
-            if !ok {
+            if !c.matches(name) {
                 return false;
             }
         }
@@ -157,7 +150,25 @@ impl Walk {
     }
 }
 
+/// The last `len` bytes of `b`, if it has that many: the key of a suffix
+/// index (the listings' here, the tailer's target table).
+pub fn tail(b: &[u8], len: usize) -> Option<&[u8]> {
+    b.len().checked_sub(len).map(|i| &b[i..])
+}
+
 impl Comp {
+    /// True if directory entry `name` matches this component (what the
+    /// indexes of [`Listing::matching`] answer faster).
+    fn matches(&self, name: &std::ffi::OsStr) -> bool {
+        let b = name.as_encoded_bytes();
+        match self {
+            Comp::Exact(x) => b == x.as_slice(),
+            Comp::Suffix(x) => b.ends_with(x),
+            Comp::Prefix(x) => b.starts_with(x),
+            Comp::Glob(p) => name.to_str().is_some_and(|n| p.matches_with(n, MATCH)),
+        }
+    }
+
     fn new(s: &str) -> Option<Comp> {
         let b = s.as_bytes();
         if !b.iter().copied().any(special) {
@@ -233,17 +244,16 @@ impl Listing {
                 }
             }
             Comp::Suffix(x) if x.is_empty() => out.extend(all),
-            Comp::Suffix(x) if self.names.len() <= INDEX_FROM => {
-                out.extend(all.filter(|&i| bytes(&self.names[i as usize].0).ends_with(x)))
+            Comp::Suffix(_) if self.names.len() <= INDEX_FROM => {
+                out.extend(all.filter(|&i| c.matches(&self.names[i as usize].0)))
             }
             Comp::Suffix(x) => {
                 let names = &self.names;
                 let index = self.suffixes.entry(x.len()).or_insert_with(|| {
                     let mut m: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
                     for (i, (n, _)) in names.iter().enumerate() {
-                        let b = bytes(n);
-                        if let Some(tail) = b.get(b.len().wrapping_sub(x.len())..) {
-                            m.entry(tail.to_vec()).or_default().push(i as u32);
+                        if let Some(t) = tail(bytes(n), x.len()) {
+                            m.entry(t.to_vec()).or_default().push(i as u32);
                         }
                     }
                     m
@@ -260,12 +270,7 @@ impl Listing {
                         .map(|i| i as u32),
                 );
             }
-            Comp::Glob(p) => out.extend(all.filter(|&i| {
-                self.names[i as usize]
-                    .0
-                    .to_str()
-                    .is_some_and(|n| p.matches_with(n, MATCH))
-            })),
+            Comp::Glob(_) => out.extend(all.filter(|&i| c.matches(&self.names[i as usize].0))),
         }
     }
 }

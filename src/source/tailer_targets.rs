@@ -105,10 +105,7 @@ impl Index {
                 out.extend_from_slice(v);
             }
             for (&len, m) in &b.suffix {
-                if let Some(v) = name
-                    .get(name.len().wrapping_sub(len)..)
-                    .and_then(|tail| m.get(tail))
-                {
+                if let Some(v) = crate::source::expand::tail(name, len).and_then(|t| m.get(t)) {
                     out.extend_from_slice(v);
                 }
             }
