@@ -424,6 +424,7 @@ fn start_delivery(
         segment_size: SpoolConfig::segment_size_for(w.max_size as u64),
         chunk_size: 256 << 10,
         chunk_wait: w.chunk_wait,
+        compress_from: SpoolConfig::compress_from_for(w.max_size as u64, w.compression),
     };
     let spool = Spool::open(scfg, positions.spool_head(), metrics.clone())?;
     let (stop_lanes, lanes_rx) = tokio::sync::watch::channel(false);

@@ -88,7 +88,8 @@ impl<'de> Deserialize<'de> for Toggle {
 
 /// `wal:` — Promtail's write-ahead log section. In tailtrace it turns on
 /// the spool (see `spool/`): entries that passed the pipeline are kept on
-/// disk as lz4 chunks until every client delivered them.
+/// disk in chunks (lz4-compressed while the clients lag behind) until every
+/// client delivered them.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WalConfig {
@@ -112,6 +113,24 @@ pub struct WalConfig {
     /// written (default 100ms); adds to the delivery latency.
     #[serde(with = "duration")]
     pub chunk_wait: Duration,
+    /// tailtrace: when chunks are lz4-compressed (default `auto`: once the
+    /// clients lag behind by a sixteenth of `max_size`).
+    pub compression: SpoolCompression,
+}
+
+/// When spool chunks are compressed (tailtrace's `wal.compression`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SpoolCompression {
+    /// lz4 while the clients lag behind by a sixteenth of `max_size` or
+    /// more (an outage filling the disk); stored as is while they keep up
+    /// (the chunk is deleted soon, compressing it would buy nothing).
+    #[default]
+    Auto,
+    /// Every chunk lz4-compressed.
+    Lz4,
+    /// No chunk compressed.
+    None,
 }
 
 impl Default for WalConfig {
@@ -123,6 +142,7 @@ impl Default for WalConfig {
             watch_config: None,
             max_size: 1 << 30,
             chunk_wait: Duration::from_millis(100),
+            compression: SpoolCompression::Auto,
         }
     }
 }

@@ -274,6 +274,11 @@ impl ChunkBuilder {
         }
     }
 
+    /// How the chunks sealed from now on are stored.
+    pub fn set_codec(&mut self, codec: Codec) {
+        self.codec = codec;
+    }
+
     /// Entries in the open chunk.
     pub fn entries(&self) -> u32 {
         self.entries
@@ -314,6 +319,8 @@ impl ChunkBuilder {
         if self.entries == 0 {
             return None;
         }
+        // The label table goes to `raw`; the entries are copied once: to
+        // `out` as they are, or through `raw` into the compressor.
         self.raw.clear();
         put_uvarint(&mut self.raw, self.labels.len() as u64);
         for ls in &self.labels {
@@ -323,37 +330,34 @@ impl ChunkBuilder {
                 put_str(&mut self.raw, v);
             }
         }
-        self.raw.extend_from_slice(&self.body);
+        let raw_len = self.raw.len() + self.body.len();
         let start = out.len();
         out.resize(start + HEADER_LEN, 0);
-        let data_len = match self.codec {
-            Codec::None => {
-                out.extend_from_slice(&self.raw);
-                self.raw.len()
-            }
-            Codec::Lz4 => {
-                let max = lz4_flex::block::get_maximum_output_size(self.raw.len());
-                out.resize(start + HEADER_LEN + max, 0);
-                match lz4_flex::block::compress_into(&self.raw, &mut out[start + HEADER_LEN..]) {
-                    Ok(n) => {
-                        out.truncate(start + HEADER_LEN + n);
-                        n
-                    }
-                    Err(_) => {
-                        // Cannot happen with a buffer of the maximum size;
-                        // store it uncompressed rather than fail.
-                        out.truncate(start + HEADER_LEN);
-                        out.extend_from_slice(&self.raw);
-                        self.codec = Codec::None;
-                        self.raw.len()
-                    }
+        let mut codec = self.codec;
+        if codec == Codec::Lz4 {
+            self.raw.extend_from_slice(&self.body);
+            let max = lz4_flex::block::get_maximum_output_size(self.raw.len());
+            out.resize(start + HEADER_LEN + max, 0);
+            match lz4_flex::block::compress_into(&self.raw, &mut out[start + HEADER_LEN..]) {
+                Ok(n) => out.truncate(start + HEADER_LEN + n),
+                Err(_) => {
+                    // Cannot happen with a buffer of the maximum size;
+                    // store it uncompressed rather than fail.
+                    out.truncate(start + HEADER_LEN);
+                    self.raw.truncate(raw_len - self.body.len());
+                    codec = Codec::None;
                 }
             }
-        };
+        }
+        if codec == Codec::None {
+            out.extend_from_slice(&self.raw);
+            out.extend_from_slice(&self.body);
+        }
+        let data_len = out.len() - start - HEADER_LEN;
         let h = Header {
-            codec: self.codec,
+            codec,
             entries: self.entries,
-            raw_len: self.raw.len() as u32,
+            raw_len: raw_len as u32,
             data_len: data_len as u32,
             written,
             data_crc: crc32fast::hash(&out[start + HEADER_LEN..]),

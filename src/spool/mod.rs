@@ -11,7 +11,8 @@
 //!   plus one commit (a commit waits while the spool is full, and the
 //!   oldest segments are deleted as soon as every client is past them).
 //! - A chunk (see [`chunk`]) holds whole entries: a checksummed header, then
-//!   an lz4-compressed payload with its own checksum.
+//!   a payload with its own checksum, lz4-compressed while the clients lag
+//!   behind (`compress_from`), stored as is while they keep up.
 //! - **Durability before progress.** The writer appends chunks, `fsync`s the
 //!   segment, then — in one step under the positions' save lock —
 //!   acknowledges the entries (file positions advance) and records the new
@@ -88,6 +89,10 @@ pub struct SpoolConfig {
     pub chunk_size: usize,
     /// ...or when its first entry has waited this long.
     pub chunk_wait: Duration,
+    /// A chunk is lz4-compressed when at least this many bytes of the
+    /// spool are undelivered (by the slowest lane) as it is sealed: 0
+    /// compresses every chunk, `u64::MAX` none (see [`Self::compress_from_for`]).
+    pub compress_from: u64,
 }
 
 impl SpoolConfig {
@@ -95,6 +100,22 @@ impl SpoolConfig {
     /// 64 MiB (so the oldest data is freed in steps of at most 1/8).
     pub fn segment_size_for(max_size: u64) -> u64 {
         (max_size / 8).clamp(64 << 10, 64 << 20)
+    }
+
+    /// `compress_from` for `wal.compression`: with `auto`, a sixteenth of
+    /// the bound. While the clients keep up, a chunk is read back within
+    /// moments and deleted with its segment, so compressing it would cost
+    /// CPU (as much as the push's own snappy) and buy nothing; once an
+    /// outage builds a backlog, compression makes the disk bound hold ~3×
+    /// more lines. Stored as is, the first sixteenth holds fewer lines than
+    /// it could: the spool rides out a ~6 % shorter outage than with `lz4`.
+    pub fn compress_from_for(max_size: u64, c: crate::config::SpoolCompression) -> u64 {
+        use crate::config::SpoolCompression as C;
+        match c {
+            C::Auto => max_size / 16,
+            C::Lz4 => 0,
+            C::None => u64::MAX,
+        }
     }
 }
 
@@ -303,6 +324,19 @@ impl Spool {
             },
         );
         Some(tracker)
+    }
+
+    /// Bytes of the spool the slowest lane has not acknowledged yet (0 when
+    /// there is no lane).
+    pub fn undelivered(&self) -> u64 {
+        let end = lock(&self.shared.state).end;
+        let lanes = lock(&self.shared.lanes);
+        lanes
+            .values()
+            .flat_map(|ts| ts.values())
+            .map(|l| l.tracker.committed().offset().unwrap_or(0))
+            .min()
+            .map_or(0, |min| end.saturating_sub(min))
     }
 
     /// True if `client` has a lane for `tenant`.

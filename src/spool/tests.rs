@@ -34,6 +34,9 @@ fn cfg(dir: &Path) -> SpoolConfig {
         segment_size: 1024,
         chunk_size: 200,
         chunk_wait: Duration::from_millis(100),
+        // Low enough that a lane behind by a few chunks gets them
+        // compressed: runs mix stored and compressed chunks.
+        compress_from: 600,
     }
 }
 
@@ -47,6 +50,16 @@ fn positions(dir: &Path) -> Arc<Positions> {
         false,
     )
     .unwrap()
+}
+
+/// A writer driven by the test (commits at 1 MiB of open data).
+fn writer(spool: &Spool, positions: Arc<Positions>) -> Writer {
+    Writer::new(
+        spool.clone(),
+        positions,
+        1 << 20,
+        Arc::new(AtomicBool::new(false)),
+    )
 }
 
 fn index(line: &str) -> usize {
@@ -125,12 +138,7 @@ impl World {
             stop_rx,
             new_tx,
         );
-        let writer = Writer::new(
-            spool.clone(),
-            positions.clone(),
-            1 << 20,
-            Arc::new(AtomicBool::new(false)),
-        );
+        let writer = writer(&spool, positions.clone());
         let mut run = Run {
             spool,
             positions,
@@ -435,12 +443,7 @@ fn a_damaged_cursors_file_resends_from_the_oldest_data_rather_than_refusing() {
     let dir = tempfile::tempdir().unwrap();
     let pos = positions(dir.path());
     let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
-    let mut w = Writer::new(
-        spool.clone(),
-        pos,
-        1 << 20,
-        Arc::new(AtomicBool::new(false)),
-    );
+    let mut w = writer(&spool, pos);
     let ls = LabelSet::new([("app", "a")]);
     w.take(vec![Entry::new(
         ls,
@@ -486,4 +489,87 @@ fn a_chunk_sealed_by_the_last_entry_before_silence_is_committed() {
     assert!(spool.head() > 0, "the sealed chunk was never committed");
     drop(tx);
     h.join().unwrap();
+}
+
+/// Every chunk in the spool: (spool offset, codec).
+fn chunk_codecs(spool: &Spool) -> Vec<(u64, super::chunk::Codec)> {
+    let mut out = Vec::new();
+    for (start, path) in segment::list(spool.dir()).unwrap() {
+        let bytes = std::fs::read(path).unwrap();
+        let mut at = 0;
+        while at < bytes.len() {
+            let h = super::chunk::Header::decode(&bytes[at..]).unwrap();
+            out.push((start + at as u64, h.codec));
+            at += h.total_len();
+        }
+    }
+    out
+}
+
+#[test]
+fn chunks_are_compressed_only_while_the_clients_lag_behind() {
+    use super::chunk::Codec;
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    let from = 2_000;
+    let spool = Spool::open(
+        SpoolConfig {
+            compress_from: from,
+            ..cfg(dir.path())
+        },
+        None,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let (_, _, lane) = spool.start_lanes(CLIENT, "").remove(0);
+    let mut w = writer(&spool, pos);
+    let ls = LabelSet::new([("app", "a")]);
+    let write = |w: &mut Writer, n: usize| {
+        let batch = (0..n)
+            .map(|i| {
+                Entry::new(
+                    ls.clone(),
+                    Timestamp(i as i64),
+                    "x".repeat(90),
+                    crate::ack::Ack::none(),
+                )
+            })
+            .collect();
+        w.take(batch);
+        w.seal();
+        w.commit();
+    };
+    // A client that keeps up: it has every chunk as soon as it is committed.
+    for _ in 0..20 {
+        write(&mut w, 7);
+        lane.skip_to(Position::Offset(spool.head()));
+    }
+    let kept_up = chunk_codecs(&spool);
+    assert!(kept_up.len() >= 20);
+    assert!(
+        kept_up.iter().all(|(_, c)| *c == Codec::None),
+        "{kept_up:?}"
+    );
+    // The client stops (Loki is down): a backlog builds up.
+    let cursor = spool.head();
+    for _ in 0..20 {
+        write(&mut w, 7);
+    }
+    let lagging: Vec<_> = chunk_codecs(&spool).split_off(kept_up.len());
+    for (off, codec) in &lagging {
+        let behind = off - cursor;
+        let want = if behind >= from {
+            Codec::Lz4
+        } else {
+            Codec::None
+        };
+        assert_eq!(*codec, want, "chunk at {off}, {behind} bytes behind");
+    }
+    assert!(lagging.iter().any(|(_, c)| *c == Codec::Lz4));
+    assert!(lagging.iter().any(|(_, c)| *c == Codec::None));
+    // The client catches up: new chunks are stored as they are again.
+    lane.skip_to(Position::Offset(spool.head()));
+    write(&mut w, 7);
+    let last = chunk_codecs(&spool);
+    assert_eq!(last.last().map(|(_, c)| *c), Some(Codec::None));
 }

@@ -5,7 +5,9 @@
 //! Owns: [`spawn_writer`] and its loop. Entries arrive in batches on a
 //! bounded queue (the fan-out's only outlet with a spool). They are encoded
 //! into the open chunk at once (their lines freed); the chunk is sealed when
-//! it reaches `chunk_size`. Sealed chunks are committed together (group
+//! it reaches `chunk_size`, lz4-compressed only if the clients lag behind
+//! (`compress_from`, from `wal.compression`: a chunk read back at once
+//! would pay a second compression for nothing). Sealed chunks are committed together (group
 //! commit) when the open data reaches a quarter of the memory budget (up
 //! to half of it while the positions file is large, see
 //! `commit_threshold`; an entry taken keeps only part of its charge), or
@@ -185,7 +187,7 @@ impl Writer {
             let size = e.size();
             self.open_bytes += size + 16;
             let mut ack = e.ack;
-            // The line is in the chunk now (lz4-compressed at the seal) and
+            // The line is in the chunk now (sealed into it soon) and
             // freed: until the commit, about half of it and the ack stay
             // charged, so a larger commit does not hold reading back.
             ack.keep_charge(size / 2 + ACK_BYTES);
@@ -197,6 +199,10 @@ impl Writer {
     }
 
     pub(crate) fn seal(&mut self) {
+        if self.builder.is_empty() {
+            return;
+        }
+        self.builder.set_codec(self.codec());
         let at = self.sealed.len();
         if let Some(h) = self
             .builder
@@ -206,6 +212,25 @@ impl Writer {
             m.spool_raw_bytes_total.inc_by(u64::from(h.raw_len));
             m.spool_stored_bytes_total.inc_by(u64::from(h.data_len));
             self.sealed_meta.push((at, h));
+        }
+    }
+
+    /// How the chunk being sealed is stored: lz4 once the slowest lane is
+    /// `compress_from` bytes behind (counting what is sealed and not
+    /// committed yet), else as it is. See `SpoolConfig::compress_from_for`.
+    fn codec(&self) -> Codec {
+        let from = self.spool.shared.cfg.compress_from;
+        if from == 0 {
+            return Codec::Lz4;
+        }
+        if from == u64::MAX {
+            return Codec::None;
+        }
+        let behind = self.spool.undelivered() + self.sealed.len() as u64;
+        if behind >= from {
+            Codec::Lz4
+        } else {
+            Codec::None
         }
     }
 

@@ -537,3 +537,17 @@ fn symlinks_into_the_runtimes_log_directories_are_followed_by_default() {
         vec![std::path::PathBuf::from("/srv/logs")]
     );
 }
+
+#[test]
+fn wal_compression_takes_auto_lz4_or_none_and_names_the_key_otherwise() {
+    use crate::config::SpoolCompression as C;
+    assert_eq!(load("wal: {enabled: false}\n").wal.compression, C::Auto);
+    for (text, want) in [("auto", C::Auto), ("lz4", C::Lz4), ("none", C::None)] {
+        let cfg = load(&format!("wal: {{enabled: false, compression: {text}}}\n"));
+        assert_eq!(cfg.wal.compression, want);
+    }
+    let e = load_err("wal:\n  enabled: false\n  compression: zstd\n");
+    let e = e.to_string();
+    assert!(e.contains(":3:") && e.contains("wal.compression"), "{e}");
+    assert!(e.contains("`auto`, `lz4`, `none`"), "{e}");
+}
