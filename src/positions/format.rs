@@ -196,11 +196,11 @@ pub fn render(s: &Snapshot<'_>) -> String {
         .collect();
     let mut out = String::new();
     header(&mut out);
-    let mut last: Option<&std::path::Path> = None;
+    let mut last: Option<&[u8]> = None;
     for i in view_order(&keys) {
         let f = &s.files[i];
-        if last != Some(f.path.as_path()) {
-            last = Some(f.path.as_path());
+        if last != Some(keys[i].0) {
+            last = Some(keys[i].0);
             promtail_line(&f.path, f.offset, &mut out);
         }
     }

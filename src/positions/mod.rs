@@ -436,13 +436,15 @@ impl Positions {
         let g = &*g;
         let mut out = String::with_capacity(self.saved_len() + 256);
         format::header(&mut out);
-        let mut last: Option<&Path> = None;
+        // Paths are compared as bytes (as `view_order` sorts them): `Path`'s
+        // `==` walks components, a third of a render's time at 5,000 files.
+        let mut last: Option<&[u8]> = None;
         for slot in &order {
             match *slot {
                 Slot::Live(id) => {
                     let Some(l) = g.live.get(&id) else { continue };
-                    if last != Some(l.path.as_path()) {
-                        last = Some(l.path.as_path());
+                    if last != Some(l.path.as_os_str().as_encoded_bytes()) {
+                        last = Some(l.path.as_os_str().as_encoded_bytes());
                         if let Some((_, p, _)) = &l.line {
                             out.push_str(p);
                         }
@@ -450,8 +452,8 @@ impl Positions {
                 }
                 Slot::Saved(id) => {
                     let Some(f) = g.saved.get(&id) else { continue };
-                    if last != Some(f.path.as_path()) {
-                        last = Some(f.path.as_path());
+                    if last != Some(f.path.as_os_str().as_encoded_bytes()) {
+                        last = Some(f.path.as_os_str().as_encoded_bytes());
                         format::promtail_line(&f.path, f.offset, &mut out);
                     }
                 }
