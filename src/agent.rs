@@ -358,8 +358,12 @@ struct SpoolParts {
 }
 
 /// Memory budget with the spool: entries between the pipeline and their
-/// chunk's commit (the clients' lanes hold their own few batches).
-pub const SPOOL_BUDGET: usize = 8 << 20;
+/// chunk's commit (the clients' lanes hold their own few batches). As
+/// without the spool: an entry taken into a chunk keeps only about half its
+/// charge, so commits of half the budget (up to all of it while the
+/// positions file is large) still leave room for the queue. (It was 8 MiB:
+/// 7 MiB more peak RSS for no CPU saved, measured at 1, 500 and 5,000 files.)
+pub const SPOOL_BUDGET: usize = 4 << 20;
 
 /// Starts the clients (and the spool, if on) and returns the fan-out that
 /// feeds them. Errors name the config key.
@@ -446,7 +450,7 @@ fn start_delivery(
     let (tx, writer) = crate::spool::writer::spawn_writer(
         spool.clone(),
         positions.clone(),
-        SPOOL_BUDGET / 4,
+        SPOOL_BUDGET / 2,
         stop.clone(),
     )
     .map_err(|e| format!("wal: cannot start the spool writer: {e}"))?;
