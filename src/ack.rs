@@ -57,17 +57,24 @@ impl Position {
 /// Slot capacity a drained tracker keeps (see [`Tracker::settle`]).
 const KEEP_SLOTS: usize = 32;
 
+/// One issued line. 16 bytes: a tracker holds one per line in flight (a
+/// read chunk's worth per file, thousands of files).
 struct Slot {
-    end: Position,
+    /// The offset after the line; for a cursor, unused (see `cursor`).
+    end: u64,
     /// Outstanding acknowledgements (one per client copy).
     remaining: u32,
     poisoned: bool,
+    /// The position is the next of `State::cursors`, not `end`.
+    cursor: bool,
 }
 
 struct State {
     /// Sequence number of `pending[0]`.
     base: u64,
     pending: VecDeque<Slot>,
+    /// The cursors of the pending slots that are cursors, in order.
+    cursors: VecDeque<Arc<str>>,
     committed: Position,
     /// Position of the last issued line (what has been read).
     issued: Position,
@@ -85,6 +92,7 @@ impl Tracker {
             state: Mutex::new(State {
                 base: 0,
                 pending: VecDeque::new(),
+                cursors: VecDeque::new(),
                 committed: start.clone(),
                 issued: start,
                 poisoned: false,
@@ -116,12 +124,25 @@ impl Tracker {
 
     fn issue_locked(self: &Arc<Self>, st: &mut State, end: Position) -> Ack {
         let seq = st.base + st.pending.len() as u64;
-        st.issued = end.clone();
-        st.pending.push_back(Slot {
-            end,
-            remaining: 1,
-            poisoned: false,
-        });
+        let slot = match &end {
+            Position::Offset(o) => Slot {
+                end: *o,
+                remaining: 1,
+                poisoned: false,
+                cursor: false,
+            },
+            Position::Cursor(c) => {
+                st.cursors.push_back(c.clone());
+                Slot {
+                    end: 0,
+                    remaining: 1,
+                    poisoned: false,
+                    cursor: true,
+                }
+            }
+        };
+        st.pending.push_back(slot);
+        st.issued = end;
         Ack {
             tracker: Some(self.clone()),
             first: seq,
@@ -190,7 +211,11 @@ impl Tracker {
                 break;
             };
             st.base += 1;
-            st.committed = slot.end;
+            if !slot.cursor {
+                st.committed = Position::Offset(slot.end);
+            } else if let Some(c) = st.cursors.pop_front() {
+                st.committed = Position::Cursor(c);
+            }
             advanced = true;
         }
         if advanced {
@@ -200,6 +225,7 @@ impl Tracker {
             // would otherwise stay allocated (~8 KiB a file).
             if st.pending.is_empty() && st.pending.capacity() > KEEP_SLOTS {
                 st.pending = VecDeque::new();
+                st.cursors = VecDeque::new();
             }
         }
     }
@@ -586,6 +612,35 @@ impl Drop for Charge {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_slot_stays_small() {
+        assert!(std::mem::size_of::<super::Slot>() <= 16);
+    }
+
+    /// Journal cursors (and an offset among them: `skip_to` of a source
+    /// that mixes) commit in issue order, whatever the order of the acks.
+    #[test]
+    fn cursors_commit_in_issue_order() {
+        use super::*;
+        let cur = |s: &str| Position::Cursor(Arc::from(s));
+        let t = Tracker::new(cur(""));
+        let a = t.issue(cur("c1"));
+        let b = t.issue(Position::Offset(7));
+        let c = t.issue(cur("c3"));
+        let d = t.issue(cur("c4"));
+        assert_eq!(t.issued(), cur("c4"));
+        c.ack();
+        assert_eq!(t.committed(), cur(""));
+        a.ack();
+        assert_eq!(t.committed(), cur("c1"));
+        b.ack();
+        assert_eq!(t.committed(), cur("c3"));
+        drop(d); // poisoned: never committed in this process
+        assert_eq!(t.committed(), cur("c3"));
+        let e = t.issue(cur("c5"));
+        e.ack();
+        assert_eq!(t.committed(), cur("c3"));
+    }
     use super::*;
 
     #[test]
