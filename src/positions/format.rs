@@ -187,6 +187,70 @@ fn parse_file(rest: &str, value: &str) -> Result<SavedFile, String> {
     })
 }
 
+/// A rendered file as pieces in order: small parts owned, per-file and
+/// watermark lines shared with the registry's cache (so a save holds no
+/// copy of them; it streams the pieces to the file).
+#[derive(Default)]
+pub struct Rendered {
+    pieces: Vec<Piece>,
+    len: usize,
+}
+
+enum Piece {
+    Shared(std::sync::Arc<str>),
+    Owned(String),
+}
+
+impl Rendered {
+    /// Appends a shared line.
+    pub fn push_shared(&mut self, s: &std::sync::Arc<str>) {
+        self.len += s.len();
+        self.pieces.push(Piece::Shared(s.clone()));
+    }
+
+    /// Appends what `s` holds (taking it; `s` is left empty).
+    pub fn push_owned(&mut self, s: &mut String) {
+        if !s.is_empty() {
+            self.len += s.len();
+            self.pieces.push(Piece::Owned(std::mem::take(s)));
+        }
+    }
+
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        for p in &self.pieces {
+            w.write_all(p.as_str().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The whole text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::with_capacity(self.len);
+        for p in &self.pieces {
+            out.push_str(p.as_str());
+        }
+        out
+    }
+}
+
+impl Piece {
+    fn as_str(&self) -> &str {
+        match self {
+            Piece::Shared(s) => s,
+            Piece::Owned(s) => s,
+        }
+    }
+}
+
 /// Renders the file.
 pub fn render(s: &Snapshot<'_>) -> String {
     let keys: Vec<(&[u8], bool)> = s

@@ -74,8 +74,13 @@ struct Live {
     /// The rendered Promtail entry and `tailtrace:file` line, and what they
     /// were rendered from (offset, size, fingerprint): re-rendered only
     /// when one moved.
-    line: Option<((u64, u64, Fingerprint), String, String)>,
+    /// Shared with the renders that hold them (a save writes them without
+    /// copying them into one string).
+    line: Option<(LineKey, Arc<str>, Arc<str>)>,
 }
+
+/// What a file's cached lines were rendered from: offset, size, fingerprint.
+type LineKey = (u64, u64, Fingerprint);
 
 /// A file in the written order: live (current at its path) or loaded.
 #[derive(Clone, Copy)]
@@ -97,7 +102,7 @@ struct Inner {
     /// Path → newest kubelet rotation stamp taken on.
     chains: BTreeMap<PathBuf, String>,
     /// `chains` as rendered in the file; `None` once they changed.
-    chain_lines: Option<String>,
+    chain_lines: Option<Arc<str>>,
     /// The files in the order they are written (Promtail's view order, see
     /// [`format::view_order`]); `None` once a file was taken on,
     /// forgotten, released or set aside. Offsets moving keep it.
@@ -400,8 +405,9 @@ impl Positions {
     /// The file content as it would be written now. Only files whose
     /// offset, size or fingerprint moved since the last render are
     /// formatted again, and the files are sorted again only when one was
-    /// taken on or let go: a save at 5,000 files copies cached lines.
-    pub fn render(&self) -> String {
+    /// taken on or let go. The cached lines are shared with the result, not
+    /// copied: at 5,000 files a save holds no multi-megabyte string.
+    pub fn render_pieces(&self) -> format::Rendered {
         let mut guard = self.lock();
         let g = &mut *guard;
         for (id, l) in g.live.iter_mut() {
@@ -421,20 +427,23 @@ impl Positions {
                 format::promtail_line(&f.path, f.offset, &mut promtail);
                 format::file_line(&f, &mut text);
                 l.path = f.path;
-                l.line = Some((at, promtail, text));
+                l.line = Some((at, promtail.into(), text.into()));
             }
         }
         if g.chain_lines.is_none() {
             let mut text = String::new();
             format::chain_lines(&g.chains, &mut text);
-            g.chain_lines = Some(text);
+            g.chain_lines = Some(text.into());
         }
         let order = match g.order.take() {
             Some(o) => o,
             None => view_order(&g.live, &g.saved),
         };
         let g = &*g;
-        let mut out = String::with_capacity(self.saved_len() + 256);
+        let mut r = format::Rendered::default();
+        // Small parts are gathered in `out` and become a piece before each
+        // shared line.
+        let mut out = String::new();
         format::header(&mut out);
         // Paths are compared as bytes (as `view_order` sorts them): `Path`'s
         // `==` walks components, a third of a render's time at 5,000 files.
@@ -446,7 +455,8 @@ impl Positions {
                     if last != Some(l.path.as_os_str().as_encoded_bytes()) {
                         last = Some(l.path.as_os_str().as_encoded_bytes());
                         if let Some((_, p, _)) = &l.line {
-                            out.push_str(p);
+                            r.push_owned(&mut out);
+                            r.push_shared(p);
                         }
                     }
                 }
@@ -481,12 +491,17 @@ impl Positions {
                 cursors.insert(name.clone(), c.to_string());
             }
         }
-        format::middle(&cursors, g.chain_lines.as_deref().unwrap_or(""), &mut out);
+        format::middle(&cursors, "", &mut out);
+        if let Some(c) = &g.chain_lines {
+            r.push_owned(&mut out);
+            r.push_shared(c);
+        }
         for slot in &order {
             match *slot {
                 Slot::Live(id) => {
                     if let Some((_, _, t)) = g.live.get(&id).and_then(|l| l.line.as_ref()) {
-                        out.push_str(t);
+                        r.push_owned(&mut out);
+                        r.push_shared(t);
                     }
                 }
                 Slot::Saved(id) => {
@@ -497,8 +512,15 @@ impl Positions {
             }
         }
         format::trailer(g.spool, &mut out);
+        r.push_owned(&mut out);
         guard.order = Some(order);
-        out
+        r
+    }
+
+    /// The file content as it would be written now (see
+    /// [`Positions::render_pieces`]).
+    pub fn render(&self) -> String {
+        self.render_pieces().to_text()
     }
 
     /// Writes the file atomically. A no-op in read-only mode.
@@ -507,9 +529,13 @@ impl Positions {
             return Ok(());
         }
         let _g = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let text = self.render();
-        self.saved_len.store(text.len(), Ordering::Relaxed);
-        write_atomic(&self.path, text.as_bytes())
+        let r = self.render_pieces();
+        self.saved_len.store(r.len(), Ordering::Relaxed);
+        write_atomic_with(&self.path, |f| {
+            let mut w = io::BufWriter::with_capacity(64 << 10, f);
+            r.write_to(&mut w)?;
+            w.flush()
+        })
     }
 
     /// Bytes of the positions file last saved (0 before the first save).
@@ -562,6 +588,14 @@ fn view_order(live: &HashMap<FileId, Live>, saved: &HashMap<FileId, SavedFile>) 
 
 /// Writes `data` to `path` via a temp file, fsync and rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |f| f.write_all(data))
+}
+
+/// [`write_atomic`] with the content written by `fill`.
+fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -572,7 +606,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(tmp_name);
     {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
+        fill(&mut f)?;
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
