@@ -7,9 +7,9 @@
 //! into the open chunk at once (their lines freed); the chunk is sealed when
 //! it reaches `chunk_size`, lz4-compressed only if the clients lag behind
 //! (`compress_from`, from `wal.compression`: a chunk read back at once
-//! would pay a second compression for nothing). Sealed chunks are committed together (group
-//! commit) when the open data reaches a quarter of the memory budget (up
-//! to half of it while the positions file is large, see
+//! would pay a second compression for nothing). Sealed chunks are committed
+//! together (group commit) when the open data reaches half the memory
+//! budget (up to all of it while the positions file is large, see
 //! `commit_threshold`; an entry taken keeps only part of its charge), or
 //! once the oldest entry not committed has waited `chunk_wait` (the open
 //! chunk is sealed then too):
