@@ -567,21 +567,14 @@ fn at_the_descriptor_bound_a_stream_waits_for_its_older_closed_file() {
     };
     let mut h = Harness::new("*/*.log", opts, AckMode::Immediate);
     let streams = [("a", "b", "ns_p0_u0"), ("x", "y", "ns_p1_u1")];
-    let mut all = Vec::new();
-    for (old, _, dir) in streams {
-        std::fs::create_dir_all(h.logs().join(dir)).unwrap();
-        let ls = lines(old, 0..5);
-        write_lines(&h.logs().join(dir).join("0.log"), &ls);
-        all.extend(ls);
-    }
-    h.start();
-    h.wait_received(&all);
-    h.stop();
+    let firsts: Vec<(&str, &str)> = streams.iter().map(|(o, _, d)| (*o, *d)).collect();
+    let mut all = first_run(&mut h, &firsts, 5);
     for (old, new, dir) in streams {
-        let p = h.logs().join(dir).join("0.log");
+        let d = h.logs().join(dir);
+        let p = d.join("0.log");
         let rest = lines(old, 5..400);
         write_lines(&p, &rest);
-        std::fs::rename(&p, h.logs().join(dir).join("0.log.20261122-101500")).unwrap();
+        kubelet_rotate(&d, 101500);
         let next = lines(new, 0..50);
         write_lines(&p, &next);
         all.extend(rest);
@@ -594,6 +587,22 @@ fn at_the_descriptor_bound_a_stream_waits_for_its_older_closed_file() {
     // "a-00399" < "b-00000": write order is string order here.
     let streams: Vec<Vec<&str>> = streams.iter().map(|(o, n, _)| vec![*o, *n]).collect();
     assert_in_write_order(&h, 2, &streams);
+}
+
+/// A first run: `count` lines `<prefix>-…` in each `<dir>/0.log`, read
+/// and delivered, then the agent stopped. Returns the lines.
+fn first_run(h: &mut Harness, streams: &[(&str, &str)], count: usize) -> Vec<String> {
+    let mut all = Vec::new();
+    for (prefix, dir) in streams {
+        std::fs::create_dir_all(h.logs().join(dir)).unwrap();
+        let ls = lines(prefix, 0..count);
+        write_lines(&h.logs().join(dir).join("0.log"), &ls);
+        all.extend(ls);
+    }
+    h.start();
+    h.wait_received(&all);
+    h.stop();
+    all
 }
 
 /// Per stream — the line prefixes of its files, oldest first, chosen so
@@ -647,25 +656,20 @@ fn more_rotated_heads_than_descriptors_and_overdraft_still_deliver_in_order() {
             )
         })
         .collect();
-    let mut all = Vec::new();
-    for (a, _, _, dir) in &names {
-        std::fs::create_dir_all(h.logs().join(dir)).unwrap();
-        let ls = lines(a, 0..3);
-        write_lines(&h.logs().join(dir).join("0.log"), &ls);
-        all.extend(ls);
-    }
-    h.start();
-    h.wait_received(&all);
-    h.stop();
+    let firsts: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(a, _, _, d)| (a.as_str(), d.as_str()))
+        .collect();
+    let mut all = first_run(&mut h, &firsts, 3);
     for (a, b, c, dir) in &names {
         let d = h.logs().join(dir);
         let p = d.join("0.log");
         let rest = lines(a, 3..60);
         write_lines(&p, &rest);
-        std::fs::rename(&p, d.join("0.log.20261122-101500")).unwrap();
+        kubelet_rotate(&d, 101500);
         let mid = lines(b, 0..60);
         write_lines(&p, &mid);
-        std::fs::rename(&p, d.join("0.log.20261122-101600")).unwrap();
+        kubelet_rotate(&d, 101600);
         let next = lines(c, 0..20);
         write_lines(&p, &next);
         all.extend(rest);
