@@ -612,16 +612,17 @@ impl Drop for Charge {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_slot_stays_small() {
-        assert!(std::mem::size_of::<super::Slot>() <= 16);
+        assert!(std::mem::size_of::<Slot>() <= 16);
     }
 
     /// Journal cursors (and an offset among them: `skip_to` of a source
     /// that mixes) commit in issue order, whatever the order of the acks.
     #[test]
     fn cursors_commit_in_issue_order() {
-        use super::*;
         let cur = |s: &str| Position::Cursor(Arc::from(s));
         let t = Tracker::new(cur(""));
         let a = t.issue(cur("c1"));
@@ -641,7 +642,6 @@ mod tests {
         e.ack();
         assert_eq!(t.committed(), cur("c3"));
     }
-    use super::*;
 
     #[test]
     fn keep_charge_gives_back_the_rest_and_the_ack_the_kept_part() {
