@@ -296,6 +296,10 @@ struct Tailer {
     chain_retry: HashSet<(PathBuf, usize)>,
     /// The start-up chain check ran (first rescan).
     chains_started: bool,
+    /// Paths first seen during the start-up scan whose every rotated
+    /// sibling was history: the start-up chain check has nothing to do for
+    /// them (emptied by it).
+    chains_fresh: HashSet<PathBuf>,
     next_rescan: Instant,
     next_sweep: Instant,
     next_tick: Instant,
@@ -372,6 +376,7 @@ impl Tailer {
             next_seq: 0,
             chain_retry: HashSet::new(),
             chains_started: false,
+            chains_fresh: HashSet::new(),
             next_rescan: now,
             next_sweep: now,
             next_tick: now + TICK,

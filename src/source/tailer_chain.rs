@@ -35,30 +35,40 @@ use crate::source::gz::{self, GzStream};
 impl Tailer {
     /// First sight of `path` as a current file: every rotated sibling last
     /// modified before the agent started is history (shipped before this
-    /// agent's time); later ones are caught up on.
+    /// agent's time); later ones are caught up on. During the start-up
+    /// scan, a path whose siblings are all history is remembered, so that
+    /// the start-up check does not list them again for nothing (a sibling
+    /// rotated after this listing is a rotation the running tailer sees).
     pub(super) fn chain_init(&mut self, path: &Path) {
         if self.positions.chain(path).is_some() {
             return;
         }
         let started = self.started;
-        let mark = match siblings(path) {
+        let (mark, settled) = match siblings(path) {
             Ok(v) => {
                 let mut mark = String::new();
+                let mut settled = true;
                 for s in &v {
                     match fs::metadata(&s.path).and_then(|m| m.modified()) {
                         Ok(t) if t < started => mark.clone_from(&s.stamp),
-                        Ok(_) => break,
-                        Err(_) => {}
+                        Ok(_) => {
+                            settled = false;
+                            break;
+                        }
+                        Err(_) => settled = false,
                     }
                 }
-                mark
+                (mark, settled)
             }
             Err(e) => {
                 self.file_error(path, Self::io_reason(&e), &e);
-                String::new()
+                (String::new(), false)
             }
         };
         self.positions.set_chain(path, &mark);
+        if settled && !self.chains_started {
+            self.chains_fresh.insert(path.to_path_buf());
+        }
     }
 
     /// `path`'s current file was rotated or deleted (or the agent just
@@ -249,7 +259,11 @@ impl Tailer {
     /// At start-up: for every path with a saved watermark, files rotated
     /// while the agent was down (or while it lagged before a crash).
     pub(super) fn chain_startup(&mut self) {
+        let fresh = std::mem::take(&mut self.chains_fresh);
         for p in self.positions.chain_paths() {
+            if fresh.contains(&p) {
+                continue;
+            }
             if let Some(ti) = self.targets.find(&p) {
                 self.catch_up_chain(&p, ti);
             }

@@ -513,6 +513,44 @@ fn files_created_and_rotated_while_stopped_are_caught_up_once() {
     assert_once(&h, &all);
 }
 
+#[test]
+fn a_sibling_rotated_after_start_is_read_at_the_first_scan_and_history_is_not() {
+    // Two paths at first sight: one whose rotated sibling is history, one
+    // whose sibling was modified after the agent started (a future mtime
+    // stands for "rotated between start and the first scan"). Only the
+    // second is caught up, before its current file; the first is not
+    // listed again by the start-up check, which must not change that.
+    let mut h = Harness::new("*/*/*.log", test_opts(), AckMode::Immediate);
+    let quiet = h.logs().join("ns_quiet_uid").join("app");
+    let busy = h.logs().join("ns_busy_uid").join("app");
+    std::fs::create_dir_all(&quiet).unwrap();
+    std::fs::create_dir_all(&busy).unwrap();
+    write_lines(&quiet.join("0.log.20261121-000000"), &lines("old", 0..5));
+    let q = lines("q", 0..20);
+    write_lines(&quiet.join("0.log"), &q);
+    let r = busy.join("0.log.20261121-000000");
+    let late = lines("late", 0..20);
+    write_lines(&r, &late);
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&r)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let b = lines("b", 0..20);
+    write_lines(&busy.join("0.log"), &b);
+    h.start();
+    let all: Vec<String> = q.iter().chain(&late).chain(&b).cloned().collect();
+    h.wait_received(&all);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_once(&h, &all);
+    assert_eq!(count(&h, "old-00000"), 0, "history before the first start");
+    let order = received_order(&h);
+    let pos = |l: &str| order.iter().position(|x| x == l).unwrap();
+    assert!(pos("late-00019") < pos("b-00000"), "the rotated file first");
+}
+
 /// Found by `bounded_descriptors_still_follow_rotation` under load: a parked
 /// (closed) file is deleted and a new file is created at its path that gets
 /// the same inode number and is exactly as long as what was read. By inode
