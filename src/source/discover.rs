@@ -2,9 +2,10 @@
 //!
 //! Owns: [`Target`] (a compiled `__path__` / `__path_exclude__` pair),
 //! [`Target::expand`] (the periodic rescan, the safety net that finds every
-//! file eventually), [`static_prefix`] (the directory a glob cannot escape,
-//! watched recursively), and [`Watch`] + [`Wake`]: an inotify watcher (via
-//! `notify`) that records which paths changed and wakes the tailer early.
+//! file eventually), [`static_prefix`] (the directory a glob cannot escape),
+//! and [`Watch`] + [`Wake`]: an inotify watcher (via `notify`) on the
+//! directories the rescan walks, that records which paths changed and wakes
+//! the tailer early.
 //!
 //! Design: inotify is only a *hint* — the tailer reacts to it at once, but
 //! correctness rests on the rescan every `sync_period` and on stat checks of
@@ -128,6 +129,11 @@ impl Target {
             Some(w) => scan.expand(w, out, on_err),
             None => self.expand_by_glob_crate(out, on_err),
         }
+        self.drop_excluded(out, from);
+    }
+
+    /// Removes the paths `__path_exclude__` matches from `out[from..]`.
+    pub fn drop_excluded(&self, out: &mut Vec<PathBuf>, from: usize) {
         if let Some(x) = &self.exclude {
             let mut i = from;
             while i < out.len() {
@@ -305,9 +311,21 @@ impl Wake {
 }
 
 /// An inotify watcher feeding a [`Wake`].
+///
+/// Two kinds of watches: the directories a rescan walks (see
+/// [`super::expand::Scan::expand_all`]) are watched one by one,
+/// non-recursively, in one batch per glob component — only the directories
+/// a glob can match in, and no second walk of the tree by `notify` (at
+/// 5,000 containers its recursive walk, listing and `stat`ing every file of
+/// every directory again, was a quarter of the start-up cost); the static
+/// prefix of a glob the walk cannot take (`**`, relative) is watched
+/// recursively, as before.
 pub struct Watch {
     w: notify::RecommendedWatcher,
-    watched: HashSet<PathBuf>,
+    /// Recursively watched prefixes.
+    trees: HashSet<PathBuf>,
+    /// Directories watched by themselves.
+    dirs: HashSet<PathBuf>,
 }
 
 impl Watch {
@@ -333,27 +351,113 @@ impl Watch {
         )?;
         Ok(Watch {
             w,
-            watched: HashSet::new(),
+            trees: HashSet::new(),
+            dirs: HashSet::new(),
         })
+    }
+
+    fn covered(&self, dir: &Path) -> bool {
+        self.trees.iter().any(|t| dir.starts_with(t))
     }
 
     /// Watches `dir` recursively (once). Returns Ok(false) if it does not
     /// exist yet (retry at the next rescan).
     pub fn watch(&mut self, dir: &Path) -> notify::Result<bool> {
         use notify::Watcher as _;
-        if self.watched.contains(dir) {
-            return Ok(true);
-        }
-        // A directory under one already watched recursively is covered.
-        if self.watched.iter().any(|w| dir.starts_with(w)) {
+        if self.covered(dir) {
             return Ok(true);
         }
         if !dir.is_dir() {
             return Ok(false);
         }
         self.w.watch(dir, notify::RecursiveMode::Recursive)?;
-        self.watched.insert(dir.to_path_buf());
+        self.trees.insert(dir.to_path_buf());
         Ok(true)
+    }
+
+    /// Watches each of `dirs` by itself, those not watched yet, in one
+    /// batch. A directory that vanished is skipped (the rescan does not find
+    /// it either); other failures (the inotify watch limit, permissions)
+    /// are returned, and retried at the next rescan.
+    pub fn watch_dirs(&mut self, dirs: &[&Path]) -> Vec<(PathBuf, notify::Error)> {
+        use notify::Watcher as _;
+        let mut todo: Vec<PathBuf> = dirs
+            .iter()
+            .filter(|d| !self.dirs.contains(**d) && !self.covered(d))
+            .map(|d| d.to_path_buf())
+            .collect();
+        let mut errs = Vec::new();
+        while !todo.is_empty() {
+            let ops = todo
+                .iter()
+                .map(|d| notify::PathOp::watch_non_recursive(d.clone()))
+                .collect();
+            let e = match self.w.update_paths(ops) {
+                Ok(()) => {
+                    self.dirs.extend(todo);
+                    break;
+                }
+                Err(e) => e,
+            };
+            let Some(failed) = e.origin else {
+                // The watcher thread is gone: nothing was confirmed.
+                errs.push((todo.swap_remove(0), e.source));
+                break;
+            };
+            let applied = todo.len() - e.remaining.len() - 1;
+            let rest = todo.split_off(applied + 1);
+            todo.truncate(applied);
+            self.dirs.extend(todo);
+            let gone = match &e.source.kind {
+                notify::ErrorKind::PathNotFound => true,
+                notify::ErrorKind::Io(io) => io.kind() == io::ErrorKind::NotFound,
+                _ => false,
+            };
+            let limit = matches!(e.source.kind, notify::ErrorKind::MaxFilesWatch);
+            if !gone {
+                errs.push((failed.as_path().to_path_buf(), e.source));
+            }
+            if limit {
+                break; // the rest would fail the same way
+            }
+            todo = rest;
+        }
+        errs
+    }
+
+    /// An event named `path`: if it is a directory watched by itself, it
+    /// may have been removed (and made again), so it is watched anew at
+    /// the next rescan (which the event triggers).
+    pub fn forget(&mut self, path: &Path) {
+        self.dirs.remove(path);
+    }
+
+    /// After a rescan: stops watching the directories it no longer walked
+    /// (gone, or no target leads there any more).
+    pub fn keep_only(&mut self, walked: impl Fn(&Path) -> bool) {
+        use notify::Watcher as _;
+        let stale: Vec<PathBuf> = self.dirs.iter().filter(|d| !walked(d)).cloned().collect();
+        if stale.is_empty() {
+            return;
+        }
+        for d in &stale {
+            self.dirs.remove(d);
+        }
+        // Gone directories lost their watch with them: unwatching them
+        // fails, and the batch goes on with the rest.
+        let mut ops: Vec<notify::PathOp> = stale.into_iter().map(notify::PathOp::unwatch).collect();
+        while let Err(e) = self.w.update_paths(ops) {
+            if e.origin.is_none() {
+                break;
+            }
+            ops = e.remaining;
+        }
+    }
+
+    /// How many directories are watched by themselves (tests).
+    #[cfg(test)]
+    pub fn watched_dirs(&self) -> usize {
+        self.dirs.len()
     }
 }
 
@@ -431,6 +535,58 @@ mod tests {
         assert!(seen.contains(&d.join("sub/written.log")), "{seen:?}");
         assert!(!seen.contains(&d.join("sub/read.log")), "{seen:?}");
         assert!(!seen.contains(&d.join("sub")), "{seen:?}");
+    }
+
+    /// Waits until `want` is reported; returns everything reported.
+    fn seen_until(wake: &Wake, want: &Path) -> HashSet<PathBuf> {
+        let mut seen = HashSet::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !seen.contains(want) && std::time::Instant::now() < deadline {
+            wake.wait(Duration::from_millis(50));
+            seen.extend(wake.take().dirty);
+        }
+        assert!(seen.contains(want), "{want:?} not reported: {seen:?}");
+        seen
+    }
+
+    #[test]
+    fn directories_watched_one_by_one_report_their_own_files_until_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (a, b) = (d.join("a"), d.join("b"));
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        // A directory that vanished is no error; each is watched once.
+        let gone = d.join("gone");
+        assert!(w.watch_dirs(&[&a, &gone, &b, &a]).is_empty());
+        assert_eq!(w.watched_dirs(), 2);
+        std::fs::write(a.join("sub/deeper.log"), b"x\n").unwrap();
+        std::fs::write(d.join("top.log"), b"x\n").unwrap();
+        std::fs::write(a.join("z.log"), b"x\n").unwrap();
+        let seen = seen_until(&wake, &a.join("z.log"));
+        assert!(
+            !seen.contains(&a.join("sub/deeper.log")),
+            "not recursive: {seen:?}"
+        );
+        assert!(!seen.contains(&d.join("top.log")), "{seen:?}");
+        // Removed and made again: its watch died with it; once an event
+        // named it, it is watched anew.
+        std::fs::remove_dir_all(&a).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        let _ = seen_until(&wake, &a);
+        w.forget(&a);
+        assert!(w.watch_dirs(&[&a, &b]).is_empty());
+        std::fs::write(a.join("again.log"), b"x\n").unwrap();
+        let _ = seen_until(&wake, &a.join("again.log"));
+        // No longer walked: let go.
+        w.keep_only(|p| p != a);
+        assert_eq!(w.watched_dirs(), 1);
+        std::fs::write(a.join("after.log"), b"x\n").unwrap();
+        std::fs::write(b.join("marker.log"), b"x\n").unwrap();
+        let seen = seen_until(&wake, &b.join("marker.log"));
+        assert!(!seen.contains(&a.join("after.log")), "{seen:?}");
     }
 
     #[test]

@@ -294,35 +294,78 @@ impl Scan {
         out: &mut Vec<PathBuf>,
         on_err: &mut dyn FnMut(&Path, &io::Error),
     ) {
-        let mut level = vec![walk.base.clone()];
+        self.expand_all(
+            &[walk],
+            std::slice::from_mut(out),
+            on_err,
+            &mut |_: &[&Path]| {},
+        );
+    }
+
+    /// [`expand`](Self::expand) for several walks at once (`outs[k]` gets
+    /// `walks[k]`'s paths), in step, one glob component at a time: before
+    /// the directories of a step are read, the ones this scan has not read
+    /// yet are handed to `before_read`, all together. That is where the
+    /// tailer watches them — one batch per step for every target, and each
+    /// directory watched before it is listed, so nothing created in it
+    /// between the listing and the watch goes unreported.
+    pub fn expand_all(
+        &mut self,
+        walks: &[&Walk],
+        outs: &mut [Vec<PathBuf>],
+        on_err: &mut dyn FnMut(&Path, &io::Error),
+        before_read: &mut dyn FnMut(&[&Path]),
+    ) {
+        let mut levels: Vec<Vec<PathBuf>> = walks.iter().map(|w| vec![w.base.clone()]).collect();
+        let steps = walks.iter().map(|w| w.comps.len()).max().unwrap_or(0);
         let mut hits = Vec::new();
-        for (depth, c) in walk.comps.iter().enumerate() {
-            let last = depth + 1 == walk.comps.len();
-            let mut next = Vec::new();
-            for dir in &level {
-                let Some(listing) = self.listing(dir, on_err) else {
-                    continue;
-                };
-                listing.matching(c, &mut hits);
-                for &i in &hits {
-                    let (name, kind) = &listing.names[i as usize];
-                    let path = dir.join(name);
-                    if last {
-                        out.push(path);
-                    } else if match kind {
-                        Kind::Dir => true,
-                        Kind::Other => false,
-                        Kind::Ask => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
-                    } {
-                        next.push(path);
-                    }
+        for depth in 0..steps {
+            {
+                let mut seen = std::collections::HashSet::new();
+                let fresh: Vec<&Path> = levels
+                    .iter()
+                    .flatten()
+                    .map(PathBuf::as_path)
+                    .filter(|d| !self.dirs.contains_key(*d) && seen.insert(*d))
+                    .collect();
+                if !fresh.is_empty() {
+                    before_read(&fresh);
                 }
             }
-            level = next;
-            if level.is_empty() {
-                break;
+            for (k, walk) in walks.iter().enumerate() {
+                let Some(c) = walk.comps.get(depth) else {
+                    continue;
+                };
+                let last = depth + 1 == walk.comps.len();
+                let level = std::mem::take(&mut levels[k]);
+                let mut next = Vec::new();
+                for dir in &level {
+                    let Some(listing) = self.listing(dir, on_err) else {
+                        continue;
+                    };
+                    listing.matching(c, &mut hits);
+                    for &i in &hits {
+                        let (name, kind) = &listing.names[i as usize];
+                        let path = dir.join(name);
+                        if last {
+                            outs[k].push(path);
+                        } else if match kind {
+                            Kind::Dir => true,
+                            Kind::Other => false,
+                            Kind::Ask => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
+                        } {
+                            next.push(path);
+                        }
+                    }
+                }
+                levels[k] = next;
             }
         }
+    }
+
+    /// True if this scan read (or tried to read) `dir`.
+    pub fn read_dir(&self, dir: &Path) -> bool {
+        self.dirs.contains_key(dir)
     }
 
     fn listing(

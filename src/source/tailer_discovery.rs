@@ -12,21 +12,70 @@ impl Tailer {
     // ------------------------------------------------------------- discovery
 
     pub(super) fn rescan(&mut self) -> Result<(), Stopped> {
-        let mut found: Vec<(PathBuf, usize)> = Vec::new();
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
-        let mut paths = Vec::new();
         let mut scan = crate::source::expand::Scan::default();
-        for (ti, t) in self.targets.live() {
-            if let Some(w) = self.watch.as_mut() {
-                if let Err(e) = w.watch(&t.prefix) {
-                    errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
+        // Every live target's matches, in target order. Globs the walk
+        // takes are expanded together, their directories watched one by one
+        // as the walk reaches them; the others by the glob crate, under a
+        // recursive watch of their prefix.
+        let live: Vec<(usize, &discover::Target)> = self.targets.live().collect();
+        let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); live.len()];
+        let mut walks = Vec::new();
+        let mut walked = Vec::new();
+        for (k, (_, t)) in live.iter().enumerate() {
+            match t.walk() {
+                Some(w) => {
+                    walks.push(w);
+                    walked.push(k);
+                }
+                None => {
+                    if let Some(w) = self.watch.as_mut() {
+                        if let Err(e) = w.watch(&t.prefix) {
+                            errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
+                        }
+                    }
+                    t.expand(&mut scan, &mut outs[k], &mut |p, e| {
+                        errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
+                    });
                 }
             }
-            t.expand(&mut scan, &mut paths, &mut |p, e| {
-                errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
-            });
-            found.extend(paths.drain(..).map(|p| (p, ti)));
         }
+        let mut walk_outs: Vec<Vec<PathBuf>> = vec![Vec::new(); walks.len()];
+        let mut watch_errs = Vec::new();
+        let watch = &mut self.watch;
+        scan.expand_all(
+            &walks,
+            &mut walk_outs,
+            &mut |p, e| errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string()))),
+            &mut |dirs| {
+                if let Some(w) = watch.as_mut() {
+                    watch_errs.extend(w.watch_dirs(dirs));
+                }
+            },
+        );
+        if let Some(w) = self.watch.as_mut() {
+            w.keep_only(|d| scan.read_dir(d));
+        }
+        if let Some((p, e)) = watch_errs.first() {
+            let more = watch_errs.len() - 1;
+            errs.push((
+                p.clone(),
+                io::Error::other(format!(
+                    "cannot watch this directory ({e}{}); changes in it are found by the rescan every sync_period",
+                    if more > 0 { format!("; and {more} more") } else { String::new() }
+                )),
+            ));
+        }
+        for (k, mut out) in walked.into_iter().zip(walk_outs) {
+            live[k].1.drop_excluded(&mut out, 0);
+            outs[k] = out;
+        }
+        let found: Vec<(PathBuf, usize)> = live
+            .iter()
+            .zip(outs)
+            .flat_map(|(&(ti, _), out)| out.into_iter().map(move |p| (p, ti)))
+            .collect();
+        drop(live);
         for (p, e) in errs {
             let reason = if e.kind() == io::ErrorKind::PermissionDenied {
                 "permission_denied"
@@ -372,6 +421,11 @@ impl Tailer {
                 None => {}
             }
             return Ok(());
+        }
+        if let Some(w) = self.watch.as_mut() {
+            // A directory's own event (made, removed, renamed): watched
+            // anew by the rescan it triggers if it is still there.
+            w.forget(&p);
         }
         if let Some(ti) = self.targets.find(&p) {
             self.candidate(&p, ti);

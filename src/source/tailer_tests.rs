@@ -551,6 +551,47 @@ fn a_sibling_rotated_after_start_is_read_at_the_first_scan_and_history_is_not() 
     assert!(pos("late-00019") < pos("b-00000"), "the rotated file first");
 }
 
+#[test]
+fn new_files_are_found_by_inotify_alone_in_new_and_remade_directories() {
+    // The periodic rescan is an hour away: every file here is found
+    // through the watches on the directories the walk reached.
+    let mut o = test_opts();
+    o.rescan = Duration::from_secs(3600);
+    let mut h = Harness::new("*/*/*.log", o, AckMode::Immediate);
+    let a = h.logs().join("ns_a_uid").join("app");
+    std::fs::create_dir_all(&a).unwrap();
+    let a0 = lines("a0", 0..10);
+    write_lines(&a.join("0.log"), &a0);
+    h.start();
+    h.wait_received(&a0);
+    // A new file in a directory being followed.
+    let a1 = lines("a1", 0..10);
+    write_lines(&a.join("1.log"), &a1);
+    h.wait_received(&a1);
+    // A new pod: its directories are watched by the rescan the new
+    // directory triggers, and files made in them later are found too.
+    let b = h.logs().join("ns_b_uid").join("app");
+    std::fs::create_dir_all(&b).unwrap();
+    let b0 = lines("b0", 0..10);
+    write_lines(&b.join("0.log"), &b0);
+    h.wait_received(&b0);
+    let b1 = lines("b1", 0..10);
+    write_lines(&b.join("1.log"), &b1);
+    h.wait_received(&b1);
+    // The container directory removed and made again under its name.
+    std::fs::remove_dir_all(&b).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::create_dir_all(&b).unwrap();
+    let b2 = lines("b2", 0..10);
+    write_lines(&b.join("2.log"), &b2);
+    h.wait_received(&b2);
+    let b3 = lines("b3", 0..10);
+    write_lines(&b.join("3.log"), &b3);
+    h.wait_received(&b3);
+    let all: Vec<String> = [a0, a1, b0, b1, b2, b3].concat();
+    assert_once(&h, &all);
+}
+
 /// Found by `bounded_descriptors_still_follow_rotation` under load: a parked
 /// (closed) file is deleted and a new file is created at its path that gets
 /// the same inode number and is exactly as long as what was read. By inode
