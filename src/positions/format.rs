@@ -35,7 +35,7 @@ use super::{FileId, SavedFile};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const FILE: &str = "tailtrace:file:";
 const CHAIN: &str = "tailtrace:chain:";
@@ -49,8 +49,24 @@ pub struct Loaded {
     /// Offsets by path, from a Promtail positions file.
     pub promtail: BTreeMap<PathBuf, u64>,
     pub cursors: BTreeMap<String, String>,
-    pub chains: BTreeMap<PathBuf, String>,
+    pub chains: Chains,
     pub spool: Option<u64>,
+}
+
+/// Chain watermarks by path, keyed and ordered by the path's bytes: a
+/// lookup is a `memcmp`, where `Path` compares component by component (at
+/// 5,000 files, each file's start-up looks its path up several times).
+pub type Chains = BTreeMap<Box<[u8]>, String>;
+
+/// The key of `path` in [`Chains`].
+pub fn chain_key(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
+}
+
+/// The path of a [`Chains`] key.
+pub fn chain_path(key: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(key))
 }
 
 /// What [`render`] writes.
@@ -58,7 +74,7 @@ pub struct Snapshot<'a> {
     pub files: &'a [SavedFile],
     pub promtail: &'a BTreeMap<PathBuf, u64>,
     pub cursors: &'a BTreeMap<String, String>,
-    pub chains: &'a BTreeMap<PathBuf, String>,
+    pub chains: &'a Chains,
     /// `chains` rendered by [`chain_lines`], if the caller keeps them.
     pub chain_lines: Option<&'a str>,
     pub spool: Option<u64>,
@@ -116,7 +132,7 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
             out.files
                 .push(parse_file(rest, &v).map_err(|e| format!("positions[{k:?}]: {e}"))?);
         } else if let Some(path) = k.strip_prefix(CHAIN) {
-            out.chains.insert(PathBuf::from(path), v);
+            out.chains.insert(path.as_bytes().into(), v);
         } else if k == SPOOL {
             let n = v
                 .trim()
@@ -338,9 +354,13 @@ pub fn trailer(spool: Option<u64>, out: &mut String) {
 }
 
 /// The chain watermarks' lines (cached by the registry: they rarely change).
-pub fn chain_lines(chains: &BTreeMap<PathBuf, String>, out: &mut String) {
+pub fn chain_lines(chains: &Chains, out: &mut String) {
     for (path, stamp) in chains {
-        entry(&format!("{CHAIN}{}", path.to_string_lossy()), stamp, out);
+        entry(
+            &format!("{CHAIN}{}", String::from_utf8_lossy(path)),
+            stamp,
+            out,
+        );
     }
 }
 
@@ -429,9 +449,9 @@ mod tests {
     }
 
     fn round_trip(files: &[SavedFile], chains: &[(&str, &str)], cursors: &[(&str, &str)]) {
-        let chains: BTreeMap<PathBuf, String> = chains
+        let chains: Chains = chains
             .iter()
-            .map(|(p, s)| (PathBuf::from(p), s.to_string()))
+            .map(|(p, s)| (p.as_bytes().into(), s.to_string()))
             .collect();
         let cursors: BTreeMap<String, String> = cursors
             .iter()
@@ -509,7 +529,7 @@ mod tests {
             files: &[f],
             promtail: &BTreeMap::new(),
             cursors: &BTreeMap::new(),
-            chains: &BTreeMap::new(),
+            chains: &Default::default(),
             chain_lines: None,
             spool: Some(5),
             is_current: &|_| true,
@@ -543,7 +563,7 @@ mod tests {
             files: &files,
             promtail: &promtail,
             cursors: &BTreeMap::new(),
-            chains: &BTreeMap::new(),
+            chains: &Default::default(),
             chain_lines: None,
             spool: None,
             is_current: &|_| true,

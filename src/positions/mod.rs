@@ -100,7 +100,7 @@ struct Inner {
     live: HashMap<FileId, Live>,
     live_cursors: BTreeMap<String, Arc<Tracker>>,
     /// Path → newest kubelet rotation stamp taken on.
-    chains: BTreeMap<PathBuf, String>,
+    chains: format::Chains,
     /// `chains` as rendered in the file; `None` once they changed.
     chain_lines: Option<Arc<str>>,
     /// The files in the order they are written (Promtail's view order, see
@@ -267,17 +267,18 @@ impl Positions {
     /// The chain watermark of `path` (see `source/chain.rs`): `None` if the
     /// path was never seen, `Some("")` if it had no rotated sibling then.
     pub fn chain(&self, path: &Path) -> Option<String> {
-        self.lock().chains.get(path).cloned()
+        self.lock().chains.get(format::chain_key(path)).cloned()
     }
 
     /// Raises the chain watermark of `path` to `stamp` (never lowers it).
     pub fn set_chain(&self, path: &Path, stamp: &str) {
         let mut g = self.lock();
-        match g.chains.get_mut(path) {
+        match g.chains.get_mut(format::chain_key(path)) {
             Some(s) if s.as_str() >= stamp => return,
             Some(s) => *s = stamp.to_string(),
             None => {
-                g.chains.insert(path.to_path_buf(), stamp.to_string());
+                g.chains
+                    .insert(format::chain_key(path).into(), stamp.to_string());
             }
         }
         g.chain_lines = None;
@@ -287,13 +288,17 @@ impl Positions {
 
     /// Paths with a chain watermark.
     pub fn chain_paths(&self) -> Vec<PathBuf> {
-        self.lock().chains.keys().cloned().collect()
+        self.lock()
+            .chains
+            .keys()
+            .map(|k| format::chain_path(k))
+            .collect()
     }
 
     /// Forgets the chain watermark of `path` (its directory is gone).
     pub fn forget_chain(&self, path: &Path) {
         let mut g = self.lock();
-        if g.chains.remove(path).is_some() {
+        if g.chains.remove(format::chain_key(path)).is_some() {
             g.chain_lines = None;
         }
     }
@@ -804,7 +809,7 @@ mod tests {
                     files: &files,
                     promtail: &BTreeMap::new(),
                     cursors: &BTreeMap::new(),
-                    chains: &BTreeMap::new(),
+                    chains: &Default::default(),
                     chain_lines: None,
                     spool: None,
                     is_current: &|f| g.live.contains_key(&f.id),

@@ -257,11 +257,12 @@ fn a_saved_file_whose_inode_another_pods_file_now_has_is_caught_up_with_its_own_
         std::fs::remove_file(&rotated).unwrap();
     }
     write_lines(&da.join("0.log"), &a3);
-    let chains: std::collections::BTreeMap<_, _> = [
+    let chains: crate::positions::format::Chains = [
         (da.join("0.log"), "20261130-110000".to_string()),
         (db.join("0.log"), "20261130-000000".to_string()),
     ]
     .into_iter()
+    .map(|(p, s)| (crate::positions::format::chain_key(&p).into(), s))
     .collect();
     let text = crate::positions::format::render(&crate::positions::format::Snapshot {
         files: &saved,
