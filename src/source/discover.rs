@@ -310,6 +310,9 @@ impl Wake {
     }
 }
 
+/// Directories per `update_paths` call (see [`Watch::watch_dirs`]).
+const WATCH_BATCH: usize = 256;
+
 /// An inotify watcher feeding a [`Wake`].
 ///
 /// Two kinds of watches: the directories a rescan walks (see
@@ -324,8 +327,10 @@ pub struct Watch {
     w: notify::RecommendedWatcher,
     /// Recursively watched prefixes.
     trees: HashSet<PathBuf>,
-    /// Directories watched by themselves.
-    dirs: HashSet<PathBuf>,
+    /// Directories watched by themselves, by a hash of their path (8 bytes
+    /// each, where `notify` keeps each path three times already).
+    dirs: HashSet<u64>,
+    hasher: std::hash::RandomState,
 }
 
 impl Watch {
@@ -353,7 +358,13 @@ impl Watch {
             w,
             trees: HashSet::new(),
             dirs: HashSet::new(),
+            hasher: std::hash::RandomState::new(),
         })
+    }
+
+    fn key(&self, dir: &Path) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one(dir.as_os_str().as_encoded_bytes())
     }
 
     fn covered(&self, dir: &Path) -> bool {
@@ -380,13 +391,30 @@ impl Watch {
     /// it either); other failures (the inotify watch limit, permissions)
     /// are returned, and retried at the next rescan.
     pub fn watch_dirs(&mut self, dirs: &[&Path]) -> Vec<(PathBuf, notify::Error)> {
-        use notify::Watcher as _;
-        let mut todo: Vec<PathBuf> = dirs
-            .iter()
-            .filter(|d| !self.dirs.contains(**d) && !self.covered(d))
-            .map(|d| d.to_path_buf())
-            .collect();
         let mut errs = Vec::new();
+        // In slices: `notify` copies each path of a batch twice, and a
+        // start-up at 5,000 containers has 10,000 directories.
+        let mut todo = Vec::new();
+        for d in dirs {
+            if !self.dirs.contains(&self.key(d)) && !self.covered(d) {
+                todo.push(d.to_path_buf());
+            }
+            if todo.len() == WATCH_BATCH && self.watch_batch(std::mem::take(&mut todo), &mut errs) {
+                return errs;
+            }
+        }
+        self.watch_batch(todo, &mut errs);
+        errs
+    }
+
+    /// One batch of [`watch_dirs`](Self::watch_dirs); true if the rest
+    /// would fail the same way (the watch limit, the watcher gone).
+    fn watch_batch(
+        &mut self,
+        mut todo: Vec<PathBuf>,
+        errs: &mut Vec<(PathBuf, notify::Error)>,
+    ) -> bool {
+        use notify::Watcher as _;
         while !todo.is_empty() {
             let ops = todo
                 .iter()
@@ -394,7 +422,7 @@ impl Watch {
                 .collect();
             let e = match self.w.update_paths(ops) {
                 Ok(()) => {
-                    self.dirs.extend(todo);
+                    self.watched(&todo);
                     break;
                 }
                 Err(e) => e,
@@ -402,12 +430,12 @@ impl Watch {
             let Some(failed) = e.origin else {
                 // The watcher thread is gone: nothing was confirmed.
                 errs.push((todo.swap_remove(0), e.source));
-                break;
+                return true;
             };
-            let applied = todo.len() - e.remaining.len() - 1;
+            let applied = todo.len().saturating_sub(e.remaining.len() + 1);
             let rest = todo.split_off(applied + 1);
             todo.truncate(applied);
-            self.dirs.extend(todo);
+            self.watched(&todo);
             let gone = match &e.source.kind {
                 notify::ErrorKind::PathNotFound => true,
                 notify::ErrorKind::Io(io) => io.kind() == io::ErrorKind::NotFound,
@@ -418,34 +446,55 @@ impl Watch {
                 errs.push((failed.as_path().to_path_buf(), e.source));
             }
             if limit {
-                break; // the rest would fail the same way
+                return true;
             }
             todo = rest;
         }
-        errs
+        false
     }
 
     /// An event named `path`: if it is a directory watched by itself, it
     /// may have been removed (and made again), so it is watched anew at
     /// the next rescan (which the event triggers).
     pub fn forget(&mut self, path: &Path) {
-        self.dirs.remove(path);
+        let k = self.key(path);
+        self.dirs.remove(&k);
     }
 
-    /// After a rescan: stops watching the directories it no longer walked
-    /// (gone, or no target leads there any more).
-    pub fn keep_only(&mut self, walked: impl Fn(&Path) -> bool) {
+    fn watched(&mut self, dirs: &[PathBuf]) {
+        for d in dirs {
+            let k = self.key(d);
+            self.dirs.insert(k);
+        }
+    }
+
+    /// After a rescan that read the directories `read`: stops watching the
+    /// ones it no longer walked (no target leads there any more; a removed
+    /// one lost its watch with it, and its event already forgot it).
+    pub fn keep_only<'a>(&mut self, read: impl Iterator<Item = &'a Path>) {
         use notify::Watcher as _;
-        let stale: Vec<PathBuf> = self.dirs.iter().filter(|d| !walked(d)).cloned().collect();
-        if stale.is_empty() {
+        let read: HashSet<u64> = read.map(|d| self.key(d)).collect();
+        let before = self.dirs.len();
+        self.dirs.retain(|k| read.contains(k));
+        if self.dirs.len() == before {
             return;
         }
-        for d in &stale {
-            self.dirs.remove(d);
-        }
+        // Rare (a retired target whose directories stay): ask `notify`
+        // for the paths of the watches to drop.
+        let Ok(all) = self.w.watched_paths() else {
+            return;
+        };
+        let mut ops: Vec<notify::PathOp> = all
+            .into_iter()
+            .filter(|(p, mode)| {
+                *mode == notify::RecursiveMode::NonRecursive
+                    && !self.trees.contains(p)
+                    && !self.dirs.contains(&self.key(p))
+            })
+            .map(|(p, _)| notify::PathOp::unwatch(p))
+            .collect();
         // Gone directories lost their watch with them: unwatching them
         // fails, and the batch goes on with the rest.
-        let mut ops: Vec<notify::PathOp> = stale.into_iter().map(notify::PathOp::unwatch).collect();
         while let Err(e) = self.w.update_paths(ops) {
             if e.origin.is_none() {
                 break;
@@ -581,7 +630,7 @@ mod tests {
         std::fs::write(a.join("again.log"), b"x\n").unwrap();
         let _ = seen_until(&wake, &a.join("again.log"));
         // No longer walked: let go.
-        w.keep_only(|p| p != a);
+        w.keep_only([b.as_path()].into_iter());
         assert_eq!(w.watched_dirs(), 1);
         std::fs::write(a.join("after.log"), b"x\n").unwrap();
         std::fs::write(b.join("marker.log"), b"x\n").unwrap();

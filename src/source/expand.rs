@@ -363,9 +363,9 @@ impl Scan {
         }
     }
 
-    /// True if this scan read (or tried to read) `dir`.
-    pub fn read_dir(&self, dir: &Path) -> bool {
-        self.dirs.contains_key(dir)
+    /// The directories this scan read (or tried to read).
+    pub fn read_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.keys().map(PathBuf::as_path)
     }
 
     fn listing(

@@ -54,7 +54,7 @@ impl Tailer {
             },
         );
         if let Some(w) = self.watch.as_mut() {
-            w.keep_only(|d| scan.read_dir(d));
+            w.keep_only(scan.read_dirs());
         }
         if let Some((p, e)) = watch_errs.first() {
             let more = watch_errs.len() - 1;
