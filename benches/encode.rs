@@ -37,7 +37,7 @@ fn batch() -> Batch {
         let mut e = Entry::new(
             LabelSet::empty(),
             Timestamp(1_705_744_800_000_000_000 + i as i64),
-            line,
+            line.into(),
             Ack::none(),
         );
         if i.is_multiple_of(10) {

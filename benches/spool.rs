@@ -103,7 +103,12 @@ fn entries() -> Vec<Entry> {
         bytes += line.len();
         let labels = &streams[rng.below(PODS) as usize][usize::from(stream == gen::Stream::Stderr)];
         let ts = BASE_NS + seq as i64 * 1_000_000 + rng.below(400_000) as i64;
-        out.push(Entry::new(labels.clone(), Timestamp(ts), line, Ack::none()));
+        out.push(Entry::new(
+            labels.clone(),
+            Timestamp(ts),
+            line.into(),
+            Ack::none(),
+        ));
         seq += 1;
     }
     out

@@ -409,7 +409,7 @@ fn bench_stages(c: &mut Criterion, results: &RefCell<Vec<(String, Samples)>>) {
                         chunk.push(Entry::new(
                             labels.clone(),
                             Timestamp(1_705_744_800_000_000_000),
-                            line,
+                            line.into(),
                             Ack::none(),
                         ));
                     }

@@ -92,7 +92,7 @@ fn stage(c: &mut Criterion) {
     let entries = |lines: &[String]| -> Vec<Entry> {
         lines
             .iter()
-            .map(|l| Entry::new(labels.clone(), Timestamp(0), l.clone(), Ack::none()))
+            .map(|l| Entry::new(labels.clone(), Timestamp(0), l.clone().into(), Ack::none()))
             .collect()
     };
     let mut trace = TraceStage::new(

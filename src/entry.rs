@@ -11,6 +11,7 @@
 
 use crate::ack::Ack;
 use crate::labels::LabelSet;
+use crate::text::Text;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds since the Unix epoch (may be negative for pre-1970 times).
@@ -75,7 +76,8 @@ pub struct Entry {
     /// The stream's labels, shared by every entry of the stream.
     pub labels: LabelSet,
     pub timestamp: Timestamp,
-    pub line: String,
+    /// Owned, or a slice of the read it came from (see [`crate::text`]).
+    pub line: Text,
     /// Loki structured metadata (name, value); empty for most lines.
     pub metadata: Vec<(String, String)>,
     /// What pipeline stages extracted (empty outside a pipeline).
@@ -86,7 +88,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(labels: LabelSet, timestamp: Timestamp, line: String, ack: Ack) -> Self {
+    pub fn new(labels: LabelSet, timestamp: Timestamp, line: Text, ack: Ack) -> Self {
         Entry {
             labels,
             timestamp,

@@ -368,7 +368,12 @@ fn decode_chunk(data: &[u8]) -> Result<Result<(Vec<LabelSet>, Decoded), ChunkErr
             e.label
         );
         let owned = e.to_entry(&labels[e.label]);
-        out.push((e.label, e.timestamp.0, owned.line, owned.metadata));
+        out.push((
+            e.label,
+            e.timestamp.0,
+            owned.line.into_string(),
+            owned.metadata,
+        ));
     }
     ensure!(
         out.len() <= h.entries as usize,
@@ -434,7 +439,7 @@ pub fn spool_round_trip(
         let mut e = Entry::new(
             labels.clone(),
             Timestamp(*ts),
-            line.clone(),
+            line.clone().into(),
             crate::ack::Ack::none(),
         );
         e.metadata = md.clone();

@@ -50,7 +50,7 @@ impl Snapshot {
                 .collect(),
             metadata: e.metadata.clone(),
             timestamp: e.timestamp,
-            line: e.line.clone(),
+            line: e.line.to_string(),
         }
     }
 }

@@ -232,7 +232,7 @@ mod tests {
             "upper"
         }
         fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
-            e.line = e.line.to_uppercase();
+            e.line = e.line.to_uppercase().into();
             ctx.emit(e);
         }
     }

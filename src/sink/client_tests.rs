@@ -166,7 +166,7 @@ async fn send(h: &ClientHandle, t: &Arc<Tracker>, labels: &LabelSet, line: &str)
     let e = Entry::new(
         labels.clone(),
         Timestamp(end as i64),
-        line.to_string(),
+        line.to_string().into(),
         t.issue(Position::Offset(end)),
     );
     h.tx.as_ref().unwrap().send(vec![e]).await.unwrap();

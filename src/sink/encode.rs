@@ -135,7 +135,7 @@ pub fn write_json(batch: &Batch, buf: &mut Vec<u8>) -> serde_json::Result<()> {
             }
             // Timestamps are strings of Unix nanoseconds.
             let _ = write!(buf, "[\"{}\",", e.timestamp.nanos());
-            serde_json::to_writer(&mut *buf, &e.line)?;
+            serde_json::to_writer(&mut *buf, e.line.as_str())?;
             if !e.metadata.is_empty() {
                 buf.extend_from_slice(b",{");
                 for (i, (k, v)) in e.metadata.iter().enumerate() {

@@ -22,6 +22,7 @@
 
 use super::batch::StreamKey;
 use crate::labels::LabelSet;
+use crate::text::Text;
 use std::sync::Arc;
 
 /// Promtail's reserved label carrying a per-entry tenant.
@@ -137,7 +138,7 @@ pub enum LineLimit {
 /// Applies `max_line_size` (`max` bytes, 0 = no limit). Truncation cuts on
 /// a character boundary, so the line may end up a few bytes shorter than
 /// `max`.
-pub fn limit_line(line: &mut String, max: usize, truncate: bool) -> LineLimit {
+pub fn limit_line(line: &mut Text, max: usize, truncate: bool) -> LineLimit {
     if max == 0 || line.len() <= max {
         return LineLimit::Fits;
     }
@@ -160,7 +161,7 @@ mod tests {
 
     #[test]
     fn limit_line_truncates_on_char_boundary_or_drops() {
-        let mut s = "abcdef".to_string();
+        let mut s = Text::from("abcdef");
         assert_eq!(limit_line(&mut s, 0, true), LineLimit::Fits);
         assert_eq!(limit_line(&mut s, 6, false), LineLimit::Fits);
         assert_eq!(limit_line(&mut s, 5, false), LineLimit::TooLong);
@@ -168,10 +169,15 @@ mod tests {
         assert_eq!(limit_line(&mut s, 4, true), LineLimit::Truncated(2));
         assert_eq!(s, "abcd");
         // "é" is 2 bytes, "€" 3: a cut at 4 would split the euro sign.
-        let mut s = "aé€z".to_string();
+        let mut s = Text::from("aé€z");
         assert_eq!(limit_line(&mut s, 4, true), LineLimit::Truncated(4));
         assert_eq!(s, "aé");
-        let mut s = "€€".to_string();
+        // A line shared with its read chunk is cut the same way.
+        let chunk = crate::text::Chunk::new("aé€z\n".as_bytes());
+        let mut s = chunk.line(0, 7).unwrap();
+        assert_eq!(limit_line(&mut s, 4, true), LineLimit::Truncated(4));
+        assert_eq!(s, "aé");
+        let mut s = Text::from("€€");
         assert_eq!(limit_line(&mut s, 2, true), LineLimit::Truncated(6));
         assert_eq!(s, "");
     }

@@ -193,7 +193,7 @@ pub fn to_prost(batch: &Batch) -> PushRequest {
                         let (seconds, nanos) = e.timestamp.secs_nanos();
                         EntryAdapter {
                             timestamp: Some(ProtoTimestamp { seconds, nanos }),
-                            line: e.line.clone(),
+                            line: e.line.to_string(),
                             structured_metadata: e
                                 .metadata
                                 .iter()
@@ -238,7 +238,12 @@ mod tests {
             .collect();
         let mut b = Batch::new(None, Instant::now());
         for (s, ts, line, md) in items {
-            let mut e = Entry::new(LabelSet::empty(), Timestamp(*ts), line.clone(), Ack::none());
+            let mut e = Entry::new(
+                LabelSet::empty(),
+                Timestamp(*ts),
+                line.clone().into(),
+                Ack::none(),
+            );
             e.metadata = md.clone();
             b.add(&keys[*s % 4], e);
         }

@@ -9,7 +9,10 @@
 //! Design: every complete line becomes an [`Entry`] whose [`Ack`] carries the
 //! offset just after the line, so the positions file only ever advances over
 //! delivered lines. The file's `LabelSet` (target labels + `filename`) is built
-//! once and shared by every entry.
+//! once and shared by every entry. A chunk's lines share one copy of its
+//! bytes ([`crate::text::Chunk`], made at the first line that lies wholly
+//! inside the chunk and ending at its last newline); only a line assembled
+//! from several reads or with invalid bytes gets a `String` of its own.
 //!
 //! Must never: issue an acknowledgement for bytes not yet read, or emit a line
 //! that is not valid UTF-8 (invalid bytes are replaced and counted).
@@ -22,6 +25,7 @@ use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
 use crate::metrics::{labels, Metrics, L};
 use crate::positions::{FileId, Fingerprint};
+use crate::text::{Chunk, Text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::io;
@@ -146,9 +150,12 @@ impl Tailed {
         let (labels, md, split) = (&self.labels, &self.metadata, &mut self.split);
         // One read time and one tracker lock per chunk, not per line.
         let now = Timestamp::now();
+        let read = &buf[..n];
+        let mut shared = Shared::default();
         self.tracker.issuing(|is| {
-            split.feed(&buf[..n], |l| {
-                out.push(make_entry(labels, md, is, now, l, &mut st))
+            split.feed(read, |l| {
+                let text = shared.text(read, &l, &mut st);
+                out.push(make_entry(labels, md, is, now, l, text, &mut st))
             })
         });
         self.m.read_bytes.inc_by(n as u64);
@@ -184,10 +191,53 @@ impl Tailed {
         let mut st = ChunkStats::default();
         let (labels, md, split) = (&self.labels, &self.metadata, &mut self.split);
         let now = Timestamp::now();
-        self.tracker
-            .issuing(|is| split.finish(|l| out.push(make_entry(labels, md, is, now, l, &mut st))));
+        self.tracker.issuing(|is| {
+            split.finish(|l| {
+                let text = owned_text(l.bytes, &mut st);
+                out.push(make_entry(labels, md, is, now, l, text, &mut st))
+            })
+        });
         self.m.read_lines.inc_by(st.lines as u64);
         st
+    }
+}
+
+/// The chunk of one read, made at its first line that lies inside it.
+#[derive(Default)]
+struct Shared {
+    /// Offset of the chunk's first byte in the read, and the chunk.
+    chunk: Option<(usize, Chunk)>,
+}
+
+impl Shared {
+    /// The line's text: a slice of the chunk if it lies in its valid
+    /// UTF-8, else a `String` of its own.
+    fn text(&mut self, read: &[u8], l: &Line<'_>, st: &mut ChunkStats) -> Text {
+        if let Some(at) = l.at {
+            let (base, chunk) = self.chunk.get_or_insert_with(|| {
+                // Up to the last newline: the tail is a line still open.
+                let end = memchr::memrchr(b'\n', &read[at..]).map_or(read.len(), |i| at + i + 1);
+                (at, Chunk::new(&read[at..end]))
+            });
+            if let Some(t) = at
+                .checked_sub(*base)
+                .and_then(|s| chunk.line(s, s + l.bytes.len()))
+            {
+                return t;
+            }
+        }
+        owned_text(l.bytes, st)
+    }
+}
+
+/// A line's text copied out (invalid bytes replaced and counted).
+fn owned_text(bytes: &[u8], st: &mut ChunkStats) -> Text {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Text::from(s),
+        Err(_) => {
+            st.invalid_utf8 += 1;
+            Text::from(String::from_utf8_lossy(bytes).into_owned())
+        }
     }
 }
 
@@ -197,22 +247,55 @@ fn make_entry(
     is: &mut Issuer<'_>,
     now: Timestamp,
     l: Line<'_>,
+    text: Text,
     st: &mut ChunkStats,
 ) -> Entry {
     st.lines += 1;
     if l.cut {
         st.cut += 1;
     }
-    let text = match std::str::from_utf8(l.bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => {
-            st.invalid_utf8 += 1;
-            String::from_utf8_lossy(l.bytes).into_owned()
-        }
-    };
     let mut e = Entry::new(labels.clone(), now, text, is.issue(Position::Offset(l.end)));
     if !metadata.is_empty() {
         e.metadata = metadata.to_vec();
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `reads` through a splitter as `read_chunk` does; returns each
+    /// line's text, whether it shares its read, and the invalid count.
+    fn texts(reads: &[&[u8]]) -> (Vec<(String, bool)>, usize) {
+        let mut split = LineSplitter::new(0, 1024);
+        let mut st = ChunkStats::default();
+        let mut out = Vec::new();
+        for read in reads {
+            let mut shared = Shared::default();
+            split.feed(read, |l| {
+                let t = shared.text(read, &l, &mut st);
+                out.push((t.to_string(), t.is_shared()));
+            });
+        }
+        (out, st.invalid_utf8)
+    }
+
+    #[test]
+    fn lines_inside_one_read_share_it_and_the_others_are_owned() {
+        let (got, invalid) = texts(&[b"one\ntwo\nth", b"ree\nbad \xff\nfour\n\xc3", b"\xa9\n"]);
+        let want = [
+            ("one", true),
+            ("two", true),
+            // Began in the read before.
+            ("three", false),
+            // After an invalid byte the read's chunk ends: owned, replaced.
+            ("bad \u{fffd}", false),
+            ("four", false),
+            ("é", false),
+        ];
+        let want: Vec<(String, bool)> = want.iter().map(|(s, b)| (s.to_string(), *b)).collect();
+        assert_eq!(got, want);
+        assert_eq!(invalid, 1);
+    }
 }

@@ -33,6 +33,9 @@ pub struct Line<'a> {
     pub end: u64,
     /// True if the line was longer than `max_line` and was cut.
     pub cut: bool,
+    /// Where `bytes` starts in the chunk just fed, if it is a slice of it
+    /// (`None`: assembled from pieces of several chunks in the held buffer).
+    pub at: Option<usize>,
 }
 
 /// Splits a byte stream into lines. See the module docs.
@@ -89,7 +92,12 @@ impl LineSplitter {
                     if self.held.is_empty() && !self.skipping {
                         let cut = piece.len() > max;
                         let bytes = if cut { &piece[..max] } else { piece };
-                        f(Line { bytes, end, cut });
+                        f(Line {
+                            bytes,
+                            end,
+                            cut,
+                            at: Some(start),
+                        });
                     } else {
                         let mut cut = self.skipping;
                         if !self.skipping {
@@ -102,6 +110,7 @@ impl LineSplitter {
                             bytes: &self.held,
                             end,
                             cut,
+                            at: None,
                         });
                         self.held.clear();
                         if self.held.capacity() > KEEP_CAPACITY {
@@ -136,6 +145,7 @@ impl LineSplitter {
             bytes: &self.held,
             end: self.pos,
             cut: self.skipping,
+            at: None,
         });
         self.held = Vec::new();
         self.skipping = false;
@@ -204,6 +214,27 @@ mod tests {
         );
         assert_eq!(s.pos(), 12);
         assert_eq!(s.held(), 0);
+    }
+
+    #[test]
+    fn a_line_inside_one_chunk_says_where_it_is_in_it() {
+        let mut s = LineSplitter::new(0, 4);
+        let mut got = Vec::new();
+        for c in [&b"ab"[..], b"c\nde\n\nlonger\nx"] {
+            s.feed(c, |l| {
+                if let Some(a) = l.at {
+                    assert_eq!(&c[a..a + l.bytes.len()], l.bytes);
+                }
+                got.push((l.bytes.to_vec(), l.at));
+            });
+        }
+        let want: Vec<(Vec<u8>, Option<usize>)> = vec![
+            (b"abc".to_vec(), None),
+            (b"de".to_vec(), Some(2)),
+            (b"".to_vec(), Some(5)),
+            (b"long".to_vec(), Some(6)),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]

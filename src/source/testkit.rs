@@ -227,16 +227,16 @@ impl Harness {
                     Ok(e) => {
                         let mut l = log.lock().unwrap();
                         l.got.push(Got {
-                            line: e.line.clone(),
+                            line: e.line.to_string(),
                             filename: e.labels.get("filename").unwrap_or("").to_string(),
                             app: e.labels.get("app").unwrap_or("").to_string(),
                             run: run_no,
                         });
-                        *l.seen.entry(e.line.clone()).or_default() += 1;
+                        *l.seen.entry(e.line.to_string()).or_default() += 1;
                         match mode {
                             AckMode::Immediate => {
-                                l.acked.insert((run_no, e.line.clone()));
-                                l.acked_any.insert(e.line.clone());
+                                l.acked.insert((run_no, e.line.to_string()));
+                                l.acked_any.insert(e.line.to_string());
                                 drop(l);
                                 e.ack.ack();
                             }
@@ -247,8 +247,8 @@ impl Harness {
                         if matches!(mode, AckMode::Held) && release.load(Ordering::SeqCst) {
                             let mut l = log.lock().unwrap();
                             for e in held.drain(..) {
-                                l.acked.insert((run_no, e.line.clone()));
-                                l.acked_any.insert(e.line.clone());
+                                l.acked.insert((run_no, e.line.to_string()));
+                                l.acked_any.insert(e.line.to_string());
                                 e.ack.ack();
                             }
                         }
@@ -261,8 +261,8 @@ impl Harness {
                                 let i = rng.random_range(0..held.len());
                                 let e = held.swap_remove(i);
                                 let mut l = log.lock().unwrap();
-                                l.acked.insert((run_no, e.line.clone()));
-                                l.acked_any.insert(e.line.clone());
+                                l.acked.insert((run_no, e.line.to_string()));
+                                l.acked_any.insert(e.line.to_string());
                                 drop(l);
                                 e.ack.ack();
                             }

@@ -40,6 +40,7 @@
 
 use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
+use crate::text::Text;
 
 /// `"TTSC"`: tailtrace spool chunk.
 pub const MAGIC: u32 = 0x5454_5343;
@@ -387,10 +388,16 @@ pub struct RawEntry<'a> {
 impl RawEntry<'_> {
     /// An owned entry (with no acknowledgement yet).
     pub fn to_entry(&self, labels: &LabelSet) -> Entry {
+        self.to_entry_with(labels, self.line.into())
+    }
+
+    /// An entry with `line` for its text (the same text, e.g. shared with
+    /// the other lines of the chunk).
+    pub fn to_entry_with(&self, labels: &LabelSet, line: Text) -> Entry {
         let mut e = Entry::new(
             labels.clone(),
             self.timestamp,
-            self.line.to_string(),
+            line,
             crate::ack::Ack::none(),
         );
         if !self.metadata.is_empty() {
@@ -509,7 +516,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(labels: &LabelSet, ts: i64, line: &str, md: &[(&str, &str)]) -> Entry {
-        let mut e = Entry::new(labels.clone(), Timestamp(ts), line.to_string(), Ack::none());
+        let mut e = Entry::new(
+            labels.clone(),
+            Timestamp(ts),
+            line.to_string().into(),
+            Ack::none(),
+        );
         e.metadata = md
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

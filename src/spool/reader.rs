@@ -8,7 +8,9 @@
 //! carries the chunk's end, the others its start, so the lane's cursor moves
 //! past a chunk only when all of its entries there were accepted (or
 //! dropped and counted). A chunk without entries of this tenant moves the
-//! cursor at once.
+//! cursor at once. The lane's lines of a chunk are copied end to end into
+//! one [`Chunk`] their entries share (one allocation per chunk, not one
+//! per line).
 //!
 //! A tenant this reader meets that the client has no lane for gets one,
 //! starting at that chunk (handed to the client through `new_lanes`): lanes
@@ -27,6 +29,7 @@ use crate::ack::{Position, Tracker};
 use crate::entry::Entry;
 use crate::metrics::labels;
 use crate::sink::prepare::TENANT_LABEL;
+use crate::text::Chunk;
 use std::collections::HashSet;
 use std::fs::File;
 use std::sync::Arc;
@@ -283,12 +286,28 @@ impl LaneReader {
             }
         }
         let labels = p.labels().to_vec();
-        let mut raw = Vec::new();
+        let mut picked = Vec::new();
+        let mut text_len = 0;
         while let Some(e) = p.next_entry() {
             let e = e?;
             if mine[e.label] {
-                raw.push(e.to_entry(&labels[e.label]));
+                text_len += e.line.len();
+                picked.push(e);
             }
+        }
+        // This lane's lines end to end in one allocation they all share.
+        let mut text = String::with_capacity(text_len);
+        for e in &picked {
+            text.push_str(e.line);
+        }
+        let chunk = Chunk::from_string(text);
+        let mut at = 0;
+        let mut raw = Vec::with_capacity(picked.len());
+        for e in &picked {
+            let end = at + e.line.len();
+            let line = chunk.line(at, end).unwrap_or_else(|| e.line.into());
+            raw.push(e.to_entry_with(&labels[e.label], line));
+            at = end;
         }
         let n = raw.len();
         if n > 0 {

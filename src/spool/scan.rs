@@ -303,7 +303,7 @@ mod tests {
                 cb.add(&Entry::new(
                     ls.clone(),
                     Timestamp(i),
-                    format!("chunk {c} line {i}"),
+                    format!("chunk {c} line {i}").into(),
                     Ack::none(),
                 ));
             }

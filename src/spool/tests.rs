@@ -160,7 +160,7 @@ impl World {
         Entry::new(
             self.labels.clone(),
             Timestamp(i as i64),
-            format!("e{i:06}"),
+            format!("e{i:06}").into(),
             source.issue(Position::Offset(i as u64 + 1)),
         )
     }
@@ -346,7 +346,7 @@ fn a_lane_per_tenant_and_segments_go_only_when_every_lane_is_past_them() {
         w.take(vec![Entry::new(
             ls.clone(),
             Timestamp(i),
-            format!("{i:04} {}", "x".repeat(40)),
+            format!("{i:04} {}", "x".repeat(40)).into(),
             crate::ack::Ack::none(),
         )]);
     }
@@ -478,7 +478,7 @@ fn a_chunk_sealed_by_the_last_entry_before_silence_is_committed() {
     tx.send(vec![Entry::new(
         ls,
         Timestamp(1),
-        "x".repeat(300),
+        "x".repeat(300).into(),
         crate::ack::Ack::none(),
     )])
     .unwrap();
@@ -530,7 +530,7 @@ fn chunks_are_compressed_only_while_the_clients_lag_behind() {
                 Entry::new(
                     ls.clone(),
                     Timestamp(i as i64),
-                    "x".repeat(90),
+                    "x".repeat(90).into(),
                     crate::ack::Ack::none(),
                 )
             })

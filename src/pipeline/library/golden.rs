@@ -197,7 +197,7 @@ fn run_case(pipeline: &str, input: &str, kind: Kind) -> String {
         let e = Entry::new(
             labels_of(&l.stream, kind),
             read,
-            l.line.clone(),
+            l.line.clone().into(),
             Ack::none(),
         );
         p.process(e, &mut got);
@@ -302,7 +302,7 @@ fn klog_journal_keeps_the_journal_timestamp_klog_does_not() {
         for (i, l) in lines.iter().enumerate() {
             let labels = labels_of("kubelet.service", Kind::Journal);
             p.process(
-                Entry::new(labels, ts_of(i), l.clone(), Ack::none()),
+                Entry::new(labels, ts_of(i), l.clone().into(), Ack::none()),
                 &mut out,
             );
         }

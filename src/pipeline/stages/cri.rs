@@ -37,6 +37,7 @@ use crate::entry::Entry;
 use crate::labels::LabelSet;
 use crate::pipeline::{Ctx, Stage, Value};
 use crate::source::cri::{self, Stream};
+use crate::text::Text;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
@@ -146,7 +147,7 @@ impl Stage for CriStage {
             Err(_) => return ctx.emit(entry),
         };
         // `start` follows an ASCII space, so it is a char boundary.
-        entry.line.replace_range(..start, "");
+        entry.line.drop_front(start);
         if let Some(ts) = ts {
             entry.timestamp = ts;
         }
@@ -278,7 +279,7 @@ impl Joiner {
         // flags, stream), with the lines before it in front.
         h.entry.extracted = extracted;
         if !h.truncated {
-            h.truncated = append_limited(&mut h.entry.line, &line, self.truncate_at);
+            h.truncated = append_limited(h.entry.line.make_mut(), &line, self.truncate_at);
         }
         h.entry.timestamp = timestamp;
         for (k, v) in metadata {
@@ -347,7 +348,7 @@ fn floor_boundary(s: &str, at: usize) -> usize {
 }
 
 /// Cuts `line` to at most `max` bytes (0 = no limit); true if it was cut.
-fn truncate_to(line: &mut String, max: usize) -> bool {
+fn truncate_to(line: &mut Text, max: usize) -> bool {
     if max > 0 && line.len() > max {
         let at = floor_boundary(line, max);
         line.truncate(at);
@@ -598,7 +599,7 @@ mod tests {
         let e = Entry::new(
             h.labels.clone(),
             Timestamp(7),
-            format!("{T2} stdout F new"),
+            format!("{T2} stdout F new").into(),
             t2.issue(Position::Offset(3)),
         );
         h.stage.process(e, &mut Ctx::new(&mut h.out, &h.metrics));
@@ -618,7 +619,7 @@ mod tests {
         let e = Entry::new(
             h.labels.clone(),
             Timestamp(7),
-            format!("{T1} stdout P a"),
+            format!("{T1} stdout P a").into(),
             Ack::none(),
         );
         h.stage.process(e, &mut Ctx::new(&mut ctx_out, &h.metrics));

@@ -76,7 +76,7 @@ impl Stage for DecolorizeStage {
 
     fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
         if let Cow::Owned(s) = self.strip(&entry.line) {
-            entry.line = s;
+            entry.line = s.into();
         }
         ctx.emit(entry);
     }

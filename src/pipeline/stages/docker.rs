@@ -90,7 +90,7 @@ impl Stage for DockerStage {
                 .extracted
                 .insert("stream", Value::from(stream.as_str()));
         }
-        entry.line = line;
+        entry.line = line.into();
         entry.timestamp = timestamp;
         entry.labels = self.labels.get(&entry.labels, stream);
         let from = ctx.out.len();

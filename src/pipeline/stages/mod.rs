@@ -468,7 +468,12 @@ mod tests {
             let mut p = build(&v, Arc::new(Metrics::new())).unwrap();
             let mut out = Vec::new();
             for l in lines {
-                let e = Entry::new(LabelSet::empty(), Timestamp(0), l.to_string(), Ack::none());
+                let e = Entry::new(
+                    LabelSet::empty(),
+                    Timestamp(0),
+                    l.to_string().into(),
+                    Ack::none(),
+                );
                 p.process(e, &mut out);
             }
             out

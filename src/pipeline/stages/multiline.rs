@@ -57,6 +57,7 @@ use super::BuildCtx;
 use crate::entry::{Entry, Timestamp};
 use crate::labels::{LabelMap, LabelSet};
 use crate::pipeline::{Ctx, Extracted, Stage};
+use crate::text::Text;
 use detect::{Class, Mode, State};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -225,7 +226,7 @@ impl Template {
 
     /// A leftover block's entry: the template's timestamp, extracted data
     /// and metadata, with `line` and `ack` of its first line.
-    fn entry(&self, labels: LabelSet, line: String, ack: crate::ack::Ack) -> Entry {
+    fn entry(&self, labels: LabelSet, line: Text, ack: crate::ack::Ack) -> Entry {
         let mut e = Entry::new(labels, self.timestamp, line, ack);
         e.extracted = self.extracted.clone();
         e.metadata = self.metadata.clone();
@@ -295,8 +296,9 @@ impl Stage for MultilineStage {
                 };
                 match merged {
                     Ok(()) => {
-                        b.entry.line.push('\n');
-                        b.entry.line.push_str(&line);
+                        let text = b.entry.line.make_mut();
+                        text.push('\n');
+                        text.push_str(&line);
                         b.lines += 1;
                         self.keep_or_emit(&mut s, b, ctx);
                     }

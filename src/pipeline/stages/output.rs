@@ -53,13 +53,18 @@ impl Stage for OutputStage {
     fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
         match e.extracted.get(&self.source) {
             Some(Value::String(s)) if *s != e.line => {
-                e.line.clear();
-                e.line.push_str(s);
+                if e.line.is_shared() {
+                    e.line = s.as_str().into();
+                } else {
+                    let line = e.line.make_mut();
+                    line.clear();
+                    line.push_str(s);
+                }
             }
             Some(Value::String(_)) => {}
             Some(v) => {
                 if let Some(s) = crate::pipeline::extracted::to_go_string(v) {
-                    e.line = s;
+                    e.line = s.into();
                 }
             }
             None => {}

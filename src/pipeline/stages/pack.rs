@@ -117,7 +117,7 @@ impl Stage for PackStage {
         out.push_str("\"_entry\":");
         write_json_string(&mut out, &e.line, JsonFlavor::Jsoniter);
         out.push('}');
-        e.line = out;
+        e.line = out.into();
 
         // Packed names that are stream labels leave them.
         found.retain(|&i| e.labels.get(&self.names[i]).is_some());

@@ -151,7 +151,7 @@ impl Stage for ReplaceStage {
         if let Some((result, named)) = outcome {
             match &self.source {
                 Some(key) => entry.extracted.insert(key, Value::String(result)),
-                None => entry.line = result,
+                None => entry.line = result.into(),
             }
             for (n, v) in named {
                 entry.extracted.insert(&self.names[n].1, Value::String(v));

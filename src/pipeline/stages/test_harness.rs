@@ -35,7 +35,12 @@ impl<S: Stage> Harness<S> {
     pub fn feed(&mut self, line: &str) {
         self.offset += line.len() as u64 + 1;
         let ack = self.tracker.issue(Position::Offset(self.offset));
-        let e = Entry::new(self.labels.clone(), Timestamp(7), line.to_string(), ack);
+        let e = Entry::new(
+            self.labels.clone(),
+            Timestamp(7),
+            line.to_string().into(),
+            ack,
+        );
         self.stage
             .process(e, &mut Ctx::new(&mut self.out, &self.metrics));
     }

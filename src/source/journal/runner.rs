@@ -375,7 +375,7 @@ impl Runner {
         }
         self.metrics.journal_target_lines_total.inc();
         let ack = self.tracker.issue(Position::Cursor(cursor));
-        let e = Entry::new(LabelSet::new(l), rec.timestamp, text, ack);
+        let e = Entry::new(LabelSet::new(l), rec.timestamp, text.into(), ack);
         self.job.pipeline.process(e, &mut self.outv);
         self.backlog.extend(self.outv.drain(..));
     }

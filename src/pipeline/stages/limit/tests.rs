@@ -78,7 +78,7 @@ impl H {
         self.n += 1;
         self.offset += line.len() as u64 + 1;
         let ack = self.tracker.issue(Position::Offset(self.offset));
-        let e = Entry::new(labels.clone(), Timestamp(1), line.to_string(), ack);
+        let e = Entry::new(labels.clone(), Timestamp(1), line.to_string().into(), ack);
         self.stage
             .process(e, &mut Ctx::new(&mut self.out, &self.metrics));
     }

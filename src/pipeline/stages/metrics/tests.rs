@@ -30,7 +30,7 @@ fn entry(file: &str, line: &str, kv: &[(&str, Value)]) -> Entry {
 fn run(m: &Metrics, s: &mut MetricsStage, entries: Vec<Entry>) {
     let want: Vec<(String, i64)> = entries
         .iter()
-        .map(|e| (e.line.clone(), e.timestamp.0))
+        .map(|e| (e.line.to_string(), e.timestamp.0))
         .collect();
     let mut out = Vec::new();
     for e in entries {
@@ -38,7 +38,7 @@ fn run(m: &Metrics, s: &mut MetricsStage, entries: Vec<Entry>) {
     }
     let got: Vec<(String, i64)> = out
         .iter()
-        .map(|e| (e.line.clone(), e.timestamp.0))
+        .map(|e| (e.line.to_string(), e.timestamp.0))
         .collect();
     assert_eq!(got, want, "entries pass through unchanged");
     for e in out {

@@ -33,7 +33,7 @@ fn harness(yaml: &str) -> Harness {
 fn feed_at(h: &mut Harness, file: &str, line: &str, ts: i64) {
     h.offset += line.len() as u64 + 1;
     let ack = h.tracker.issue(Position::Offset(h.offset));
-    let e = Entry::new(labels(file), Timestamp(ts), line.to_string(), ack);
+    let e = Entry::new(labels(file), Timestamp(ts), line.to_string().into(), ack);
     h.stage.process(e, &mut Ctx::new(&mut h.out, &h.metrics));
 }
 

@@ -130,7 +130,7 @@ fn coverage_is_counted_per_job() {
         let e = Entry::new(
             labels,
             crate::entry::Timestamp(1),
-            line,
+            line.into(),
             crate::ack::Ack::none(),
         );
         s.process(e, &mut Ctx::new(&mut out, &metrics));
@@ -182,7 +182,7 @@ fn yaml_stage_and_extracted_for_later_stages() {
     let e = Entry::new(
         LabelSet::empty(),
         crate::entry::Timestamp(1),
-        format!("trace_id={T}"),
+        format!("trace_id={T}").into(),
         crate::ack::Ack::none(),
     );
     p.process(e, &mut out);
