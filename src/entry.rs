@@ -4,7 +4,7 @@
 //! acknowledgement that ties it back to the position it was read at) and
 //! [`Timestamp`] (Unix nanoseconds).
 //!
-//! Must never: carry a line that is not valid UTF-8 (`String` enforces it;
+//! Must never: carry a line that is not valid UTF-8 ([`Text`] enforces it;
 //! sources replace invalid bytes and count them), or be dropped by a stage
 //! without either passing it on or acknowledging it as a counted drop (see
 //! [`crate::pipeline::Ctx::drop`]).
