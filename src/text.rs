@@ -103,6 +103,19 @@ impl Text {
         }
     }
 
+    /// Length in bytes, without touching the chunk (the encoder sizes
+    /// every line before it copies any).
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Owned(s) => s.len(),
+            Repr::Shared { len, .. } => *len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The text as an owned `String` to change (copied out of a chunk once).
     pub fn make_mut(&mut self) -> &mut String {
         if let Repr::Shared { .. } = self.0 {
@@ -288,6 +301,7 @@ mod tests {
         let c = Chunk::new(b"ab\ncd\n");
         let (a, b) = (c.line(0, 2).unwrap(), c.line(3, 5).unwrap());
         assert_eq!((a.as_str(), b.as_str()), ("ab", "cd"));
+        assert_eq!((a.len(), c.line(2, 2).unwrap().is_empty()), (2, true));
         assert!(a.is_shared() && b.is_shared());
         drop(c);
         assert_eq!(a, "ab", "a line keeps its chunk alive");

@@ -133,16 +133,13 @@ fn put_str(buf: &mut Vec<u8>, field: u8, s: &str) {
 
 /// Appends the protobuf encoding of `batch` as a `PushRequest` to `buf`.
 pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
-    // First pass: stream lengths (entry lengths are recomputed in the second
-    // pass; that is arithmetic only and cheaper than storing them).
-    let mut total = 0;
-    for s in batch.streams() {
-        total += ld_len(stream_len(s), false);
-    }
-    buf.reserve(total);
-    for s in batch.streams() {
+    // First pass: stream lengths, kept (entry lengths are recomputed in the
+    // second pass; that is arithmetic only and cheaper than storing them).
+    let lens: Vec<usize> = batch.streams().iter().map(stream_len).collect();
+    buf.reserve(lens.iter().map(|&l| ld_len(l, false)).sum());
+    for (s, &len) in batch.streams().iter().zip(&lens) {
         buf.push(key(1, LEN));
-        encode_varint(stream_len(s) as u64, buf);
+        encode_varint(len as u64, buf);
         put_str(buf, 1, &s.key.rendered);
         for e in &s.entries {
             buf.push(key(2, LEN));

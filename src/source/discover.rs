@@ -487,9 +487,8 @@ impl Watch {
         let mut ops: Vec<notify::PathOp> = all
             .into_iter()
             .filter(|(p, mode)| {
-                *mode == notify::RecursiveMode::NonRecursive
-                    && !self.trees.contains(p)
-                    && !self.dirs.contains(&self.key(p))
+                // Recursive watches are the trees, never let go here.
+                *mode == notify::RecursiveMode::NonRecursive && !self.dirs.contains(&self.key(p))
             })
             .map(|(p, _)| notify::PathOp::unwatch(p))
             .collect();
