@@ -437,14 +437,19 @@ impl<'a> Payload<'a> {
         let raw: &'a [u8] = match h.codec {
             Codec::None => data,
             Codec::Lz4 => {
-                scratch.clear();
-                scratch.resize(h.raw_len as usize, 0);
-                let n = lz4_flex::block::decompress_into(data, scratch)
+                // Grown (zeroed) only when too small: zeroing the whole
+                // buffer for every chunk cost as much as a copy of it.
+                let want = h.raw_len as usize;
+                if scratch.len() < want {
+                    scratch.resize(want, 0);
+                }
+                let out = &mut scratch[..want];
+                let n = lz4_flex::block::decompress_into(data, out)
                     .map_err(|_| ChunkError::Payload("lz4"))?;
-                if n != h.raw_len as usize {
+                if n != want {
                     return Err(ChunkError::Payload("raw length"));
                 }
-                scratch
+                &scratch[..want]
             }
         };
         let mut cur = Cur { b: raw, i: 0 };
@@ -533,9 +538,16 @@ mod tests {
 
     /// Decodes a whole chunk back into (labels, ts, line, metadata).
     fn decode_all(chunk: &[u8]) -> Result<Vec<(Pairs, i64, String, Pairs)>, ChunkError> {
+        decode_with(chunk, &mut Vec::new())
+    }
+
+    /// [`decode_all`] with a scratch buffer a reader keeps between chunks.
+    fn decode_with(
+        chunk: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<(Pairs, i64, String, Pairs)>, ChunkError> {
         let h = Header::decode(chunk)?;
-        let mut scratch = Vec::new();
-        let mut p = Payload::open(&h, &chunk[HEADER_LEN..], &mut scratch)?;
+        let mut p = Payload::open(&h, &chunk[HEADER_LEN..], scratch)?;
         let labels: Vec<Vec<(String, String)>> = p
             .labels()
             .iter()
@@ -559,6 +571,28 @@ mod tests {
             ));
         }
         Ok(out)
+    }
+
+    #[test]
+    fn a_scratch_buffer_left_from_a_bigger_chunk_decodes_a_smaller_one_exactly() {
+        let a = LabelSet::new([("app", "a")]);
+        let mut big = ChunkBuilder::new(Codec::Lz4);
+        for i in 0..500 {
+            big.add(&entry(&a, i, &format!("{i} {}", "big ".repeat(20)), &[]));
+        }
+        let mut small = ChunkBuilder::new(Codec::Lz4);
+        small.add(&entry(&a, 7, "small", &[("k", "v")]));
+        let (mut b, mut s) = (Vec::new(), Vec::new());
+        big.seal(1, &mut b).unwrap();
+        small.seal(1, &mut s).unwrap();
+        let mut scratch = Vec::new();
+        assert_eq!(decode_with(&b, &mut scratch).unwrap().len(), 500);
+        let left = scratch.len();
+        assert_eq!(
+            decode_with(&s, &mut scratch).unwrap(),
+            decode_all(&s).unwrap()
+        );
+        assert_eq!(scratch.len(), left, "kept, not zeroed again");
     }
 
     #[test]
