@@ -21,8 +21,9 @@
 //! Must never: hand out text that is not valid UTF-8 (shared text is a
 //! sub-slice of a `str`, sliced with checked boundaries: no `unsafe`), or let
 //! a few lines pin far more memory than they hold for long —
-//! [`Text::compact`] copies a line out of a chunk that is mostly dead, and
-//! the batcher calls it before holding a line.
+//! [`Text::compact`] copies a line out of a chunk that is mostly dead; the
+//! fan-out calls it before charging the memory budget for a line (after
+//! the stages dropped what they drop) and the batcher before holding one.
 
 use std::fmt;
 use std::ops::Deref;

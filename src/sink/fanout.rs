@@ -3,9 +3,14 @@
 //! Loki slows the readers down.
 //!
 //! Owns: [`Fanout`] and [`Outlet`]. For N outlets an entry is sent to the
-//! first N-1 as a copy (same labels `Arc`, a copied line, a duplicated
-//! [`Ack`](crate::ack::Ack)) and to the last as itself; each copy carries its
-//! own budget charge, so the budget is the bytes really held. The source's
+//! first N-1 as a copy (same labels `Arc`, the line copied or sharing its
+//! read chunk, a duplicated [`Ack`](crate::ack::Ack)) and to the last as
+//! itself; each copy carries its own budget charge, so the budget is (at
+//! least) the bytes really held. A line that shares a read chunk is charged
+//! its own bytes; so that the chunk behind it stays within a small multiple
+//! of what its lines are charged, a line whose chunk is mostly dead by the
+//! time it is sent (its neighbours dropped by a stage) is copied out first
+//! ([`Text::compact`](crate::text::Text::compact)). The source's
 //! position advances only when every outlet has settled its copy.
 //!
 //! Never blocks: [`Fanout::try_send`] hands the entry back ([`NotTaken::Full`])
@@ -159,6 +164,8 @@ impl Fanout {
                 }
             }
         }
+        let mut entry = entry;
+        entry.line.compact();
         let cost = Self::cost(&entry);
         let Some(mut charge) = self.budget.try_charge(cost * n) else {
             // What the budget waits for must not sit in our own buffers.
@@ -178,7 +185,6 @@ impl Fanout {
             copy.ack.set_charge(charge.split(cost));
             self.push(i, copy).map_err(|_| NotTaken::Stopped)?;
         }
-        let mut entry = entry;
         entry.ack.set_charge(charge);
         self.push(n - 1, entry).map_err(|_| NotTaken::Stopped)
     }
@@ -261,12 +267,43 @@ impl Drop for Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::{Position, Tracker};
+    use crate::ack::{Ack, Position, Tracker};
     use crate::entry::Timestamp;
     use crate::labels::LabelSet;
 
     fn entry(line: &str, ack: crate::ack::Ack) -> Entry {
         Entry::new(LabelSet::empty(), Timestamp(5), line.into(), ack)
+    }
+
+    #[test]
+    fn a_line_whose_neighbours_were_dropped_is_charged_and_held_without_its_chunk() {
+        let (t1, mut r1) = mpsc::channel(4);
+        let budget = Budget::new(1 << 20);
+        let f = Fanout::to_clients(vec![t1], budget.clone(), Arc::new(AtomicBool::new(false)));
+        let read = "0123456789abcdef\n".repeat(100);
+        let chunk = crate::text::Chunk::new(read.as_bytes());
+        let mut lines: Vec<_> = (0..100)
+            .map(|i| chunk.line(i * 17, i * 17 + 16).unwrap())
+            .collect();
+        drop(chunk);
+        // A stage kept two lines of the hundred: the first while all were
+        // still alive, the second after the others were dropped.
+        let first = lines.remove(0);
+        f.try_send(entry("", Ack::none())).unwrap();
+        let mut e = entry("", Ack::none());
+        e.line = first;
+        f.try_send(e).unwrap();
+        let last = lines.pop().unwrap();
+        drop(lines);
+        let mut e = entry("", Ack::none());
+        e.line = last;
+        f.try_send(e).unwrap();
+        assert!(f.flush().unwrap());
+        let got = r1.try_recv().unwrap();
+        assert!(got[1].line.is_shared(), "its chunk was in use when sent");
+        assert!(!got[2].line.is_shared(), "2 lines of 100 left: copied out");
+        assert_eq!(got[2].line, "0123456789abcdef");
+        assert_eq!(budget.used(), 2 * (16 + ENTRY_OVERHEAD) + ENTRY_OVERHEAD);
     }
 
     #[test]
