@@ -41,7 +41,7 @@ fn batch() -> Batch {
             Ack::none(),
         );
         if i.is_multiple_of(10) {
-            e.metadata = vec![("trace_id".into(), format!("{:032x}", i))];
+            e.metadata = vec![("trace_id".into(), format!("{:032x}", i).into())];
         }
         b.add(&keys[(i % 50) as usize], e);
         i += 1;

@@ -12,7 +12,19 @@
 use crate::ack::Ack;
 use crate::labels::LabelSet;
 use crate::text::Text;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One structured metadata pair (name, value). Both are shared: a name is
+/// the stage's or target's own string, and a value set for every line of a
+/// file (`pod_uid`) is the target's, so attaching them to a line costs no
+/// allocation beyond the entry's `Vec`.
+pub type MetaPair = (Arc<str>, Arc<str>);
+
+/// A [`MetaPair`] from two strings (copies both).
+pub fn meta_pair(name: &str, value: &str) -> MetaPair {
+    (name.into(), value.into())
+}
 
 /// Nanoseconds since the Unix epoch (may be negative for pre-1970 times).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -79,7 +91,7 @@ pub struct Entry {
     /// Owned, or a slice of the read it came from (see [`crate::text`]).
     pub line: Text,
     /// Loki structured metadata (name, value); empty for most lines.
-    pub metadata: Vec<(String, String)>,
+    pub metadata: Vec<MetaPair>,
     /// What pipeline stages extracted (empty outside a pipeline).
     pub extracted: crate::pipeline::Extracted,
     /// Where this line came from; acknowledged once Loki took it (or it was

@@ -372,7 +372,11 @@ fn decode_chunk(data: &[u8]) -> Result<Result<(Vec<LabelSet>, Decoded), ChunkErr
             e.label,
             e.timestamp.0,
             owned.line.into_string(),
-            owned.metadata,
+            owned
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         ));
     }
     ensure!(
@@ -442,7 +446,10 @@ pub fn spool_round_trip(
             line.clone().into(),
             crate::ack::Ack::none(),
         );
-        e.metadata = md.clone();
+        e.metadata = md
+            .iter()
+            .map(|(k, v)| crate::entry::meta_pair(k, v))
+            .collect();
         b.add(&e);
         want.push((*l, *ts, line.clone(), md.clone()));
     }

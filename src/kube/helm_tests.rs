@@ -582,7 +582,11 @@ fn pod_uid_becomes_structured_metadata_of_every_target_when_asked() {
             .find(|p| p.metadata.name.as_deref() == Some(pod))
             .expect("the target's pod");
         let uid = p.metadata.uid.clone().expect("fixture pods have a UID");
-        assert_eq!(t.metadata, [("pod_uid".to_string(), uid)], "{pod}");
+        assert_eq!(
+            t.metadata,
+            [crate::entry::meta_pair("pod_uid", &uid)],
+            "{pod}"
+        );
         assert_eq!(t.labels.get("pod_uid"), None, "metadata, never a label");
     }
     let (targets, _) = compute_targets(&pods, OTHER_NODE, false);

@@ -229,7 +229,11 @@ impl JobTargets {
                 include: path,
                 exclude,
                 labels,
-                metadata: c.metadata,
+                metadata: c
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| crate::entry::meta_pair(k, v))
+                    .collect(),
                 pipeline: c.pipeline,
             });
         };

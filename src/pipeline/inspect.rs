@@ -48,7 +48,11 @@ impl Snapshot {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            metadata: e.metadata.clone(),
+            metadata: e
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             timestamp: e.timestamp,
             line: e.line.to_string(),
         }

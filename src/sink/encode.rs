@@ -180,7 +180,7 @@ mod tests {
             let mut e = Entry::new(LabelSet::empty(), Timestamp(ts), line.into(), Ack::none());
             e.metadata = md
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| crate::entry::meta_pair(k, v))
                 .collect();
             e
         };

@@ -195,8 +195,8 @@ pub fn to_prost(batch: &Batch) -> PushRequest {
                                 .metadata
                                 .iter()
                                 .map(|(k, v)| LabelPairAdapter {
-                                    name: k.clone(),
-                                    value: v.clone(),
+                                    name: k.to_string(),
+                                    value: v.to_string(),
                                 })
                                 .collect(),
                             parsed: Vec::new(),
@@ -241,7 +241,10 @@ mod tests {
                 line.clone().into(),
                 Ack::none(),
             );
-            e.metadata = md.clone();
+            e.metadata = md
+                .iter()
+                .map(|(k, v)| crate::entry::meta_pair(k, v))
+                .collect();
             b.add(&keys[*s % 4], e);
         }
         b

@@ -93,7 +93,7 @@ pub struct Tailed {
     pub size: Arc<AtomicU64>,
     pub labels: LabelSet,
     /// Structured metadata of its target, put on every line.
-    pub metadata: Arc<[(String, String)]>,
+    pub metadata: Arc<[crate::entry::MetaPair]>,
     /// Its target's named pipeline (index in the job's), if any.
     pub pipe: Option<usize>,
     /// Its target is gone and no other matches it: read it to its end, then
@@ -243,7 +243,7 @@ fn owned_text(bytes: &[u8], st: &mut ChunkStats) -> Text {
 
 fn make_entry(
     labels: &LabelSet,
-    metadata: &[(String, String)],
+    metadata: &[crate::entry::MetaPair],
     is: &mut Issuer<'_>,
     now: Timestamp,
     l: Line<'_>,
@@ -297,5 +297,39 @@ mod tests {
         let want: Vec<(String, bool)> = want.iter().map(|(s, b)| (s.to_string(), *b)).collect();
         assert_eq!(got, want);
         assert_eq!(invalid, 1);
+    }
+
+    /// A target's structured metadata (`pod_uid`) is on every line of its
+    /// files without a copy per line: the lines hold the target's strings.
+    #[test]
+    fn every_line_carries_its_targets_metadata_by_reference() {
+        let md: Arc<[crate::entry::MetaPair]> =
+            vec![crate::entry::meta_pair("pod_uid", "0b1c2d3e")].into();
+        let tracker = crate::ack::Tracker::new(Position::Offset(0));
+        let mut st = ChunkStats::default();
+        let entries: Vec<Entry> = tracker.issuing(|is| {
+            [(b"a", 2), (b"b", 4)]
+                .into_iter()
+                .map(|(bytes, end)| {
+                    let l = Line {
+                        bytes,
+                        end,
+                        cut: false,
+                        at: None,
+                    };
+                    let text = Text::from("x");
+                    make_entry(&LabelSet::empty(), &md, is, Timestamp(1), l, text, &mut st)
+                })
+                .collect()
+        });
+        for e in &entries {
+            assert_eq!(e.metadata, md[..]);
+            assert!(Arc::ptr_eq(&e.metadata[0].0, &md[0].0));
+            assert!(Arc::ptr_eq(&e.metadata[0].1, &md[0].1));
+        }
+        assert_eq!(st.lines, 2);
+        for e in entries {
+            e.ack.ack();
+        }
     }
 }

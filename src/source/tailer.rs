@@ -105,7 +105,7 @@ pub struct FileTarget {
     pub labels: LabelSet,
     /// Structured metadata attached to every line of the target's files
     /// (e.g. pod annotations, `pod_uid`); empty for most targets.
-    pub metadata: Vec<(String, String)>,
+    pub metadata: Vec<crate::entry::MetaPair>,
     /// A named pipeline (one of the job's [`ScrapeJob::named`]) run after
     /// the job's own stages for this target's lines.
     pub pipeline: Option<String>,

@@ -404,7 +404,7 @@ impl RawEntry<'_> {
             e.metadata = self
                 .metadata
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| crate::entry::meta_pair(k, v))
                 .collect();
         }
         e
@@ -529,7 +529,7 @@ mod tests {
         );
         e.metadata = md
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| crate::entry::meta_pair(k, v))
             .collect();
         e
     }

@@ -1,6 +1,7 @@
 //! The native `kubernetes_pods` rules against the fixture pods.
 
 use super::*;
+use crate::entry::meta_pair;
 use crate::kube::cache::PodCache;
 use crate::kube::relabel::{RelabelConfig, Relabeler};
 use crate::kube::targets::{DirScope, DirWatch, Dropped, JobTargets};
@@ -304,7 +305,7 @@ fn job_targets_carry_metadata_and_pipeline_and_relabel_configs_apply_after() {
         ]
     );
     assert_eq!(t[0].pipeline.as_deref(), Some("nginx"));
-    assert_eq!(t[0].metadata, pairs(&[("pod_uid", DEPLOY_UID)]));
+    assert_eq!(t[0].metadata, [meta_pair("pod_uid", DEPLOY_UID)]);
     assert!(t[0].include.starts_with(&tmp.path().display().to_string()));
 }
 
@@ -334,7 +335,7 @@ fn path_only_pod_gets_what_its_directory_says() {
     assert_eq!(t[0].include, format!("{}/main/*.log", dir.display()));
     assert_eq!(
         t[0].metadata,
-        pairs(&[("pod_uid", "0b1c2d3e-0000-4000-8000-000000000001")])
+        [meta_pair("pod_uid", "0b1c2d3e-0000-4000-8000-000000000001")]
     );
     assert_eq!(t[0].pipeline, None);
 }

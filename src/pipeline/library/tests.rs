@@ -208,7 +208,7 @@ fn klog_json_pod_is_only_a_kobj_with_namespace_and_name() {
                 let m: Vec<(String, String)> = e
                     .metadata
                     .iter()
-                    .filter(|(k, _)| *k == "k8s_pod" || *k == "pod_uid")
+                    .filter(|(k, _)| &**k == "k8s_pod" || &**k == "pod_uid")
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 e.ack.ack();
@@ -275,7 +275,7 @@ fn deploy_node_journal_job_runs_the_built_in_pipelines_per_unit() {
             let pod = e
                 .metadata
                 .iter()
-                .find(|(k, _)| *k == "k8s_pod")
+                .find(|(k, _)| &**k == "k8s_pod")
                 .map(|(_, v)| v.to_string());
             let r = (
                 e.labels.get("unit").unwrap_or("").to_string(),

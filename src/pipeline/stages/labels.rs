@@ -209,10 +209,7 @@ pub(super) mod test_support {
 
     /// An entry's structured metadata, borrowed, in order.
     pub fn md(e: &Entry) -> Vec<(&str, &str)> {
-        e.metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
+        e.metadata.iter().map(|(k, v)| (&**k, &**v)).collect()
     }
 
     /// A built stage, as the pipeline holds it.

@@ -134,7 +134,7 @@ struct Stream {
 struct Template {
     timestamp: Timestamp,
     extracted: Extracted,
-    metadata: Vec<(String, String)>,
+    metadata: Vec<crate::entry::MetaPair>,
 }
 
 struct Block {

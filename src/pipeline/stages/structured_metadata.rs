@@ -27,6 +27,7 @@ use super::BuildCtx;
 use crate::entry::Entry;
 use crate::labels::LabelSet;
 use crate::pipeline::{Ctx, Stage};
+use std::sync::Arc;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -38,14 +39,18 @@ pub type Config = super::labels::Config;
 pub fn build(c: Option<&Config>, _ctx: &BuildCtx) -> Result<Option<Box<dyn Stage>>, String> {
     let c = c.ok_or("label stage config cannot be empty")?;
     Ok(Some(Box::new(StructuredMetadataStage {
-        pairs: c.resolve()?,
+        pairs: c
+            .resolve()?
+            .into_iter()
+            .map(|(name, src)| (Arc::from(name), src))
+            .collect(),
         cache: LabelCache::default(),
     })))
 }
 
 /// The stage. See the module docs.
 pub struct StructuredMetadataStage {
-    pairs: Vec<(Box<str>, Box<str>)>,
+    pairs: Vec<(Arc<str>, Box<str>)>,
     /// (input set, indices of the pairs whose source label goes) → output.
     cache: LabelCache<Vec<usize>>,
 }
@@ -62,9 +67,9 @@ impl Stage for StructuredMetadataStage {
             if let Some(v) = e
                 .extracted
                 .get(src)
-                .and_then(|v| with_text(v, str::to_string))
+                .and_then(|v| with_text(v, |s| Arc::<str>::from(s)))
             {
-                e.metadata.push((name.to_string(), v));
+                e.metadata.push((name.clone(), v));
                 used[i] = Some(e.metadata.len() - 1);
             }
         }
@@ -73,14 +78,14 @@ impl Stage for StructuredMetadataStage {
                 continue;
             }
             if let Some(v) = e.labels.get(src) {
-                e.metadata.push((name.to_string(), v.to_string()));
+                e.metadata.push((name.clone(), v.into()));
                 used[i] = Some(e.metadata.len() - 1);
             }
         }
         // Sources that are labels with the value sent as metadata go.
         let remove: Vec<usize> = (0..self.pairs.len())
             .filter(|&i| {
-                used[i].is_some_and(|m| e.labels.get(&self.pairs[i].1) == Some(&e.metadata[m].1))
+                used[i].is_some_and(|m| e.labels.get(&self.pairs[i].1) == Some(&*e.metadata[m].1))
             })
             .collect();
         if !remove.is_empty() {

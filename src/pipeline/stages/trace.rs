@@ -57,6 +57,7 @@ use detect::{Detector, Format, Formats};
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -108,8 +109,8 @@ pub fn build(c: Option<&Config>, ctx: &BuildCtx) -> Result<Option<Box<dyn Stage>
 /// The stage. See the module docs.
 pub struct TraceStage {
     detector: Detector,
-    trace_name: Box<str>,
-    span_name: Box<str>,
+    trace_name: Arc<str>,
+    span_name: Arc<str>,
     source: Option<Box<str>>,
     /// A later stage reads the extracted map.
     extract: bool,
@@ -209,7 +210,7 @@ impl Stage for TraceStage {
     }
 
     fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
-        let has = |e: &Entry, name: &str| e.metadata.iter().any(|(k, _)| k == name);
+        let has = |e: &Entry, name: &str| e.metadata.iter().any(|(k, _)| **k == *name);
         let found = if has(&e, &self.trace_name) {
             true
         } else {
@@ -222,12 +223,12 @@ impl Stage for TraceStage {
             if let Some(tc) = tc {
                 let span = tc.span_id().filter(|_| !has(&e, &self.span_name));
                 let ids = [
-                    Some((&*self.trace_name, tc.trace_id())),
-                    span.map(|s| (&*self.span_name, s)),
+                    Some((&self.trace_name, tc.trace_id())),
+                    span.map(|s| (&self.span_name, s)),
                 ];
                 e.metadata.reserve(ids.len());
                 for (name, id) in ids.into_iter().flatten() {
-                    e.metadata.push((name.to_string(), id.to_string()));
+                    e.metadata.push((name.clone(), id.into()));
                     if self.extract {
                         e.extracted.insert(name, Value::String(id.to_string()));
                     }

@@ -345,7 +345,7 @@ fn blocks_keep_the_first_lines_extracted_data_and_metadata() {
     assert_eq!(out(&h), [("2024-01-01 a\n b", 1), (" leftover", 1)]);
     for e in &h.out {
         assert_eq!(e.extracted.get_string("level").as_deref(), Some("error"));
-        assert_eq!(e.metadata, [("trace_id".to_string(), "abc".to_string())]);
+        assert_eq!(e.metadata, [crate::entry::meta_pair("trace_id", "abc")]);
     }
     h.ack_all();
 }

@@ -34,6 +34,33 @@ fn ids_become_structured_metadata_not_labels() {
     assert_eq!(h.committed(), h.offset);
 }
 
+/// The names are the stage's own strings, shared by every line it marks:
+/// a traced line costs its IDs, not a copy of the names too.
+#[test]
+fn every_marked_line_shares_the_stages_names() {
+    let mut h = harness(stage("{}"), &[]);
+    let a = run_line(
+        &mut h,
+        &format!("trace_id={T} span_id={S}"),
+        serde_json::json!({}),
+    );
+    let b = run_line(
+        &mut h,
+        &format!("traceparent=00-{T}-{S}-01"),
+        serde_json::json!({}),
+    );
+    assert_eq!(md(&a), md(&b));
+    for i in 0..2 {
+        assert!(Arc::ptr_eq(&a.metadata[i].0, &b.metadata[i].0), "name {i}");
+        assert!(
+            !Arc::ptr_eq(&a.metadata[i].1, &b.metadata[i].1),
+            "value {i}"
+        );
+    }
+    a.ack.ack();
+    b.ack.ack();
+}
+
 #[test]
 fn names_are_configurable_and_the_span_is_optional() {
     let mut h = harness(stage("{trace_id_name: tid, span_id_name: sid}"), &[]);
