@@ -22,7 +22,11 @@
 //! `Pattern`. Entry types come from the directory itself (`d_type`); only
 //! symlinks and unknown types are `stat`ed, and only when the walk must
 //! descend through them. Output order is the glob crate's (sorted,
-//! depth-first). Globs that are not absolute or contain `**` are expanded by
+//! depth-first). A path the walk reached only through real directories and
+//! that is not itself a symlink lies inside the base by construction; the
+//! few reached through a symlink (or an entry of unknown type) are named by
+//! [`Scan::through_link`], so that only they need resolving to check where
+//! they lead. Globs that are not absolute or contain `**` are expanded by
 //! the glob crate as before ([`super::discover::Target::expand`]).
 //!
 //! Must never: match differently from the glob crate with Promtail's options
@@ -32,7 +36,7 @@
 
 use super::discover::MATCH;
 use glob::Pattern;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -280,6 +284,9 @@ impl Listing {
 pub struct Scan {
     /// Directories read in this rescan (`None`: unreadable or gone).
     dirs: HashMap<PathBuf, Option<Listing>>,
+    /// Paths found through a symlink or an entry of unknown type (on the
+    /// way or the path itself): where they lead is not known from the walk.
+    linked: HashSet<PathBuf>,
     /// Directories read (a figure for tests and benchmarks).
     pub reads: usize,
 }
@@ -316,7 +323,12 @@ impl Scan {
         on_err: &mut dyn FnMut(&Path, &io::Error),
         before_read: &mut dyn FnMut(&[&Path]),
     ) {
-        let mut levels: Vec<Vec<PathBuf>> = walks.iter().map(|w| vec![w.base.clone()]).collect();
+        // Each directory still to read, and whether the way to it went
+        // through a symlink (or an entry of unknown type).
+        let mut levels: Vec<Vec<(PathBuf, bool)>> = walks
+            .iter()
+            .map(|w| vec![(w.base.clone(), false)])
+            .collect();
         let steps = walks.iter().map(|w| w.comps.len()).max().unwrap_or(0);
         let mut hits = Vec::new();
         for depth in 0..steps {
@@ -325,7 +337,7 @@ impl Scan {
                 let fresh: Vec<&Path> = levels
                     .iter()
                     .flatten()
-                    .map(PathBuf::as_path)
+                    .map(|(d, _)| d.as_path())
                     .filter(|d| !self.dirs.contains_key(*d) && seen.insert(*d))
                     .collect();
                 if !fresh.is_empty() {
@@ -339,7 +351,8 @@ impl Scan {
                 let last = depth + 1 == walk.comps.len();
                 let level = std::mem::take(&mut levels[k]);
                 let mut next = Vec::new();
-                for dir in &level {
+                let mut through_link = Vec::new();
+                for (dir, linked) in &level {
                     let Some(listing) = self.listing(dir, on_err) else {
                         continue;
                     };
@@ -347,20 +360,33 @@ impl Scan {
                     for &i in &hits {
                         let (name, kind) = &listing.names[i as usize];
                         let path = dir.join(name);
+                        let linked = *linked || *kind == Kind::Ask;
                         if last {
+                            if linked {
+                                through_link.push(path.clone());
+                            }
                             outs[k].push(path);
                         } else if match kind {
                             Kind::Dir => true,
                             Kind::Other => false,
                             Kind::Ask => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
                         } {
-                            next.push(path);
+                            next.push((path, linked));
                         }
                     }
                 }
                 levels[k] = next;
+                self.linked.extend(through_link);
             }
         }
+    }
+
+    /// True if `path`, a path this scan's walk found, was reached through
+    /// a symlink or an entry of unknown type (on the way or the path
+    /// itself). False: through real directories only, so it lies inside
+    /// its walk's base as written.
+    pub fn through_link(&self, path: &Path) -> bool {
+        self.linked.contains(path)
     }
 
     /// The directories this scan read (or tried to read).
@@ -481,6 +507,38 @@ mod tests {
         }
         assert!(everything.len() > 200, "{}", everything.len());
         assert!(!by_glob_crate(&globs[0]).is_empty());
+    }
+
+    /// What the walk says of each path it found — reached through real
+    /// directories only, or through a symlink — is what `lstat` says of
+    /// every component below the base (the oracle).
+    #[test]
+    fn the_walk_names_the_paths_it_reached_through_a_symlink() {
+        let dir = tree();
+        let root = dir.path().join("pods");
+        let r = root.display();
+        let mut linked = 0;
+        for g in [format!("{r}/*/*/*.log"), format!("{r}/*_13/app/*")] {
+            let mut scan = Scan::default();
+            let found = by_scan(&mut scan, &g);
+            assert!(!found.is_empty(), "{g}");
+            for path in &found {
+                let rel = path.strip_prefix(&root).unwrap();
+                let mut at = root.clone();
+                let want = rel.components().any(|c| {
+                    at.push(c);
+                    std::fs::symlink_metadata(&at)
+                        .unwrap()
+                        .file_type()
+                        .is_symlink()
+                });
+                assert_eq!(scan.through_link(path), want, "{}", path.display());
+                linked += usize::from(want);
+            }
+        }
+        // pods/link_13/app/*.log (a directory link) and app/l.log (a file
+        // link), through both globs.
+        assert!(linked >= 4, "{linked}");
     }
 
     #[test]

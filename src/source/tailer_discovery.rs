@@ -66,14 +66,28 @@ impl Tailer {
                 )),
             ));
         }
+        // Targets whose walk starts at their prefix: a path found through
+        // real directories only is inside it, no `realpath` needed.
+        let mut inside = vec![false; live.len()];
         for (k, mut out) in walked.into_iter().zip(walk_outs) {
             live[k].1.drop_excluded(&mut out, 0);
             outs[k] = out;
+            inside[k] = live[k]
+                .1
+                .walk()
+                .is_some_and(|w| w.base() == live[k].1.prefix);
         }
-        let found: Vec<(PathBuf, usize)> = live
+        let found: Vec<(PathBuf, usize, bool)> = live
             .iter()
             .zip(outs)
-            .flat_map(|(&(ti, _), out)| out.into_iter().map(move |p| (p, ti)))
+            .zip(inside)
+            .flat_map(|((&(ti, _), out), inside)| {
+                let scan = &scan;
+                out.into_iter().map(move |p| {
+                    let inside = inside && !scan.through_link(&p);
+                    (p, ti, inside)
+                })
+            })
             .collect();
         drop(live);
         for (p, e) in errs {
@@ -84,8 +98,8 @@ impl Tailer {
             };
             self.file_error(&p, reason, &e);
         }
-        for (p, ti) in found {
-            self.candidate(&p, ti);
+        for (p, ti, inside) in found {
+            self.candidate(&p, ti, inside);
         }
         self.claim_unclaimed();
         self.collect_targets();
@@ -100,7 +114,10 @@ impl Tailer {
     }
 
     /// A path that matched target `ti`: start tailing it unless known.
-    pub(super) fn candidate(&mut self, path: &Path, ti: usize) {
+    /// `inside`: the rescan's walk reached it through real directories from
+    /// the target's prefix, so it cannot lead out of the glob's tree (else
+    /// its symlinks are resolved to check).
+    pub(super) fn candidate(&mut self, path: &Path, ti: usize, inside: bool) {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
@@ -121,10 +138,11 @@ impl Tailer {
             // the glob, or a symlink alias): it is already being tailed.
             return;
         }
-        let inside = self
-            .targets
-            .get(ti)
-            .is_some_and(|t| discover::inside_tree(path, &t.prefix, &self.opts.symlink_roots));
+        let inside = inside
+            || self
+                .targets
+                .get(ti)
+                .is_some_and(|t| discover::inside_tree(path, &t.prefix, &self.opts.symlink_roots));
         if !inside {
             return self.file_error(
                 path,
@@ -428,7 +446,7 @@ impl Tailer {
             w.forget(&p);
         }
         if let Some(ti) = self.targets.find(&p) {
-            self.candidate(&p, ti);
+            self.candidate(&p, ti, false);
         } else if p.is_dir() {
             // A new directory: files created in it before its watch was
             // added produced no events.

@@ -43,7 +43,7 @@ impl Tailer {
                 // (Looked up only now: with a target per container, a
                 // lookup per idle file per sweep would cost files × targets.)
                 if let Some(ti) = self.targets.find(&path) {
-                    self.candidate(&path, ti);
+                    self.candidate(&path, ti, false);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.moved(id),
@@ -255,7 +255,7 @@ impl Tailer {
             }
         }
         if let Some(ti) = self.targets.find(&path) {
-            self.candidate(&path, ti);
+            self.candidate(&path, ti, false);
         }
         Ok(())
     }
