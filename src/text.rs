@@ -183,33 +183,9 @@ impl Text {
     }
 }
 
-impl Default for Text {
-    fn default() -> Self {
-        Text(Repr::Owned(String::new()))
-    }
-}
-
 impl Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Text {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<[u8]> for Text {
-    fn as_ref(&self) -> &[u8] {
-        self.as_str().as_bytes()
-    }
-}
-
-impl std::borrow::Borrow<str> for Text {
-    fn borrow(&self) -> &str {
         self.as_str()
     }
 }
@@ -226,21 +202,9 @@ impl From<&str> for Text {
     }
 }
 
-impl From<Text> for String {
-    fn from(t: Text) -> Self {
-        t.into_string()
-    }
-}
-
 impl fmt::Debug for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -279,12 +243,6 @@ impl PartialEq<Text> for &str {
 impl PartialEq<Text> for String {
     fn eq(&self, other: &Text) -> bool {
         self == other.as_str()
-    }
-}
-
-impl std::hash::Hash for Text {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h)
     }
 }
 
