@@ -26,6 +26,14 @@ pub fn meta_pair(name: &str, value: &str) -> MetaPair {
     (name.into(), value.into())
 }
 
+/// [`MetaPair`]s from string pairs, in order (copies each).
+pub fn meta_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<MetaPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| meta_pair(k.as_ref(), v.as_ref()))
+        .collect()
+}
+
 /// Nanoseconds since the Unix epoch (may be negative for pre-1970 times).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub i64);

@@ -446,10 +446,7 @@ pub fn spool_round_trip(
             line.clone().into(),
             crate::ack::Ack::none(),
         );
-        e.metadata = md
-            .iter()
-            .map(|(k, v)| crate::entry::meta_pair(k, v))
-            .collect();
+        e.metadata = crate::entry::meta_pairs(md);
         b.add(&e);
         want.push((*l, *ts, line.clone(), md.clone()));
     }

@@ -229,11 +229,7 @@ impl JobTargets {
                 include: path,
                 exclude,
                 labels,
-                metadata: c
-                    .metadata
-                    .iter()
-                    .map(|(k, v)| crate::entry::meta_pair(k, v))
-                    .collect(),
+                metadata: crate::entry::meta_pairs(&c.metadata),
                 pipeline: c.pipeline,
             });
         };

@@ -182,10 +182,7 @@ mod tests {
         let mut batch = Batch::new(Some("t".into()), Instant::now());
         let mk = |ts: i64, line: &str, md: &[(&str, &str)]| {
             let mut e = Entry::new(LabelSet::empty(), Timestamp(ts), line.into(), Ack::none());
-            e.metadata = md
-                .iter()
-                .map(|(k, v)| crate::entry::meta_pair(k, v))
-                .collect();
+            e.metadata = crate::entry::meta_pairs(md);
             e
         };
         batch.add(&a, mk(1_570_818_238_000_000_000, "first \"q\" é", &[]));

@@ -241,10 +241,7 @@ mod tests {
                 line.clone().into(),
                 Ack::none(),
             );
-            e.metadata = md
-                .iter()
-                .map(|(k, v)| crate::entry::meta_pair(k, v))
-                .collect();
+            e.metadata = crate::entry::meta_pairs(md);
             b.add(&keys[*s % 4], e);
         }
         b

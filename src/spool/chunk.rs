@@ -401,11 +401,7 @@ impl RawEntry<'_> {
             crate::ack::Ack::none(),
         );
         if !self.metadata.is_empty() {
-            e.metadata = self
-                .metadata
-                .iter()
-                .map(|(k, v)| crate::entry::meta_pair(k, v))
-                .collect();
+            e.metadata = crate::entry::meta_pairs(&self.metadata);
         }
         e
     }
@@ -527,10 +523,7 @@ mod tests {
             line.to_string().into(),
             Ack::none(),
         );
-        e.metadata = md
-            .iter()
-            .map(|(k, v)| crate::entry::meta_pair(k, v))
-            .collect();
+        e.metadata = crate::entry::meta_pairs(md);
         e
     }
 
