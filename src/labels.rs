@@ -22,10 +22,32 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct LabelSet(Arc<Inner>);
 
+/// Three allocations whatever the number of pairs (the `Arc`, the text, the
+/// bounds), not two per pair: a node with 5,000 streams holds several sets
+/// per stream (its target, the client's route, the spool's decoded sets),
+/// and per-pair boxes cost more in allocator overhead than the text itself.
 struct Inner {
-    /// Sorted by name, names unique.
-    pairs: Box<[(Box<str>, Box<str>)]>,
+    /// Every name and value end to end, pairs sorted by name, names unique.
+    text: Box<str>,
+    /// `ends[2i]` is where name `i` ends, `ends[2i + 1]` where its value
+    /// ends (name `i` starts where the value before it ended, or at 0).
+    ends: Box<[usize]>,
     hash: u64,
+}
+
+impl Inner {
+    fn len(&self) -> usize {
+        self.ends.len() / 2
+    }
+
+    fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[2 * i - 1] };
+        &self.text[start..self.ends[2 * i]]
+    }
+
+    fn value(&self, i: usize) -> &str {
+        &self.text[self.ends[2 * i]..self.ends[2 * i + 1]]
+    }
 }
 
 impl LabelSet {
@@ -33,64 +55,79 @@ impl LabelSet {
     pub fn new<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
-        K: Into<Box<str>>,
-        V: Into<Box<str>>,
+        K: AsRef<str>,
+        V: AsRef<str>,
     {
-        let mut v: Vec<(Box<str>, Box<str>)> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let mut v: Vec<(K, V)> = pairs.into_iter().collect();
         // Stable sort keeps insertion order among equal names; keep the last.
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(v.len());
-        for p in v {
-            match out.last_mut() {
-                Some(last) if last.0 == p.0 => *last = p,
-                _ => out.push(p),
-            }
-        }
-        Self::from_sorted(out)
+        v.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        let v = &v;
+        Self::from_sorted(
+            v.iter()
+                .enumerate()
+                .filter(move |(i, p)| v.get(i + 1).is_none_or(|n| n.0.as_ref() != p.0.as_ref()))
+                .map(|(_, (k, v))| (k.as_ref(), v.as_ref())),
+        )
     }
 
-    fn from_sorted(pairs: Vec<(Box<str>, Box<str>)>) -> Self {
-        let mut h = DefaultHasher::new();
-        for (k, v) in &pairs {
-            k.hash(&mut h);
-            0xffu8.hash(&mut h);
-            v.hash(&mut h);
-            0xfeu8.hash(&mut h);
+    /// From pairs already sorted by name with unique names.
+    fn from_sorted<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        let (mut len, mut n) = (0, 0);
+        for (k, v) in pairs.clone() {
+            len += k.len() + v.len();
+            n += 1;
+        }
+        let mut text = String::with_capacity(len);
+        let mut ends = Vec::with_capacity(2 * n);
+        for (k, v) in pairs.clone() {
+            text.push_str(k);
+            ends.push(text.len());
+            text.push_str(v);
+            ends.push(text.len());
         }
         LabelSet(Arc::new(Inner {
-            pairs: pairs.into_boxed_slice(),
-            hash: h.finish(),
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+            hash: hash_sorted(pairs),
         }))
     }
 
     /// The empty set.
     pub fn empty() -> Self {
-        Self::from_sorted(Vec::new())
+        Self::from_sorted(std::iter::empty())
     }
 
     /// Value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .pairs
-            .binary_search_by(|p| (*p.0).cmp(name))
-            .ok()
-            .map(|i| &*self.0.pairs[i].1)
+        let (mut lo, mut hi) = (0, self.0.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.0.name(mid).cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(self.0.value(mid)),
+            }
+        }
+        None
     }
 
     /// Pairs in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.pairs.iter().map(|(k, v)| (&**k, &**v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        let inner = &*self.0;
+        (0..inner.len()).map(move |i| (inner.name(i), inner.value(i)))
     }
 
     pub fn len(&self) -> usize {
-        self.0.pairs.len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.pairs.is_empty()
+        self.0.ends.is_empty()
+    }
+
+    /// True if both are the same set in memory (not merely equal).
+    pub fn shares(&self, other: &LabelSet) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// The precomputed hash (stable within one process).
@@ -112,15 +149,11 @@ impl LabelSet {
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
-        LabelSet::new(
-            self.iter()
-                .map(|(k, v)| (Box::<str>::from(k), Box::<str>::from(v)))
-                .chain(
-                    extra
-                        .into_iter()
-                        .map(|(k, v)| (Box::<str>::from(k), Box::<str>::from(v))),
-                ),
-        )
+        let mut pairs: Vec<(&str, &str)> = self.iter().collect();
+        for (k, v) in extra {
+            pairs.push((k, v));
+        }
+        LabelSet::new(pairs)
     }
 
     /// A new set without `name`; a clone of `self` if it is absent.
@@ -128,14 +161,7 @@ impl LabelSet {
         if self.get(name).is_none() {
             return self.clone();
         }
-        Self::from_sorted(
-            self.0
-                .pairs
-                .iter()
-                .filter(|p| &*p.0 != name)
-                .cloned()
-                .collect(),
-        )
+        Self::from_sorted(self.iter().filter(|(k, _)| *k != name))
     }
 
     /// True if any label would be sent to Loki (not `__`-prefixed, not empty).
@@ -170,6 +196,68 @@ impl LabelSet {
     }
 }
 
+/// The hash of a set whose sorted, unique pairs are `pairs`.
+fn hash_sorted<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = DefaultHasher::new();
+    for (k, v) in pairs {
+        k.hash(&mut h);
+        0xffu8.hash(&mut h);
+        v.hash(&mut h);
+        0xfeu8.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Sets met before, handed out again instead of built again.
+///
+/// For a reader that meets the same streams over and over in data it
+/// decodes (the spool's lanes: every chunk carries the label table of its
+/// streams): a set seen before costs a hash and a compare, not an
+/// allocation, and every entry of a stream shares one set (so the client's
+/// route cache, keyed by the set, holds no copy of its own).
+///
+/// Must never: hand out a set that is not equal to the pairs asked for, or
+/// grow without bound (cleared when full, like the route cache).
+#[derive(Default)]
+pub struct Interner {
+    seen: std::collections::HashMap<u64, LabelSet, std::hash::BuildHasherDefault<PassThrough>>,
+}
+
+impl Interner {
+    /// Sets remembered before the interner is cleared.
+    pub const CAP: usize = 16_384;
+
+    /// The set of `pairs` (any order; a later duplicate name wins).
+    pub fn get(&mut self, pairs: &[(&str, &str)]) -> LabelSet {
+        let sorted = pairs.windows(2).all(|w| w[0].0 < w[1].0);
+        if !sorted {
+            return LabelSet::new(pairs.iter().copied());
+        }
+        let hash = hash_sorted(pairs.iter().copied());
+        if let Some(l) = self.seen.get(&hash) {
+            if l.0.hash == hash && l.iter().eq(pairs.iter().copied()) {
+                return l.clone();
+            }
+            // A collision: correct, only not shared.
+            return LabelSet::from_sorted(pairs.iter().copied());
+        }
+        if self.seen.len() >= Self::CAP {
+            self.seen.clear();
+        }
+        let l = LabelSet::from_sorted(pairs.iter().copied());
+        self.seen.insert(hash, l.clone());
+        l
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
 /// Appends `v` escaped as inside a Go double-quoted string.
 pub fn quote_into(s: &mut String, v: &str) {
     for c in v.chars() {
@@ -191,7 +279,9 @@ pub fn quote_into(s: &mut String, v: &str) {
 impl PartialEq for LabelSet {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
-            || (self.0.hash == other.0.hash && self.0.pairs == other.0.pairs)
+            || (self.0.hash == other.0.hash
+                && self.0.ends == other.0.ends
+                && self.0.text == other.0.text)
     }
 }
 impl Eq for LabelSet {}
@@ -276,5 +366,59 @@ mod tests {
         assert!(Arc::ptr_eq(&a.0, &c.0));
         assert_eq!(a.with("c", "3").get("c"), Some("3"));
         assert_eq!(a.without("a").get("a"), None);
+    }
+
+    proptest::proptest! {
+        /// The packed text and bounds read back as the map they were built
+        /// from: last value wins, names in order, every name found, empty
+        /// names and values kept apart from their neighbours.
+        #[test]
+        fn reads_back_as_the_map_it_was_built_from(
+            pairs in proptest::collection::vec(("[a-c_é]{0,3}", "[a-c\"é]{0,3}"), 0..8),
+            probe in "[a-c_é]{0,3}",
+        ) {
+            let model: std::collections::BTreeMap<&str, &str> =
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let l = LabelSet::new(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            proptest::prop_assert_eq!(l.iter().collect::<Vec<_>>(), model.clone().into_iter().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(l.len(), model.len());
+            for (k, v) in &model {
+                proptest::prop_assert_eq!(l.get(k), Some(*v));
+            }
+            proptest::prop_assert_eq!(l.get(&probe), model.get(probe.as_str()).copied());
+            let rebuilt = LabelSet::new(model.iter().map(|(k, v)| (*k, *v)));
+            proptest::prop_assert_eq!(&rebuilt, &l);
+            proptest::prop_assert_eq!(rebuilt.hash_u64(), l.hash_u64());
+            let without = l.without(&probe);
+            proptest::prop_assert_eq!(without.get(&probe), None);
+            proptest::prop_assert_eq!(without.len(), model.len() - usize::from(model.contains_key(probe.as_str())));
+        }
+    }
+
+    #[test]
+    fn the_interner_hands_out_one_set_per_stream_equal_to_what_was_asked() {
+        let mut i = Interner::default();
+        let a = i.get(&[("job", "a"), ("pod", "p")]);
+        let again = i.get(&[("job", "a"), ("pod", "p")]);
+        assert!(a.shares(&again));
+        assert_eq!(a, LabelSet::new([("pod", "p"), ("job", "a")]));
+        let b = i.get(&[("job", "a"), ("pod", "q")]);
+        assert!(!b.shares(&a));
+        assert_eq!(b.get("pod"), Some("q"));
+        // Unsorted or duplicated pairs are built as `LabelSet::new` would.
+        let c = i.get(&[("pod", "p"), ("job", "a"), ("job", "b")]);
+        assert_eq!(c, LabelSet::new([("job", "b"), ("pod", "p")]));
+        assert_eq!(i.get(&[]), LabelSet::empty());
+        for n in 0..Interner::CAP + 5 {
+            i.get(&[("n", &n.to_string())]);
+        }
+        assert!(i.len() <= Interner::CAP);
+    }
+
+    #[test]
+    fn sets_differing_only_in_where_a_name_ends_are_different() {
+        let a = LabelSet::new([("ab", "c")]);
+        let b = LabelSet::new([("a", "bc")]);
+        assert_ne!(a, b);
     }
 }

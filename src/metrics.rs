@@ -31,6 +31,29 @@ use std::sync::{Arc, Mutex};
 pub type L = Vec<(&'static str, String)>;
 
 pub type CounterF = Family<L, Counter>;
+/// The per-file families (`path` only): 5,000 files are 5,000 series each.
+pub type PathCounterF = Family<PathLabel, Counter>;
+pub type PathGaugeF = Family<PathLabel, Gauge>;
+
+/// The `path` label of the per-file families, one allocation shared by the
+/// file's five series (a [`L`] would be a `Vec` and a `String` in each).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct PathLabel(pub Arc<str>);
+
+impl PathLabel {
+    pub fn new(path: &str) -> Self {
+        PathLabel(Arc::from(path))
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelSet for PathLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        [("path", &*self.0)].encode(encoder)
+    }
+}
 pub type GaugeF = Family<L, Gauge>;
 pub type FGaugeF = Family<L, Gauge<f64, AtomicU64>>;
 pub type HistF = Family<L, Histogram, fn() -> Histogram>;
@@ -49,9 +72,9 @@ pub struct Metrics {
     /// Families registered after start-up (see [`Metrics::register_custom`]).
     custom: Mutex<Custom>,
     // --- file target (labels: path) ---
-    pub read_bytes_total: CounterF,
-    pub read_lines_total: CounterF,
-    pub file_bytes_total: GaugeF,
+    pub read_bytes_total: PathCounterF,
+    pub read_lines_total: PathCounterF,
+    pub file_bytes_total: PathGaugeF,
     pub files_active_total: Gauge,
     // --- targets ---
     pub targets_active_total: Gauge,
@@ -71,9 +94,9 @@ pub struct Metrics {
     pub logentry_dropped_lines_total: CounterF,
     // --- tailtrace's own ---
     /// Lines whose invalid UTF-8 bytes were replaced (labels: path).
-    pub invalid_utf8_lines_total: CounterF,
+    pub invalid_utf8_lines_total: PathCounterF,
     /// Bytes behind the end of each tailed file (labels: path).
-    pub file_lag_bytes: GaugeF,
+    pub file_lag_bytes: PathGaugeF,
     /// Seconds since the positions file was last written.
     pub positions_age_seconds: Gauge<f64, AtomicU64>,
     /// Bytes held in memory between the pipeline and Loki's acceptance.
@@ -143,9 +166,9 @@ impl Metrics {
             }};
         }
         Metrics {
-            read_bytes_total: reg!("promtail_read_bytes", "Number of bytes read.", CounterF::default()),
-            read_lines_total: reg!("promtail_read_lines", "Number of lines read.", CounterF::default()),
-            file_bytes_total: reg!("promtail_file_bytes_total", "Number of bytes total.", GaugeF::default()),
+            read_bytes_total: reg!("promtail_read_bytes", "Number of bytes read.", PathCounterF::default()),
+            read_lines_total: reg!("promtail_read_lines", "Number of lines read.", PathCounterF::default()),
+            file_bytes_total: reg!("promtail_file_bytes_total", "Number of bytes total.", PathGaugeF::default()),
             files_active_total: reg!("promtail_files_active_total", "Number of active files.", Gauge::default()),
             targets_active_total: reg!("promtail_targets_active_total", "Number of active total.", Gauge::default()),
             targets_failed_total: reg!("promtail_targets_failed", "Number of failed targets.", CounterF::default()),
@@ -160,8 +183,8 @@ impl Metrics {
             batch_retries_total: reg!("promtail_batch_retries", "Number of times batches has had to be retried.", CounterF::default()),
             stream_lag_seconds: reg!("promtail_stream_lag_seconds", "Difference between current time and last batch timestamp for successful sends", FGaugeF::default()),
             logentry_dropped_lines_total: reg!("logentry_dropped_lines", "A count of all log lines dropped as a result of a pipeline stage", CounterF::default()),
-            invalid_utf8_lines_total: reg!("tailtrace_invalid_utf8_lines", "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.", CounterF::default()),
-            file_lag_bytes: reg!("tailtrace_file_lag_bytes", "Bytes between the read position and the end of each tailed file.", GaugeF::default()),
+            invalid_utf8_lines_total: reg!("tailtrace_invalid_utf8_lines", "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.", PathCounterF::default()),
+            file_lag_bytes: reg!("tailtrace_file_lag_bytes", "Bytes between the read position and the end of each tailed file.", PathGaugeF::default()),
             positions_age_seconds: reg!("tailtrace_positions_age_seconds", "Seconds since the positions file was last written.", Gauge::<f64, AtomicU64>::default()),
             pending_bytes: reg!("tailtrace_pending_bytes", "Bytes of log lines held in memory waiting for Loki to accept them.", Gauge::default()),
             file_errors_total: reg!("tailtrace_file_errors", "Problems reading tailed files, by reason.", CounterF::default()),
@@ -271,7 +294,7 @@ mod tests {
     fn exports_promtail_names() {
         let m = Metrics::new();
         m.read_lines_total
-            .get_or_create(&labels(&[("path", "/x")]))
+            .get_or_create(&PathLabel::new("/x"))
             .inc();
         m.dropped_entries_total
             .get_or_create(&labels(&[

@@ -103,7 +103,9 @@ impl Router {
 
     fn compute(&self, labels: &LabelSet) -> Option<Route> {
         let merged = if self.external.is_empty() {
-            LabelSet::new(labels.public())
+            // `StreamKey::new` keeps only the public pairs, and shares the
+            // set itself when they are all public (no copy per stream).
+            labels.clone()
         } else {
             // Later pairs win: the entry's labels override external ones.
             LabelSet::new(
@@ -180,6 +182,17 @@ mod tests {
         let mut s = Text::from("€€");
         assert_eq!(limit_line(&mut s, 2, true), LineLimit::Truncated(6));
         assert_eq!(s, "");
+    }
+
+    #[test]
+    fn a_stream_whose_labels_are_all_public_is_keyed_by_its_own_set() {
+        let mut r = Router::new(&BTreeMap::new(), None);
+        let public = LabelSet::new([("job", "a"), ("pod", "p")]);
+        let i = r.route(&public).expect("routed");
+        assert!(r.get(i).key.labels.shares(&public));
+        let hidden = LabelSet::new([("job", "a"), ("__path__", "/x")]);
+        let i = r.route(&hidden).expect("routed");
+        assert_eq!(r.get(i).key.labels, LabelSet::new([("job", "a")]));
     }
 
     #[test]

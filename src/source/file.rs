@@ -23,7 +23,7 @@ use super::reader::{Line, LineSplitter, Src};
 use crate::ack::{Issuer, Position, Tracker};
 use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
-use crate::metrics::{labels, Metrics, L};
+use crate::metrics::{Metrics, PathLabel};
 use crate::positions::{FileId, Fingerprint};
 use crate::text::{Chunk, Text};
 use prometheus_client::metrics::counter::Counter;
@@ -47,7 +47,7 @@ pub enum Kind {
 
 /// Cached per-path metric handles.
 pub struct FileMetrics {
-    pub key: L,
+    pub key: PathLabel,
     pub read_bytes: Counter,
     pub read_lines: Counter,
     pub size: Gauge,
@@ -56,7 +56,7 @@ pub struct FileMetrics {
 
 impl FileMetrics {
     pub fn new(m: &Metrics, path: &str) -> Self {
-        let key = labels(&[("path", path)]);
+        let key = PathLabel::new(path);
         FileMetrics {
             read_bytes: m.read_bytes_total.get_or_create(&key).clone(),
             read_lines: m.read_lines_total.get_or_create(&key).clone(),

@@ -423,6 +423,17 @@ impl<'a> Payload<'a> {
         data: &'a [u8],
         scratch: &'a mut Vec<u8>,
     ) -> Result<Payload<'a>, ChunkError> {
+        Self::open_interned(h, data, scratch, None)
+    }
+
+    /// [`Payload::open`], taking label sets met before from `interner`
+    /// (a lane reads the same streams in chunk after chunk).
+    pub fn open_interned(
+        h: &Header,
+        data: &'a [u8],
+        scratch: &'a mut Vec<u8>,
+        mut interner: Option<&mut crate::labels::Interner>,
+    ) -> Result<Payload<'a>, ChunkError> {
         if data.len() < h.data_len as usize {
             return Err(ChunkError::Short);
         }
@@ -451,13 +462,17 @@ impl<'a> Payload<'a> {
         let mut cur = Cur { b: raw, i: 0 };
         let n = cur.count(1)?;
         let mut labels = Vec::with_capacity(n);
+        let mut v: Vec<(&str, &str)> = Vec::new();
         for _ in 0..n {
             let pairs = cur.count(2)?;
-            let mut v: Vec<(&str, &str)> = Vec::with_capacity(pairs);
+            v.clear();
             for _ in 0..pairs {
                 v.push((cur.str()?, cur.str()?));
             }
-            labels.push(LabelSet::new(v));
+            labels.push(match interner.as_deref_mut() {
+                Some(i) => i.get(&v),
+                None => LabelSet::new(v.iter().copied()),
+            });
         }
         if h.entries as usize > cur.b.len() {
             return Err(ChunkError::Payload("entry count"));

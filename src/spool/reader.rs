@@ -52,6 +52,9 @@ pub struct LaneReader {
     new_lanes: mpsc::UnboundedSender<NewLane>,
     file: Option<(u64, Arc<File>)>,
     scratch: Vec<u8>,
+    /// The label sets of the streams met in this lane's chunks: one set per
+    /// stream, shared by its entries of every chunk.
+    interner: crate::labels::Interner,
 }
 
 /// What one read at the cursor found.
@@ -91,6 +94,7 @@ impl LaneReader {
             new_lanes,
             file: None,
             scratch: Vec::new(),
+            interner: Default::default(),
         }
     }
 
@@ -265,7 +269,7 @@ impl LaneReader {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry>, ChunkError> {
-        let mut p = Payload::open(h, data, scratch)?;
+        let mut p = Payload::open_interned(h, data, scratch, Some(&mut self.interner))?;
         let mut mine = Vec::with_capacity(p.labels().len());
         for ls in p.labels() {
             let t = match ls.get(TENANT_LABEL) {

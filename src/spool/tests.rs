@@ -391,11 +391,15 @@ fn a_lane_per_tenant_and_segments_go_only_when_every_lane_is_past_them() {
         new_tx.clone(),
     );
     let mut seen = Vec::new();
+    let mut stream: Option<LabelSet> = None;
     while let Ok(Some(es)) =
         rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), lane_a.next()).await })
     {
         for e in es {
             assert_eq!(e.labels.get("__tenant_id__"), Some("ta"));
+            // One set for the stream, shared across the chunks it spans.
+            let first = stream.get_or_insert_with(|| e.labels.clone());
+            assert!(first.shares(&e.labels));
             seen.push(e.timestamp.0);
             e.ack.ack();
         }
