@@ -205,10 +205,15 @@ enum Kind {
 /// on demand.
 #[derive(Default)]
 struct Listing {
-    names: Vec<(OsString, Kind)>,
-    /// Suffix length → suffix → entries (sorted).
-    suffixes: HashMap<usize, HashMap<Vec<u8>, Vec<u32>>>,
+    /// Exactly as long as the directory (a rescan at 5,000 pods holds
+    /// 10,000 listings of one entry each at once).
+    names: Box<[(OsString, Kind)]>,
+    /// Boxed, as few directories are big enough to need one.
+    suffixes: Option<Box<SuffixIndex>>,
 }
+
+/// Suffix length → suffix → entries (sorted).
+type SuffixIndex = HashMap<usize, HashMap<Vec<u8>, Vec<u32>>>;
 
 fn bytes(n: &OsString) -> &[u8] {
     n.as_encoded_bytes()
@@ -229,8 +234,8 @@ impl Listing {
         }
         names.sort_unstable_by(|a, b| bytes(&a.0).cmp(bytes(&b.0)));
         Ok(Listing {
-            names,
-            suffixes: HashMap::new(),
+            names: names.into_boxed_slice(),
+            suffixes: None,
         })
     }
 
@@ -253,7 +258,8 @@ impl Listing {
             }
             Comp::Suffix(x) => {
                 let names = &self.names;
-                let index = self.suffixes.entry(x.len()).or_insert_with(|| {
+                let suffixes = self.suffixes.get_or_insert_with(Default::default);
+                let index = suffixes.entry(x.len()).or_insert_with(|| {
                     let mut m: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
                     for (i, (n, _)) in names.iter().enumerate() {
                         if let Some(t) = tail(bytes(n), x.len()) {

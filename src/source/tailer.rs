@@ -266,7 +266,9 @@ struct Tailer {
     positions: Arc<Positions>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
-    files: HashMap<FileId, Tailed>,
+    /// Boxed: a `Tailed` is ~330 bytes, and a table sized in powers of
+    /// two holds up to twice as many slots as files.
+    files: HashMap<FileId, Box<Tailed>>,
     /// Path → the file currently at it.
     by_path: HashMap<PathBuf, FileId>,
     /// Closed for good; forgotten once every line is acknowledged.
@@ -748,7 +750,7 @@ impl Tailer {
 /// tracker (open files and those closed but not yet acknowledged).
 fn pipes_by_tracker(
     job: usize,
-    files: &HashMap<FileId, Tailed>,
+    files: &HashMap<FileId, Box<Tailed>>,
     draining: &[Draining],
 ) -> HashMap<usize, usize> {
     let open = files

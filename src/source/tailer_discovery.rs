@@ -277,7 +277,7 @@ impl Tailer {
         if kind == Kind::Current {
             self.by_path.insert(path.to_path_buf(), id);
         }
-        self.files.insert(id, f);
+        self.files.insert(id, Box::new(f));
         self.plan.stale = true;
         self.open += 1;
         self.metrics.files_active_total.set(self.files.len() as i64);

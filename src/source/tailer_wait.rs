@@ -101,6 +101,7 @@ impl Tailer {
         let closed: Vec<&Tailed> = self
             .files
             .values()
+            .map(|f| &**f)
             .filter(|f| f.src.is_none() && turn::may_be_first(f))
             .collect();
         self.files
