@@ -312,6 +312,9 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
         budget.clone(),
         cfg.positions.sync_period,
     ));
+    if let Err(e) = crate::memory::spawn_trimmer(stop.clone(), crate::memory::PERIOD) {
+        tracing::warn!(error = %e, "cannot start the heap trimmer; freed memory stays with the allocator");
+    }
     wait_for_signal().await;
     tracing::info!("shutting down: stopping readers, flushing batches");
     stop.store(true, Ordering::Relaxed);

@@ -14,6 +14,7 @@ pub mod entry;
 pub mod fuzzing;
 pub mod kube;
 pub mod labels;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod positions;

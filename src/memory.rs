@@ -1,0 +1,92 @@
+//! Returning freed heap to the kernel.
+//!
+//! Owns: [`spawn_trimmer`], a thread that asks glibc once a second to give
+//! back the free pages inside its arenas (`malloc_trim(0)`), and [`trim`].
+//!
+//! Why: glibc returns memory to the kernel only from the top of each heap.
+//! The agent's threads allocate big, short-lived buffers (64 KiB read
+//! chunks, 256 KiB spool chunks, 1 MiB push bodies) in several arenas;
+//! once freed, the pages between live blocks stay resident. Measured on
+//! 256 MiB drains (README, *Performance*): peak RSS 2–4 MiB lower at 500
+//! and 5,000 files with the spool, agent CPU unchanged; every 200 ms was no
+//! lower and cost CPU.
+//!
+//! Must never: run on a per-line path, hold anything the agent needs, or
+//! be built where glibc is not the allocator (elsewhere it does nothing).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the trimmer runs.
+pub const PERIOD: Duration = Duration::from_secs(1);
+
+/// Gives the free pages of every arena back to the kernel; true if any
+/// were given back.
+pub fn trim() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `malloc_trim` only walks glibc's own free lists under
+        // their locks; it takes no pointer from us.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// Trims every `period` until `stop` is set (checked every 100 ms at most).
+pub fn spawn_trimmer(stop: Arc<AtomicBool>, period: Duration) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("heap-trim".into())
+        .spawn(move || {
+            let step = period.min(Duration::from_millis(100));
+            let mut waited = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited >= period {
+                    waited = Duration::ZERO;
+                    trim();
+                }
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trimmer_stops_when_the_agent_does() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = spawn_trimmer(stop.clone(), Duration::from_millis(1)).expect("spawn");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!h.is_finished(), "it runs until told to stop");
+        stop.store(true, Ordering::Relaxed);
+        h.join().expect("the trimmer exits cleanly");
+    }
+
+    /// Free pages between live blocks are what `malloc_trim` gives back:
+    /// 32 MiB in 64 KiB blocks, every other one freed, leaves 16 MiB of
+    /// holes no heap top can return.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn holes_between_live_blocks_are_given_back() {
+        let mut blocks: Vec<Option<Vec<u8>>> =
+            (0..512).map(|i| Some(vec![i as u8; 64 * 1024])).collect();
+        for b in blocks.iter_mut().step_by(2) {
+            *b = None;
+        }
+        assert!(trim(), "glibc gave nothing back");
+        let live: usize = blocks.iter().flatten().map(|b| b.len()).sum();
+        assert_eq!(live, 256 * 64 * 1024, "the live blocks are untouched");
+        assert!(blocks
+            .iter()
+            .flatten()
+            .enumerate()
+            .all(|(i, b)| b[0] == (2 * i + 1) as u8));
+    }
+}
