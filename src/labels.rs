@@ -10,6 +10,9 @@
 //! agent ([`LabelSet::render`] skips them, as it skips empty values, which Loki
 //! drops anyway).
 //!
+//! And [`Interner`]: for readers that decode the same streams over and over
+//! (the spool's lanes), one shared set per stream instead of one per read.
+//!
 //! Must never: be mutated in place (derive a new set with [`LabelSet::with`]),
 //! or be rebuilt per line on a hot path (cache derived sets per stream instead).
 

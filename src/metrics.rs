@@ -31,6 +31,10 @@ use std::sync::{Arc, Mutex};
 pub type L = Vec<(&'static str, String)>;
 
 pub type CounterF = Family<L, Counter>;
+pub type GaugeF = Family<L, Gauge>;
+pub type FGaugeF = Family<L, Gauge<f64, AtomicU64>>;
+pub type HistF = Family<L, Histogram, fn() -> Histogram>;
+
 /// The per-file families (`path` only): 5,000 files are 5,000 series each.
 pub type PathCounterF = Family<PathLabel, Counter>;
 pub type PathGaugeF = Family<PathLabel, Gauge>;
@@ -54,9 +58,6 @@ impl prometheus_client::encoding::EncodeLabelSet for PathLabel {
         [("path", &*self.0)].encode(encoder)
     }
 }
-pub type GaugeF = Family<L, Gauge>;
-pub type FGaugeF = Family<L, Gauge<f64, AtomicU64>>;
-pub type HistF = Family<L, Histogram, fn() -> Histogram>;
 
 fn request_histogram() -> Histogram {
     Histogram::new([
