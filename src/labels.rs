@@ -75,6 +75,15 @@ impl LabelSet {
 
     /// From pairs already sorted by name with unique names.
     fn from_sorted<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        let hash = hash_sorted(pairs.clone());
+        Self::from_sorted_hashed(pairs, hash)
+    }
+
+    /// [`Self::from_sorted`] when the caller already has `hash_sorted(pairs)`.
+    fn from_sorted_hashed<'a>(
+        pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+        hash: u64,
+    ) -> Self {
         let (mut len, mut n) = (0, 0);
         for (k, v) in pairs.clone() {
             len += k.len() + v.len();
@@ -82,7 +91,7 @@ impl LabelSet {
         }
         let mut text = String::with_capacity(len);
         let mut ends = Vec::with_capacity(2 * n);
-        for (k, v) in pairs.clone() {
+        for (k, v) in pairs {
             text.push_str(k);
             ends.push(text.len());
             text.push_str(v);
@@ -91,7 +100,7 @@ impl LabelSet {
         LabelSet(Arc::new(Inner {
             text: text.into_boxed_str(),
             ends: ends.into_boxed_slice(),
-            hash: hash_sorted(pairs),
+            hash,
         }))
     }
 
@@ -238,16 +247,17 @@ impl Interner {
         }
         let hash = hash_sorted(pairs.iter().copied());
         if let Some(l) = self.seen.get(&hash) {
-            if l.0.hash == hash && l.iter().eq(pairs.iter().copied()) {
+            // The map is keyed by the hash: only the pairs are left to compare.
+            if l.iter().eq(pairs.iter().copied()) {
                 return l.clone();
             }
             // A collision: correct, only not shared.
-            return LabelSet::from_sorted(pairs.iter().copied());
+            return LabelSet::from_sorted_hashed(pairs.iter().copied(), hash);
         }
         if self.seen.len() >= Self::CAP {
             self.seen.clear();
         }
-        let l = LabelSet::from_sorted(pairs.iter().copied());
+        let l = LabelSet::from_sorted_hashed(pairs.iter().copied(), hash);
         self.seen.insert(hash, l.clone());
         l
     }
