@@ -19,8 +19,10 @@
 //!   `each`: one target per container with its pod's labels and its own
 //!   `<root>/*<uid>/<container>/*.log`, as `kubernetes_sd` makes them);
 //! - `E2E_PROFILE=1`: the per-stage breakdown (below); `E2E_BIN` (agent
-//!   binary; default: build and use target/release/tailtrace); `E2E_KEEP=1`
-//!   (keep the temp dirs, perf.data included).
+//!   binary; default: build and use target/<E2E_CARGO_PROFILE>/tailtrace);
+//!   `E2E_CARGO_PROFILE` (`dist`: the shipped build, fat LTO — Cargo.toml;
+//!   `release`: the test suite's, builds faster); `E2E_KEEP=1` (keep the
+//!   temp dirs, perf.data included).
 //!
 //! Timing (2-core VM, default run, agent as of issue #11's start): writing
 //! the input ~2 s per shape (~6 s at 5,000 files); each throughput phase
@@ -738,14 +740,24 @@ fn last_ns_or(pushes: &[(i64, u32, u32)], fallback: i64) -> i64 {
     pushes.last().map(|p| p.0).unwrap_or(fallback)
 }
 
-/// Builds the release binary (unless `E2E_BIN` names one) and returns its path.
+/// The cargo profile the agent is built with (`E2E_CARGO_PROFILE`): by
+/// default `dist`, the one the Dockerfile ships.
+fn cargo_profile() -> String {
+    std::env::var("E2E_CARGO_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "dist".into())
+}
+
+/// Builds the agent binary (unless `E2E_BIN` names one) and returns its path.
 fn agent_binary() -> Result<PathBuf, String> {
     if let Ok(b) = std::env::var("E2E_BIN") {
         return Ok(PathBuf::from(b));
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("building: cargo build --release --bin tailtrace");
+    let profile = cargo_profile();
+    eprintln!("building: cargo build --profile {profile} --bin tailtrace");
     let mut cmd = Command::new(cargo);
     // Without the variables cargo set for this bench: build scripts that
     // declare them (ring's `rerun-if-env-changed=CARGO_PKG_NAME`…) would
@@ -768,17 +780,20 @@ fn agent_binary() -> Result<PathBuf, String> {
         }
     }
     let st = cmd
-        .args(["build", "--release", "--bin", "tailtrace"])
+        .args(["build", "--profile", &profile, "--bin", "tailtrace"])
         .current_dir(manifest)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !st.success() {
-        return Err(format!("cargo build --release failed: {st}"));
+        return Err(format!("cargo build --profile {profile} failed: {st}"));
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| manifest.join("target"));
-    Ok(target.join("release").join("tailtrace"))
+    // Cargo's directory for the `dev` profile is `debug`; every other
+    // profile's is its name.
+    let dir = if profile == "dev" { "debug" } else { &profile };
+    Ok(target.join(dir).join("tailtrace"))
 }
 
 /// A column's name: `1 file`, `500 files+spool`.
@@ -988,6 +1003,7 @@ fn run() -> Result<i32, String> {
         "unix_time": now_ns() / 1_000_000_000,
         "machine": machine(),
         "agent_binary": bin.display().to_string(),
+        "cargo_profile": if std::env::var_os("E2E_BIN").is_some() { "E2E_BIN".to_string() } else { cargo_profile() },
         "config": {
             "stages": if trace_on() { "cri: {}, trace (default)" } else { "cri: {}" }, "batchsize": 1_048_576, "batchwait": "1s",
             "spool": k.spool.iter().map(|&s| if s { "on" } else { "off" }).collect::<Vec<_>>(),
