@@ -21,8 +21,9 @@
 //! - `E2E_PROFILE=1`: the per-stage breakdown (below); `E2E_BIN` (agent
 //!   binary; default: build and use target/<E2E_CARGO_PROFILE>/tailtrace);
 //!   `E2E_CARGO_PROFILE` (`dist`: the shipped build, fat LTO — Cargo.toml;
-//!   `release`: the test suite's, builds faster); `E2E_KEEP=1` (keep the
-//!   temp dirs, perf.data included).
+//!   `release`: the test suite's, builds faster, and the default with
+//!   `E2E_PROFILE=1`, see `cargo_profile`); `E2E_KEEP=1` (keep the temp
+//!   dirs, perf.data included).
 //!
 //! Timing (2-core VM, default run, agent as of issue #11's start): writing
 //! the input ~2 s per shape (~6 s at 5,000 files); each throughput phase
@@ -741,12 +742,22 @@ fn last_ns_or(pushes: &[(i64, u32, u32)], fallback: i64) -> i64 {
 }
 
 /// The cargo profile the agent is built with (`E2E_CARGO_PROFILE`): by
-/// default `dist`, the one the Dockerfile ships.
+/// default `dist`, the one the Dockerfile ships, except for a profiled run
+/// (`E2E_PROFILE=1`): `release`, whose separate codegen units keep snap's
+/// compressor, lz4's and the allocator's callers out of line, so that the
+/// samples are attributed to the right stage (under fat LTO snappy is
+/// inlined into the protobuf encoder and would be counted as encoding).
 fn cargo_profile() -> String {
     std::env::var("E2E_CARGO_PROFILE")
         .ok()
         .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "dist".into())
+        .unwrap_or_else(|| {
+            if env_flag("E2E_PROFILE") {
+                "release".into()
+            } else {
+                "dist".into()
+            }
+        })
 }
 
 /// Builds the agent binary (unless `E2E_BIN` names one) and returns its path.
