@@ -111,6 +111,9 @@ pub struct Tailed {
     pub at_eof: bool,
     /// Read it in the next turn.
     pub active: bool,
+    /// inotify reported its path changed while it was being read (its
+    /// path not checked then): the next sweep checks it, whatever the spread.
+    pub path_event: bool,
     /// Opened (or reopened) and not read since: not parked for another
     /// file before it had its turn.
     pub awaiting_turn: bool,

@@ -22,6 +22,7 @@ impl Tailer {
         let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); live.len()];
         let mut walks = Vec::new();
         let mut walked = Vec::new();
+        let mut prefix_unwatched = false;
         for (k, (_, t)) in live.iter().enumerate() {
             match t.walk() {
                 Some(w) => {
@@ -31,6 +32,7 @@ impl Tailer {
                 None => {
                     if let Some(w) = self.watch.as_mut() {
                         if let Err(e) = w.watch(&t.prefix) {
+                            prefix_unwatched = true;
                             errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
                         }
                     }
@@ -56,6 +58,7 @@ impl Tailer {
         if let Some(w) = self.watch.as_mut() {
             w.keep_only(scan.read_dirs());
         }
+        self.watch_gaps = prefix_unwatched || !watch_errs.is_empty();
         if let Some((p, e)) = watch_errs.first() {
             let more = watch_errs.len() - 1;
             errs.push((
@@ -269,6 +272,7 @@ impl Tailer {
             at_eof: false,
             awaiting_turn: true,
             active: true,
+            path_event: false,
             m: FileMetrics::new(&self.metrics, &path_s),
             warned_utf8: false,
             warned_cut: false,
@@ -429,11 +433,13 @@ impl Tailer {
                     // the path is checked at once (the successor must be
                     // pinned before the kubelet rotates it away too).
                     let at_eof = self.files.get(&id).is_some_and(|f| f.at_eof);
-                    if at_eof || !self.backlog.is_empty() {
+                    let checked = at_eof || !self.backlog.is_empty();
+                    if checked {
                         self.check_path(id);
                     }
                     if let Some(f) = self.files.get_mut(&id) {
                         f.active = true;
+                        f.path_event |= !checked;
                     }
                 }
                 None => {}

@@ -31,7 +31,10 @@ impl Tailer {
 
     /// Compares a current file's identity with what its path holds now.
     pub(super) fn check_path(&mut self, id: FileId) {
-        let Some(f) = self.files.get(&id) else { return };
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        f.path_event = false;
         if f.kind != Kind::Current {
             return;
         }
