@@ -179,9 +179,9 @@ const SWEEP_POLLING: Duration = Duration::from_millis(250);
 /// With inotify working, the sweep's look at what each current file's path
 /// holds (a `stat` by path, the rotation check behind the events) is spread
 /// over this many sweeps: each file's path every 4 s, not every second.
-/// Those checks are the net under lost events; the events themselves are acted on at once (`on_changed`),
-/// and a file whose path had an event while it was being read is checked at
-/// the next sweep (`Tailed::path_event`). At 5,000 files, one `stat` of every
+/// Those checks are the net under lost events; the events themselves are
+/// acted on at once (`on_changed`), and a file whose path had an event while
+/// it was being read is checked at the next sweep (`Tailed::path_event`). At 5,000 files, one `stat` of every
 /// path per second was ~3 % of a drain's CPU while delivery was behind, and
 /// 5,000 path lookups a second on an idle node. The kubelet rotates a file
 /// at most once per `containerLogMonitorInterval` (10 s), so 4 s still pins
