@@ -801,9 +801,13 @@ fn agent_binary() -> Result<PathBuf, String> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| manifest.join("target"));
-    // Cargo's directory for the `dev` profile is `debug`; every other
-    // profile's is its name.
-    let dir = if profile == "dev" { "debug" } else { &profile };
+    // Cargo's output directory: `debug` for `dev` and `test`, `release`
+    // for `bench`, the profile's own name for every other one.
+    let dir = match profile.as_str() {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        p => p,
+    };
     Ok(target.join(dir).join("tailtrace"))
 }
 
