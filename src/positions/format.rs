@@ -213,15 +213,32 @@ pub struct Rendered {
 }
 
 enum Piece {
-    Shared(std::sync::Arc<str>),
+    /// A cached line and its render id (see [`Rendered::push_shared`]).
+    Shared(std::sync::Arc<str>, u64),
+    Owned(String),
+}
+
+/// What a [`Rendered`] held, without its shared lines: their render ids
+/// stand for them (the owned parts, a few small strings, are kept).
+#[derive(Default)]
+pub struct Signature {
+    pieces: Vec<SigPiece>,
+    len: usize,
+}
+
+#[derive(PartialEq, Eq)]
+enum SigPiece {
+    Shared(u64),
     Owned(String),
 }
 
 impl Rendered {
-    /// Appends a shared line.
-    pub fn push_shared(&mut self, s: &std::sync::Arc<str>) {
+    /// Appends a shared line. `id` names this text: the renderer gives
+    /// every line it formats an id never given before, so two pieces with
+    /// the same id hold the same text (see [`Rendered::matches`]).
+    pub fn push_shared(&mut self, s: &std::sync::Arc<str>, id: u64) {
         self.len += s.len();
-        self.pieces.push(Piece::Shared(s.clone()));
+        self.pieces.push(Piece::Shared(s.clone(), id));
     }
 
     /// Appends what `s` holds (taking it; `s` is left empty).
@@ -230,6 +247,38 @@ impl Rendered {
             self.len += s.len();
             self.pieces.push(Piece::Owned(std::mem::take(s)));
         }
+    }
+
+    /// This text's [`Signature`].
+    pub fn signature(&self) -> Signature {
+        Signature {
+            pieces: self
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Shared(_, id) => SigPiece::Shared(*id),
+                    Piece::Owned(s) => SigPiece::Owned(s.clone()),
+                })
+                .collect(),
+            len: self.len,
+        }
+    }
+
+    /// Whether this is the text `sig` was taken from: the same pieces in
+    /// the same order. Pieces cut differently compare as different — a
+    /// false "changed" costs one write, never a missed one.
+    pub fn matches(&self, sig: &Signature) -> bool {
+        self.len == sig.len
+            && self.pieces.len() == sig.pieces.len()
+            && self
+                .pieces
+                .iter()
+                .zip(&sig.pieces)
+                .all(|(p, q)| match (p, q) {
+                    (Piece::Shared(_, a), SigPiece::Shared(b)) => a == b,
+                    (Piece::Owned(a), SigPiece::Owned(b)) => a == b,
+                    _ => false,
+                })
     }
 
     /// Bytes in all.
@@ -261,7 +310,7 @@ impl Rendered {
 impl Piece {
     fn as_str(&self) -> &str {
         match self {
-            Piece::Shared(s) => s,
+            Piece::Shared(s, _) => s,
             Piece::Owned(s) => s,
         }
     }

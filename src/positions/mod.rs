@@ -75,8 +75,9 @@ struct Live {
     /// were rendered from (offset, size, fingerprint): re-rendered only
     /// when one moved.
     /// Shared with the renders that hold them (a save writes them without
-    /// copying them into one string).
-    line: Option<(LineKey, Arc<str>, Arc<str>)>,
+    /// copying them into one string). With them, their render id (the
+    /// Promtail line's; the other line's is one more).
+    line: Option<(LineKey, u64, Arc<str>, Arc<str>)>,
 }
 
 /// What a file's cached lines were rendered from: offset, size, fingerprint.
@@ -101,8 +102,12 @@ struct Inner {
     live_cursors: BTreeMap<String, Arc<Tracker>>,
     /// Path → newest kubelet rotation stamp taken on.
     chains: format::Chains,
-    /// `chains` as rendered in the file; `None` once they changed.
-    chain_lines: Option<Arc<str>>,
+    /// `chains` as rendered in the file, and its render id; `None` once
+    /// they changed.
+    chain_lines: Option<(u64, Arc<str>)>,
+    /// Render ids given so far: every cached line formatted gets a new one
+    /// (never reused), so a save can tell an unchanged text by its ids.
+    rendered: u64,
     /// The files in the order they are written (Promtail's view order, see
     /// [`format::view_order`]); `None` once a file was taken on,
     /// forgotten, released or set aside. Offsets moving keep it.
@@ -116,13 +121,45 @@ pub struct Positions {
     path: PathBuf,
     read_only: bool,
     inner: Mutex<Inner>,
-    /// Serialises writers of the file (the sync loop, the spool writer).
-    save_lock: Mutex<()>,
+    /// Serialises writers of the file (the sync loop, the spool writer), and
+    /// holds what the last save wrote (see [`Positions::save`]).
+    save_lock: Mutex<Option<Written>>,
     /// Bumped by every change not made by an acknowledgement (a file taken
     /// on or forgotten, a watermark raised), so the writer saves it soon.
     epoch: AtomicU64,
     /// Bytes of the last file written (what one save costs).
     saved_len: std::sync::atomic::AtomicUsize,
+}
+
+/// What the last save wrote, and the file it became: a save whose render
+/// is the same text skips the write (at 5,000 idle files, 1 MB and an
+/// `fsync` every `sync_period` for nothing) — unless the file at the path
+/// is no longer the one written (deleted, replaced, changed by hand).
+struct Written {
+    text: format::Signature,
+    file: FileStamp,
+}
+
+/// Enough of a file's metadata to tell that it was replaced or changed.
+#[derive(PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        })
+    }
 }
 
 /// Why the positions file could not be loaded.
@@ -169,7 +206,7 @@ impl Positions {
             path,
             read_only,
             inner: Mutex::new(inner),
-            save_lock: Mutex::new(()),
+            save_lock: Mutex::new(None),
             epoch: AtomicU64::new(0),
             saved_len: std::sync::atomic::AtomicUsize::new(0),
         }))
@@ -181,7 +218,7 @@ impl Positions {
             path: PathBuf::new(),
             read_only: true,
             inner: Mutex::new(Inner::default()),
-            save_lock: Mutex::new(()),
+            save_lock: Mutex::new(None),
             epoch: AtomicU64::new(0),
             saved_len: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -419,7 +456,7 @@ impl Positions {
             let offset = l.tracker.committed().offset().unwrap_or(0);
             let size = l.size.load(Ordering::Relaxed).max(offset);
             let at = (offset, size, l.fp);
-            if l.line.as_ref().is_none_or(|(k, _, _)| *k != at) {
+            if l.line.as_ref().is_none_or(|(k, _, _, _)| *k != at) {
                 let f = SavedFile {
                     path: std::mem::take(&mut l.path),
                     id: *id,
@@ -432,13 +469,15 @@ impl Positions {
                 format::promtail_line(&f.path, f.offset, &mut promtail);
                 format::file_line(&f, &mut text);
                 l.path = f.path;
-                l.line = Some((at, promtail.into(), text.into()));
+                l.line = Some((at, g.rendered, promtail.into(), text.into()));
+                g.rendered += 2;
             }
         }
         if g.chain_lines.is_none() {
             let mut text = String::new();
             format::chain_lines(&g.chains, &mut text);
-            g.chain_lines = Some(text.into());
+            g.chain_lines = Some((g.rendered, text.into()));
+            g.rendered += 1;
         }
         let order = match g.order.take() {
             Some(o) => o,
@@ -459,9 +498,9 @@ impl Positions {
                     let Some(l) = g.live.get(&id) else { continue };
                     if last != Some(l.path.as_os_str().as_encoded_bytes()) {
                         last = Some(l.path.as_os_str().as_encoded_bytes());
-                        if let Some((_, p, _)) = &l.line {
+                        if let Some((_, id, p, _)) = &l.line {
                             r.push_owned(&mut out);
-                            r.push_shared(p);
+                            r.push_shared(p, *id);
                         }
                     }
                 }
@@ -497,16 +536,16 @@ impl Positions {
             }
         }
         format::middle(&cursors, "", &mut out);
-        if let Some(c) = &g.chain_lines {
+        if let Some((id, c)) = &g.chain_lines {
             r.push_owned(&mut out);
-            r.push_shared(c);
+            r.push_shared(c, *id);
         }
         for slot in &order {
             match *slot {
                 Slot::Live(id) => {
-                    if let Some((_, _, t)) = g.live.get(&id).and_then(|l| l.line.as_ref()) {
+                    if let Some((_, n, _, t)) = g.live.get(&id).and_then(|l| l.line.as_ref()) {
                         r.push_owned(&mut out);
-                        r.push_shared(t);
+                        r.push_shared(t, n + 1);
                     }
                 }
                 Slot::Saved(id) => {
@@ -528,19 +567,33 @@ impl Positions {
         self.render_pieces().to_text()
     }
 
-    /// Writes the file atomically. A no-op in read-only mode.
+    /// Writes the file atomically. A no-op in read-only mode, and when the
+    /// text is the one the last save wrote and that file is still the one at
+    /// the path (same inode, length and mtime). Only a write that succeeded
+    /// is remembered, so a failed one is always tried again.
     pub fn save(&self) -> io::Result<()> {
         if self.read_only {
             return Ok(());
         }
-        let _g = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let r = self.render_pieces();
         self.saved_len.store(r.len(), Ordering::Relaxed);
+        if let Some(w) = last.as_ref() {
+            if r.matches(&w.text) && FileStamp::of(&self.path).as_ref() == Some(&w.file) {
+                return Ok(());
+            }
+        }
+        *last = None;
         write_atomic_with(&self.path, |f| {
             let mut w = io::BufWriter::with_capacity(64 << 10, f);
             r.write_to(&mut w)?;
             w.flush()
-        })
+        })?;
+        *last = FileStamp::of(&self.path).map(|file| Written {
+            text: r.signature(),
+            file,
+        });
+        Ok(())
     }
 
     /// Bytes of the positions file last saved (0 before the first save).
@@ -723,6 +776,77 @@ mod tests {
         let mut c = cfg(&p);
         c.ignore_invalid_yaml = true;
         assert!(Positions::open(&c, false).is_ok());
+    }
+
+    /// A save whose text is the one last written leaves the file alone (a
+    /// write replaces it: a new inode); every kind of change is written, and
+    /// so is a file that was deleted or changed by hand since.
+    #[test]
+    fn an_unchanged_text_is_not_written_again_but_every_change_is() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pos.yaml");
+        let pos = Positions::open(&cfg(&p), false).unwrap();
+        let ino = || fs::metadata(&p).unwrap().ino();
+        let text = || fs::read_to_string(&p).unwrap();
+        let id = FileId { dev: 1, ino: 42 };
+        let t = Tracker::new(Position::Offset(0));
+        let size = Arc::new(AtomicU64::new(300));
+        let fp = Fingerprint { len: 10, crc: 7 };
+        pos.track(Path::new("/a/0.log"), id, fp, t.clone(), size.clone());
+        let cur = Tracker::new(Position::Cursor("".into()));
+        pos.track_cursor("journal-j", cur.clone());
+        pos.save().unwrap();
+        let mut was = ino();
+        let mut same = |what: &str, changed: bool| {
+            pos.save().unwrap();
+            let now = ino();
+            assert_eq!(now != was, changed, "{what}: {}", text());
+            was = now;
+            // And a second save of the same text never writes.
+            pos.save().unwrap();
+            assert_eq!(ino(), was, "{what}, saved again");
+        };
+        same("nothing changed", false);
+        size.store(400, Ordering::Relaxed);
+        same("size", true);
+        assert!(text().contains("400"), "{}", text());
+        t.issue(Position::Offset(120)).ack();
+        same("offset", true);
+        assert!(text().contains("'120'") || text().contains("\"120\""));
+        pos.refingerprint(id, Fingerprint { len: 64, crc: 9 });
+        same("fingerprint", true);
+        pos.set_chain(Path::new("/a/0.log"), "20261122-101500");
+        same("chain", true);
+        assert!(text().contains("20261122-101500"));
+        cur.issue(Position::Cursor("s=1;i=2".into())).ack();
+        same("cursor", true);
+        assert!(text().contains("s=1;i=2"));
+        pos.commit_spool(77, || {});
+        same("spool offset", true);
+        let t2 = Tracker::new(Position::Offset(0));
+        let other = FileId { dev: 1, ino: 43 };
+        pos.track(
+            Path::new("/a/1.log"),
+            other,
+            fp,
+            t2,
+            Arc::new(AtomicU64::new(5)),
+        );
+        same("file taken on", true);
+        assert!(text().contains("/a/1.log"));
+        pos.forget(other);
+        same("file forgotten", true);
+        assert!(!text().contains("/a/1.log"));
+        let full = text();
+        fs::remove_file(&p).unwrap();
+        pos.save().unwrap();
+        assert_eq!(text(), full, "a deleted file is written again");
+        was = ino();
+        fs::write(&p, "positions: {}\n").unwrap();
+        pos.save().unwrap();
+        assert_eq!(text(), full, "a file changed by hand is written again");
+        assert_ne!(ino(), was);
     }
 
     #[test]
