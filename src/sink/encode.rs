@@ -63,6 +63,7 @@ impl Encoder {
                 // output for every batch cost a memset of each body.
                 let max = snap::raw::max_compress_len(self.raw.len());
                 if self.out.len() < max {
+                    crate::memory::reserve_snug(&mut self.out, max);
                     self.out.resize(max, 0);
                 }
                 let n = self

@@ -136,7 +136,7 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
     // First pass: stream lengths, kept (entry lengths are recomputed in the
     // second pass; that is arithmetic only and cheaper than storing them).
     let lens: Vec<usize> = batch.streams().iter().map(stream_len).collect();
-    buf.reserve(lens.iter().map(|&l| ld_len(l, false)).sum());
+    crate::memory::reserve_snug(buf, lens.iter().map(|&l| ld_len(l, false)).sum());
     for (s, &len) in batch.streams().iter().zip(&lens) {
         buf.push(key(1, LEN));
         encode_varint(len as u64, buf);
