@@ -25,9 +25,10 @@
 //!   grew, shrank (copytruncate: read again from 0) or was replaced at its
 //!   path (rotation: keep reading the old inode to its end, then close it once
 //!   a newer file exists at the path or it was unlinked, and it stayed quiet
-//!   for [`ROTATED_GRACE`]); with inotify, the sweep's check of what a path
-//!   holds is spread over [`PATH_CHECK_SPREAD`] sweeps (the events come
-//!   first);
+//!   for [`ROTATED_GRACE`]); with inotify, the sweep's look at an idle file
+//!   (its `fstat` and what its path holds) is spread over
+//!   [`PATH_CHECK_SPREAD`] sweeps: the events come first, and an event makes
+//!   the file read, where a read of nothing `fstat`s it;
 //! - the globs are expanded again every `rescan` (the safety net under
 //!   inotify); saved positions no file claimed are relocated (renamed sibling
 //!   by inode, or `.gz` by fingerprint) — see [`super::relocate`];
@@ -178,12 +179,14 @@ const SWEEP: Duration = Duration::from_secs(1);
 const SWEEP_POLLING: Duration = Duration::from_millis(250);
 /// With inotify working, the sweep's look at what each current file's path
 /// holds (a `stat` by path, the rotation check behind the events) is spread
-/// over this many sweeps: each file's path every 4 s, not every second.
-/// Those checks are the net under lost events; the events themselves are
-/// acted on at once (`on_changed`), and a file whose path had an event while
-/// it was being read is checked at the next sweep (`Tailed::path_event`). At 5,000 files, one `stat` of every
-/// path per second was ~3 % of a drain's CPU while delivery was behind, and
-/// 5,000 path lookups a second on an idle node. The kubelet rotates a file
+/// over this many sweeps: each file's path every 4 s, not every second; so
+/// is the `fstat` of a file read to its end with no event since. Those
+/// checks are the net under lost events; the events themselves are acted on
+/// at once (`on_changed`), and a file whose path had an event while it was
+/// being read is checked at the next sweep (`Tailed::path_event`). At 5,000
+/// files, one `stat` of every path per second was ~3 % of a drain's CPU
+/// while delivery was behind, and 5,000 path lookups a second on an idle
+/// node. The kubelet rotates a file
 /// at most once per `containerLogMonitorInterval` (10 s), so 4 s still pins
 /// a successor before it can be rotated away. Without inotify, after an
 /// event overflow, or while a directory could not be watched (the watch
@@ -562,6 +565,21 @@ impl Tailer {
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
             };
+            // A current file read to its end with no event since is looked
+            // at (`fstat`, path) only in its due sweep: with inotify, a
+            // write, truncation or removal comes as an event first, which
+            // makes it read, and a read of nothing `fstat`s it at once
+            // (`tailer_turn.rs`). This is the net under lost events.
+            if f.kind == Kind::Current
+                && f.src.is_some()
+                && f.at_eof
+                && !f.active
+                && !f.path_event
+                && !path_check_due(f.seq, sweep_no, spread)
+            {
+                self.maybe_close(id, now)?;
+                continue;
+            }
             let meta = match &f.src {
                 None => {
                     self.check_parked(id)?;
