@@ -48,7 +48,8 @@
 //! - a lane cursor outside the spool (segments deleted by hand): moved to
 //!   the nearest data, and what it skipped is counted as lost.
 //!
-//! Files: [`chunk`] (format), [`segment`] (files), [`scan`] (recovery),
+//! Files: [`chunk`] (format), [`segment`] (files), [`scan`] (recovery;
+//! `scan_props.rs` its property test under arbitrary damage),
 //! `writer.rs` (the writer thread), `reader.rs` (a lane's reader), this one
 //! (shared state, the ledger, segment deletion, metrics).
 //!
@@ -492,5 +493,7 @@ fn save_ledger(
     crate::positions::write_atomic(path, text.as_bytes())
 }
 
+#[cfg(test)]
+mod scan_props;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,9 @@
 //!
 //! - **uncommitted chunks are cut**: a chunk ending past `committed` was
 //!   written but its lines' positions were never saved, so those lines are
-//!   read again from the files; keeping the chunk would send them twice;
+//!   read again from the files; keeping the chunk would send them twice.
+//!   Damage reaching past `committed` is cut from its start the same way
+//!   (not reported: nothing there is lost);
 //! - **a torn tail is cut**: bytes after the last good chunk of the last
 //!   segment (an interrupted write) — also past `committed`, so nothing is
 //!   lost;
@@ -118,6 +120,13 @@ pub fn recover(dir: &Path, committed: Option<u64>) -> io::Result<Recovered> {
         (None, Some(e)) => e,
         (None, None) => lens.first().map_or(committed.unwrap_or(0), |(s, _, _)| *s),
     };
+    // A damaged region or missing segment reaching past `committed` is
+    // uncommitted too: its lines are read again from the files, so it is
+    // cut, not reported lost (the committed part before it, if any, is
+    // reported below).
+    let first_bad_past =
+        committed.and_then(|h| bad.iter().filter(|d| d.end > h).map(|d| d.start).min());
+    let cut_at = first_bad_past.map_or(cut_at, |b| cut_at.min(b));
     let mut out = Recovered {
         end: cut_at.max(committed.unwrap_or(0)),
         ..Recovered::default()
@@ -280,40 +289,12 @@ pub fn next_good(file: &File, from: u64, len: u64, buf: &mut Vec<u8>) -> io::Res
 
 #[cfg(test)]
 mod tests {
-    use super::super::chunk::{ChunkBuilder, Codec};
     use super::*;
-    use crate::ack::Ack;
-    use crate::entry::{Entry, Timestamp};
-    use crate::labels::LabelSet;
-    use std::io::Write;
 
     /// Writes `n` chunks of 10 entries into segments of `per_seg` chunks;
     /// returns the chunks' (offset, len).
     fn write_spool(dir: &Path, n: usize, per_seg: usize) -> Vec<(u64, u64)> {
-        let ls = LabelSet::new([("app", "a")]);
-        let mut cb = ChunkBuilder::new(Codec::Lz4);
-        let mut at = 0u64;
-        let mut out = Vec::new();
-        let mut seg: Option<File> = None;
-        for c in 0..n {
-            if c % per_seg == 0 {
-                seg = Some(File::create(dir.join(segment::file_name(at))).unwrap());
-            }
-            for i in 0..10 {
-                cb.add(&Entry::new(
-                    ls.clone(),
-                    Timestamp(i),
-                    format!("chunk {c} line {i}").into(),
-                    Ack::none(),
-                ));
-            }
-            let mut b = Vec::new();
-            cb.seal(c as i64, &mut b).unwrap();
-            seg.as_mut().unwrap().write_all(&b).unwrap();
-            out.push((at, b.len() as u64));
-            at += b.len() as u64;
-        }
-        out
+        super::super::scan_props::write_spool(dir, &vec![10; n], per_seg)
     }
 
     fn flip(dir: &Path, offset: u64) {
@@ -379,6 +360,31 @@ mod tests {
         assert_eq!(r.chunks.len(), 3);
         let spans: Vec<(u64, u64)> = r.damaged.iter().map(|x| (x.start, x.end)).collect();
         assert_eq!(spans, vec![(cs[1].0, cs[2].0), (cs[2].0, cs[3].0)]);
+    }
+
+    /// Found by `scan_props`: a damaged chunk past the committed offset,
+    /// followed by a good uncommitted one, was kept as a gap and reported
+    /// lost — but its lines are read again from the files (their positions
+    /// never passed them). It is cut with the rest of the uncommitted tail.
+    #[test]
+    fn damage_past_the_committed_offset_is_cut_not_reported_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let cs = write_spool(d.path(), 3, 10);
+        flip(d.path(), cs[1].0 + 2); // chunk 1's header (magic)
+        let committed = cs[0].0 + cs[0].1;
+        let r = recover(d.path(), Some(committed)).unwrap();
+        assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+        assert_eq!(r.chunks.len(), 1);
+        assert_eq!(r.end, committed);
+        assert_eq!(r.cut, cs[1].1 + cs[2].1);
+        // Straddling the committed offset: the committed part is lost.
+        let d = tempfile::tempdir().unwrap();
+        let cs = write_spool(d.path(), 3, 10);
+        flip(d.path(), cs[1].0 + 2);
+        let r = recover(d.path(), Some(cs[1].0 + 5)).unwrap();
+        let spans: Vec<(u64, u64)> = r.damaged.iter().map(|x| (x.start, x.end)).collect();
+        assert_eq!(spans, vec![(cs[1].0, cs[1].0 + 5)]);
+        assert_eq!(r.end, cs[1].0 + 5);
     }
 
     #[test]
