@@ -132,7 +132,7 @@ pub struct Positions {
 }
 
 /// What the last save wrote, and the file it became: a save whose render
-/// is the same text skips the write (at 5,000 idle files, 1 MB and an
+/// is the same text skips the write (at 5,000 idle files, ~2 MB and an
 /// `fsync` every `sync_period` for nothing) — unless the file at the path
 /// is no longer the one written (deleted, replaced, changed by hand).
 struct Written {
