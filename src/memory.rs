@@ -42,8 +42,9 @@ pub fn trim() -> bool {
 /// batch to batch): an eighth more than asked when it must grow. `Vec`'s
 /// own growth doubles, so a buffer that met one batch a little bigger than
 /// the last kept twice what any batch needs — the push encoder's two
-/// buffers for 1 MiB batches held 5.4 MB that way (massif), 3.2 MB now. Growing by an eighth bounds the waste
-/// at 12.5 % and the reallocations to a few while batch sizes settle.
+/// buffers for 1 MiB batches held 5.4 MB that way (massif), 3.2 MB now.
+/// Growing by an eighth bounds the waste at 12.5 % and the reallocations
+/// to a few while batch sizes settle.
 pub fn reserve_snug(buf: &mut Vec<u8>, total: usize) {
     let need = total.saturating_sub(buf.len());
     if buf.capacity() - buf.len() < need {

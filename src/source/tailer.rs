@@ -186,11 +186,11 @@ const SWEEP_POLLING: Duration = Duration::from_millis(250);
 /// being read is checked at the next sweep (`Tailed::path_event`). At 5,000
 /// files, one `stat` of every path per second was ~3 % of a drain's CPU
 /// while delivery was behind, and 5,000 path lookups a second on an idle
-/// node. The kubelet rotates a file
-/// at most once per `containerLogMonitorInterval` (10 s), so 4 s still pins
-/// a successor before it can be rotated away. Without inotify, after an
-/// event overflow, or while a directory could not be watched (the watch
-/// limit), every path is checked at every sweep.
+/// node. The kubelet rotates a file at most once per
+/// `containerLogMonitorInterval` (10 s), so 4 s still pins a successor
+/// before it can be rotated away. Without inotify, after an event overflow,
+/// or while a directory could not be watched (the watch limit), every file
+/// and path is checked at every sweep.
 const PATH_CHECK_SPREAD: u64 = 4;
 
 /// Whether the file taken on `seq`-th has its path checked in sweep number
