@@ -11,15 +11,16 @@
 
 use crate::ack::Ack;
 use crate::labels::LabelSet;
+pub use crate::meta::MetaStr;
 use crate::text::Text;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// One structured metadata pair (name, value). Both are shared: a name is
-/// the stage's or target's own string, and a value set for every line of a
-/// file (`pod_uid`) is the target's, so attaching them to a line costs no
-/// allocation beyond the entry's `Vec`.
-pub type MetaPair = (Arc<str>, Arc<str>);
+/// One structured metadata pair (name, value). A short name or value
+/// (`trace_id`, a trace ID, a pod UID) is held in place and a long one is
+/// shared ([`MetaStr`]), so attaching a stage's or target's pairs to a line
+/// costs no allocation beyond the entry's `Vec` and no reference count
+/// shared between threads.
+pub type MetaPair = (MetaStr, MetaStr);
 
 /// A [`MetaPair`] from two strings (copies both).
 pub fn meta_pair(name: &str, value: &str) -> MetaPair {

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod kube;
 pub mod labels;
 pub mod memory;
+pub mod meta;
 pub mod metrics;
 pub mod pipeline;
 pub mod positions;

@@ -17,7 +17,7 @@
 //! push), or allocate per line.
 
 use super::batch::Batch;
-use crate::entry::Timestamp;
+use crate::entry::{MetaStr, Timestamp};
 use prost::encoding::{encode_varint, encoded_len_varint};
 
 /// `logproto.PushRequest`.
@@ -111,7 +111,7 @@ fn ts_len(ts: Timestamp) -> usize {
 }
 
 #[inline]
-fn pair_len(name: &str, value: &str) -> usize {
+fn pair_len(name: &MetaStr, value: &MetaStr) -> usize {
     ld_len(name.len(), true) + ld_len(value.len(), true)
 }
 
@@ -123,11 +123,11 @@ fn entry_len(e: &crate::entry::Entry) -> usize {
     l
 }
 
-fn put_str(buf: &mut Vec<u8>, field: u8, s: &str) {
+fn put_str(buf: &mut Vec<u8>, field: u8, s: &[u8]) {
     if !s.is_empty() {
         buf.push(key(field, LEN));
         encode_varint(s.len() as u64, buf);
-        buf.extend_from_slice(s.as_bytes());
+        buf.extend_from_slice(s);
     }
 }
 
@@ -140,7 +140,7 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
     for (s, &len) in batch.streams().iter().zip(&lens) {
         buf.push(key(1, LEN));
         encode_varint(len as u64, buf);
-        put_str(buf, 1, &s.key.rendered);
+        put_str(buf, 1, s.key.rendered.as_bytes());
         for e in &s.entries {
             buf.push(key(2, LEN));
             encode_varint(entry_len(e) as u64, buf);
@@ -156,12 +156,12 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
                 buf.push(key(2, VARINT));
                 encode_varint(nanos, buf);
             }
-            put_str(buf, 2, &e.line);
+            put_str(buf, 2, e.line.as_bytes());
             for (k, v) in &e.metadata {
                 buf.push(key(3, LEN));
                 encode_varint(pair_len(k, v) as u64, buf);
-                put_str(buf, 1, k);
-                put_str(buf, 2, v);
+                put_str(buf, 1, k.as_bytes());
+                put_str(buf, 2, v.as_bytes());
             }
         }
     }

@@ -302,12 +302,17 @@ mod tests {
         assert_eq!(invalid, 1);
     }
 
-    /// A target's structured metadata (`pod_uid`) is on every line of its
-    /// files without a copy per line: the lines hold the target's strings.
+    /// A target's structured metadata is on every line of its files
+    /// without an allocation per pair: a pod UID is held in place, and a
+    /// value too long for that is the target's string, shared.
     #[test]
-    fn every_line_carries_its_targets_metadata_by_reference() {
-        let md: Arc<[crate::entry::MetaPair]> =
-            vec![crate::entry::meta_pair("pod_uid", "0b1c2d3e")].into();
+    fn every_line_carries_its_targets_metadata_without_copying_long_values() {
+        let long = "v".repeat(100);
+        let md: Arc<[crate::entry::MetaPair]> = vec![
+            crate::entry::meta_pair("pod_uid", "0f3c2a9e-6d1b-4c8e-9a7f-2b5d8e1c4a60"),
+            crate::entry::meta_pair("long", &long),
+        ]
+        .into();
         let tracker = crate::ack::Tracker::new(Position::Offset(0));
         let mut st = ChunkStats::default();
         let entries: Vec<Entry> = tracker.issuing(|is| {
@@ -327,8 +332,8 @@ mod tests {
         });
         for e in &entries {
             assert_eq!(e.metadata, md[..]);
-            assert!(Arc::ptr_eq(&e.metadata[0].0, &md[0].0));
-            assert!(Arc::ptr_eq(&e.metadata[0].1, &md[0].1));
+            assert!(e.metadata[0].0.is_inline() && e.metadata[0].1.is_inline());
+            assert!(std::ptr::eq(e.metadata[1].1.as_str(), md[1].1.as_str()));
         }
         assert_eq!(st.lines, 2);
         for e in entries {

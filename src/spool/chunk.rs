@@ -184,9 +184,9 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     put_uvarint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(s);
 }
 
 /// A cursor over payload bytes; every read is bounds-checked.
@@ -305,11 +305,11 @@ impl ChunkBuilder {
         let ts = e.timestamp.nanos();
         put_uvarint(&mut self.body, zigzag(ts.wrapping_sub(self.last_ts)));
         self.last_ts = ts;
-        put_str(&mut self.body, &e.line);
+        put_str(&mut self.body, e.line.as_bytes());
         put_uvarint(&mut self.body, e.metadata.len() as u64);
         for (k, v) in &e.metadata {
-            put_str(&mut self.body, k);
-            put_str(&mut self.body, v);
+            put_str(&mut self.body, k.as_bytes());
+            put_str(&mut self.body, v.as_bytes());
         }
         self.entries += 1;
     }
@@ -327,8 +327,8 @@ impl ChunkBuilder {
         for ls in &self.labels {
             put_uvarint(&mut self.raw, ls.len() as u64);
             for (k, v) in ls.iter() {
-                put_str(&mut self.raw, k);
-                put_str(&mut self.raw, v);
+                put_str(&mut self.raw, k.as_bytes());
+                put_str(&mut self.raw, v.as_bytes());
             }
         }
         let raw_len = self.raw.len() + self.body.len();

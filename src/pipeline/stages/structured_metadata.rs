@@ -24,10 +24,9 @@
 
 use super::labels::{with_text, LabelCache};
 use super::BuildCtx;
-use crate::entry::Entry;
+use crate::entry::{Entry, MetaStr};
 use crate::labels::LabelSet;
 use crate::pipeline::{Ctx, Stage};
-use std::sync::Arc;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -42,7 +41,7 @@ pub fn build(c: Option<&Config>, _ctx: &BuildCtx) -> Result<Option<Box<dyn Stage
         pairs: c
             .resolve()?
             .into_iter()
-            .map(|(name, src)| (Arc::from(name), src))
+            .map(|(name, src)| (MetaStr::from(name), src))
             .collect(),
         cache: LabelCache::default(),
     })))
@@ -50,7 +49,7 @@ pub fn build(c: Option<&Config>, _ctx: &BuildCtx) -> Result<Option<Box<dyn Stage
 
 /// The stage. See the module docs.
 pub struct StructuredMetadataStage {
-    pairs: Vec<(Arc<str>, Box<str>)>,
+    pairs: Vec<(MetaStr, Box<str>)>,
     /// (input set, indices of the pairs whose source label goes) → output.
     cache: LabelCache<Vec<usize>>,
 }
@@ -67,7 +66,7 @@ impl Stage for StructuredMetadataStage {
             if let Some(v) = e
                 .extracted
                 .get(src)
-                .and_then(|v| with_text(v, |s| Arc::<str>::from(s)))
+                .and_then(|v| with_text(v, MetaStr::new))
             {
                 e.metadata.push((name.clone(), v));
                 used[i] = Some(e.metadata.len() - 1);

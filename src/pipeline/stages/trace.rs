@@ -49,7 +49,7 @@ pub mod detect;
 
 use super::common::{source_text, valid_label_name};
 use super::BuildCtx;
-use crate::entry::Entry;
+use crate::entry::{Entry, MetaStr};
 use crate::labels::LabelSet;
 use crate::metrics::{labels, CounterF};
 use crate::pipeline::{Ctx, Stage, Value};
@@ -57,7 +57,6 @@ use detect::{Detector, Format, Formats};
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -109,8 +108,8 @@ pub fn build(c: Option<&Config>, ctx: &BuildCtx) -> Result<Option<Box<dyn Stage>
 /// The stage. See the module docs.
 pub struct TraceStage {
     detector: Detector,
-    trace_name: Arc<str>,
-    span_name: Arc<str>,
+    trace_name: MetaStr,
+    span_name: MetaStr,
     source: Option<Box<str>>,
     /// A later stage reads the extracted map.
     extract: bool,
@@ -210,7 +209,7 @@ impl Stage for TraceStage {
     }
 
     fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
-        let has = |e: &Entry, name: &str| e.metadata.iter().any(|(k, _)| **k == *name);
+        let has = |e: &Entry, name: &MetaStr| e.metadata.iter().any(|(k, _)| k == name);
         let found = if has(&e, &self.trace_name) {
             true
         } else {
