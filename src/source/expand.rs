@@ -144,6 +144,25 @@ impl Walk {
         names.next().is_none()
     }
 
+    /// For a directory strictly below the base whose every component
+    /// matches the glob's so far and that can still hold matches: how many
+    /// components deep it is (where a walk from it starts).
+    fn depth_of(&self, dir: &Path) -> Option<usize> {
+        let rest = dir.strip_prefix(&self.base).ok()?;
+        let mut depth = 0;
+        for (name, c) in rest.components().zip(&self.comps) {
+            let Component::Normal(name) = name else {
+                return None;
+            };
+            if !c.matches(name) {
+                return None;
+            }
+            depth += 1;
+        }
+        (depth > 0 && depth == rest.components().count() && depth < self.comps.len())
+            .then_some(depth)
+    }
+
     /// See [`FirstKey`].
     pub fn first_key(&self) -> FirstKey<'_> {
         match self.comps.first() {
@@ -329,15 +348,77 @@ impl Scan {
         on_err: &mut dyn FnMut(&Path, &io::Error),
         before_read: &mut dyn FnMut(&[&Path]),
     ) {
-        // Each directory still to read, and whether the way to it went
-        // through a symlink (or an entry of unknown type).
-        let mut levels: Vec<Vec<(PathBuf, bool)>> = walks
+        let starts = walks
             .iter()
-            .map(|w| vec![(w.base.clone(), false)])
+            .map(|w| vec![(0, w.base.clone(), false)])
             .collect();
+        self.walk_from(walks, starts, outs, on_err, before_read);
+    }
+
+    /// [`expand_all`](Self::expand_all) restricted to what lies under the
+    /// directories `roots` (new directories an event named): each walk
+    /// starts at each root whose path below the walk's base matches its
+    /// first components, so only the new subtrees are read, not every
+    /// directory the globs reach. A root at or above a walk's base starts
+    /// it at its base. Paths found below a root are reported as reached
+    /// through a link (the way to the root was not walked), so that the
+    /// tailer checks where they lead.
+    pub fn expand_under(
+        &mut self,
+        walks: &[&Walk],
+        roots: &[&Path],
+        outs: &mut [Vec<PathBuf>],
+        on_err: &mut dyn FnMut(&Path, &io::Error),
+        before_read: &mut dyn FnMut(&[&Path]),
+    ) {
+        let starts = walks
+            .iter()
+            .map(|w| {
+                if roots.iter().any(|r| w.base.starts_with(r)) {
+                    return vec![(0, w.base.clone(), false)];
+                }
+                let mut v: Vec<(usize, PathBuf, bool)> = roots
+                    .iter()
+                    .filter_map(|r| Some((w.depth_of(r)?, r.to_path_buf(), true)))
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            })
+            .collect();
+        self.walk_from(walks, starts, outs, on_err, before_read);
+        // A root inside another one's subtree was reached twice.
+        for out in outs.iter_mut() {
+            out.sort();
+            out.dedup();
+        }
+    }
+
+    /// The walk itself: walk `k` reads each directory of `starts[k]` when
+    /// it reaches that directory's depth (components below its base), with
+    /// whether the way to it went through a symlink or an entry of unknown
+    /// type.
+    fn walk_from(
+        &mut self,
+        walks: &[&Walk],
+        mut starts: Vec<Vec<(usize, PathBuf, bool)>>,
+        outs: &mut [Vec<PathBuf>],
+        on_err: &mut dyn FnMut(&Path, &io::Error),
+        before_read: &mut dyn FnMut(&[&Path]),
+    ) {
+        let mut levels: Vec<Vec<(PathBuf, bool)>> = vec![Vec::new(); walks.len()];
         let steps = walks.iter().map(|w| w.comps.len()).max().unwrap_or(0);
         let mut hits = Vec::new();
         for depth in 0..steps {
+            for (level, starts) in levels.iter_mut().zip(starts.iter_mut()) {
+                starts.retain(|(d, dir, linked)| {
+                    let now = *d == depth;
+                    if now {
+                        level.push((dir.clone(), *linked));
+                    }
+                    !now
+                });
+            }
             {
                 let mut seen = std::collections::HashSet::new();
                 let fresh: Vec<&Path> = levels
@@ -545,6 +626,83 @@ mod tests {
         // pods/link_13/app/*.log (a directory link) and app/l.log (a file
         // link), through both globs.
         assert!(linked >= 4, "{linked}");
+    }
+
+    /// A walk under new directories finds, under them, exactly what a full
+    /// walk finds there — reading only their subtrees — and names what it
+    /// found as reached through a link (the way to a root was not walked).
+    #[test]
+    fn a_walk_under_new_directories_finds_what_a_full_walk_finds_there() {
+        let dir = tree();
+        let root = dir.path().join("pods");
+        let r = root.display();
+        let pod = |i: usize| root.join(format!("ns_pod-{i}_{i:08x}-9b3d-4e8f-a6c1-7d2b9e4f0a13"));
+        let globs = [
+            format!("{r}/*/*/*.log"),
+            format!("{r}/*_13/app/*"),
+            format!("{r}/*0000002a-9b3d-4e8f-a6c1-7d2b9e4f0a13/app/*.log"),
+            format!("{r}/ns_pod-?_*/*/*.log"),
+        ];
+        let roots: Vec<Vec<PathBuf>> = vec![
+            vec![pod(42)],
+            vec![pod(3).join("side"), pod(7)],
+            vec![root.join("x_13"), root.join("x_13/app")],
+            vec![root.join("link_13")],
+            vec![pod(5).join("app/0.log")],
+            vec![root.join("missing")],
+            vec![root.clone()],
+            vec![dir.path().to_path_buf()],
+        ];
+        let walks: Vec<Walk> = globs.iter().map(|g| Walk::new(g).unwrap()).collect();
+        let walks: Vec<&Walk> = walks.iter().collect();
+        let mut full_scan = Scan::default();
+        let mut full = vec![Vec::new(); walks.len()];
+        full_scan.expand_all(
+            &walks,
+            &mut full,
+            &mut |p, e| panic!("{p:?}: {e}"),
+            &mut |_| {},
+        );
+        let mut found_any = 0;
+        for rs in &roots {
+            let refs: Vec<&Path> = rs.iter().map(PathBuf::as_path).collect();
+            let mut scan = Scan::default();
+            let mut outs = vec![Vec::new(); walks.len()];
+            let mut watched = Vec::new();
+            scan.expand_under(
+                &walks,
+                &refs,
+                &mut outs,
+                &mut |p, e| panic!("{p:?}: {e}"),
+                &mut |ds| watched.extend(ds.iter().map(|d| d.to_path_buf())),
+            );
+            let whole = rs.iter().any(|r| root.starts_with(r));
+            for (k, out) in outs.iter().enumerate() {
+                let mut want: Vec<PathBuf> = full[k]
+                    .iter()
+                    .filter(|p| whole || rs.iter().any(|r| p.starts_with(r) && *p != r))
+                    .cloned()
+                    .collect();
+                want.sort();
+                assert_eq!(out, &want, "{} under {rs:?}", globs[k]);
+                found_any += out.len();
+                for p in out {
+                    assert_eq!(scan.through_link(p), !whole || full_scan.through_link(p));
+                }
+            }
+            // Every directory read was watched first, and nothing else.
+            let read: HashSet<&Path> = scan.read_dirs().collect();
+            assert_eq!(
+                read,
+                watched.iter().map(PathBuf::as_path).collect(),
+                "{rs:?}"
+            );
+            if !whole {
+                assert!(scan.reads <= 8, "{rs:?}: {} directories read", scan.reads);
+            }
+        }
+        assert!(full_scan.reads > 100, "{}", full_scan.reads);
+        assert!(found_any > 20, "{found_any}");
     }
 
     #[test]

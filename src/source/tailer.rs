@@ -29,9 +29,11 @@
 //!   (its `fstat` and what its path holds) is spread over
 //!   [`PATH_CHECK_SPREAD`] sweeps: the events come first, and an event makes
 //!   the file read, where a read of nothing `fstat`s it;
-//! - the globs are expanded again every `rescan` (the safety net under
-//!   inotify); saved positions no file claimed are relocated (renamed sibling
-//!   by inode, or `.gz` by fingerprint) — see [`super::relocate`];
+//! - a new directory an event names is walked alone, from it down
+//!   (`rescan_under`); the globs are expanded again every `rescan` (the
+//!   safety net under inotify); saved positions no file claimed are
+//!   relocated (renamed sibling by inode, or `.gz` by fingerprint) — see
+//!   [`super::relocate`];
 //! - at most `max_open_files` descriptors. What is pinned first when the
 //!   bound is reached: rotated files with unread data are never closed (their
 //!   name may be gone); a new file is always taken on by closing (parking) a
@@ -339,6 +341,8 @@ struct Tailer {
     next_tick: Instant,
     last_rescan: Instant,
     rescan_soon: bool,
+    /// New directories named by events this turn (see `rescan_under`).
+    new_dirs: Vec<PathBuf>,
 }
 
 impl Tailer {
@@ -419,6 +423,7 @@ impl Tailer {
             next_tick: now + TICK,
             last_rescan: now,
             rescan_soon: false,
+            new_dirs: Vec::new(),
         };
         for (i, name, ts) in initial {
             for t in &ts {
@@ -471,6 +476,10 @@ impl Tailer {
             }
             for p in changes.dirty {
                 self.on_changed(p)?;
+            }
+            if !self.new_dirs.is_empty() {
+                let dirs = std::mem::take(&mut self.new_dirs);
+                self.rescan_under(dirs)?;
             }
             if now >= self.next_sweep {
                 self.sweep()?;

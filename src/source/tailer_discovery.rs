@@ -59,16 +59,7 @@ impl Tailer {
             w.keep_only(scan.read_dirs());
         }
         self.watch_gaps = prefix_unwatched || !watch_errs.is_empty();
-        if let Some((p, e)) = watch_errs.first() {
-            let more = watch_errs.len() - 1;
-            errs.push((
-                p.clone(),
-                io::Error::other(format!(
-                    "cannot watch this directory ({e}{}); changes in it are found by the rescan every sync_period",
-                    if more > 0 { format!("; and {more} more") } else { String::new() }
-                )),
-            ));
-        }
+        errs.extend(watch_failure(&watch_errs));
         // Targets whose walk starts at their prefix: a path found through
         // real directories only is inside it, no `realpath` needed.
         let mut inside = vec![false; live.len()];
@@ -93,14 +84,7 @@ impl Tailer {
             })
             .collect();
         drop(live);
-        for (p, e) in errs {
-            let reason = if e.kind() == io::ErrorKind::PermissionDenied {
-                "permission_denied"
-            } else {
-                "discovery"
-            };
-            self.file_error(&p, reason, &e);
-        }
+        self.discovery_errors(errs);
         for (p, ti, inside) in found {
             self.candidate(&p, ti, inside);
         }
@@ -114,6 +98,68 @@ impl Tailer {
         }
         self.metrics.files_active_total.set(self.files.len() as i64);
         Ok(())
+    }
+
+    /// New directories an event named: walks the globs under them only
+    /// (watching what it reads first), so that a new pod costs its own
+    /// directories, not a rescan of every pod's. The rest of a rescan —
+    /// letting go of directories and targets, relocating saved positions,
+    /// the chains' housekeeping — waits for the periodic one. Targets the
+    /// walk cannot take (`**`, relative globs) get the full rescan.
+    pub(super) fn rescan_under(&mut self, roots: Vec<PathBuf>) -> Result<(), Stopped> {
+        let live: Vec<(usize, &discover::Target)> = self.targets.live().collect();
+        if live.iter().any(|(_, t)| t.walk().is_none()) {
+            self.rescan_soon = true;
+            return Ok(());
+        }
+        let walks: Vec<&crate::source::expand::Walk> =
+            live.iter().filter_map(|(_, t)| t.walk()).collect();
+        let refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+        let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); walks.len()];
+        let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
+        let mut watch_errs = Vec::new();
+        let watch = &mut self.watch;
+        crate::source::expand::Scan::default().expand_under(
+            &walks,
+            &refs,
+            &mut outs,
+            &mut |p, e| errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string()))),
+            &mut |dirs| {
+                if let Some(w) = watch.as_mut() {
+                    watch_errs.extend(w.watch_dirs(dirs));
+                }
+            },
+        );
+        for ((_, t), out) in live.iter().zip(outs.iter_mut()) {
+            t.drop_excluded(out, 0);
+        }
+        let found: Vec<(PathBuf, usize)> = live
+            .iter()
+            .zip(outs)
+            .flat_map(|(&(ti, _), out)| out.into_iter().map(move |p| (p, ti)))
+            .collect();
+        drop(live);
+        self.watch_gaps |= !watch_errs.is_empty();
+        errs.extend(watch_failure(&watch_errs));
+        self.discovery_errors(errs);
+        for (p, ti) in found {
+            // Reached from a root, not from the target's prefix: where a
+            // path leads is checked (`inside` false).
+            self.candidate(&p, ti, false);
+        }
+        self.metrics.files_active_total.set(self.files.len() as i64);
+        Ok(())
+    }
+
+    fn discovery_errors(&mut self, errs: Vec<(PathBuf, io::Error)>) {
+        for (p, e) in errs {
+            let reason = if e.kind() == io::ErrorKind::PermissionDenied {
+                "permission_denied"
+            } else {
+                "discovery"
+            };
+            self.file_error(&p, reason, &e);
+        }
     }
 
     /// A path that matched target `ti`: start tailing it unless known.
@@ -455,9 +501,26 @@ impl Tailer {
             self.candidate(&p, ti, false);
         } else if p.is_dir() {
             // A new directory: files created in it before its watch was
-            // added produced no events.
-            self.rescan_soon = true;
+            // added produced no events. Walked (and watched) with the
+            // others of this turn, see `rescan_under`.
+            self.new_dirs.push(p);
         }
         Ok(())
     }
+}
+
+/// The error a rescan reports for directories it could not watch: the
+/// first, and how many more.
+fn watch_failure<E: std::fmt::Display>(
+    watch_errs: &[(PathBuf, E)],
+) -> Option<(PathBuf, io::Error)> {
+    let (p, e) = watch_errs.first()?;
+    let more = watch_errs.len() - 1;
+    Some((
+        p.clone(),
+        io::Error::other(format!(
+            "cannot watch this directory ({e}{}); changes in it are found by the rescan every sync_period",
+            if more > 0 { format!("; and {more} more") } else { String::new() }
+        )),
+    ))
 }
