@@ -5,6 +5,12 @@
 //! what the file-tailer thread spends every `sync_period` (10 s) instead of
 //! reading files; it must grow with the pods, not with their square.
 //!
+//! `new_pod_*`: what a new pod costs the tailer at each size — its two
+//! containers' targets walked alone (a target update from the Kubernetes
+//! API), and the globs walked under its new directory (an inotify event) —
+//! which must not grow with the pods already there (each was a full rescan
+//! before).
+//!
 //! Run: `cargo bench --bench discovery` (~1 min).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -13,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tailtrace::labels::LabelSet;
 use tailtrace::source::discover::Target;
-use tailtrace::source::expand::Scan;
+use tailtrace::source::expand::{Scan, Walk};
 
 fn tree(pods: usize) -> (tempfile::TempDir, Vec<Target>) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -55,6 +61,49 @@ fn benches(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(2 * pods), &targets, |b, t| {
             b.iter(|| black_box(rescan(t)))
         });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("new_pod");
+    g.measurement_time(Duration::from_secs(3));
+    g.sample_size(10);
+    for pods in [50, 500, 2500] {
+        let (dir, targets) = tree(pods);
+        let new = &targets[targets.len() - 2..];
+        assert_eq!(rescan(new), 2, "the new pod's files found");
+        g.bench_with_input(BenchmarkId::new("targets_walked", 2 * pods), new, |b, t| {
+            b.iter(|| black_box(rescan(t)))
+        });
+        let walks: Vec<&Walk> = targets.iter().filter_map(Target::walk).collect();
+        let pod_dir = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.to_string_lossy()
+                    .contains(&format!("_api-{:05}_", pods - 1))
+            })
+            .expect("the last pod's directory");
+        let under = |walks: &[&Walk]| {
+            let mut outs = vec![Vec::new(); walks.len()];
+            Scan::default().expand_under(
+                walks,
+                &[&pod_dir],
+                &mut outs,
+                &mut |_, _| {},
+                &mut |_| {},
+            );
+            outs.iter().map(Vec::len).sum::<usize>()
+        };
+        assert_eq!(
+            under(&walks),
+            2,
+            "the new pod's files found under its directory"
+        );
+        g.bench_with_input(
+            BenchmarkId::new("walked_under_its_directory", 2 * pods),
+            &walks,
+            |b, w| b.iter(|| black_box(under(w))),
+        );
     }
     g.finish();
 }

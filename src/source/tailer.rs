@@ -30,7 +30,8 @@
 //!   [`PATH_CHECK_SPREAD`] sweeps: the events come first, and an event makes
 //!   the file read, where a read of nothing `fstat`s it;
 //! - a new directory an event names is walked alone, from it down
-//!   (`rescan_under`); the globs are expanded again every `rescan` (the
+//!   (`rescan_under`), and so are new targets' globs (`rescan_targets`,
+//!   after a job's first set); the globs are expanded again every `rescan` (the
 //!   safety net under inotify); saved positions no file claimed are
 //!   relocated (renamed sibling by inode, or `.gz` by fingerprint) — see
 //!   [`super::relocate`];

@@ -107,48 +107,77 @@ impl Tailer {
     /// the chains' housekeeping — waits for the periodic one. Targets the
     /// walk cannot take (`**`, relative globs) get the full rescan.
     pub(super) fn rescan_under(&mut self, roots: Vec<PathBuf>) -> Result<(), Stopped> {
-        let live: Vec<(usize, &discover::Target)> = self.targets.live().collect();
-        if live.iter().any(|(_, t)| t.walk().is_none()) {
+        let live: Vec<usize> = self.targets.live().map(|(ti, _)| ti).collect();
+        let roots: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+        if !self.walk_targets(&live, Some(&roots)) {
+            // At most once a second, as events keep coming.
             self.rescan_soon = true;
-            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// New targets (slots `added`): their globs walked alone, as in
+    /// [`Self::rescan_under`].
+    pub(super) fn rescan_targets(&mut self, added: &[usize]) -> Result<(), Stopped> {
+        if !self.walk_targets(added, None) {
+            self.rescan_now = true;
+        }
+        Ok(())
+    }
+
+    /// Walks the globs of targets `tis` — whole, or only under `roots` —
+    /// watching every directory before it is read, and takes on the files
+    /// found. False, having done nothing, if one of them cannot be walked
+    /// (the caller rescans everything instead).
+    fn walk_targets(&mut self, tis: &[usize], roots: Option<&[&Path]>) -> bool {
+        let live: Vec<(usize, &discover::Target)> = tis
+            .iter()
+            .filter_map(|&ti| Some((ti, self.targets.get(ti)?)))
+            .collect();
+        if live.iter().any(|(_, t)| t.walk().is_none()) {
+            return false;
         }
         let walks: Vec<&crate::source::expand::Walk> =
             live.iter().filter_map(|(_, t)| t.walk()).collect();
-        let refs: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
         let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); walks.len()];
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
         let mut watch_errs = Vec::new();
         let watch = &mut self.watch;
-        crate::source::expand::Scan::default().expand_under(
-            &walks,
-            &refs,
-            &mut outs,
-            &mut |p, e| errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string()))),
-            &mut |dirs| {
-                if let Some(w) = watch.as_mut() {
-                    watch_errs.extend(w.watch_dirs(dirs));
-                }
-            },
-        );
-        for ((_, t), out) in live.iter().zip(outs.iter_mut()) {
-            t.drop_excluded(out, 0);
+        let mut scan = crate::source::expand::Scan::default();
+        let mut on_err = |p: &Path, e: &io::Error| {
+            errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
+        };
+        let mut before_read = |dirs: &[&Path]| {
+            if let Some(w) = watch.as_mut() {
+                watch_errs.extend(w.watch_dirs(dirs));
+            }
+        };
+        match roots {
+            Some(roots) => {
+                scan.expand_under(&walks, roots, &mut outs, &mut on_err, &mut before_read)
+            }
+            None => scan.expand_all(&walks, &mut outs, &mut on_err, &mut before_read),
         }
-        let found: Vec<(PathBuf, usize)> = live
-            .iter()
-            .zip(outs)
-            .flat_map(|(&(ti, _), out)| out.into_iter().map(move |p| (p, ti)))
-            .collect();
+        let mut found: Vec<(PathBuf, usize, bool)> = Vec::new();
+        for ((ti, t), mut out) in live.iter().zip(outs) {
+            t.drop_excluded(&mut out, 0);
+            // Found from the target's prefix through real directories only:
+            // inside its tree, no `realpath` needed (see `rescan`).
+            let from_prefix = t.walk().is_some_and(|w| w.base() == t.prefix);
+            found.extend(out.into_iter().map(|p| {
+                let inside = from_prefix && !scan.through_link(&p);
+                (p, *ti, inside)
+            }));
+        }
         drop(live);
         self.watch_gaps |= !watch_errs.is_empty();
         errs.extend(watch_failure(&watch_errs));
         self.discovery_errors(errs);
-        for (p, ti) in found {
-            // Reached from a root, not from the target's prefix: where a
-            // path leads is checked (`inside` false).
-            self.candidate(&p, ti, false);
+        for (p, ti, inside) in found {
+            self.candidate(&p, ti, inside);
         }
         self.metrics.files_active_total.set(self.files.len() as i64);
-        Ok(())
+        true
     }
 
     fn discovery_errors(&mut self, errs: Vec<(PathBuf, io::Error)>) {

@@ -205,20 +205,30 @@ impl Tailer {
     }
 
     /// Applies the target updates that arrived. Returns true if any did.
+    /// The files of new targets are looked for at once: by walking their
+    /// globs alone (a new pod's container costs its own directories, not
+    /// a rescan of every pod's), or by a full rescan for a job's first set
+    /// (saved positions wait to be claimed) and for globs the walk cannot
+    /// take.
     pub(super) fn take_updates(&mut self) -> Result<bool, Stopped> {
         let mut any = false;
+        let mut added = Vec::new();
         while let Some(Ok(u)) = self.updates.as_ref().map(|r| r.try_recv()) {
-            self.apply_update(u)?;
+            let first = self.unsynced.contains(&u.job);
+            let new = self.apply_update(u)?;
+            self.rescan_now |= first;
+            added.extend(new);
             any = true;
         }
-        if any {
-            // New targets: look for their files now.
-            self.rescan_now = true;
+        if !self.rescan_now && !added.is_empty() {
+            self.rescan_targets(&added)?;
         }
         Ok(any)
     }
 
-    fn apply_update(&mut self, u: TargetUpdate) -> Result<(), Stopped> {
+    /// Applies one job's new target set; returns the slots of the targets
+    /// it added.
+    fn apply_update(&mut self, u: TargetUpdate) -> Result<Vec<usize>, Stopped> {
         let job = u.job;
         let mut wanted: Vec<FileTarget> = u.targets;
         let mut removed = Vec::new();
@@ -249,12 +259,10 @@ impl Tailer {
         drop(by_glob);
         let mut kept = kept.into_iter();
         wanted.retain(|_| !kept.next().unwrap_or(false));
-        let added = wanted.len();
+        let mut added = Vec::with_capacity(wanted.len());
         for t in wanted {
             match self.compile(job, &t) {
-                Ok(c) => {
-                    self.targets.insert(c);
-                }
+                Ok(c) => added.push(self.targets.insert(c)),
                 Err(e) => tracing::warn!(error = %e, "target skipped"),
             }
         }
@@ -267,9 +275,14 @@ impl Tailer {
         if self.unsynced.remove(&job) {
             tracing::debug!(job, "first target set");
         }
-        tracing::debug!(job, added, removed = removed.len(), "targets updated");
+        tracing::debug!(
+            job,
+            added = added.len(),
+            removed = removed.len(),
+            "targets updated"
+        );
         self.collect_targets();
-        Ok(())
+        Ok(added)
     }
 
     /// Files of the retired targets `removed`: to a live target matching

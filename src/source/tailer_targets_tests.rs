@@ -292,3 +292,40 @@ fn a_saved_file_whose_inode_another_pods_file_now_has_is_caught_up_with_its_own_
     assert!(apps(&h, &a).iter().all(|x| x == "a"), "{:?}", apps(&h, &a));
     assert!(apps(&h, &b).iter().all(|x| x == "b"), "{:?}", apps(&h, &b));
 }
+
+/// A target arriving after the first set (a new pod's container): its
+/// files are found by walking its glob at once — the periodic rescan is an
+/// hour away, and no event names a directory that existed all along — and
+/// its directory is watched, so a file made there later is found too.
+#[test]
+fn a_later_targets_files_are_found_at_once_and_its_directory_watched() {
+    let mut o = test_opts();
+    o.rescan = Duration::from_secs(3600);
+    let mut h = Harness::new("*/*.log", o, AckMode::Immediate);
+    h.dynamic = true;
+    let (da, db) = (h.logs().join("ns_a_uid"), h.logs().join("ns_b_uid"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let (a, b) = (lines("a", 0..50), lines("b", 0..50));
+    write_lines(&da.join("0.log"), &a);
+    write_lines(&db.join("0.log"), &b);
+    h.start();
+    let target = |dir: &std::path::Path, app: &str| super::tailer::FileTarget {
+        include: dir.join("*.log").to_string_lossy().into_owned(),
+        ..h.target(&[("app", app)])
+    };
+    h.set_targets(vec![target(&da, "a")]);
+    h.wait_received(&a);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(&h, &b[0]), 0, "b has no target yet");
+    h.set_targets(vec![target(&da, "a"), target(&db, "b")]);
+    h.wait_received(&b);
+    let b1 = lines("b1", 0..50);
+    write_lines(&db.join("1.log"), &b1);
+    h.wait_received(&b1);
+    std::thread::sleep(Duration::from_millis(200));
+    for ls in [&a, &b, &b1] {
+        assert_once(&h, ls);
+    }
+    assert!(apps(&h, &b).iter().chain(&apps(&h, &b1)).all(|x| x == "b"));
+}
