@@ -31,8 +31,8 @@
 //!   the file read, where a read of nothing `fstat`s it;
 //! - a new directory an event names is walked alone, from it down
 //!   (`rescan_under`), and so are new targets' globs (`rescan_targets`,
-//!   after a job's first set); the globs are expanded again every `rescan` (the
-//!   safety net under inotify); saved positions no file claimed are
+//!   after a job's first set); the globs are expanded again every `rescan`
+//!   (the safety net under inotify); saved positions no file claimed are
 //!   relocated (renamed sibling by inode, or `.gz` by fingerprint) — see
 //!   [`super::relocate`];
 //! - at most `max_open_files` descriptors. What is pinned first when the
