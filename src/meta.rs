@@ -127,12 +127,6 @@ impl From<String> for MetaStr {
     }
 }
 
-impl From<&String> for MetaStr {
-    fn from(s: &String) -> Self {
-        MetaStr::new(s)
-    }
-}
-
 impl From<Box<str>> for MetaStr {
     fn from(s: Box<str>) -> Self {
         MetaStr::inline(&s).unwrap_or_else(|| MetaStr(Repr::Shared(s.into())))

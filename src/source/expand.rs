@@ -150,7 +150,12 @@ impl Walk {
     fn depth_of(&self, dir: &Path) -> Option<usize> {
         let rest = dir.strip_prefix(&self.base).ok()?;
         let mut depth = 0;
-        for (name, c) in rest.components().zip(&self.comps) {
+        for name in rest.components() {
+            // Deeper than the glob's last directory: nothing below matches.
+            let c = self
+                .comps
+                .get(depth)
+                .filter(|_| depth + 1 < self.comps.len())?;
             let Component::Normal(name) = name else {
                 return None;
             };
@@ -159,8 +164,7 @@ impl Walk {
             }
             depth += 1;
         }
-        (depth > 0 && depth == rest.components().count() && depth < self.comps.len())
-            .then_some(depth)
+        (depth > 0).then_some(depth)
     }
 
     /// See [`FirstKey`].
