@@ -12,78 +12,44 @@ impl Tailer {
     // ------------------------------------------------------------- discovery
 
     pub(super) fn rescan(&mut self) -> Result<(), Stopped> {
+        // Globs the walk takes are expanded together, their directories
+        // watched one by one as the walk reaches them; the others by the
+        // glob crate, under a recursive watch of their prefix.
+        let (walkable, globbed): (Vec<usize>, Vec<usize>) = self
+            .targets
+            .live()
+            .map(|(ti, _)| ti)
+            .partition(|&ti| self.targets.get(ti).is_some_and(|t| t.walk().is_some()));
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
-        let mut scan = crate::source::expand::Scan::default();
-        // Every live target's matches, in target order. Globs the walk
-        // takes are expanded together, their directories watched one by one
-        // as the walk reaches them; the others by the glob crate, under a
-        // recursive watch of their prefix.
-        let live: Vec<(usize, &discover::Target)> = self.targets.live().collect();
-        let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); live.len()];
-        let mut walks = Vec::new();
-        let mut walked = Vec::new();
+        let mut found: Vec<(PathBuf, usize, bool)> = Vec::new();
         let mut prefix_unwatched = false;
-        for (k, (_, t)) in live.iter().enumerate() {
-            match t.walk() {
-                Some(w) => {
-                    walks.push(w);
-                    walked.push(k);
-                }
-                None => {
-                    if let Some(w) = self.watch.as_mut() {
-                        if let Err(e) = w.watch(&t.prefix) {
-                            prefix_unwatched = true;
-                            errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
-                        }
-                    }
-                    t.expand(&mut scan, &mut outs[k], &mut |p, e| {
-                        errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
-                    });
+        for ti in globbed {
+            let Some(t) = self.targets.get(ti) else {
+                continue;
+            };
+            if let Some(w) = self.watch.as_mut() {
+                if let Err(e) = w.watch(&t.prefix) {
+                    prefix_unwatched = true;
+                    errs.push((t.prefix.clone(), io::Error::other(e.to_string())));
                 }
             }
+            let mut out = Vec::new();
+            t.expand(&mut Default::default(), &mut out, &mut |p, e| {
+                errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
+            });
+            found.extend(out.into_iter().map(|p| (p, ti, false)));
         }
-        let mut walk_outs: Vec<Vec<PathBuf>> = vec![Vec::new(); walks.len()];
-        let mut watch_errs = Vec::new();
-        let watch = &mut self.watch;
-        scan.expand_all(
-            &walks,
-            &mut walk_outs,
-            &mut |p, e| errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string()))),
-            &mut |dirs| {
-                if let Some(w) = watch.as_mut() {
-                    watch_errs.extend(w.watch_dirs(dirs));
-                }
-            },
-        );
-        if let Some(w) = self.watch.as_mut() {
-            w.keep_only(scan.read_dirs());
+        if let Some(walked) = self.walk(&walkable, None) {
+            if let Some(w) = self.watch.as_mut() {
+                w.keep_only(walked.scan.read_dirs());
+            }
+            self.watch_gaps = prefix_unwatched || walked.watch_failed;
+            errs.extend(walked.errs);
+            found.extend(walked.found);
         }
-        self.watch_gaps = prefix_unwatched || !watch_errs.is_empty();
-        errs.extend(watch_failure(&watch_errs));
-        // Targets whose walk starts at their prefix: a path found through
-        // real directories only is inside it, no `realpath` needed.
-        let mut inside = vec![false; live.len()];
-        for (k, mut out) in walked.into_iter().zip(walk_outs) {
-            live[k].1.drop_excluded(&mut out, 0);
-            outs[k] = out;
-            inside[k] = live[k]
-                .1
-                .walk()
-                .is_some_and(|w| w.base() == live[k].1.prefix);
-        }
-        let found: Vec<(PathBuf, usize, bool)> = live
-            .iter()
-            .zip(outs)
-            .zip(inside)
-            .flat_map(|((&(ti, _), out), inside)| {
-                let scan = &scan;
-                out.into_iter().map(move |p| {
-                    let inside = inside && !scan.through_link(&p);
-                    (p, ti, inside)
-                })
-            })
-            .collect();
-        drop(live);
+        // Taken on in target order, as the first target matching a file
+        // claims it (stable: each target's paths in its walk's order).
+        found.sort_by_key(|&(_, ti, _)| ti);
         self.discovery_errors(errs);
         for (p, ti, inside) in found {
             self.candidate(&p, ti, inside);
@@ -130,15 +96,28 @@ impl Tailer {
     /// found. False, having done nothing, if one of them cannot be walked
     /// (the caller rescans everything instead).
     fn walk_targets(&mut self, tis: &[usize], roots: Option<&[&Path]>) -> bool {
+        let Some(walked) = self.walk(tis, roots) else {
+            return false;
+        };
+        self.watch_gaps |= walked.watch_failed;
+        self.discovery_errors(walked.errs);
+        for (p, ti, inside) in walked.found {
+            self.candidate(&p, ti, inside);
+        }
+        self.metrics.files_active_total.set(self.files.len() as i64);
+        true
+    }
+
+    /// The walk of [`Self::walk_targets`] (and of a full rescan's walkable
+    /// targets), without taking anything on: `None` if one of `tis` cannot
+    /// be walked.
+    fn walk(&mut self, tis: &[usize], roots: Option<&[&Path]>) -> Option<Walked> {
         let live: Vec<(usize, &discover::Target)> = tis
             .iter()
             .filter_map(|&ti| Some((ti, self.targets.get(ti)?)))
             .collect();
-        if live.iter().any(|(_, t)| t.walk().is_none()) {
-            return false;
-        }
         let walks: Vec<&crate::source::expand::Walk> =
-            live.iter().filter_map(|(_, t)| t.walk()).collect();
+            live.iter().map(|(_, t)| t.walk()).collect::<Option<_>>()?;
         let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); walks.len()];
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
         let mut watch_errs = Vec::new();
@@ -162,22 +141,20 @@ impl Tailer {
         for ((ti, t), mut out) in live.iter().zip(outs) {
             t.drop_excluded(&mut out, 0);
             // Found from the target's prefix through real directories only:
-            // inside its tree, no `realpath` needed (see `rescan`).
+            // inside its tree by construction, no `realpath` needed.
             let from_prefix = t.walk().is_some_and(|w| w.base() == t.prefix);
             found.extend(out.into_iter().map(|p| {
                 let inside = from_prefix && !scan.through_link(&p);
                 (p, *ti, inside)
             }));
         }
-        drop(live);
-        self.watch_gaps |= !watch_errs.is_empty();
         errs.extend(watch_failure(&watch_errs));
-        self.discovery_errors(errs);
-        for (p, ti, inside) in found {
-            self.candidate(&p, ti, inside);
-        }
-        self.metrics.files_active_total.set(self.files.len() as i64);
-        true
+        Some(Walked {
+            found,
+            scan,
+            errs,
+            watch_failed: !watch_errs.is_empty(),
+        })
     }
 
     fn discovery_errors(&mut self, errs: Vec<(PathBuf, io::Error)>) {
@@ -552,4 +529,15 @@ fn watch_failure<E: std::fmt::Display>(
             if more > 0 { format!("; and {more} more") } else { String::new() }
         )),
     ))
+}
+
+/// What [`Tailer::walk`] found: the matching paths with their target slots
+/// and whether they lie inside the target's tree (in `tis` order), the
+/// directories read, and what went wrong.
+struct Walked {
+    found: Vec<(PathBuf, usize, bool)>,
+    scan: crate::source::expand::Scan,
+    errs: Vec<(PathBuf, io::Error)>,
+    /// A directory could not be watched.
+    watch_failed: bool,
 }
