@@ -147,7 +147,7 @@ impl Walk {
     /// For a directory strictly below the base whose every component
     /// matches the glob's so far and that can still hold matches: how many
     /// components deep it is (where a walk from it starts).
-    fn depth_of(&self, dir: &Path) -> Option<usize> {
+    pub(crate) fn depth_of(&self, dir: &Path) -> Option<usize> {
         let rest = dir.strip_prefix(&self.base).ok()?;
         let mut depth = 0;
         for name in rest.components() {

@@ -73,9 +73,9 @@ impl Tailer {
     /// the chains' housekeeping — waits for the periodic one. Targets the
     /// walk cannot take (`**`, relative globs) get the full rescan.
     pub(super) fn rescan_under(&mut self, roots: Vec<PathBuf>) -> Result<(), Stopped> {
-        let live: Vec<usize> = self.targets.live().map(|(ti, _)| ti).collect();
         let roots: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
-        if !self.walk_targets(&live, Some(&roots)) {
+        let tis = self.targets.under(&roots);
+        if !self.walk_targets(&tis, Some(&roots)) {
             // At most once a second, as events keep coming.
             self.rescan_soon = true;
         }

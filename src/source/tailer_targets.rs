@@ -52,6 +52,8 @@ struct Index {
 
 #[derive(Default)]
 struct Base {
+    /// Every target of this base (a new directory at or above it).
+    all: Vec<usize>,
     exact: HashMap<Vec<u8>, Vec<usize>>,
     /// Suffix length → suffix → targets.
     suffix: HashMap<usize, HashMap<Vec<u8>, Vec<usize>>>,
@@ -72,10 +74,12 @@ impl Index {
             match w.first_key() {
                 FirstKey::Exact(x) => {
                     let b = ix.bases.entry(w.base().to_path_buf()).or_default();
+                    b.all.push(i);
                     b.exact.entry(x.to_vec()).or_default().push(i);
                 }
                 FirstKey::Suffix(x) => {
                     let b = ix.bases.entry(w.base().to_path_buf()).or_default();
+                    b.all.push(i);
                     let by_len = b.suffix.entry(x.len()).or_default();
                     by_len.entry(x.to_vec()).or_default().push(i);
                 }
@@ -89,6 +93,26 @@ impl Index {
     fn candidates(&self, path: &Path, out: &mut Vec<usize>) {
         out.clear();
         out.extend_from_slice(&self.other);
+        self.by_first(path, out);
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// Slots of the targets whose globs may match something under the
+    /// directory `dir` (or `dir` itself), in slot order.
+    fn under(&self, dir: &Path, out: &mut Vec<usize>) {
+        out.extend_from_slice(&self.other);
+        for (base, b) in &self.bases {
+            if base.starts_with(dir) {
+                out.extend_from_slice(&b.all);
+            }
+        }
+        self.by_first(dir, out);
+    }
+
+    /// Appends the indexed targets whose glob's first component below
+    /// their base matches `path`'s component there.
+    fn by_first(&self, path: &Path, out: &mut Vec<usize>) {
         for base in path.ancestors().skip(1) {
             let Some(b) = self.bases.get(base) else {
                 continue;
@@ -110,8 +134,6 @@ impl Index {
                 }
             }
         }
-        out.sort_unstable();
-        out.dedup();
     }
 }
 
@@ -133,6 +155,20 @@ impl Targets {
                 .and_then(Option::as_ref)
                 .is_some_and(|t| !t.retired && t.matches(path))
         })
+    }
+
+    /// Slots of the live targets whose globs may match something under
+    /// one of the directories `dirs` (new ones an event named), in slot
+    /// order: a new pod's targets, not every pod's.
+    pub(super) fn under(&mut self, dirs: &[&Path]) -> Vec<usize> {
+        let ix = self.index.get_or_insert_with(|| Index::build(&self.slots));
+        let mut out = Vec::new();
+        for d in dirs {
+            ix.under(d, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The first live target whose glob matches `path`, every target
@@ -410,6 +446,18 @@ mod tests {
         ] {
             paths.push(p.into());
         }
+        let mut dirs: Vec<PathBuf> = ["/", "/var", "/var/log", "/var/log/pods", "/other"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let mut uids: HashMap<PathBuf, String> = HashMap::new();
+        for i in [0, 3, 44] {
+            let pod = format!("/var/log/pods/ns_p-{i}_{}", uid(i));
+            for d in [format!("{pod}/app"), pod] {
+                uids.insert(d.clone().into(), uid(i));
+                dirs.push(d.into());
+            }
+        }
         let mut seed: u64 = 7;
         for round in 0..30 {
             for p in &paths {
@@ -419,6 +467,32 @@ mod tests {
                     "round {round}: {}",
                     p.display()
                 );
+            }
+            for d in &dirs {
+                let under = t.under(&[d.as_path()]);
+                // Every target whose walk starts at or below `d`...
+                for (i, tg) in t.live() {
+                    let reaches = tg
+                        .walk()
+                        .is_none_or(|w| w.base().starts_with(d) || w.depth_of(d).is_some());
+                    assert!(
+                        !reaches || under.contains(&i),
+                        "round {round}: {} misses {}",
+                        d.display(),
+                        tg.include
+                    );
+                }
+                // ...and, for a pod's directory, no other pod's.
+                if let Some(pod_uid) = uids.get(d) {
+                    for &i in &under {
+                        let g = t.get(i).map_or("", |tg| tg.include.as_str());
+                        assert!(
+                            !g.contains("-9b3d-4e8f-") || g.contains(pod_uid.as_str()),
+                            "round {round}: {} brings in {g}",
+                            d.display()
+                        );
+                    }
+                }
             }
             // Change the table: retire some, free them, add new ones.
             for _ in 0..5 {
