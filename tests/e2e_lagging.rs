@@ -13,6 +13,11 @@
 //! it), with and without the spool. Each run kills the agent in a second
 //! 429 storm, after Loki accepted lines: what arrives twice must be among
 //! what arrived before the kill.
+//!
+//! And with pods arriving all along (with and without the spool): their
+//! directories appear while the agent runs in the storm (found through the
+//! new directories' events, walked alone), while it is down (found by the
+//! restart's rescan) and after the restart, and their files rotate.
 
 #[path = "support/agent.rs"]
 mod agent;
@@ -25,7 +30,7 @@ use agent::{with_spool, Agent, PodLog, Setup, Workload};
 use receiver::{Mode, Options, Receiver};
 use std::time::Duration;
 use worst_day::{
-    all_arrived, assert_duplicates_only_from, assert_trace_context, kill_9_in_a_429_storm,
+    all_arrived, assert_duplicates_only_from, assert_trace_context, kill_9_in_a_429_storm_and,
 };
 
 /// 100 pods, 12,000 lines/s in total, rotated every ~40 KB with older
@@ -55,7 +60,15 @@ struct Day {
     spool: bool,
     /// The agent's open-files limit (see [`Setup::open_files_limit`]).
     open_files: Option<u64>,
+    /// Pods arrive while the agent runs, one every [`ARRIVE_EVERY`] rounds
+    /// (see [`Workload::create_arriving`]): half before the kill (found
+    /// through their new directories' events, in the storm), some while
+    /// the agent is down, the rest after the restart.
+    arriving: bool,
 }
+
+/// Rounds between two arriving pods: the 100 arrive over ~5 s.
+const ARRIVE_EVERY: usize = 6;
 
 /// A plain file job, a stock Loki, no spool.
 const PLAIN: Day = Day {
@@ -63,6 +76,7 @@ const PLAIN: Day = Day {
     no_metadata: false,
     spool: false,
     open_files: None,
+    arriving: false,
 };
 const POD_LOGS: Day = Day {
     pod_logs: true,
@@ -83,6 +97,17 @@ const NO_METADATA_SPOOL: Day = Day {
 const FEW_DESCRIPTORS: Day = Day {
     open_files: Some(320),
     ..PLAIN
+};
+/// New pods (directories, container directories, files) appearing all
+/// along: in the storm before the kill, while the agent is down, in the
+/// restarted agent's storm.
+const ARRIVING: Day = Day {
+    arriving: true,
+    ..POD_LOGS
+};
+const ARRIVING_SPOOL: Day = Day {
+    spool: true,
+    ..ARRIVING
 };
 
 impl Day {
@@ -116,10 +141,21 @@ fn start(
     setup.max_period = "4s";
     setup.pod_logs = day.pod_logs;
     setup.open_files_limit = day.open_files;
+    if day.arriving {
+        // No periodic rescan to fall back on: a pod arriving while the
+        // agent runs is found through its directories' events, or not soon
+        // enough (the kubelet deletes its oldest rotations).
+        setup.rescan_every = "1h";
+    }
     if day.spool {
         with_spool(&mut setup, &dir.join("wal"), "1GiB");
     }
-    let logs = day.workload().create(&setup.logs, prefix);
+    let logs = if day.arriving {
+        day.workload()
+            .create_arriving(&setup.logs, prefix, ARRIVE_EVERY)
+    } else {
+        day.workload().create(&setup.logs, prefix)
+    };
     let agent = Agent::start(dir, &setup);
     assert!(agent.wait_ready(Duration::from_secs(60)), "{}", agent.log());
     (rx, setup, logs, agent)
@@ -153,11 +189,39 @@ fn throttled_rotating_and_killed(prefix: &str, day: Day) {
     let dir = tempfile::tempdir().unwrap();
     let w = day.workload();
     let (rx, setup, logs, mut agent) = start(dir.path(), prefix, day, 3);
+    // Arriving pods: by construction, the first half arrive while the agent
+    // runs (the writer holds the next arrival until the kill), some while it
+    // is down (the restart waits a little), the last quarter after the
+    // restart (the writer holds again until then).
+    let (killed, wait_kill) = std::sync::mpsc::channel::<()>();
+    let (restarted, wait_restart) = std::sync::mpsc::channel::<()>();
+    let holds = [w.pods / 2, w.pods * 3 / 4].map(|p| p * ARRIVE_EVERY);
     let writer = {
         let w = w.clone();
-        std::thread::spawn(move || w.run(logs, |_| {}))
+        let arriving = day.arriving;
+        std::thread::spawn(move || {
+            w.run(logs, |round| {
+                if arriving && round == holds[0] {
+                    let _ = wait_kill.recv();
+                }
+                if arriving && round == holds[1] {
+                    let _ = wait_restart.recv();
+                }
+            })
+        })
     };
-    let before = kill_9_in_a_429_storm(&rx, &mut agent, &setup);
+    let pods_dir = setup.logs.clone();
+    let pods_now = || std::fs::read_dir(&pods_dir).map_or(0, |d| d.count());
+    let mut at_kill = 0;
+    let before = kill_9_in_a_429_storm_and(&rx, &mut agent, &setup, || {
+        at_kill = pods_now();
+        let _ = killed.send(());
+        if day.arriving {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let at_restart = pods_now();
+    let _ = restarted.send(());
     let rotations = writer.join().unwrap();
     // A Loki refusing metadata stores a batch's other lines first; the
     // refused ones follow (Loki accepts out-of-order lines since 2.4).
@@ -186,7 +250,7 @@ fn throttled_rotating_and_killed(prefix: &str, day: Day) {
         );
     }
     eprintln!(
-        "{prefix}: 429 storms + kill -9: {} lines in {rotations} rotations, {} received before the kill, {} duplicates after the restart",
+        "{prefix}: 429 storms + kill -9: {} lines in {rotations} rotations, {} received before the kill, {} duplicates after the restart; {at_kill} pods at the kill, {at_restart} at the restart",
         w.total(),
         before.len(),
         d.duplicates
@@ -217,4 +281,14 @@ fn a_loki_refusing_structured_metadata_with_the_spool_through_429s_and_a_kill_9(
 #[test]
 fn more_files_than_descriptors_through_429s_rotation_and_a_kill_9() {
     throttled_rotating_and_killed("lagd", FEW_DESCRIPTORS);
+}
+
+#[test]
+fn pods_arriving_through_429s_and_a_kill_9_lose_nothing() {
+    throttled_rotating_and_killed("laga", ARRIVING);
+}
+
+#[test]
+fn pods_arriving_with_the_spool_through_429s_and_a_kill_9_lose_nothing() {
+    throttled_rotating_and_killed("lagq", ARRIVING_SPOOL);
 }

@@ -51,6 +51,9 @@ pub struct Setup {
     /// The agent's `RLIMIT_NOFILE` (soft and hard): with 320 the tailer
     /// may hold 64 log files open and parks the rest (see fdlimit.rs).
     pub open_files_limit: Option<u64>,
+    /// `target_config.sync_period`: the periodic rescan (1s; an hour leaves
+    /// new files to inotify alone, and to the rescan at each start).
+    pub rescan_every: &'static str,
 }
 
 impl Setup {
@@ -75,6 +78,7 @@ impl Setup {
             env: Vec::new(),
             pod_logs: false,
             open_files_limit: None,
+            rescan_every: "1s",
         }
     }
 
@@ -119,7 +123,7 @@ clients:
       cluster: test
 {client_extra}
 target_config:
-  sync_period: 1s
+  sync_period: {rescan}
 {scrape}
 {pod_logs}{extra}
 "#,
@@ -132,6 +136,7 @@ target_config:
             maxp = self.max_period,
             mr = self.max_retries,
             client_extra = self.client_extra,
+            rescan = self.rescan_every,
             extra = self.extra,
         )
     }
@@ -392,34 +397,54 @@ pub fn cri_line(ts_ns: i64, stream: &str, partial: bool, content: &str) -> Strin
 /// rotation (rename to `<name>.<stamp>`, create a new file).
 pub struct PodLog {
     pub path: PathBuf,
-    file: File,
+    /// None until the first write of a pod that arrives later
+    /// ([`PodLog::later`]).
+    file: Option<File>,
     pub written_since_rotate: usize,
     rotations: u32,
+    /// The workload round at which the pod starts writing (0: at once).
+    starts_at: usize,
 }
 
 impl PodLog {
     /// `<logs>/<ns>_<pod>_<uid>/<container>/0.log`
     pub fn create(logs: &Path, pod: &str, container: &str) -> PodLog {
-        let dir = logs
+        let mut log = PodLog::later(logs, pod, container, 0);
+        log.open();
+        log
+    }
+
+    /// A pod that does not exist yet: its directories and file are made by
+    /// its first write, at workload round `starts_at` (see
+    /// [`Workload::create_arriving`]).
+    pub fn later(logs: &Path, pod: &str, container: &str, starts_at: usize) -> PodLog {
+        let path = logs
             .join(format!("default_{pod}_{pod}-uid"))
-            .join(container);
-        fs::create_dir_all(&dir).expect("mkdir");
-        let path = dir.join("0.log");
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .expect("open log");
+            .join(container)
+            .join("0.log");
         PodLog {
             path,
-            file,
+            file: None,
             written_since_rotate: 0,
             rotations: 0,
+            starts_at,
         }
     }
 
+    fn open(&mut self) -> &mut File {
+        let path = &self.path;
+        self.file.get_or_insert_with(|| {
+            fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open log")
+        })
+    }
+
     pub fn write(&mut self, s: &str) {
-        self.file.write_all(s.as_bytes()).expect("write log");
+        self.open().write_all(s.as_bytes()).expect("write log");
         self.written_since_rotate += s.len();
     }
 
@@ -431,11 +456,8 @@ impl PodLog {
             .path
             .with_file_name(format!("0.log.20261122-{:06}", self.rotations));
         fs::rename(&self.path, &rotated).expect("rename");
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .expect("reopen");
+        self.file = None;
+        self.open();
         self.written_since_rotate = 0;
         rotated
     }
@@ -580,14 +602,35 @@ impl Workload {
             .collect()
     }
 
-    /// Writes every line at the set pace, rotating as set. Calls `at(l)`
-    /// after each round (to change the receiver's mode mid-run, say).
+    /// Pods that arrive while the workload runs: pod `p`'s directories
+    /// and file appear at round `p * every` (pod 0's at once, before the
+    /// agent starts), and it then writes its lines at the same pace as the
+    /// others. [`Self::run`] lasts `(pods - 1) * every` rounds longer.
+    pub fn create_arriving(&self, logs: &Path, prefix: &str, every: usize) -> Vec<PodLog> {
+        (0..self.pods)
+            .map(|p| {
+                let mut log = PodLog::later(logs, &format!("{prefix}{p:03}"), "app", p * every);
+                if p == 0 {
+                    log.open();
+                }
+                log
+            })
+            .collect()
+    }
+
+    /// Writes every line at the set pace, rotating as set. Calls
+    /// `at(round)` after each round (to change the receiver's mode mid-run,
+    /// say; round `l` writes line `l` of the pods there from the start).
     /// Returns the number of rotations.
     pub fn run(&self, mut logs: Vec<PodLog>, mut at: impl FnMut(usize)) -> usize {
         let mut rotations = 0;
         let start = Instant::now();
-        for l in 0..self.lines {
+        let last = logs.iter().map(|l| l.starts_at).max().unwrap_or(0);
+        for round in 0..self.lines + last {
             for (p, log) in logs.iter_mut().enumerate() {
+                let Some(l) = round.checked_sub(log.starts_at).filter(|&l| l < self.lines) else {
+                    continue;
+                };
                 let ts = WORKLOAD_T0 + (l as i64) * 1_000_000 + p as i64;
                 log.write(&cri_line(ts, "stdout", false, &self.line(p, l)));
                 if self
@@ -598,8 +641,8 @@ impl Workload {
                     rotations += 1;
                 }
             }
-            at(l);
-            let due = self.round * (l as u32 + 1);
+            at(round);
+            let due = self.round * (round as u32 + 1);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
                 std::thread::sleep(wait);
             }

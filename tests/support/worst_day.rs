@@ -24,6 +24,17 @@ pub fn kill_9_in_a_429_storm(
     agent: &mut Agent,
     setup: &Setup,
 ) -> HashSet<(usize, usize)> {
+    kill_9_in_a_429_storm_and(rx, agent, setup, || {})
+}
+
+/// [`kill_9_in_a_429_storm`], calling `while_down` between the kill and
+/// the restart.
+pub fn kill_9_in_a_429_storm_and(
+    rx: &Receiver,
+    agent: &mut Agent,
+    setup: &Setup,
+    while_down: impl FnOnce(),
+) -> HashSet<(usize, usize)> {
     assert!(
         rx.wait_until(Duration::from_secs(60), |r| r.count() > 0),
         "nothing delivered before the storm:\n{}",
@@ -36,6 +47,7 @@ pub fn kill_9_in_a_429_storm(
     std::thread::sleep(Duration::from_secs(1));
     agent.kill9();
     let before = rx.lines().iter().map(|l| workload_id(l)).collect();
+    while_down();
     rx.set_mode(Mode::FailNext {
         count: 3,
         status: 429,
