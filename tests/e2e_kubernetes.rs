@@ -302,8 +302,12 @@ fn kill_9_and_restart_with_pods_from_the_api_lose_nothing() {
 #[test]
 fn throttled_loki_rotation_late_pods_and_a_kill_9_lose_nothing() {
     // 20 pods, 4,000 lines/s in total, rotated every ~20 KB; every 10th
-    // line carries trace context. 15 pods are in the API from the start,
-    // 5 appear while the agent runs (their files wait for them).
+    // line carries trace context. 15 pods are in the API and on disk from
+    // the start. 5 appear in the API while the agent runs, and their
+    // directories only later, one every 0.5 s, as the kubelet makes them
+    // after the API has the pod: with the periodic rescan an hour away,
+    // they are found through the new directories' events and walked for
+    // their targets alone, some in the storm and some after the restart.
     let w = Workload {
         pods: 20,
         lines: 1500,
@@ -323,6 +327,7 @@ fn throttled_loki_rotation_late_pods_and_a_kill_9_lose_nothing() {
     let mut s = setup(dir.path(), &rx, &api, "60s");
     s.min_period = "250ms";
     s.max_period = "2s";
+    s.rescan_every = "1h";
     let name = |p: usize| format!("wl{p:03}");
     let add = |p: usize| {
         api.add_pod(pod_json(
@@ -337,7 +342,12 @@ fn throttled_loki_rotation_late_pods_and_a_kill_9_lose_nothing() {
     (0..15).for_each(|p| {
         add(p);
     });
-    let logs = w.create(&s.logs, "wl");
+    let logs: Vec<PodLog> = (0..w.pods)
+        .map(|p| match p.checked_sub(15) {
+            None => PodLog::create(&s.logs, &name(p), "app"),
+            Some(late) => PodLog::later(&s.logs, &name(p), "app", 200 + late * 100),
+        })
+        .collect();
     let mut agent = Agent::start(dir.path(), &s);
     assert!(agent.wait_ready(GIVE_UP), "{}", agent.log());
     let writer = {
