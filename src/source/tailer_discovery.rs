@@ -188,9 +188,10 @@ impl Tailer {
             }
             self.moved(old);
         }
-        if self.files.contains_key(&id) {
+        if self.files.get(&id).is_some_and(|f| f.src.is_some()) {
             // The same inode under another matching name (renamed within
             // the glob, or a symlink alias): it is already being tailed.
+            // (A closed file under `id` is looked at once this one is open.)
             return;
         }
         let inside = inside
@@ -224,7 +225,7 @@ impl Tailer {
             Err(e) => return self.file_error(path, "io", &e),
         };
         let id = fingerprint::file_id(&meta);
-        if self.files.contains_key(&id) {
+        if !self.free_reused_id(id, &file) {
             return;
         }
         let fp = match fingerprint::of_file(&file) {
@@ -377,6 +378,47 @@ impl Tailer {
             Arc::new(std::sync::atomic::AtomicU64::new(0)),
         );
         d.id = syn;
+    }
+
+    /// Whether a file opened as `file` with identity `id` may be taken on
+    /// under `id`: no tracked file holds it, or only a closed one that is
+    /// not `file` — a file closed for a descriptor, then rotated and
+    /// compressed (its plain copy deleted), whose inode number the new file
+    /// reuses. That one is moved to a synthetic identity (found again by its
+    /// fingerprint in its `.gz`), or taking on its successor would be
+    /// skipped as "already tailed" and its lines lost without a word. False
+    /// for an open file (an inode cannot be reused while open: the same
+    /// file under another name) and for a closed one `file` may be.
+    pub(super) fn free_reused_id(&mut self, id: FileId, file: &File) -> bool {
+        let Some(f) = self.files.get(&id) else {
+            return true;
+        };
+        if f.src.is_some() || !matches!(fingerprint::matches_file(file, f.fp), Ok(false)) {
+            return false;
+        }
+        tracing::debug!(file = %f.path.display(),
+            "a closed file's inode number is another file's now; keeping it under a synthetic identity");
+        self.rekey(id).is_some()
+    }
+
+    /// Moves tracked file `id` (its positions entry too) to a fresh
+    /// synthetic identity, and returns it.
+    pub(super) fn rekey(&mut self, id: FileId) -> Option<FileId> {
+        let gid = self.synthetic_id();
+        if self.files.contains_key(&gid) {
+            return None;
+        }
+        let mut f = self.files.remove(&id)?;
+        f.id = gid;
+        self.positions
+            .track(&f.path, gid, f.fp, f.tracker.clone(), f.size.clone());
+        self.positions.forget(id);
+        if self.by_path.get(&f.path) == Some(&id) {
+            self.by_path.insert(f.path.clone(), gid);
+        }
+        self.files.insert(gid, f);
+        self.plan.stale = true;
+        Some(gid)
     }
 
     /// A loaded entry under `id` that is not `file` — the inode number of a

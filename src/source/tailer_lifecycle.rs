@@ -220,22 +220,11 @@ impl Tailer {
             Ok(Some(Found::Gz { stream, .. })) => {
                 // Re-keyed under a synthetic identity: the old inode number
                 // is free for reuse.
-                let gid = self.synthetic_id();
-                if let Some(mut f) = self.files.remove(&id) {
-                    if self.files.contains_key(&gid) {
-                        self.files.insert(id, f);
-                    } else {
-                        f.src = Some(Src::Gz(stream));
-                        f.kind = Kind::Gz;
-                        f.active = true;
-                        self.plan.stale = true;
-                        f.id = gid;
-                        self.open += 1;
-                        self.positions.forget(id);
-                        self.positions
-                            .track(&f.path, gid, f.fp, f.tracker.clone(), f.size.clone());
-                        self.files.insert(gid, f);
-                    }
+                if let Some(f) = self.rekey(id).and_then(|gid| self.files.get_mut(&gid)) {
+                    f.src = Some(Src::Gz(stream));
+                    f.kind = Kind::Gz;
+                    f.active = true;
+                    self.open += 1;
                 }
             }
             Ok(None) => {

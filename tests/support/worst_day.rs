@@ -65,6 +65,10 @@ pub fn all_arrived(rx: &Receiver, agent: &Agent, w: &Workload, ordered: bool) ->
     let entries = rx.entries();
     let d = delivered(w, entries.iter().map(|e| e.line.as_str()));
     if !ok {
+        // The log is long: `TT_DEBUG_LOG=<file>` keeps it for reading.
+        if let Ok(p) = std::env::var("TT_DEBUG_LOG") {
+            let _ = std::fs::write(p, agent.log());
+        }
         let first: Vec<_> = d.missing.iter().take(3).collect();
         panic!(
             "{} of {} lines lost (e.g. {first:?}); log:\n{}",
