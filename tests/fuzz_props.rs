@@ -284,6 +284,7 @@ fn loaded() -> impl Strategy<Value = tailtrace::positions::format::Loaded> {
             fp,
             offset,
             size: offset.saturating_add(more),
+            seq: more % 7,
         });
     (
         proptest::collection::vec(file, 0..5),

@@ -9,14 +9,16 @@
 //! positions:
 //!   /var/log/pods/ns_pod_uid/app/0.log: '81920'                  # Promtail's view
 //!   tailtrace:chain:/var/log/pods/ns_pod_uid/app/0.log: 20261122-101500
-//!   tailtrace:file:2049:1234567:1024:3735928559:/var/log/pods/ns_pod_uid/app/0.log: 81920 90000
+//!   tailtrace:file:2049:1234567:1024:3735928559:/var/log/pods/ns_pod_uid/app/0.log: 81920 90000 7
 //!   tailtrace:spool: '1234'
 //!   tailtrace:version: '2'
 //! ```
 //!
-//! - `tailtrace:file:<dev>:<ino>:<fp_len>:<fp_crc>:<path>` → `<offset> <size>`:
-//!   a file's identity, its acknowledged offset and the size last seen (so a
-//!   file found gone at start-up tells how much was never read);
+//! - `tailtrace:file:<dev>:<ino>:<fp_len>:<fp_crc>:<path>` → `<offset> <size> <seq>`:
+//!   a file's identity, its acknowledged offset, the size last seen (so a
+//!   file found gone at start-up tells how much was never read) and when it
+//!   was taken on (so files saved under one path are taken on again oldest
+//!   first; earlier versions wrote no `<seq>`);
 //! - `tailtrace:chain:<path>` → the newest kubelet rotation stamp of that
 //!   path whose file has been taken on (see `source/chain.rs`);
 //! - `tailtrace:spool` → the spool offset up to which the spool's chunks are
@@ -124,6 +126,7 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
             fp: f.fp,
             offset: f.offset,
             size: f.offset,
+            seq: 0,
         });
     }
     let mut plain = Vec::new();
@@ -193,6 +196,11 @@ fn parse_file(rest: &str, value: &str) -> Result<SavedFile, String> {
         None => offset,
         Some(Err(_)) => return Err(format!("size in {value:?} is not a number")),
     };
+    let seq = match vals.next() {
+        Some(Ok(n)) => n,
+        None => 0,
+        Some(Err(_)) => return Err(format!("order in {value:?} is not a number")),
+    };
     Ok(SavedFile {
         path: PathBuf::from(path),
         id: FileId { dev, ino },
@@ -200,6 +208,7 @@ fn parse_file(rest: &str, value: &str) -> Result<SavedFile, String> {
         fp,
         offset,
         size,
+        seq,
     })
 }
 
@@ -442,7 +451,8 @@ pub fn file_line(f: &SavedFile, out: &mut String) {
         f.fp,
         f.path.to_string_lossy()
     );
-    entry(&key, &format!("{} {}", f.offset, f.size.max(f.offset)), out);
+    let value = format!("{} {} {}", f.offset, f.size.max(f.offset), f.seq);
+    entry(&key, &value, out);
 }
 
 /// A YAML string scalar: plain when that cannot be read as anything else
@@ -494,6 +504,7 @@ mod tests {
             fp: 3_639_709_385,
             offset,
             size: offset + 7,
+            seq: ino % 5,
         }
     }
 

@@ -54,6 +54,11 @@ pub struct SavedFile {
     /// The file's size when last seen (≥ `offset`): what lies between the two
     /// was never read.
     pub size: u64,
+    /// When the file was taken on, counted across runs by this positions
+    /// file: orders files saved under one path (rotated while the agent was
+    /// down, their names carrying no kubelet stamp) oldest first. 0 if
+    /// unknown (written by an earlier version).
+    pub seq: u64,
 }
 
 impl SavedFile {
@@ -78,6 +83,8 @@ struct Live {
     /// copying them into one string). With them, their render id (the
     /// Promtail line's; the other line's is one more).
     line: Option<(LineKey, u64, Arc<str>, Arc<str>)>,
+    /// See [`SavedFile::seq`].
+    seq: u64,
 }
 
 /// What a file's cached lines were rendered from: offset, size, fingerprint.
@@ -114,6 +121,8 @@ struct Inner {
     order: Option<Vec<Slot>>,
     /// The spool offset these positions account for.
     spool: Option<u64>,
+    /// The next [`SavedFile::seq`] given.
+    next_seq: u64,
 }
 
 /// The positions registry. See the module docs.
@@ -266,7 +275,10 @@ impl Positions {
             .filter(|s| !g.live.contains_key(&s.id))
             .cloned()
             .collect();
-        v.sort_by(|a, b| a.path.cmp(&b.path));
+        // Files of one path oldest first: the tailer takes them on in
+        // this order, which is their stream's order when their names
+        // carry no rotation stamp.
+        v.sort_by(|a, b| (&a.path, a.seq).cmp(&(&b.path, b.seq)));
         v
     }
 
@@ -285,7 +297,14 @@ impl Positions {
     ) {
         let mut g = self.lock();
         g.order = None;
-        g.saved.remove(&id);
+        let seq = match (g.saved.remove(&id), g.live.get(&id)) {
+            (Some(s), _) if s.seq > 0 => s.seq,
+            (_, Some(l)) => l.seq,
+            _ => {
+                g.next_seq += 1;
+                g.next_seq
+            }
+        };
         g.promtail.remove(path);
         g.live.insert(
             id,
@@ -295,6 +314,7 @@ impl Positions {
                 tracker,
                 size,
                 line: None,
+                seq,
             },
         );
         drop(g);
@@ -397,6 +417,22 @@ impl Positions {
         Some(s)
     }
 
+    /// Moves live file `id` to the identity `to` (a synthetic one): its
+    /// inode number may be reused by another file. Its place among the
+    /// files of its path is kept. False if `id` is not live.
+    pub fn rekey(&self, id: FileId, to: FileId) -> bool {
+        let mut g = self.lock();
+        let Some(mut l) = g.live.remove(&id) else {
+            return false;
+        };
+        g.order = None;
+        l.line = None;
+        g.live.insert(to, l);
+        drop(g);
+        self.changed();
+        true
+    }
+
     /// Stops tracking live file `id` but keeps its committed position as a
     /// saved entry (its target went away and may come back): found again by
     /// identity like an entry loaded at start-up.
@@ -414,6 +450,7 @@ impl Positions {
             fp: l.fp.crc,
             offset,
             size: l.size.load(Ordering::Relaxed).max(offset),
+            seq: l.seq,
         };
         g.saved.insert(id, saved);
         drop(g);
@@ -464,6 +501,7 @@ impl Positions {
                     fp: l.fp.crc,
                     offset,
                     size,
+                    seq: l.seq,
                 };
                 let (mut promtail, mut text) = (String::new(), String::new());
                 format::promtail_line(&f.path, f.offset, &mut promtail);
@@ -605,6 +643,7 @@ impl Positions {
 impl From<format::Loaded> for Inner {
     fn from(l: format::Loaded) -> Inner {
         Inner {
+            next_seq: l.files.iter().map(|f| f.seq).max().unwrap_or(0),
             saved: l.files.into_iter().map(|f| (f.id, f)).collect(),
             promtail: l.promtail.into_iter().collect(),
             cursors: l.cursors,
@@ -724,6 +763,49 @@ mod tests {
             text.contains("/a/0.log: '100'") || text.contains("/a/0.log: \"100\""),
             "{text}"
         );
+    }
+
+    /// Files saved under one path (rotated while the agent was down) come
+    /// back from `unclaimed` in the order they were taken on, whatever
+    /// their identities, through saves and restarts, re-keys and releases;
+    /// a file written without an order (an earlier version) comes first.
+    #[test]
+    fn files_of_one_path_are_unclaimed_in_taken_on_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pos.yaml");
+        let path = Path::new("/a/0.log");
+        let fp = Fingerprint { len: 10, crc: 7 };
+        let size = || Arc::new(AtomicU64::new(10));
+        let ids = [90u64, 50, 70].map(|ino| FileId { dev: 1, ino });
+        let pos = Positions::open(&cfg(&p), false).unwrap();
+        for id in &ids[..2] {
+            pos.track(path, *id, fp, Tracker::new(Position::Offset(0)), size());
+        }
+        pos.save().unwrap();
+        // Run 2: the first two are claimed again; a third is taken on, and
+        // the first moves to a synthetic identity.
+        let pos = Positions::open(&cfg(&p), false).unwrap();
+        for id in &ids[..2] {
+            pos.track(path, *id, fp, Tracker::new(Position::Offset(0)), size());
+        }
+        pos.track(path, ids[2], fp, Tracker::new(Position::Offset(0)), size());
+        let syn = FileId {
+            dev: u64::MAX,
+            ino: 1,
+        };
+        assert!(pos.rekey(ids[0], syn));
+        pos.release(ids[1]);
+        pos.save().unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        let legacy = "  tailtrace:file:1:99:10:7:/a/0.log: 0 10\n";
+        fs::write(
+            &p,
+            text.replacen("positions:\n", &format!("positions:\n{legacy}"), 1),
+        )
+        .unwrap();
+        let back = Positions::open(&cfg(&p), false).unwrap();
+        let order: Vec<u64> = back.unclaimed().iter().map(|s| s.id.ino).collect();
+        assert_eq!(order, vec![99, 1, 50, 70], "{text}");
     }
 
     #[test]
@@ -924,6 +1006,7 @@ mod tests {
                             fp: l.fp.crc,
                             offset,
                             size: l.size.load(Ordering::Relaxed).max(offset),
+                            seq: l.seq,
                         }
                     })
                     .collect();

@@ -370,13 +370,15 @@ impl Tailer {
         let Some(d) = self.draining.iter_mut().find(|d| d.id == id) else {
             return;
         };
-        self.positions.track(
-            &d.path,
-            syn,
-            d.fp,
-            d.tracker.clone(),
-            Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        );
+        if !self.positions.rekey(id, syn) {
+            self.positions.track(
+                &d.path,
+                syn,
+                d.fp,
+                d.tracker.clone(),
+                Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            );
+        }
         d.id = syn;
     }
 
@@ -410,9 +412,10 @@ impl Tailer {
         }
         let mut f = self.files.remove(&id)?;
         f.id = gid;
-        self.positions
-            .track(&f.path, gid, f.fp, f.tracker.clone(), f.size.clone());
-        self.positions.forget(id);
+        if !self.positions.rekey(id, gid) {
+            self.positions
+                .track(&f.path, gid, f.fp, f.tracker.clone(), f.size.clone());
+        }
         if self.by_path.get(&f.path) == Some(&id) {
             self.by_path.insert(f.path.clone(), gid);
         }
@@ -479,9 +482,10 @@ impl Tailer {
             Ok(Some(Found::Gz { path, stream })) => {
                 tracing::info!(file = %s.path.display(), gz = %path.display(),
                     offset = s.offset, "catching up on a rotated file from its compressed copy");
-                self.positions.forget(s.id);
+                // Under a synthetic identity (its inode number is free for
+                // reuse), keeping its place among its path's files.
                 let id = self.synthetic_id();
-                if self.files.contains_key(&id) {
+                if self.files.contains_key(&id) || self.positions.set_aside(s.id, id).is_none() {
                     return;
                 }
                 let stamp = stamp_of(&path);

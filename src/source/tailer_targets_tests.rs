@@ -221,6 +221,7 @@ fn saved_as(
         fp: fp.crc,
         offset: 0,
         size: f.metadata().unwrap().len(),
+        seq: 0,
     }
 }
 
