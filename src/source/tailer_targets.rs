@@ -144,11 +144,9 @@ impl Targets {
 
     /// The first live target (in slot order) whose glob matches `path`.
     pub(super) fn find(&mut self, path: &Path) -> Option<usize> {
-        if self.index.is_none() {
-            self.index = Some(Index::build(&self.slots));
-        }
+        let ix = self.index.get_or_insert_with(|| Index::build(&self.slots));
         let mut cands = Vec::new();
-        self.index.as_ref()?.candidates(path, &mut cands);
+        ix.candidates(path, &mut cands);
         cands.into_iter().find(|&i| {
             self.slots
                 .get(i)
