@@ -296,9 +296,40 @@ mod tests {
     /// tracked, to be caught up on from its `.gz`.
     #[test]
     fn a_hole_reusing_a_closed_files_inode_number_is_taken_on() {
+        reused_inode_number(false);
+    }
+
+    /// The same number taken by a new file in another pod's directory,
+    /// found by discovery: taken on, not skipped as the closed file.
+    #[test]
+    fn a_new_file_reusing_a_closed_files_inode_number_is_taken_on() {
+        reused_inode_number(true);
+    }
+
+    /// Creates `path` with inode number `ino` if the file system gives it
+    /// out again (ext4 does, lowest free first); files given other numbers
+    /// (freed by tests running alongside) are kept aside in `spare`, so
+    /// the next try gets another.
+    fn create_with_ino(path: &Path, ino: u64, spare: &Path) -> bool {
+        for i in 0..1000 {
+            fs::write(path, b"").unwrap();
+            if fs::metadata(path).unwrap().ino() == ino {
+                return true;
+            }
+            fs::rename(path, spare.join(i.to_string())).unwrap();
+        }
+        false
+    }
+
+    fn reused_inode_number(seen_at_its_path: bool) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("logs/ns_pod_uid/app");
         fs::create_dir_all(&dir).unwrap();
+        // Made before the inode number is freed (a directory takes one).
+        let spare = tmp.path().join("spare");
+        fs::create_dir_all(&spare).unwrap();
+        let other = tmp.path().join("logs/ns_pod2_uid2/app");
+        fs::create_dir_all(&other).unwrap();
         let positions = Positions::open(
             &PositionsConfig {
                 filename: tmp.path().join("positions.yaml"),
@@ -339,11 +370,29 @@ mod tests {
         crate::source::gz::gzip_file(&rotated_a, &tmp_gz);
         fs::rename(&tmp_gz, dir.join("0.log.20261122-000001.gz")).unwrap();
         fs::remove_file(&rotated_a).unwrap();
-        // The next `0.log` takes it (ext4 and most file systems reuse a
-        // freed inode number at once), gets lines and is rotated unread.
-        kubelet_rotate(&dir, 2);
-        let c = fs::metadata(&p).unwrap();
-        if c.ino() != ino_a {
+        if seen_at_its_path {
+            // Another pod's new file takes the number.
+            let e = other.join("0.log");
+            if !create_with_ino(&e, ino_a, &spare) {
+                eprintln!(
+                    "this file system did not reuse the inode number; the case is not exercised"
+                );
+                return;
+            }
+            append(&e, "e-0\n");
+            assert!(t.rescan().is_ok());
+            assert!(
+                t.files
+                    .get(&a)
+                    .is_some_and(|f| f.src.is_some() && f.kind == Kind::Current && f.path == e),
+                "the new file that reused the inode number was taken on"
+            );
+            assert_eq!(t.files.values().filter(|f| f.id.dev == u64::MAX).count(), 1);
+            return;
+        }
+        // The next `0.log` takes it, gets lines and is rotated unread.
+        fs::rename(&p, dir.join("0.log.20261122-000002")).unwrap();
+        if !create_with_ino(&p, ino_a, &spare) {
             eprintln!("this file system did not reuse the inode number; the case is not exercised");
             return;
         }

@@ -188,11 +188,18 @@ impl Tailer {
             }
             self.moved(old);
         }
-        if self.files.get(&id).is_some_and(|f| f.src.is_some()) {
-            // The same inode under another matching name (renamed within
-            // the glob, or a symlink alias): it is already being tailed.
-            // (A closed file under `id` is looked at once this one is open.)
-            return;
+        if let Some(f) = self.files.get(&id) {
+            if f.src.is_some() {
+                // The same inode under another matching name (renamed
+                // within the glob, or a symlink alias): already tailed.
+                return;
+            }
+            // A closed file under `id`: this one, or a new file reusing its
+            // inode number? Looked at before a descriptor is freed for it.
+            match File::open(path) {
+                Ok(file) if self.free_reused_id(id, &file) => {}
+                _ => return,
+            }
         }
         let inside = inside
             || self
