@@ -276,16 +276,10 @@ mod tests {
     use super::*;
     use crate::ack::Budget;
     use crate::config::PositionsConfig;
+    use crate::source::tailer_tests::{kubelet_gzip, kubelet_rotate};
     use crate::source::testkit::{append, test_opts};
     use crate::source::ScrapeJob;
     use std::os::unix::fs::MetadataExt;
-
-    fn kubelet_rotate(dir: &Path, n: u32) -> PathBuf {
-        let rotated = dir.join(format!("0.log.20261122-{n:06}"));
-        fs::rename(dir.join("0.log"), &rotated).unwrap();
-        fs::write(dir.join("0.log"), b"").unwrap();
-        rotated
-    }
 
     /// Found by the e2e test at the descriptor bound (a whole rotated file
     /// lost, about one run in ten): a rotated file closed for a descriptor
@@ -321,7 +315,7 @@ mod tests {
         false
     }
 
-    fn reused_inode_number(seen_at_its_path: bool) {
+    fn reused_inode_number(in_another_pod: bool) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("logs/ns_pod_uid/app");
         fs::create_dir_all(&dir).unwrap();
@@ -366,11 +360,8 @@ mod tests {
         // Closed for a descriptor, then compressed: its inode number is free.
         t.park(a);
         let ino_a = fs::metadata(&rotated_a).unwrap().ino();
-        let tmp_gz = dir.join("0.log.20261122-000001.tmp");
-        crate::source::gz::gzip_file(&rotated_a, &tmp_gz);
-        fs::rename(&tmp_gz, dir.join("0.log.20261122-000001.gz")).unwrap();
-        fs::remove_file(&rotated_a).unwrap();
-        if seen_at_its_path {
+        kubelet_gzip(&rotated_a);
+        if in_another_pod {
             // Another pod's new file takes the number.
             let e = other.join("0.log");
             if !create_with_ino(&e, ino_a, &spare) {

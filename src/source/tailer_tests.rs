@@ -376,7 +376,7 @@ fn promtail_offsets_are_imported() {
 }
 
 /// Kubelet rotation of `dir/0.log` with stamp number `n`: rename, new file.
-fn kubelet_rotate(dir: &std::path::Path, n: u32) -> std::path::PathBuf {
+pub(super) fn kubelet_rotate(dir: &std::path::Path, n: u32) -> std::path::PathBuf {
     let rotated = dir.join(format!("0.log.20261122-{n:06}"));
     std::fs::rename(dir.join("0.log"), &rotated).unwrap();
     std::fs::write(dir.join("0.log"), b"").unwrap();
@@ -385,7 +385,7 @@ fn kubelet_rotate(dir: &std::path::Path, n: u32) -> std::path::PathBuf {
 
 /// The kubelet's compression of a rotated file: `.tmp`, rename to `.gz`,
 /// unlink the original.
-fn kubelet_gzip(rotated: &std::path::Path) {
+pub(super) fn kubelet_gzip(rotated: &std::path::Path) {
     let tmp = std::path::PathBuf::from(format!("{}.tmp", rotated.display()));
     gzip_file(rotated, &tmp);
     std::fs::rename(&tmp, format!("{}.gz", rotated.display())).unwrap();
