@@ -23,7 +23,7 @@
 //! entry it handed out, or block the async runtime on disk reads (they run
 //! on the blocking pool).
 
-use super::chunk::{ChunkError, Header, Payload, HEADER_LEN};
+use super::chunk::{ChunkError, Header, Payload};
 use super::{lock, scan, segment, Spool};
 use crate::ack::{Position, Tracker};
 use crate::entry::Entry;
@@ -51,15 +51,24 @@ pub struct LaneReader {
     known: HashSet<String>,
     new_lanes: mpsc::UnboundedSender<NewLane>,
     file: Option<(u64, Arc<File>)>,
+    /// The chunk being read, as it is on disk: checked and decoded from the
+    /// same buffer, which is kept from chunk to chunk (up to [`KEEP`]).
+    data: Vec<u8>,
     scratch: Vec<u8>,
     /// The label sets of the streams met in this lane's chunks: one set per
     /// stream, shared by its entries of every chunk.
     interner: crate::labels::Interner,
 }
 
+/// The largest read buffer a lane keeps between chunks (a chunk is
+/// `chunk_size`, 256 KiB, and one entry more at most; a bigger one is a
+/// single huge line, rare enough to allocate for).
+const KEEP: usize = 1 << 20;
+
 /// What one read at the cursor found.
 enum Read {
-    Chunk(Header, Vec<u8>),
+    /// A chunk that checked out; its data is in `LaneReader::data`.
+    Chunk(Header),
     /// Bytes to skip to (damage or a gap), and whether it is new damage.
     Skip(u64, bool),
     /// The cursor is past every segment (wait for more).
@@ -93,6 +102,7 @@ impl LaneReader {
             known,
             new_lanes,
             file: None,
+            data: Vec::new(),
             scratch: Vec::new(),
             interner: Default::default(),
         }
@@ -139,10 +149,15 @@ impl LaneReader {
                     self.tracker.skip_to(Position::Offset(to));
                     self.cursor = to;
                 }
-                Read::Chunk(h, data) => {
+                Read::Chunk(h) => {
                     let start = self.cursor;
                     let end = start + h.total_len() as u64;
-                    let entries = match self.entries_of(&h, &data, start, end) {
+                    let data = std::mem::take(&mut self.data);
+                    let decoded = self.entries_of(&h, &data, start, end);
+                    if data.capacity() <= KEEP {
+                        self.data = data;
+                    }
+                    let entries = match decoded {
                         Ok(v) => v,
                         Err(e) => {
                             // Checked out at the checksum but does not decode.
@@ -203,22 +218,23 @@ impl LaneReader {
             }
         };
         let local = off - seg_start;
-        let r = tokio::task::spawn_blocking(move || -> std::io::Result<Read> {
-            let mut buf = Vec::new();
-            match scan::check_at(&file, local, seg_len, &mut buf)? {
-                Ok(h) => {
-                    let mut data = vec![0u8; h.data_len as usize];
-                    segment::read_at(&file, &mut data, local + HEADER_LEN as u64)?;
-                    Ok(Read::Chunk(h, data))
-                }
-                Err(_) => Ok(Read::Skip(
+        // The buffer travels to the blocking pool and back: its threads
+        // allocate nothing, and the data is read once (the checksum is
+        // checked on the bytes that are then decoded).
+        let mut buf = std::mem::take(&mut self.data);
+        let (r, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<(Read, Vec<u8>)> {
+            let r = match scan::check_at(&file, local, seg_len, &mut buf)? {
+                Ok(h) => Read::Chunk(h),
+                Err(_) => Read::Skip(
                     seg_start + scan::next_good(&file, local + 1, seg_len, &mut buf)?,
                     true,
-                )),
-            }
+                ),
+            };
+            Ok((r, buf))
         })
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.data = buf;
         if let Read::Skip(to, true) = r {
             self.damaged(
                 off,
