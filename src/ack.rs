@@ -421,7 +421,8 @@ impl Drop for Ack {
 
 /// The bound on bytes held in memory between the pipeline and Loki.
 pub struct Budget {
-    limit: usize,
+    /// Fixed, except for the spool writer's (see [`Budget::set_limit`]).
+    limit: AtomicUsize,
     used: AtomicUsize,
     /// Threads waiting in `charge_blocking` (release signals only then).
     waiters: AtomicUsize,
@@ -438,7 +439,7 @@ pub struct Budget {
 impl Budget {
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Budget {
-            limit: limit.max(1),
+            limit: AtomicUsize::new(limit.max(1)),
             used: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
             want: AtomicUsize::new(0),
@@ -473,7 +474,16 @@ impl Budget {
     }
 
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::SeqCst)
+    }
+
+    /// Changes the limit. Raised, it wakes whoever waits for room; lowered
+    /// below what is charged, new charges wait until enough is released.
+    pub fn set_limit(&self, limit: usize) {
+        let limit = limit.max(1);
+        if self.limit.swap(limit, Ordering::SeqCst) < limit {
+            self.wake_if_resumable();
+        }
     }
 
     /// Bytes currently charged.
@@ -486,7 +496,7 @@ impl Budget {
         loop {
             // An entry larger than the whole budget passes when nothing else
             // is held, so a huge line can never deadlock the agent.
-            if cur != 0 && cur + n > self.limit {
+            if cur != 0 && cur + n > self.limit() {
                 return false;
             }
             match self
@@ -541,7 +551,8 @@ impl Budget {
     /// quarter of the limit fit.
     fn resumable(&self, n: usize) -> bool {
         let cur = self.used.load(Ordering::SeqCst);
-        cur == 0 || cur + n.max(self.limit / 4) <= self.limit
+        let limit = self.limit();
+        cur == 0 || cur + n.max(limit / 4) <= limit
     }
 
     /// Charges `n` bytes if they fit now.
@@ -566,6 +577,11 @@ impl Budget {
             return;
         }
         self.used.fetch_sub(n, Ordering::SeqCst);
+        self.wake_if_resumable();
+    }
+
+    /// Wakes the waiters (and the registered waker) if what they want fits.
+    fn wake_if_resumable(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0
             && self.resumable(self.want.load(Ordering::SeqCst))
         {
@@ -762,5 +778,32 @@ mod tests {
         let _c2 = b.charge_blocking(8, &|| true).unwrap();
         // Bigger than the budget: passes only when empty.
         assert!(b.charge_blocking(100, &|| true).is_none());
+    }
+
+    /// The spool writer resizes its budget: a lowered limit holds new
+    /// charges back until enough is released; a raised one lets them in at
+    /// once and wakes whoever registered for room.
+    #[test]
+    fn a_budgets_limit_can_change() {
+        let b = Budget::new(10);
+        let woken = Arc::new(AtomicUsize::new(0));
+        let w = woken.clone();
+        b.set_waker(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        });
+        let held = b.try_charge(8).unwrap();
+        b.set_limit(4);
+        assert_eq!(b.limit(), 4);
+        assert!(b.try_charge(1).is_none());
+        b.want_wake(6);
+        b.set_limit(4); // not raised: nobody is woken
+        assert_eq!(woken.load(Ordering::SeqCst), 0);
+        b.set_limit(20);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        b.unwant();
+        let more = b.try_charge(6).unwrap();
+        assert_eq!(b.used(), 14);
+        drop((held, more));
+        assert_eq!(b.used(), 0);
     }
 }

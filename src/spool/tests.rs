@@ -476,7 +476,8 @@ fn a_chunk_sealed_by_the_last_entry_before_silence_is_committed() {
     let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, h) =
-        super::writer::spawn_writer(spool.clone(), pos.clone(), 1 << 20, stop.clone()).unwrap();
+        super::writer::spawn_writer(spool.clone(), pos.clone(), 1 << 20, None, stop.clone())
+            .unwrap();
     let ls = LabelSet::new([("app", "a")]);
     // cfg's chunk_size is 200 bytes: one 300-byte line fills a chunk.
     tx.send(vec![Entry::new(

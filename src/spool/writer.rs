@@ -8,11 +8,11 @@
 //! it reaches `chunk_size`, lz4-compressed only if the clients lag behind
 //! (`compress_from`, from `wal.compression`: a chunk read back at once
 //! would pay a second compression for nothing). Sealed chunks are committed
-//! together (group commit) when the open data reaches half the memory
-//! budget (up to all of it while the positions file is large, see
-//! `commit_threshold`; an entry taken keeps only part of its charge), or
-//! once the oldest entry not committed has waited `chunk_wait` (the open
-//! chunk is sealed then too):
+//! together (group commit) when the open data reaches the commit threshold
+//! (`commit_bytes`, more while the positions file is large, see
+//! `commit_threshold`; the fan-out's memory budget is kept at twice it, as
+//! an entry taken keeps only part of its charge), or once the oldest entry
+//! not committed has waited `chunk_wait` (the open chunk is sealed then too):
 //!
 //! 1. wait while the spool is full (`max_size`): backpressure, never a drop;
 //! 2. append to the last segment (a new one past `segment_size`), `fsync`;
@@ -35,7 +35,7 @@
 use super::chunk::{ChunkBuilder, Codec};
 use super::scan::ChunkMeta;
 use super::{lock, segment, Spool};
-use crate::ack::Ack;
+use crate::ack::{Ack, Budget};
 use crate::entry::{Entry, Timestamp};
 use crate::metrics::labels;
 use crate::positions::Positions;
@@ -58,20 +58,32 @@ const ACK_BYTES: usize = 64;
 /// See [`Writer::commit_threshold`].
 fn commit_threshold(base: usize, positions_len: usize) -> usize {
     base.max(positions_len.saturating_mul(2))
-        .min(base.saturating_mul(2))
+        .min(base.saturating_mul(4))
+}
+
+/// The memory budget that goes with a commit threshold: twice it (an entry
+/// taken keeps about half its charge until the commit, so the other half
+/// is room for the queue meanwhile), capped at `max`.
+fn budget_for(threshold: usize, max: usize) -> usize {
+    threshold.saturating_mul(2).min(max)
 }
 
 /// Starts the writer thread. `commit_bytes`: commit once this much
-/// (uncompressed) data is open. `stop`: the agent is stopping (bounds the
-/// waits of the final commit).
+/// (uncompressed) data is open (more while the positions file is large,
+/// see [`Writer::commit_threshold`]). `budget`: the fan-out's memory budget
+/// and its largest limit; the writer sets it to twice the commit threshold.
+/// `stop`: the agent is stopping (bounds the waits of the final commit).
 pub fn spawn_writer(
     spool: Spool,
     positions: Arc<Positions>,
     commit_bytes: usize,
+    budget: Option<(Arc<Budget>, usize)>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<(SyncSender<Vec<Entry>>, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-    let w = Writer::new(spool, positions, commit_bytes, stop);
+    let mut w = Writer::new(spool, positions, commit_bytes, stop);
+    w.budget = budget;
+    w.fit_budget();
     let h = std::thread::Builder::new()
         .name("spool-writer".into())
         .spawn(move || w.run(rx))?;
@@ -99,6 +111,8 @@ pub(crate) struct Writer {
     positions: Arc<Positions>,
     stop: Arc<AtomicBool>,
     warned_full: bool,
+    /// The fan-out's budget and its largest limit (see [`spawn_writer`]).
+    budget: Option<(Arc<Budget>, usize)>,
 }
 
 impl Writer {
@@ -130,6 +144,7 @@ impl Writer {
             positions,
             stop,
             warned_full: false,
+            budget: None,
         }
     }
 
@@ -144,7 +159,7 @@ impl Writer {
                 Ok(batch) => {
                     self.take(batch);
                     // Take what is already queued before deciding.
-                    let commit_bytes = self.commit_threshold();
+                    let commit_bytes = self.fit_budget();
                     while self.open_bytes < commit_bytes {
                         match rx.try_recv() {
                             Ok(b) => self.take(b),
@@ -170,12 +185,26 @@ impl Writer {
         }
     }
 
-    /// Open bytes that trigger a commit: `commit_bytes`, raised up to twice
-    /// that while the positions file (saved whole at every commit) is
+    /// Open bytes that trigger a commit: `commit_bytes`, raised up to four
+    /// times that while the positions file (saved whole at every commit) is
     /// large — thousands of files — so its writing stays a small part of
     /// the work. Latency is unchanged: `chunk_wait` still bounds it.
     pub(crate) fn commit_threshold(&self) -> usize {
         commit_threshold(self.commit_bytes, self.positions.saved_len())
+    }
+
+    /// Returns the commit threshold, and sets the budget to go with it:
+    /// larger commits need room for the queue beside what waits for them;
+    /// small ones need less (each MiB of budget is a MiB of peak memory).
+    fn fit_budget(&self) -> usize {
+        let t = self.commit_threshold();
+        if let Some((b, max)) = &self.budget {
+            let want = budget_for(t, *max);
+            if b.limit() != want {
+                b.set_limit(want);
+            }
+        }
+        t
     }
 
     pub(crate) fn take(&mut self, batch: Vec<Entry>) {
@@ -504,14 +533,22 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::commit_threshold;
+    use super::{budget_for, commit_threshold};
 
     #[test]
-    fn commits_grow_with_a_large_positions_file_up_to_twice_the_base() {
-        let base = 2 << 20;
+    fn commits_grow_with_a_large_positions_file_up_to_four_times_the_base() {
+        let base = 1 << 20;
         assert_eq!(commit_threshold(base, 0), base);
         assert_eq!(commit_threshold(base, 200 << 10), base); // 500 files
         assert_eq!(commit_threshold(base, 1500 << 10), 3000 << 10); // 5,000 files
-        assert_eq!(commit_threshold(base, 8 << 20), 2 * base);
+        assert_eq!(commit_threshold(base, 8 << 20), 4 * base);
+    }
+
+    #[test]
+    fn the_budget_is_twice_the_commit_threshold_up_to_its_cap() {
+        let max = 4 << 20;
+        assert_eq!(budget_for(1 << 20, max), 2 << 20);
+        assert_eq!(budget_for(3000 << 10, max), max);
+        assert_eq!(budget_for(4 << 20, max), max);
     }
 }
