@@ -16,7 +16,8 @@
 //!   a spool the batches queue in memory behind a stuck tenant until the
 //!   memory budget is spent (then reading pauses for everyone); with the
 //!   spool each tenant is a lane with its own cursor, so a stuck tenant only
-//!   stops its own lane.
+//!   stops its own lane, and a lane reads on only while its one-batch queue
+//!   has room (what it has not read stays in the spool, not in memory).
 //!
 //! Acknowledgements: an entry is acked when Loki accepted its batch, or when
 //! it was deliberately dropped and counted (`promtail_dropped_entries_total`
@@ -403,6 +404,19 @@ impl Dispatch {
         }
     }
 
+    /// Waits until a closed batch would be taken at once. A spool lane
+    /// reads its next chunk only then: one batch pushed, one queued, and
+    /// the next one read from the spool while the queued one is pushed —
+    /// not a third batch read ahead and held in memory, waiting (the spool
+    /// holds it already).
+    async fn room(&self) {
+        if let Dispatch::Single { tx, .. } = self {
+            // The permit is given back at once: this batcher is the queue's
+            // only sender, so the slot stays free for it.
+            drop(tx.reserve().await);
+        }
+    }
+
     fn set_deadline(&self, at: Instant) {
         match self {
             Dispatch::PerTenant { senders, .. } | Dispatch::Single { senders, .. } => {
@@ -594,6 +608,7 @@ async fn run_batcher<S: EntrySource>(
     shutdown_timeout: Duration,
 ) {
     loop {
+        dispatch.room().await;
         let next = batcher.next_deadline();
         let first = tokio::select! {
             e = src.next_chunk() => e,

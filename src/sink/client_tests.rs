@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use prost::Message;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::sync::Mutex;
 
@@ -548,4 +548,81 @@ fn start_reports_config_errors() {
         .unwrap();
         assert!(e.contains("tls_config.ca_file"), "{e}");
     });
+}
+
+/// A source whose every chunk is one entry; counts the chunks handed out.
+struct Counting {
+    taken: Arc<std::sync::atomic::AtomicUsize>,
+    tracker: Arc<Tracker>,
+}
+
+impl EntrySource for Counting {
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Vec<Entry>>> + Send {
+        let n = self.taken.load(std::sync::atomic::Ordering::SeqCst) as u64;
+        let e = Entry::new(
+            LabelSet::new([("app", "a")]),
+            Timestamp(n as i64),
+            format!("line {n}").into(),
+            self.tracker.issue(Position::Offset(n + 1)),
+        );
+        let taken = self.taken.clone();
+        async move {
+            // Counted only when handed out (a dropped future takes nothing).
+            taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Some(vec![e])
+        }
+    }
+}
+
+/// A spool lane reads ahead by one batch, not two: while a push hangs,
+/// its batcher takes the entries of the batch being pushed, of the one
+/// queued behind it, and the first of the next — and then waits, leaving
+/// the rest in the spool instead of holding a third batch in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_lane_holds_one_batch_queued_behind_a_hanging_push() {
+    // A Loki that takes the connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/loki/api/v1/push", listener.local_addr().unwrap());
+    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let _ = conn_tx.send(s);
+        }
+    });
+    let mut c = cfg(&url);
+    c.timeout = Duration::from_secs(3600);
+    let (_, senders) = SenderFactory::new(&c, Arc::new(Metrics::new())).unwrap();
+    let prep = Prep::new(
+        Router::new(&BTreeMap::new(), None),
+        &LimitsConfig::default(),
+        senders.metrics.clone(),
+    );
+    // Every entry closes the batch before it; batchwait never expires.
+    let batcher = Batcher::new(1, Duration::from_secs(3600));
+    let (tx, rx) = mpsc::channel::<Batch>(1);
+    let task = AbortOnDrop(senders.spawn(rx, Arc::new(Pace::default())));
+    let dispatch = Dispatch::Single { tx, task, senders };
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let src = Counting {
+        taken: taken.clone(),
+        tracker: Tracker::new(Position::Offset(0)),
+    };
+    let batcher_task = tokio::spawn(run_batcher(
+        src,
+        prep,
+        batcher,
+        dispatch,
+        Duration::from_secs(1),
+    ));
+    // The first batch is being pushed (and hangs) ...
+    let _held = conn_rx.recv().await.unwrap();
+    // ... and the batcher, given every chance to read on, stops at three.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if taken.load(std::sync::atomic::Ordering::SeqCst) > 3 {
+            break;
+        }
+    }
+    assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 3);
+    batcher_task.abort();
 }
