@@ -99,6 +99,11 @@ pub(super) trait EntrySource: Send {
     fn try_next(&mut self) -> Option<Vec<Entry>> {
         None
     }
+    /// Resolves once the source is closing (`next_chunk` is about to end):
+    /// a batcher waiting for room goes on to its final flush then.
+    fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        std::future::pending()
+    }
 }
 
 impl EntrySource for mpsc::Receiver<Vec<Entry>> {
@@ -113,6 +118,9 @@ impl EntrySource for mpsc::Receiver<Vec<Entry>> {
 impl EntrySource for crate::spool::reader::LaneReader {
     fn next_chunk(&mut self) -> impl Future<Output = Option<Vec<Entry>>> + Send {
         self.next()
+    }
+    fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.stopping()
     }
 }
 
@@ -608,7 +616,10 @@ async fn run_batcher<S: EntrySource>(
     shutdown_timeout: Duration,
 ) {
     loop {
-        dispatch.room().await;
+        tokio::select! {
+            _ = dispatch.room() => {}
+            _ = src.closing() => {}
+        }
         let next = batcher.next_deadline();
         let first = tokio::select! {
             e = src.next_chunk() => e,

@@ -554,10 +554,18 @@ fn start_reports_config_errors() {
 struct Counting {
     taken: Arc<std::sync::atomic::AtomicUsize>,
     tracker: Arc<Tracker>,
+    stop: watch::Receiver<bool>,
 }
 
 impl EntrySource for Counting {
+    fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    }
     fn next_chunk(&mut self) -> impl Future<Output = Option<Vec<Entry>>> + Send {
+        let stopped = *self.stop.borrow();
         let n = self.taken.load(std::sync::atomic::Ordering::SeqCst) as u64;
         let e = Entry::new(
             LabelSet::new([("app", "a")]),
@@ -567,6 +575,9 @@ impl EntrySource for Counting {
         );
         let taken = self.taken.clone();
         async move {
+            if stopped {
+                return None;
+            }
             // Counted only when handed out (a dropped future takes nothing).
             taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Some(vec![e])
@@ -577,7 +588,9 @@ impl EntrySource for Counting {
 /// A spool lane reads ahead by one batch, not two: while a push hangs,
 /// its batcher takes the entries of the batch being pushed, of the one
 /// queued behind it, and the first of the next — and then waits, leaving
-/// the rest in the spool instead of holding a third batch in memory.
+/// the rest in the spool instead of holding a third batch in memory. Told
+/// to stop while it waits, it still makes its final flush, cut at the
+/// shutdown deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spool_lane_holds_one_batch_queued_behind_a_hanging_push() {
     // A Loki that takes the connection and never answers.
@@ -603,9 +616,12 @@ async fn a_spool_lane_holds_one_batch_queued_behind_a_hanging_push() {
     let task = AbortOnDrop(senders.spawn(rx, Arc::new(Pace::default())));
     let dispatch = Dispatch::Single { tx, task, senders };
     let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (stop_tx, stop) = watch::channel(false);
+    let tracker = Tracker::new(Position::Offset(0));
     let src = Counting {
         taken: taken.clone(),
-        tracker: Tracker::new(Position::Offset(0)),
+        tracker: tracker.clone(),
+        stop,
     };
     let batcher_task = tokio::spawn(run_batcher(
         src,
@@ -624,5 +640,11 @@ async fn a_spool_lane_holds_one_batch_queued_behind_a_hanging_push() {
         }
     }
     assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 3);
-    batcher_task.abort();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), batcher_task)
+        .await
+        .expect("the batcher finishes once told to stop")
+        .unwrap();
+    // Nothing was accepted: no position moved.
+    assert_eq!(tracker.committed(), Position::Offset(0));
 }

@@ -112,6 +112,15 @@ impl LaneReader {
         &self.tenant
     }
 
+    /// Resolves once the agent stops reading the spool (`next` returns
+    /// `None` from then on).
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    }
+
     /// The next entries of this lane; `None` once the agent stops.
     /// Cancel-safe: dropped before it returns, nothing was consumed.
     pub async fn next(&mut self) -> Option<Vec<Entry>> {
