@@ -316,7 +316,11 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
         tracing::warn!(error = %e, "cannot start the heap trimmer; freed memory stays with the allocator");
     }
     wait_for_signal().await;
-    tracing::info!("shutting down: stopping readers, flushing batches");
+    if FAILED.load(Ordering::SeqCst) {
+        tracing::error!("stopping after a failure (above): what was not acknowledged is read again after the restart");
+    } else {
+        tracing::info!("shutting down: stopping readers, flushing batches");
+    }
     stop.store(true, Ordering::Relaxed);
     sync.abort();
     for t in &kube_tasks {
@@ -339,6 +343,9 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
             tracing::error!(error = %e, "positions save task failed");
             return 1;
         }
+    }
+    if FAILED.load(Ordering::SeqCst) {
+        return 1;
     }
     tracing::info!("stopped cleanly");
     0
@@ -462,6 +469,7 @@ fn start_delivery(
         SPOOL_COMMIT,
         Some((budget.clone(), SPOOL_BUDGET)),
         stop.clone(),
+        Some(Box::new(stop_on_failure)),
     )
     .map_err(|e| format!("wal: cannot start the spool writer: {e}"))?;
     let maintain = tokio::spawn(maintain_loop(spool.clone()));
@@ -594,6 +602,19 @@ async fn join_all(runners: Vec<std::thread::JoinHandle<()>>) {
     .await;
 }
 
+/// Set by [`stop_on_failure`]: the agent exits 1 after its shutdown.
+static FAILED: AtomicBool = AtomicBool::new(false);
+static FAILURE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// A part of the agent cannot go on without risking a line (the spool's
+/// `fsync` failed): shut down as on SIGTERM — what was acknowledged is
+/// saved, nothing else — and exit 1, so that the restart reads again what
+/// was not.
+pub fn stop_on_failure() {
+    FAILED.store(true, Ordering::SeqCst);
+    FAILURE.notify_one();
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
@@ -603,10 +624,14 @@ async fn wait_for_signal() {
             tokio::select! {
                 _ = t.recv() => {}
                 _ = i.recv() => {}
+                _ = FAILURE.notified() => {}
             }
         }
         _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = FAILURE.notified() => {}
+            }
         }
     }
 }

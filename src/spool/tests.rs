@@ -22,7 +22,7 @@ use crate::labels::LabelSet;
 use crate::positions::{FileId, Fingerprint, Positions};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const FILE: FileId = FileId { dev: 7, ino: 7 };
 const CLIENT: &str = "c";
@@ -60,6 +60,26 @@ fn writer(spool: &Spool, positions: Arc<Positions>) -> Writer {
         1 << 20,
         Arc::new(AtomicBool::new(false)),
     )
+}
+
+/// A writer thread (commits at 1 MiB of open data, no budget).
+fn spawn_writer(
+    spool: &Spool,
+    pos: &Arc<Positions>,
+    stop: &Arc<AtomicBool>,
+) -> (
+    std::sync::mpsc::SyncSender<Vec<Entry>>,
+    std::thread::JoinHandle<()>,
+) {
+    super::writer::spawn_writer(
+        spool.clone(),
+        pos.clone(),
+        1 << 20,
+        None,
+        stop.clone(),
+        None,
+    )
+    .unwrap()
 }
 
 fn index(line: &str) -> usize {
@@ -475,9 +495,7 @@ fn a_chunk_sealed_by_the_last_entry_before_silence_is_committed() {
     let pos = positions(dir.path());
     let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, h) =
-        super::writer::spawn_writer(spool.clone(), pos.clone(), 1 << 20, None, stop.clone())
-            .unwrap();
+    let (tx, h) = spawn_writer(&spool, &pos, &stop);
     let ls = LabelSet::new([("app", "a")]);
     // cfg's chunk_size is 200 bytes: one 300-byte line fills a chunk.
     tx.send(vec![Entry::new(
@@ -577,4 +595,165 @@ fn chunks_are_compressed_only_while_the_clients_lag_behind() {
     write(&mut w, 7);
     let last = chunk_codecs(&spool);
     assert_eq!(last.last().map(|(_, c)| *c), Some(Codec::None));
+}
+
+/// Bytes in the spool's segment files.
+fn bytes_on_disk(spool: &Spool) -> u64 {
+    segment::list(spool.dir())
+        .unwrap()
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+/// Entries of `n` 90-byte lines whose acks advance `source` to 1..=n.
+fn tracked_entries(source: &Arc<Tracker>, n: usize) -> Vec<Entry> {
+    let ls = LabelSet::new([("app", "a")]);
+    (0..n)
+        .map(|i| {
+            Entry::new(
+                ls.clone(),
+                Timestamp(i as i64),
+                format!("{i:04}{}", "x".repeat(86)).into(),
+                source.issue(Position::Offset(i as u64 + 1)),
+            )
+        })
+        .collect()
+}
+
+/// A sealed chunk goes to disk at once, not into memory until the commit;
+/// the lanes see it, and the positions move, only once it is committed.
+#[test]
+fn sealed_chunks_are_written_at_once_and_shown_only_when_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
+    let source = Tracker::new(Position::Offset(0));
+    let mut w = writer(&spool, pos.clone());
+    // cfg's chunk_size is 200 bytes: 3 lines per chunk, 7 chunks.
+    w.take(tracked_entries(&source, 20));
+    w.seal();
+    let written = bytes_on_disk(&spool);
+    assert!(
+        chunk_codecs(&spool).len() >= 6,
+        "the sealed chunks are on disk: {:?}",
+        chunk_codecs(&spool)
+    );
+    assert_eq!(spool.head(), 0, "not shown to the lanes before the commit");
+    assert_eq!(source.committed(), Position::Offset(0));
+    w.commit();
+    assert_eq!(spool.head(), written);
+    assert_eq!(source.committed(), Position::Offset(20));
+    assert_eq!(pos.spool_head(), Some(written));
+}
+
+/// An `fsync` that fails cannot be retried (the bytes may not be on disk,
+/// and they are not in memory): nothing is committed, no position moves,
+/// the agent is told to stop, and a restart reads every line again from
+/// the file — none lost, none sent twice.
+#[test]
+fn a_failed_fsync_commits_nothing_and_stops_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    let spool = Spool::open(cfg(dir.path()), None, Arc::new(Metrics::new())).unwrap();
+    let source = Tracker::new(Position::Offset(0));
+    pos.track(
+        Path::new("/f/0.log"),
+        FILE,
+        Fingerprint { len: 1, crc: 1 },
+        source.clone(),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut w = writer(&spool, pos.clone());
+    // A first commit that works.
+    w.take(tracked_entries(&source, 4));
+    w.seal();
+    w.commit();
+    let committed = spool.head();
+    assert!(committed > 0);
+    assert_eq!(source.committed(), Position::Offset(4));
+    // Then the disk fails.
+    let stopped = Arc::new(AtomicBool::new(false));
+    let s2 = stopped.clone();
+    w.fail_syncs(Box::new(move || s2.store(true, Ordering::SeqCst)));
+    let more: Vec<Entry> = tracked_entries(&source, 10).split_off(4);
+    w.take(more);
+    w.seal();
+    w.commit();
+    assert!(stopped.load(Ordering::SeqCst), "the agent is told to stop");
+    assert_eq!(
+        spool.head(),
+        committed,
+        "nothing more is shown to the lanes"
+    );
+    assert_eq!(
+        bytes_on_disk(&spool),
+        committed,
+        "the unsynced chunks are cut"
+    );
+    // Whatever arrives after the failure is not committed either.
+    w.take(tracked_entries(&source, 12).split_off(10));
+    w.seal();
+    w.commit();
+    assert_eq!(spool.head(), committed);
+    assert_eq!(
+        source.committed(),
+        Position::Offset(4),
+        "no position passes an uncommitted line"
+    );
+    pos.save().unwrap();
+    drop(w);
+    drop(spool);
+    // The restart: the spool holds the first four lines, the file is read
+    // again from line 4.
+    let pos = positions(dir.path());
+    assert_eq!(pos.saved(FILE).map(|s| s.offset), Some(4));
+    let spool = Spool::open(cfg(dir.path()), pos.spool_head(), Arc::new(Metrics::new())).unwrap();
+    assert_eq!(spool.head(), committed);
+}
+
+/// A spool smaller than a commit: the writer must commit what it wrote
+/// before waiting for room, or it would wait for lanes that cannot read
+/// what is not committed.
+#[test]
+fn a_full_spool_commits_what_is_written_before_waiting_for_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    let spool = Spool::open(
+        SpoolConfig {
+            max_size: 2048,
+            chunk_wait: Duration::from_secs(3600),
+            ..cfg(dir.path())
+        },
+        None,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let source = Tracker::new(Position::Offset(0));
+    let (_, _, lane) = spool.start_lanes(CLIENT, "").remove(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Commits at 1 MiB: never reached by size, and `chunk_wait` is an hour.
+    let (tx, h) = spawn_writer(&spool, &pos, &stop);
+    let n = 200; // ~20 KB: ten times the spool
+    tx.send(tracked_entries(&source, n)).unwrap();
+    // The queue closes: the writer takes the batch, then commits the rest.
+    drop(tx);
+    // A client that sends every committed chunk at once, until the
+    // writer has stopped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut most = 0;
+    while !h.is_finished() && std::time::Instant::now() < deadline {
+        lane.skip_to(Position::Offset(spool.head()));
+        spool.maintain().unwrap();
+        most = most.max(bytes_on_disk(&spool));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::SeqCst);
+    h.join().unwrap();
+    assert_eq!(
+        source.committed(),
+        Position::Offset(n as u64),
+        "the writer waited for room with its chunks uncommitted"
+    );
+    assert!(most <= 2048 + 400, "the spool grew to {most} bytes");
 }

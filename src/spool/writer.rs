@@ -7,26 +7,37 @@
 //! into the open chunk at once (their lines freed); the chunk is sealed when
 //! it reaches `chunk_size`, lz4-compressed only if the clients lag behind
 //! (`compress_from`, from `wal.compression`: a chunk read back at once
-//! would pay a second compression for nothing). Sealed chunks are committed
+//! would pay a second compression for nothing), and written to the last
+//! segment at once — not synced, not shown to the lanes, and not kept in
+//! memory: only the chunk being written is. Written chunks are committed
 //! together (group commit) when the open data reaches the commit threshold
 //! (`commit_bytes`, more while the positions file is large, see
 //! `commit_threshold`; the fan-out's memory budget is kept at twice it, as
 //! an entry taken keeps only part of its charge), or once the oldest entry
 //! not committed has waited `chunk_wait` (the open chunk is sealed then too):
 //!
-//! 1. wait while the spool is full (`max_size`): backpressure, never a drop;
-//! 2. append to the last segment (a new one past `segment_size`), `fsync`;
+//! 1. before each chunk is written, wait while the spool is full
+//!    (`max_size`) — committing what is written first: backpressure, never
+//!    a drop;
+//! 2. `fsync` the segment (a segment left for a new one past
+//!    `segment_size` is synced as it is left);
 //! 3. under the positions' save lock, acknowledge the chunks' entries (file
 //!    positions advance, budget released) and record the new spool offset;
 //!    save the positions file;
 //! 4. publish the new head to the lanes.
 //!
 //! A failed write (disk full, I/O error) cuts the segment back to where the
-//! commit began and is retried with backoff; meanwhile the queue fills and
-//! reading pauses. At shutdown (the queue closed) the open chunk is
-//! committed; entries that cannot be (the spool stays full or the disk
-//! fails past the deadline) are dropped unacknowledged and read again after
-//! the restart.
+//! chunk began and is retried with backoff; meanwhile the queue fills and
+//! reading pauses. A failed `fsync` cannot be retried — the bytes may not
+//! be on disk and their copy in memory is gone — so nothing more is
+//! committed: the segments are cut back to the last commit, the entries
+//! not committed are dropped unacknowledged, and the agent stops with exit
+//! code 1 ([`OnFailure`]); after the restart those lines are read again
+//! from the files (a crash at any point is safe the same way: recovery
+//! cuts chunks past the committed offset, see `scan`). At shutdown (the
+//! queue closed) the open chunk is committed; entries that cannot be (the
+//! spool stays full or the disk fails past the deadline) are dropped
+//! unacknowledged and read again after the restart.
 //!
 //! Must never: acknowledge an entry before its chunk is durable, publish a
 //! head before the positions that account for it are saved, or lose an entry
@@ -73,16 +84,19 @@ fn budget_for(threshold: usize, max: usize) -> usize {
 /// see [`Writer::commit_threshold`]). `budget`: the fan-out's memory budget
 /// and its largest limit; the writer sets it to twice the commit threshold.
 /// `stop`: the agent is stopping (bounds the waits of the final commit).
+/// `on_failure`: called once if an `fsync` fails (see [`OnFailure`]).
 pub fn spawn_writer(
     spool: Spool,
     positions: Arc<Positions>,
     commit_bytes: usize,
     budget: Option<(Arc<Budget>, usize)>,
     stop: Arc<AtomicBool>,
+    on_failure: Option<OnFailure>,
 ) -> std::io::Result<(SyncSender<Vec<Entry>>, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let mut w = Writer::new(spool, positions, commit_bytes, stop);
     w.budget = budget;
+    w.on_failure = on_failure;
     w.fit_budget();
     let h = std::thread::Builder::new()
         .name("spool-writer".into())
@@ -90,20 +104,38 @@ pub fn spawn_writer(
     Ok((tx, h))
 }
 
+/// What the writer calls when it cannot go on without risking a line: an
+/// `fsync` failed, so what it wrote since the last commit may not be on
+/// disk and its copy in memory is gone. The agent shuts down (exit 1), and
+/// the lines not committed are read again from the files after the restart.
+pub type OnFailure = Box<dyn Fn() + Send>;
+
 /// The writer's state (driven by its thread, or directly by tests).
 pub(crate) struct Writer {
     builder: ChunkBuilder,
-    /// Sealed chunks not committed yet, back to back.
-    sealed: Vec<u8>,
-    /// (offset within `sealed`, header) of each sealed chunk.
-    sealed_meta: Vec<(usize, super::chunk::Header)>,
-    /// Acknowledgements of every entry taken and not committed.
+    /// The chunk being sealed and written (reused: one chunk's bytes).
+    chunk: Vec<u8>,
+    /// Spool offset and header of each chunk written since the last
+    /// commit (on disk, not synced, not shown to the lanes yet).
+    written: Vec<(u64, super::chunk::Header)>,
+    /// Where the next chunk goes: the committed end plus `written`.
+    end: u64,
+    /// Segments appended to since the last commit, with their length at
+    /// it (what a failure cuts them back to).
+    touched: Vec<(u64, u64)>,
+    /// The open segment has bytes not synced yet.
+    unsynced: bool,
+    /// Acknowledgements of every entry taken and not committed; the first
+    /// `acks_written` are those of the `written` chunks.
     acks: Vec<Ack>,
-    /// When the oldest entry not committed yet was taken (sealed chunks
+    acks_written: usize,
+    /// When the oldest entry not committed yet was taken (written chunks
     /// included: a chunk sealed by size still waits at most `chunk_wait`).
     open_since: Option<Instant>,
-    /// Uncompressed bytes taken and not committed.
+    /// Uncompressed bytes taken and not committed; the first
+    /// `open_written` of them are in the `written` chunks.
     open_bytes: usize,
+    open_written: usize,
     commit_bytes: usize,
     /// The last segment, open for appending: (start, file).
     seg: Option<(u64, File)>,
@@ -113,6 +145,11 @@ pub(crate) struct Writer {
     warned_full: bool,
     /// The fan-out's budget and its largest limit (see [`spawn_writer`]).
     budget: Option<(Arc<Budget>, usize)>,
+    /// Syncs a segment (`File::sync_data`; tests make it fail).
+    sync: fn(&File) -> std::io::Result<()>,
+    on_failure: Option<OnFailure>,
+    /// An `fsync` failed: nothing is committed any more (see [`OnFailure`]).
+    failed: bool,
 }
 
 impl Writer {
@@ -131,13 +168,19 @@ impl Writer {
                 tracing::warn!(file = %positions.path().display(), error = %e, "cannot save positions");
             }
         }
+        let end = lock(&spool.shared.state).end;
         Writer {
             builder: ChunkBuilder::new(Codec::Lz4),
-            sealed: Vec::new(),
-            sealed_meta: Vec::new(),
+            chunk: Vec::new(),
+            written: Vec::new(),
+            end,
+            touched: Vec::new(),
+            unsynced: false,
             acks: Vec::new(),
+            acks_written: 0,
             open_since: None,
             open_bytes: 0,
+            open_written: 0,
             commit_bytes: commit_bytes.max(64 << 10),
             seg: None,
             spool,
@@ -145,6 +188,9 @@ impl Writer {
             stop,
             warned_full: false,
             budget: None,
+            sync: File::sync_data,
+            on_failure: None,
+            failed: false,
         }
     }
 
@@ -208,6 +254,11 @@ impl Writer {
     }
 
     pub(crate) fn take(&mut self, batch: Vec<Entry>) {
+        if self.failed {
+            // Dropped unacknowledged (the failure was logged and counted):
+            // read again after the restart.
+            return;
+        }
         for e in batch {
             if self.open_since.is_none() {
                 self.open_since = Some(Instant::now());
@@ -216,7 +267,7 @@ impl Writer {
             let size = e.size();
             self.open_bytes += size + 16;
             let mut ack = e.ack;
-            // The line is in the chunk now (sealed into it soon) and
+            // The line is in the chunk now (written with it soon) and
             // freed: until the commit, about half of it and the ack stay
             // charged, so a larger commit does not hold reading back.
             ack.keep_charge(size / 2 + ACK_BYTES);
@@ -227,58 +278,37 @@ impl Writer {
         }
     }
 
+    /// Seals the open chunk and writes it to the spool (not synced: the
+    /// commit syncs). Only the chunk being written is held in memory.
     pub(crate) fn seal(&mut self) {
-        if self.builder.is_empty() {
+        if self.builder.is_empty() || self.failed {
             return;
         }
         self.builder.set_codec(self.codec());
-        let at = self.sealed.len();
-        if let Some(h) = self
-            .builder
-            .seal(Timestamp::now().nanos(), &mut self.sealed)
-        {
-            let m = &self.spool.shared.metrics;
-            m.spool_raw_bytes_total.inc_by(u64::from(h.raw_len));
-            m.spool_stored_bytes_total.inc_by(u64::from(h.data_len));
-            self.sealed_meta.push((at, h));
-        }
-    }
-
-    /// How the chunk being sealed is stored: lz4 once the slowest lane is
-    /// `compress_from` bytes behind (counting what is sealed and not
-    /// committed yet), else as it is. See `SpoolConfig::compress_from_for`.
-    fn codec(&self) -> Codec {
-        let from = self.spool.shared.cfg.compress_from;
-        if from == 0 {
-            return Codec::Lz4;
-        }
-        if from == u64::MAX {
-            return Codec::None;
-        }
-        let behind = self.spool.undelivered() + self.sealed.len() as u64;
-        if behind >= from {
-            Codec::Lz4
-        } else {
-            Codec::None
-        }
-    }
-
-    /// Commits every sealed chunk. See the module docs.
-    pub(crate) fn commit(&mut self) {
-        if self.sealed_meta.is_empty() {
-            if self.builder.body_len() == 0 {
-                self.open_since = None;
-            }
+        self.chunk.clear();
+        let Some(h) = self.builder.seal(Timestamp::now().nanos(), &mut self.chunk) else {
             return;
-        }
-        let n = self.sealed.len() as u64;
-        if !self.wait_for_space(n) {
-            return self.abandon("the spool stayed full");
+        };
+        let m = &self.spool.shared.metrics;
+        m.spool_raw_bytes_total.inc_by(u64::from(h.raw_len));
+        m.spool_stored_bytes_total.inc_by(u64::from(h.data_len));
+        let n = self.chunk.len() as u64;
+        if !self.has_space(n) {
+            // Commit what is written first: waiting with it uncommitted
+            // could wait for ever (a spool smaller than a commit).
+            self.commit();
+            if self.failed {
+                return;
+            }
+            if !self.wait_for_space(n) {
+                return self.abandon("the spool stayed full");
+            }
         }
         let mut backoff = Duration::from_millis(100);
-        let start = loop {
-            match self.append() {
-                Ok(start) => break start,
+        loop {
+            match self.append_chunk() {
+                Ok(at) => break self.written.push((at, h)),
+                Err(e) if e.kind() == std::io::ErrorKind::Other && self.failed => return,
                 Err(e) => {
                     tracing::error!(dir = %self.spool.dir().display(), error = %e,
                         "spool: cannot write (disk full?); reading is paused until it can");
@@ -289,9 +319,57 @@ impl Writer {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
+        }
+        self.acks_written = self.acks.len();
+        self.open_written = self.open_bytes;
+        self.chunk.clear();
+        if self.chunk.capacity() > 2 * self.spool.shared.cfg.chunk_size + (64 << 10) {
+            // One oversized chunk (a huge line) does not stay resident.
+            self.chunk = Vec::new();
+        }
+    }
+
+    /// How the chunk being sealed is stored: lz4 once the slowest lane is
+    /// `compress_from` bytes behind (counting what is written and not
+    /// committed yet), else as it is. See `SpoolConfig::compress_from_for`.
+    fn codec(&self) -> Codec {
+        let from = self.spool.shared.cfg.compress_from;
+        if from == 0 {
+            return Codec::Lz4;
+        }
+        if from == u64::MAX {
+            return Codec::None;
+        }
+        let behind = self.spool.undelivered() + self.uncommitted();
+        if behind >= from {
+            Codec::Lz4
+        } else {
+            Codec::None
+        }
+    }
+
+    /// Bytes written to the spool and not committed yet.
+    fn uncommitted(&self) -> u64 {
+        self.end.saturating_sub(lock(&self.spool.shared.state).end)
+    }
+
+    /// Commits every written chunk. See the module docs.
+    pub(crate) fn commit(&mut self) {
+        if self.written.is_empty() || self.failed {
+            if self.builder.body_len() == 0 && self.written.is_empty() {
+                self.open_since = None;
+            }
+            return;
+        }
+        if let Err(e) = self.sync_open() {
+            return self.fail(&e);
+        }
+        let end = self.end;
+        let acks = if self.acks_written == self.acks.len() {
+            std::mem::take(&mut self.acks)
+        } else {
+            self.acks.drain(..self.acks_written).collect()
         };
-        let end = start + n;
-        let acks = std::mem::take(&mut self.acks);
         self.positions
             .commit_spool(end, || crate::ack::ack_many(acks));
         let mut backoff = Duration::from_millis(100);
@@ -306,9 +384,9 @@ impl Writer {
         }
         {
             let mut st = lock(&self.spool.shared.state);
-            for (at, h) in &self.sealed_meta {
+            for (at, h) in &self.written {
                 st.chunks.push_back(ChunkMeta {
-                    offset: start + *at as u64,
+                    offset: *at,
                     len: h.total_len() as u32,
                     entries: h.entries,
                     raw_len: h.raw_len,
@@ -319,7 +397,7 @@ impl Writer {
         }
         let m = &self.spool.shared.metrics;
         m.spool_chunks_written_total
-            .inc_by(self.sealed_meta.len() as u64);
+            .inc_by(self.written.len() as u64);
         let (raw, stored) = (
             m.spool_raw_bytes_total.get(),
             m.spool_stored_bytes_total.get(),
@@ -328,9 +406,11 @@ impl Writer {
             m.spool_compression_ratio.set(raw as f64 / stored as f64);
         }
         self.spool.shared.head.send_replace(end);
-        self.sealed.clear();
-        self.sealed_meta.clear();
-        self.open_bytes = self.builder.body_len();
+        self.written.clear();
+        self.touched.clear();
+        self.acks_written = 0;
+        self.open_bytes -= self.open_written;
+        self.open_written = 0;
         if self.open_bytes == 0 {
             self.open_since = None;
         }
@@ -341,15 +421,37 @@ impl Writer {
     #[cfg(test)]
     pub(crate) fn commit_then_die_before_positions(&mut self) {
         self.seal();
-        if !self.sealed_meta.is_empty() {
-            let _ = self.append();
+        let _ = self.sync_open();
+    }
+
+    /// Makes the writer's `fsync` fail from now on.
+    #[cfg(test)]
+    pub(crate) fn fail_syncs(&mut self, on_failure: OnFailure) {
+        self.sync = |_| Err(std::io::Error::other("injected fsync failure"));
+        self.on_failure = Some(on_failure);
+    }
+
+    /// Syncs the open segment if it has bytes not synced.
+    fn sync_open(&mut self) -> std::io::Result<()> {
+        if let (true, Some((_, f))) = (self.unsynced, &self.seg) {
+            (self.sync)(f)?;
         }
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// True if `n` more bytes fit under `max_size` now (or the spool is
+    /// empty).
+    fn has_space(&self, n: u64) -> bool {
+        let st = lock(&self.spool.shared.state);
+        st.bytes == 0 || st.bytes + n <= self.spool.shared.cfg.max_size
     }
 
     /// Waits until `n` more bytes fit under `max_size` (or the spool is
     /// empty). False if the agent stops first. While waiting, the last
     /// segment is closed (a new, empty one started), so that it too can be
-    /// deleted once every lane is past it.
+    /// deleted once every lane is past it. Nothing uncommitted is written
+    /// when it is called.
     fn wait_for_space(&mut self, n: u64) -> bool {
         let shared = self.spool.shared.clone();
         let max = shared.cfg.max_size;
@@ -390,10 +492,15 @@ impl Writer {
         }
     }
 
-    /// Starts a new, empty segment at the spool's end.
+    /// Starts a new, empty segment where the next chunk goes, after
+    /// syncing the one it replaces.
     fn new_segment(&mut self) -> std::io::Result<()> {
+        if let Err(e) = self.sync_open() {
+            self.fail(&e);
+            return Err(std::io::Error::other("spool: fsync failed"));
+        }
         let shared = self.spool.shared.clone();
-        let start = lock(&shared.state).end;
+        let start = self.end;
         let path = shared.cfg.dir.join(segment::file_name(start));
         let f = OpenOptions::new().create(true).append(true).open(&path)?;
         File::open(&shared.cfg.dir)?.sync_all()?;
@@ -402,72 +509,39 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends the sealed chunks and syncs them, starting a new segment
-    /// whenever one reaches `segment_size` (between chunks). Returns their
-    /// start offset. On error every segment is cut back to where it was.
-    fn append(&mut self) -> std::io::Result<u64> {
-        let shared = self.spool.shared.clone();
-        let start = lock(&shared.state).end;
-        let mut touched: Vec<(u64, u64)> = Vec::new();
-        let res = self.append_from(&mut touched);
-        if res.is_err() {
-            for (seg, len) in &touched {
-                let path = shared.cfg.dir.join(segment::file_name(*seg));
-                if let Ok(f) = OpenOptions::new().write(true).open(path) {
-                    let _ = f.set_len(*len);
-                }
-            }
-            let mut st = lock(&shared.state);
-            for (seg, len) in &touched {
-                let grown = st.segments.get(seg).map_or(0, |l| l.saturating_sub(*len));
-                st.bytes = st.bytes.saturating_sub(grown);
-                if let Some(l) = st.segments.get_mut(seg) {
-                    *l = *len;
-                }
-            }
-            st.end = start;
-            self.seg = None;
+    /// Appends the chunk in `self.chunk` to the last segment (a new one
+    /// once it reaches `segment_size`), unsynced. Returns its spool offset.
+    /// On error the segment is cut back to where the chunk began.
+    fn append_chunk(&mut self) -> std::io::Result<u64> {
+        let (seg_start, seg_len) = self.open_last()?;
+        if self.touched.last().map(|t| t.0) != Some(seg_start) {
+            self.touched.push((seg_start, seg_len));
         }
-        res.map(|()| start)
+        let Some((_, f)) = self.seg.as_mut() else {
+            return Err(std::io::Error::other("no segment"));
+        };
+        if let Err(e) = f.write_all(&self.chunk) {
+            // A partial write: cut it off, so the next try starts clean.
+            if let Err(e2) = f.set_len(seg_len) {
+                tracing::warn!(error = %e2, "spool: cannot cut a failed write back");
+            }
+            return Err(e);
+        }
+        self.unsynced = true;
+        let n = self.chunk.len() as u64;
+        let mut st = lock(&self.spool.shared.state);
+        if let Some(l) = st.segments.get_mut(&seg_start) {
+            *l = seg_len + n;
+        }
+        st.bytes += n;
+        drop(st);
+        let at = self.end;
+        self.end += n;
+        Ok(at)
     }
 
-    fn append_from(&mut self, touched: &mut Vec<(u64, u64)>) -> std::io::Result<()> {
-        let shared = self.spool.shared.clone();
-        let max_seg = shared.cfg.segment_size;
-        let n = self.sealed_meta.len();
-        let mut i = 0;
-        while i < n {
-            let (seg_start, seg_len) = self.open_last()?;
-            if touched.last().map(|t| t.0) != Some(seg_start) {
-                touched.push((seg_start, seg_len));
-            }
-            // As many whole chunks as fit (at least one).
-            let mut len = seg_len;
-            let mut j = i;
-            while j < n && (j == i || len < max_seg) {
-                len += self.sealed_meta[j].1.total_len() as u64;
-                j += 1;
-            }
-            let from = self.sealed_meta[i].0;
-            let to = self.sealed_meta.get(j).map_or(self.sealed.len(), |m| m.0);
-            let Some((_, f)) = self.seg.as_mut() else {
-                return Err(std::io::Error::other("no segment"));
-            };
-            f.write_all(&self.sealed[from..to])?;
-            f.sync_data()?;
-            let mut st = lock(&shared.state);
-            if let Some(l) = st.segments.get_mut(&seg_start) {
-                *l = len;
-            }
-            st.bytes += (to - from) as u64;
-            st.end += (to - from) as u64;
-            i = j;
-        }
-        Ok(())
-    }
-
-    /// The segment to append to (the last one, if it ends where the spool
-    /// does and has room; else a new one): (start, length).
+    /// The segment to append to (the last one, if it ends where the next
+    /// chunk goes and has room; else a new one): (start, length).
     fn open_last(&mut self) -> std::io::Result<(u64, u64)> {
         let shared = self.spool.shared.clone();
         let last = {
@@ -476,7 +550,7 @@ impl Writer {
                 .iter()
                 .next_back()
                 .map(|(s, l)| (*s, *l))
-                .filter(|(s, l)| s + l == st.end && *l < shared.cfg.segment_size)
+                .filter(|(s, l)| s + l == self.end && *l < shared.cfg.segment_size)
         };
         match last {
             Some((s, l)) if self.seg.as_ref().map(|(x, _)| *x) == Some(s) => Ok((s, l)),
@@ -484,6 +558,10 @@ impl Writer {
                 let path = shared.cfg.dir.join(segment::file_name(s));
                 match OpenOptions::new().append(true).open(&path) {
                     Ok(f) => {
+                        if let Err(e) = self.sync_open() {
+                            self.fail(&e);
+                            return Err(std::io::Error::other("spool: fsync failed"));
+                        }
                         self.seg = Some((s, f));
                         Ok((s, l))
                     }
@@ -496,25 +574,64 @@ impl Writer {
                             st.bytes = st.bytes.saturating_sub(l);
                         }
                         self.new_segment()?;
-                        Ok((lock(&shared.state).end, 0))
+                        Ok((self.end, 0))
                     }
                     Err(e) => Err(e),
                 }
             }
             None => {
                 self.new_segment()?;
-                Ok((lock(&shared.state).end, 0))
+                Ok((self.end, 0))
             }
         }
     }
 
-    /// Gives up on the uncommitted entries (shutdown only): their positions
-    /// do not advance, so they are read again after the restart.
+    /// Cuts every segment written since the last commit back to its length
+    /// then (best effort: a restart's recovery cuts uncommitted chunks
+    /// anyway), so the next chunk goes right after the committed ones.
+    fn cut_back(&mut self) {
+        let shared = self.spool.shared.clone();
+        for (seg, len) in std::mem::take(&mut self.touched) {
+            let path = shared.cfg.dir.join(segment::file_name(seg));
+            if let Ok(f) = OpenOptions::new().write(true).open(path) {
+                let _ = f.set_len(len);
+            }
+            let mut st = lock(&shared.state);
+            let grown = st.segments.get(&seg).map_or(0, |l| l.saturating_sub(len));
+            st.bytes = st.bytes.saturating_sub(grown);
+            if let Some(l) = st.segments.get_mut(&seg) {
+                *l = len;
+            }
+        }
+        self.end = lock(&shared.state).end;
+        self.seg = None;
+        self.unsynced = false;
+        self.written.clear();
+    }
+
+    /// An `fsync` failed: the bytes written since the last commit may not
+    /// be on disk, and are not in memory any more. Nothing more is
+    /// committed; the lines not committed are dropped unacknowledged (their
+    /// positions stay where they are) and the agent is asked to stop.
+    fn fail(&mut self, e: &std::io::Error) {
+        tracing::error!(dir = %self.spool.dir().display(), error = %e,
+            "spool: fsync failed, so what was written since the last commit may not be on disk; \
+             stopping: the lines not committed are read again from the files after the restart");
+        self.failed = true;
+        self.abandon("an fsync failed");
+        if let Some(f) = &self.on_failure {
+            f();
+        }
+    }
+
+    /// Gives up on the uncommitted entries (shutdown, or a failed `fsync`):
+    /// their positions do not advance, so they are read again after the
+    /// restart.
     fn abandon(&mut self, why: &str) {
         let n = self.acks.len();
         tracing::warn!(
             entries = n,
-            "spool: {why} at shutdown; these lines will be read again after the restart"
+            "spool: {why}; these lines will be read again after the restart"
         );
         let l = labels(&[("reason", "spool_abandoned")]);
         self.spool
@@ -524,9 +641,12 @@ impl Writer {
             .get_or_create(&l)
             .inc();
         self.acks.clear();
-        self.sealed.clear();
-        self.sealed_meta.clear();
+        self.cut_back();
+        self.builder = ChunkBuilder::new(Codec::Lz4);
+        self.chunk.clear();
+        self.acks_written = 0;
         self.open_bytes = 0;
+        self.open_written = 0;
         self.open_since = None;
     }
 }
