@@ -72,6 +72,12 @@ fn commit_threshold(base: usize, positions_len: usize) -> usize {
         .min(base.saturating_mul(4))
 }
 
+/// True if `n` more bytes fit beside `bytes` under `max` (always, in an
+/// empty spool: one chunk larger than `max_size` is still written).
+fn fits(bytes: u64, n: u64, max: u64) -> bool {
+    bytes == 0 || bytes + n <= max
+}
+
 /// The memory budget that goes with a commit threshold: twice it (an entry
 /// taken keeps about half its charge until the commit, so the other half
 /// is room for the queue meanwhile), capped at `max`.
@@ -308,7 +314,7 @@ impl Writer {
         loop {
             match self.append_chunk() {
                 Ok(at) => break self.written.push((at, h)),
-                Err(e) if e.kind() == std::io::ErrorKind::Other && self.failed => return,
+                Err(_) if self.failed => return,
                 Err(e) => {
                     tracing::error!(dir = %self.spool.dir().display(), error = %e,
                         "spool: cannot write (disk full?); reading is paused until it can");
@@ -361,8 +367,8 @@ impl Writer {
             }
             return;
         }
-        if let Err(e) = self.sync_open() {
-            return self.fail(&e);
+        if self.sync_or_fail().is_err() {
+            return;
         }
         let end = self.end;
         let acks = if self.acks_written == self.acks.len() {
@@ -440,11 +446,17 @@ impl Writer {
         Ok(())
     }
 
+    /// [`Writer::sync_open`], and on failure [`Writer::fail`]: the error is
+    /// returned only to stop the caller.
+    fn sync_or_fail(&mut self) -> std::io::Result<()> {
+        self.sync_open().inspect_err(|e| self.fail(e))
+    }
+
     /// True if `n` more bytes fit under `max_size` now (or the spool is
     /// empty).
     fn has_space(&self, n: u64) -> bool {
         let st = lock(&self.spool.shared.state);
-        st.bytes == 0 || st.bytes + n <= self.spool.shared.cfg.max_size
+        fits(st.bytes, n, self.spool.shared.cfg.max_size)
     }
 
     /// Waits until `n` more bytes fit under `max_size` (or the spool is
@@ -458,7 +470,7 @@ impl Writer {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut st = lock(&shared.state);
-            if st.bytes == 0 || st.bytes + n <= max {
+            if fits(st.bytes, n, max) {
                 if st.full {
                     st.full = false;
                     shared.metrics.spool_full.set(0);
@@ -495,10 +507,7 @@ impl Writer {
     /// Starts a new, empty segment where the next chunk goes, after
     /// syncing the one it replaces.
     fn new_segment(&mut self) -> std::io::Result<()> {
-        if let Err(e) = self.sync_open() {
-            self.fail(&e);
-            return Err(std::io::Error::other("spool: fsync failed"));
-        }
+        self.sync_or_fail()?;
         let shared = self.spool.shared.clone();
         let start = self.end;
         let path = shared.cfg.dir.join(segment::file_name(start));
@@ -558,10 +567,7 @@ impl Writer {
                 let path = shared.cfg.dir.join(segment::file_name(s));
                 match OpenOptions::new().append(true).open(&path) {
                     Ok(f) => {
-                        if let Err(e) = self.sync_open() {
-                            self.fail(&e);
-                            return Err(std::io::Error::other("spool: fsync failed"));
-                        }
+                        self.sync_or_fail()?;
                         self.seg = Some((s, f));
                         Ok((s, l))
                     }
