@@ -1,9 +1,9 @@
 //! Sources: where entries come from: tailed files, and the systemd journal
 //! ([`journal`]: journalctl run per `journal` scrape config).
 //!
-//! File tailing is split by concern: [`discover`] finds files (globs +
-//! inotify), [`fingerprint`] says which file is which, [`reader`] turns one
-//! file's bytes into lines with offsets, [`gz`] catches up from compressed
+//! File tailing is split by concern: [`discover`] finds files (globs, and
+//! [`watch`]: inotify), [`fingerprint`] says which file is which, [`reader`]
+//! turns one file's bytes into lines with offsets, [`gz`] catches up from compressed
 //! rotated files, [`relocate`] finds files that moved while unobserved,
 //! [`file`] is one tailed file, and [`tailer`] schedules them all.
 
@@ -28,5 +28,6 @@ mod tailer_targets_tests;
 mod tailer_tests;
 #[cfg(test)]
 mod testkit;
+pub mod watch;
 
 pub use tailer::{spawn_file_tailer, FileTarget, ScrapeJob, TailOptions, TargetFeed, TargetUpdate};

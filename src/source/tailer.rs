@@ -63,11 +63,12 @@
 //! `file_errors_total{reason}`, keep going); flush pipelines at stop (held
 //! lines must be re-read after a restart).
 
-use super::discover::{self, Target, Wake, Watch};
+use super::discover::{self, Target, Wake};
 use super::file::{ChunkStats, FileMetrics, Kind, Tailed};
 use super::fingerprint::{self, Widen, FP_MAX};
 use super::reader::{LineSplitter, Src};
 use super::relocate::{relocate, Found};
+use super::watch::Watch;
 use crate::ack::{Position, Tracker};
 use crate::entry::Entry;
 use crate::labels::LabelSet;

@@ -592,6 +592,33 @@ fn new_files_are_found_by_inotify_alone_in_new_and_remade_directories() {
     assert_once(&h, &all);
 }
 
+#[test]
+fn new_files_are_found_by_inotify_alone_under_a_recursive_glob() {
+    // `**` is not walked directory by directory: its static prefix is
+    // watched recursively, and directories made later are watched as the
+    // events name them. The periodic rescan is an hour away.
+    let mut o = test_opts();
+    o.rescan = Duration::from_secs(3600);
+    let mut h = Harness::new("**/*.log", o, AckMode::Immediate);
+    let a = h.logs().join("ns_a_uid").join("app");
+    std::fs::create_dir_all(&a).unwrap();
+    let a0 = lines("a0", 0..10);
+    write_lines(&a.join("0.log"), &a0);
+    h.start();
+    h.wait_received(&a0);
+    // A new directory tree, then files made in it at once and later.
+    let b = h.logs().join("ns_b_uid").join("app").join("deeper");
+    std::fs::create_dir_all(&b).unwrap();
+    let b0 = lines("b0", 0..10);
+    write_lines(&b.join("0.log"), &b0);
+    h.wait_received(&b0);
+    let b1 = lines("b1", 0..10);
+    write_lines(&b.join("1.log"), &b1);
+    h.wait_received(&b1);
+    let all: Vec<String> = [a0, b0, b1].concat();
+    assert_once(&h, &all);
+}
+
 /// Found by `bounded_descriptors_still_follow_rotation` under load: a parked
 /// (closed) file is deleted and a new file is created at its path that gets
 /// the same inode number and is exactly as long as what was read. By inode

@@ -1,0 +1,530 @@
+//! inotify watches on the directories discovery walks, and the thread that
+//! turns their events into changed paths for the tailer.
+//!
+//! Owns: [`Watch`] (adding, forgetting and dropping watches: each
+//! directory a rescan walks by itself, the static prefix of a glob the walk
+//! cannot take recursively) and its event thread, which maps each event's
+//! watch descriptor back to a path and hands the paths to a [`Wake`].
+//!
+//! Design: inotify is only a hint (see `discover.rs`): an event lost to a
+//! queue overflow, a watch limit or a race only delays a change to the next
+//! sweep or rescan. The watch table is the one piece of state per watched
+//! directory: its path, once, keyed by its descriptor — ~150 bytes, where
+//! the `notify` crate this replaced kept each path three times in maps of
+//! its own (5.7 MB for the 10,000 directories of 5,000 containers,
+//! heaptrack; README, *Performance*). The table is locked while a batch of
+//! watches is added, so an event of a new watch is never read before its
+//! path is known. A directory made under a recursive watch is watched, with
+//! everything below it, by the event thread as it learns of it.
+//!
+//! Must never: block the tailer on the event thread (it only takes the
+//! table's lock, held for the duration of one read's events), follow a
+//! symlink while watching a tree recursively, or panic on an event it does
+//! not know (a descriptor already dropped is skipped).
+
+use super::discover::Wake;
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+/// What is asked of the kernel for every watched directory: entries made,
+/// removed, renamed, written or changed (`chmod`, link count), and the
+/// directory itself removed or moved. No access events (`IN_OPEN`,
+/// `IN_CLOSE_*`): most would be our own reads.
+fn mask() -> WatchMask {
+    WatchMask::CREATE
+        | WatchMask::MOVED_TO
+        | WatchMask::DELETE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MODIFY
+        | WatchMask::ATTRIB
+        | WatchMask::MOVE_SELF
+        | WatchMask::DELETE_SELF
+        | WatchMask::ONLYDIR
+}
+
+/// Bytes of events read at once (each is 16 bytes plus its name).
+const READ_BUF: usize = 16 * 1024;
+
+/// A watched directory.
+struct Watched {
+    path: Box<Path>,
+    /// Part of a recursively watched tree: directories made in it are
+    /// watched too.
+    recursive: bool,
+}
+
+/// Watch descriptor → directory, shared by the tailer and the event thread.
+#[derive(Default)]
+struct Table {
+    by_wd: HashMap<WatchDescriptor, Watched>,
+}
+
+type Shared = Arc<Mutex<Table>>;
+
+fn lock(t: &Shared) -> MutexGuard<'_, Table> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An inotify watcher feeding a [`Wake`].
+///
+/// Two kinds of watches: the directories a rescan walks (see
+/// [`super::expand::Scan::expand_all`]) are watched one by one,
+/// non-recursively, before they are read — only the directories a glob can
+/// match in; the static prefix of a glob the walk cannot take (`**`,
+/// relative) is watched recursively.
+pub struct Watch {
+    watches: Watches,
+    table: Shared,
+    /// Recursively watched prefixes.
+    trees: HashSet<PathBuf>,
+    /// Directories watched by themselves, by a hash of their path (8 bytes
+    /// each; the table has their paths).
+    dirs: HashSet<u64>,
+    hasher: std::hash::RandomState,
+    /// Closing it (on drop) ends the event thread.
+    stop: Option<io::PipeWriter>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watch {
+    pub fn new(wake: Arc<Wake>) -> io::Result<Watch> {
+        let ino = Inotify::init()?;
+        let watches = ino.watches();
+        let table = Shared::default();
+        let (stop_rx, stop) = io::pipe()?;
+        let thread = {
+            let table = table.clone();
+            let watches = watches.clone();
+            std::thread::Builder::new()
+                .name("inotify".into())
+                .spawn(move || events(ino, watches, table, wake, stop_rx))?
+        };
+        Ok(Watch {
+            watches,
+            table,
+            trees: HashSet::new(),
+            dirs: HashSet::new(),
+            hasher: std::hash::RandomState::new(),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    fn key(&self, dir: &Path) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one(dir.as_os_str().as_encoded_bytes())
+    }
+
+    fn covered(&self, dir: &Path) -> bool {
+        self.trees.iter().any(|t| dir.starts_with(t))
+    }
+
+    /// Watches `dir` and every directory below it, and those made later
+    /// (once). Returns Ok(false) if it does not exist yet (retry at the
+    /// next rescan).
+    pub fn watch(&mut self, dir: &Path) -> io::Result<bool> {
+        if self.covered(dir) {
+            return Ok(true);
+        }
+        if !dir.is_dir() {
+            return Ok(false);
+        }
+        let mut t = lock(&self.table);
+        add_tree(&mut self.watches, &mut t, dir)?;
+        drop(t);
+        self.trees.insert(dir.to_path_buf());
+        Ok(true)
+    }
+
+    /// Watches each of `dirs` by itself, those not watched yet. A directory
+    /// that vanished is skipped (the rescan does not find it either); other
+    /// failures (the inotify watch limit, permissions) are returned, and
+    /// retried at the next rescan. Past the watch limit the rest are not
+    /// tried.
+    pub fn watch_dirs(&mut self, dirs: &[&Path]) -> Vec<(PathBuf, io::Error)> {
+        let mut errs = Vec::new();
+        let mut t = lock(&self.table);
+        for d in dirs {
+            let k = self.key(d);
+            if self.dirs.contains(&k) || self.covered(d) {
+                continue;
+            }
+            match add(&mut self.watches, &mut t, d, false) {
+                Ok(()) => {
+                    self.dirs.insert(k);
+                }
+                Err(e) if gone(&e) => {}
+                Err(e) => {
+                    let limit = e.raw_os_error() == Some(libc::ENOSPC);
+                    errs.push((d.to_path_buf(), e));
+                    if limit {
+                        break;
+                    }
+                }
+            }
+        }
+        errs
+    }
+
+    /// An event named `path`: if it is a directory watched by itself, it
+    /// may have been removed (and made again), so it is watched anew at
+    /// the next rescan (which the event triggers).
+    pub fn forget(&mut self, path: &Path) {
+        let k = self.key(path);
+        self.dirs.remove(&k);
+    }
+
+    /// After a rescan that read the directories `read`: stops watching the
+    /// ones it no longer walked (no target leads there any more; a removed
+    /// one lost its watch with it, and its event already forgot it).
+    pub fn keep_only<'a>(&mut self, read: impl Iterator<Item = &'a Path>) {
+        let read: HashSet<u64> = read.map(|d| self.key(d)).collect();
+        let before = self.dirs.len();
+        self.dirs.retain(|k| read.contains(k));
+        if self.dirs.len() == before {
+            return;
+        }
+        // Rare (a retired target whose directories stay). Recursive
+        // watches are the trees', never let go here.
+        let mut t = lock(&self.table);
+        let drop: Vec<WatchDescriptor> = t
+            .by_wd
+            .iter()
+            .filter(|(_, w)| !w.recursive && !read.contains(&self.key(&w.path)))
+            .map(|(wd, _)| wd.clone())
+            .collect();
+        for wd in drop {
+            t.by_wd.remove(&wd);
+            // A directory gone lost its watch with it: this fails, harmlessly.
+            let _ = self.watches.remove(wd);
+        }
+    }
+
+    /// How many directories are watched by themselves (tests).
+    #[cfg(test)]
+    pub fn watched_dirs(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// How many watches the kernel holds for us (tests).
+    #[cfg(test)]
+    fn watches_held(&self) -> usize {
+        lock(&self.table).by_wd.len()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // The event thread sees the pipe closed and returns.
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The directory (or whatever it became) does not exist.
+fn gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+}
+
+/// Watches `dir` and records it in `t`.
+fn add(w: &mut Watches, t: &mut Table, dir: &Path, recursive: bool) -> io::Result<()> {
+    let wd = w.add(dir, mask()).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            io::Error::new(
+                e.kind(),
+                "inotify watch limit reached (sysctl fs.inotify.max_user_watches)",
+            )
+        } else {
+            e
+        }
+    })?;
+    t.by_wd.insert(
+        wd,
+        Watched {
+            path: dir.into(),
+            recursive,
+        },
+    );
+    Ok(())
+}
+
+/// Watches `root` and every directory below it (symlinks not followed).
+/// Fails if `root` cannot be watched or the watch limit is reached; a
+/// subdirectory that vanished or cannot be read is skipped.
+fn add_tree(w: &mut Watches, t: &mut Table, root: &Path) -> io::Result<()> {
+    add(w, t, root, true)?;
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            if !entry.file_type().is_ok_and(|ft| ft.is_dir()) {
+                continue;
+            }
+            let p = entry.path();
+            match add(w, t, &p, true) {
+                Ok(()) => todo.push(p),
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return Err(e),
+                Err(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The event thread: reads events until the stop pipe closes.
+fn events(mut ino: Inotify, mut w: Watches, table: Shared, wake: Arc<Wake>, stop: io::PipeReader) {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut fds = [
+        libc::pollfd {
+            fd: ino.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a valid array of two `pollfd`s for the duration
+        // of the call, and both descriptors are owned by this thread.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Cannot wait any more: the rescans and sweeps carry on alone.
+            wake.mark(std::iter::empty(), true);
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        let events = match ino.read_events(&mut buf) {
+            Ok(events) => events,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "inotify: events cannot be read; relying on rescans");
+                wake.mark(std::iter::empty(), true);
+                return;
+            }
+        };
+        let mut paths = Vec::new();
+        let mut overflow = false;
+        let mut made = Vec::new();
+        {
+            let mut t = lock(&table);
+            for ev in events {
+                if ev.mask.contains(EventMask::Q_OVERFLOW) {
+                    overflow = true;
+                    continue;
+                }
+                if ev.mask.contains(EventMask::IGNORED) {
+                    // The watch is gone (directory removed, or unwatched).
+                    t.by_wd.remove(&ev.wd);
+                    continue;
+                }
+                let Some(watched) = t.by_wd.get(&ev.wd) else {
+                    continue;
+                };
+                let p = join(&watched.path, ev.name);
+                let new_dir = ev.mask.contains(EventMask::ISDIR)
+                    && ev.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO);
+                if new_dir && watched.recursive {
+                    made.push(p.clone());
+                }
+                paths.push(p);
+            }
+            for d in made {
+                if let Err(e) = add_tree(&mut w, &mut t, &d) {
+                    if !gone(&e) {
+                        // Its files are found by the rescan the event
+                        // triggers, and every rescan after.
+                        tracing::debug!(dir = %d.display(), error = %e, "inotify: not watched");
+                    }
+                }
+            }
+        }
+        if overflow || !paths.is_empty() {
+            wake.mark(paths, overflow);
+        }
+    }
+}
+
+fn join(dir: &Path, name: Option<&OsStr>) -> PathBuf {
+    match name {
+        Some(n) => dir.join(n),
+        None => dir.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn opening_and_reading_files_is_not_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/read.log"), b"x\n").unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        assert!(w.watch(d).unwrap());
+        // What the tailer does to files it follows: open, read, list.
+        let _ = std::fs::read(d.join("sub/read.log")).unwrap();
+        let _ = std::fs::read_dir(d.join("sub")).unwrap().count();
+        // Then a real change; inotify reports in order, so once it is
+        // seen, anything the reads caused would have been seen too.
+        std::fs::write(d.join("sub/written.log"), b"y\n").unwrap();
+        let mut seen = HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !seen.contains(&d.join("sub/written.log")) && Instant::now() < deadline {
+            wake.wait(Duration::from_millis(50));
+            let s = wake.take();
+            assert!(!s.overflow);
+            seen.extend(s.dirty);
+        }
+        assert!(seen.contains(&d.join("sub/written.log")), "{seen:?}");
+        assert!(!seen.contains(&d.join("sub/read.log")), "{seen:?}");
+        assert!(!seen.contains(&d.join("sub")), "{seen:?}");
+    }
+
+    /// Waits until `want` is reported; returns everything reported.
+    fn seen_until(wake: &Wake, want: &Path) -> HashSet<PathBuf> {
+        let mut seen = HashSet::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !seen.contains(want) && Instant::now() < deadline {
+            wake.wait(Duration::from_millis(50));
+            seen.extend(wake.take().dirty);
+        }
+        assert!(seen.contains(want), "{want:?} not reported: {seen:?}");
+        seen
+    }
+
+    #[test]
+    fn directories_watched_one_by_one_report_their_own_files_until_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (a, b) = (d.join("a"), d.join("b"));
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        // A directory that vanished is no error; each is watched once.
+        let gone = d.join("gone");
+        assert!(w.watch_dirs(&[&a, &gone, &b, &a]).is_empty());
+        assert_eq!(w.watched_dirs(), 2);
+        std::fs::write(a.join("sub/deeper.log"), b"x\n").unwrap();
+        std::fs::write(d.join("top.log"), b"x\n").unwrap();
+        std::fs::write(a.join("z.log"), b"x\n").unwrap();
+        let seen = seen_until(&wake, &a.join("z.log"));
+        assert!(
+            !seen.contains(&a.join("sub/deeper.log")),
+            "not recursive: {seen:?}"
+        );
+        assert!(!seen.contains(&d.join("top.log")), "{seen:?}");
+        // Removed and made again: its watch died with it; once an event
+        // named it, it is watched anew.
+        std::fs::remove_dir_all(&a).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        let _ = seen_until(&wake, &a);
+        w.forget(&a);
+        assert!(w.watch_dirs(&[&a, &b]).is_empty());
+        std::fs::write(a.join("again.log"), b"x\n").unwrap();
+        let _ = seen_until(&wake, &a.join("again.log"));
+        // No longer walked: let go.
+        w.keep_only([b.as_path()].into_iter());
+        assert_eq!(w.watched_dirs(), 1);
+        assert_eq!(w.watches_held(), 1, "a's watch dropped in the kernel too");
+        std::fs::write(a.join("after.log"), b"x\n").unwrap();
+        std::fs::write(b.join("marker.log"), b"x\n").unwrap();
+        let seen = seen_until(&wake, &b.join("marker.log"));
+        assert!(!seen.contains(&a.join("after.log")), "{seen:?}");
+    }
+
+    #[test]
+    fn changes_in_a_watched_directory_are_reported_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::create_dir(&a).unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        assert!(w.watch_dirs(&[&a]).is_empty());
+        assert_eq!(w.watched_dirs(), 1);
+        let f = a.join("0.log");
+        std::fs::write(&f, b"x\n").unwrap();
+        let _ = seen_until(&wake, &f);
+        // A directory not watched reports nothing; a watched one again.
+        let b = dir.path().join("b");
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("0.log"), b"x\n").unwrap();
+        std::fs::rename(&f, a.join("1.log")).unwrap();
+        let seen = seen_until(&wake, &a.join("1.log"));
+        assert!(seen.contains(&f), "the old name too");
+        assert!(!seen.contains(&b.join("0.log")), "b is not watched");
+        // Watching again is a no-op; a vanished directory is skipped.
+        let missing = dir.path().join("missing");
+        assert!(w.watch_dirs(&[&a, &missing]).is_empty());
+        assert_eq!(w.watches_held(), 1);
+    }
+
+    #[test]
+    fn a_tree_watch_follows_directories_made_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("logs");
+        std::fs::create_dir_all(root.join("old/deep")).unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        assert!(w.watch(&root).unwrap());
+        assert!(!w.watch(&dir.path().join("none")).unwrap(), "not there yet");
+        let f = root.join("old/deep/0.log");
+        std::fs::write(&f, b"x\n").unwrap();
+        let _ = seen_until(&wake, &f);
+        // Made after the watch: the new directory, then a file in it.
+        let new = root.join("new/inner");
+        std::fs::create_dir_all(&new).unwrap();
+        let _ = seen_until(&wake, &root.join("new"));
+        // The event thread watches it as it learns of it; a file written
+        // there from then on is reported.
+        let g = new.join("0.log");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = false;
+        while !seen && Instant::now() < deadline {
+            std::fs::write(&g, b"y\n").unwrap();
+            wake.wait(Duration::from_millis(50));
+            seen = wake.take().dirty.contains(&g);
+        }
+        assert!(seen, "a file in a directory made after the watch");
+        // The directory of a tree is not one of the single watches.
+        assert_eq!(w.watched_dirs(), 0);
+    }
+
+    #[test]
+    fn dropping_the_watch_ends_its_thread() {
+        let wake = Wake::new();
+        let w = Watch::new(wake).unwrap();
+        let t = w.thread.as_ref().map(|t| t.thread().id());
+        assert!(t.is_some());
+        drop(w); // joins the thread: returns only if it ended
+    }
+}
