@@ -9,6 +9,8 @@ use tailtrace::config::flags::Flags;
 use tailtrace::config::{self, LogLevel};
 
 fn main() -> ExitCode {
+    // Before any thread exists (see `memory::limit_arenas`).
+    tailtrace::memory::limit_arenas();
     let flags = match Flags::parse_from(std::env::args().skip(1)) {
         Ok(f) => f,
         Err(e) => {
