@@ -47,10 +47,18 @@ fn marked_lines_hold_their_ids_in_place_and_share_long_names() {
         serde_json::json!({}),
     );
     assert_eq!(e.metadata.len(), 2);
+    assert_eq!(
+        e.metadata.capacity(),
+        2,
+        "no room held for pairs never added"
+    );
     assert!(e
         .metadata
         .iter()
         .all(|(k, v)| k.is_inline() && v.is_inline()));
+    e.ack.ack();
+    let e = run_line(&mut h, &format!("trace_id={T}"), serde_json::json!({}));
+    assert_eq!((e.metadata.len(), e.metadata.capacity()), (1, 1));
     e.ack.ack();
     let long = "a_structured_metadata_name_longer_than_forty_bytes";
     let mut h = harness(stage(&format!("{{trace_id_name: {long}}}")), &[]);
