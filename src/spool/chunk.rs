@@ -190,6 +190,7 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// A cursor over payload bytes; every read is bounds-checked.
+#[derive(Clone, Copy)]
 struct Cur<'a> {
     b: &'a [u8],
     i: usize,
@@ -382,7 +383,48 @@ pub struct RawEntry<'a> {
     pub label: usize,
     pub timestamp: Timestamp,
     pub line: &'a str,
-    pub metadata: Vec<(&'a str, &'a str)>,
+    pub metadata: RawMeta<'a>,
+}
+
+/// An entry's structured metadata pairs, borrowed from the payload: checked
+/// when the entry was read, read again as they are iterated — no `Vec` per
+/// entry on a lane's read path.
+#[derive(Clone, Copy)]
+pub struct RawMeta<'a> {
+    n: usize,
+    cur: Cur<'a>,
+}
+
+impl<'a> RawMeta<'a> {
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let mut c = self.cur;
+        // Checked by `read_entry`: a failure here cannot happen, and would
+        // only end the pairs early.
+        (0..self.n).map_while(move |_| Some((c.str().ok()?, c.str().ok()?)))
+    }
+}
+
+impl PartialEq for RawMeta<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.n == other.n && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for RawMeta<'_> {}
+
+impl std::fmt::Debug for RawMeta<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl RawEntry<'_> {
@@ -401,7 +443,13 @@ impl RawEntry<'_> {
             crate::ack::Ack::none(),
         );
         if !self.metadata.is_empty() {
-            e.metadata = crate::entry::meta_pairs(&self.metadata);
+            let mut md = Vec::with_capacity(self.metadata.len());
+            md.extend(
+                self.metadata
+                    .iter()
+                    .map(|(k, v)| crate::entry::meta_pair(k, v)),
+            );
+            e.metadata = md;
         }
         e
     }
@@ -512,9 +560,9 @@ impl<'a> Payload<'a> {
         self.last_ts = ts;
         let line = self.cur.str()?;
         let n = self.cur.count(2)?;
-        let mut metadata = Vec::with_capacity(n);
-        for _ in 0..n {
-            metadata.push((self.cur.str()?, self.cur.str()?));
+        let metadata = RawMeta { n, cur: self.cur };
+        for _ in 0..2 * n {
+            self.cur.str()?;
         }
         Ok(RawEntry {
             label,
