@@ -519,6 +519,36 @@ mod tests {
         assert_eq!(w.watched_dirs(), 0);
     }
 
+    /// The kernel's queue overflowing (more events than
+    /// `fs.inotify.max_queued_events` before the thread reads them) loses
+    /// events: the tailer is told to check everything.
+    #[test]
+    fn a_lost_event_queue_asks_for_a_full_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        assert!(w.watch_dirs(&[dir.path()]).is_empty());
+        let queue: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(16_384);
+        {
+            // The event thread stops at the table's lock after one read;
+            // meanwhile more distinct events than the queue holds.
+            let _held = lock(&w.table);
+            for i in 0..queue + 4_096 {
+                std::fs::File::create(dir.path().join(i.to_string())).unwrap();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut overflow = false;
+        while !overflow && Instant::now() < deadline {
+            wake.wait(Duration::from_millis(50));
+            overflow = wake.take().overflow;
+        }
+        assert!(overflow, "no overflow reported");
+    }
+
     #[test]
     fn dropping_the_watch_ends_its_thread() {
         let wake = Wake::new();
