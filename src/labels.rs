@@ -190,22 +190,28 @@ impl LabelSet {
     /// Renders the public pairs as a Prometheus selector, `{a="b", c="d"}`,
     /// with values quoted as Go's `strconv.Quote` would (what Loki parses).
     pub fn render(&self) -> String {
-        let mut s = String::with_capacity(16 + self.len() * 24);
-        s.push('{');
-        let mut first = true;
-        for (k, v) in self.public() {
-            if !first {
-                s.push_str(", ");
-            }
-            first = false;
-            s.push_str(k);
-            s.push_str("=\"");
-            quote_into(&mut s, v);
-            s.push('"');
-        }
-        s.push('}');
-        s
+        render_pairs(self.public(), self.len())
     }
+}
+
+/// Renders `pairs` (public, sorted by name, names unique; about `n` of them)
+/// as [`LabelSet::render`] does.
+pub fn render_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, n: usize) -> String {
+    let mut s = String::with_capacity(16 + n * 24);
+    s.push('{');
+    let mut first = true;
+    for (k, v) in pairs {
+        if !first {
+            s.push_str(", ");
+        }
+        first = false;
+        s.push_str(k);
+        s.push_str("=\"");
+        quote_into(&mut s, v);
+        s.push('"');
+    }
+    s.push('}');
+    s
 }
 
 /// The hash of a set whose sorted, unique pairs are `pairs`.

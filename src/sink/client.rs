@@ -511,7 +511,7 @@ impl ClientMetrics {
         let now = crate::entry::Timestamp::now().nanos();
         let mut newest: std::collections::HashMap<&str, i64> = Default::default();
         for s in batch.streams() {
-            let Some(f) = s.key.labels.get("filename") else {
+            let Some(f) = s.key.get("filename") else {
                 continue;
             };
             if let Some(ts) = s.entries.iter().map(|e| e.timestamp.nanos()).max() {

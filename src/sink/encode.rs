@@ -125,7 +125,7 @@ pub fn write_json(batch: &Batch, buf: &mut Vec<u8>) -> serde_json::Result<()> {
             buf.push(b',');
         }
         buf.extend_from_slice(b"{\"stream\":{");
-        for (i, (k, v)) in s.key.labels.public().enumerate() {
+        for (i, (k, v)) in s.key.public().enumerate() {
             if i > 0 {
                 buf.push(b',');
             }

@@ -4,7 +4,8 @@
 //! Owns: [`Router`], a bounded cache from an entry's label set (as the
 //! pipeline produced it, `__` labels included) to its [`Route`] — tenant and
 //! [`StreamKey`] (public labels merged with `external_labels`, rendered
-//! once) — so labels are merged once per stream, never per line; and
+//! once, without a merged set) — so labels are merged once per stream, never
+//! per line; and
 //! [`limit_line`], the `max_line_size` rule.
 //!
 //! Tenant: the reserved label `__tenant_id__` (Promtail's
@@ -20,7 +21,7 @@
 //! Must never: grow without bound (the cache is cleared when full), or cut a
 //! line inside a UTF-8 character.
 
-use super::batch::StreamKey;
+use super::batch::{external_pairs, StreamKey};
 use crate::labels::LabelSet;
 use crate::text::Text;
 use std::sync::Arc;
@@ -45,7 +46,8 @@ pub struct Route {
 
 /// Per-client label merging and tenant selection. See the module docs.
 pub struct Router {
-    external: Vec<(String, String)>,
+    /// Public, sorted, unique (see [`external_pairs`]).
+    external: Arc<[(String, String)]>,
     default_tenant: Option<Arc<str>>,
     /// `None` = the merged set has no public label (to be dropped).
     cache: crate::labels::LabelMap<Option<usize>>,
@@ -59,10 +61,7 @@ impl Router {
         default_tenant: Option<&str>,
     ) -> Self {
         Router {
-            external: external
-                .into_iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            external: external_pairs(external),
             default_tenant: default_tenant.filter(|t| !t.is_empty()).map(Arc::from),
             cache: Default::default(),
             routes: Vec::new(),
@@ -102,21 +101,10 @@ impl Router {
     }
 
     fn compute(&self, labels: &LabelSet) -> Option<Route> {
-        let merged = if self.external.is_empty() {
-            // `StreamKey::new` keeps only the public pairs, and shares the
-            // set itself when they are all public (no copy per stream).
-            labels.clone()
-        } else {
-            // Later pairs win: the entry's labels override external ones.
-            LabelSet::new(
-                self.external
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .chain(labels.public()),
-            )
-        };
-        let key = StreamKey::new(merged);
-        if key.labels.is_empty() {
+        // The entry's own set, shared; the entry's labels override the
+        // external ones (see `StreamKey::public`).
+        let key = StreamKey::with_external(labels.clone(), self.external.clone());
+        if key.is_empty() {
             return None;
         }
         Some(Route {
@@ -185,14 +173,23 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_whose_labels_are_all_public_is_keyed_by_its_own_set() {
-        let mut r = Router::new(&BTreeMap::new(), None);
-        let public = LabelSet::new([("job", "a"), ("pod", "p")]);
-        let i = r.route(&public).expect("routed");
-        assert!(r.get(i).key.labels.shares(&public));
-        let hidden = LabelSet::new([("job", "a"), ("__path__", "/x")]);
-        let i = r.route(&hidden).expect("routed");
-        assert_eq!(r.get(i).key.labels, LabelSet::new([("job", "a")]));
+    fn a_route_shares_the_entrys_set_with_or_without_external_labels() {
+        let ext: BTreeMap<String, String> = [("cluster".to_string(), "c".to_string())].into();
+        for ext in [BTreeMap::new(), ext] {
+            let mut r = Router::new(&ext, None);
+            let public = LabelSet::new([("job", "a"), ("pod", "p")]);
+            let i = r.route(&public).expect("routed");
+            assert!(r.get(i).key.source().shares(&public), "no merged copy");
+            let hidden = LabelSet::new([("job", "a"), ("__path__", "/x")]);
+            let j = r.route(&hidden).expect("routed");
+            assert!(r.get(j).key.source().shares(&hidden));
+            let want = if ext.is_empty() {
+                r#"{job="a"}"#
+            } else {
+                r#"{cluster="c", job="a"}"#
+            };
+            assert_eq!(&*r.get(j).key.rendered, want);
+        }
     }
 
     #[test]
@@ -212,7 +209,7 @@ mod tests {
         let i2 = r.route(&l2).unwrap();
         let route2 = r.get(i2).clone();
         assert_eq!(route2.tenant.as_deref(), Some("t2"));
-        assert_eq!(route2.key.labels, route.key.labels);
+        assert_eq!(route2.key, route.key, "the tenant label is not sent");
         // Cached: the same Arc comes back.
         let again = r.route(&l).unwrap();
         assert_eq!(again, i);
