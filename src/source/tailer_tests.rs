@@ -551,43 +551,52 @@ fn a_sibling_rotated_after_start_is_read_at_the_first_scan_and_history_is_not() 
     assert!(pos("late-00019") < pos("b-00000"), "the rotated file first");
 }
 
-#[test]
-fn new_files_are_found_by_inotify_alone_in_new_and_remade_directories() {
-    // The periodic rescan is an hour away: every file here is found
-    // through the watches on the directories the walk reached.
+/// A harness on `glob` whose periodic rescan is an hour away, so that
+/// every file after the first is found through inotify alone; started on
+/// one file, `ns_a_uid/app/0.log`, whose lines (returned) were received.
+fn inotify_only(glob: &str) -> (Harness, Vec<String>) {
     let mut o = test_opts();
     o.rescan = Duration::from_secs(3600);
-    let mut h = Harness::new("*/*/*.log", o, AckMode::Immediate);
+    let mut h = Harness::new(glob, o, AckMode::Immediate);
     let a = h.logs().join("ns_a_uid").join("app");
     std::fs::create_dir_all(&a).unwrap();
-    let a0 = lines("a0", 0..10);
-    write_lines(&a.join("0.log"), &a0);
+    let a0 = write_and_wait(&h, &a.join("0.log"), "a0", false);
     h.start();
     h.wait_received(&a0);
+    (h, a0)
+}
+
+/// Writes ten lines tagged `tag` to `path`; waits until they are received
+/// if `wait`. Returns them.
+fn write_and_wait(h: &Harness, path: &std::path::Path, tag: &str, wait: bool) -> Vec<String> {
+    let l = lines(tag, 0..10);
+    write_lines(path, &l);
+    if wait {
+        h.wait_received(&l);
+    }
+    l
+}
+
+#[test]
+fn new_files_are_found_by_inotify_alone_in_new_and_remade_directories() {
+    // Every file here is found through the watches on the directories the
+    // walk reached.
+    let (h, a0) = inotify_only("*/*/*.log");
+    let a = h.logs().join("ns_a_uid").join("app");
     // A new file in a directory being followed.
-    let a1 = lines("a1", 0..10);
-    write_lines(&a.join("1.log"), &a1);
-    h.wait_received(&a1);
+    let a1 = write_and_wait(&h, &a.join("1.log"), "a1", true);
     // A new pod: its directories are watched by the rescan the new
     // directory triggers, and files made in them later are found too.
     let b = h.logs().join("ns_b_uid").join("app");
     std::fs::create_dir_all(&b).unwrap();
-    let b0 = lines("b0", 0..10);
-    write_lines(&b.join("0.log"), &b0);
-    h.wait_received(&b0);
-    let b1 = lines("b1", 0..10);
-    write_lines(&b.join("1.log"), &b1);
-    h.wait_received(&b1);
+    let b0 = write_and_wait(&h, &b.join("0.log"), "b0", true);
+    let b1 = write_and_wait(&h, &b.join("1.log"), "b1", true);
     // The container directory removed and made again under its name.
     std::fs::remove_dir_all(&b).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     std::fs::create_dir_all(&b).unwrap();
-    let b2 = lines("b2", 0..10);
-    write_lines(&b.join("2.log"), &b2);
-    h.wait_received(&b2);
-    let b3 = lines("b3", 0..10);
-    write_lines(&b.join("3.log"), &b3);
-    h.wait_received(&b3);
+    let b2 = write_and_wait(&h, &b.join("2.log"), "b2", true);
+    let b3 = write_and_wait(&h, &b.join("3.log"), "b3", true);
     let all: Vec<String> = [a0, a1, b0, b1, b2, b3].concat();
     assert_once(&h, &all);
 }
@@ -596,25 +605,13 @@ fn new_files_are_found_by_inotify_alone_in_new_and_remade_directories() {
 fn new_files_are_found_by_inotify_alone_under_a_recursive_glob() {
     // `**` is not walked directory by directory: its static prefix is
     // watched recursively, and directories made later are watched as the
-    // events name them. The periodic rescan is an hour away.
-    let mut o = test_opts();
-    o.rescan = Duration::from_secs(3600);
-    let mut h = Harness::new("**/*.log", o, AckMode::Immediate);
-    let a = h.logs().join("ns_a_uid").join("app");
-    std::fs::create_dir_all(&a).unwrap();
-    let a0 = lines("a0", 0..10);
-    write_lines(&a.join("0.log"), &a0);
-    h.start();
-    h.wait_received(&a0);
+    // events name them.
+    let (h, a0) = inotify_only("**/*.log");
     // A new directory tree, then files made in it at once and later.
     let b = h.logs().join("ns_b_uid").join("app").join("deeper");
     std::fs::create_dir_all(&b).unwrap();
-    let b0 = lines("b0", 0..10);
-    write_lines(&b.join("0.log"), &b0);
-    h.wait_received(&b0);
-    let b1 = lines("b1", 0..10);
-    write_lines(&b.join("1.log"), &b1);
-    h.wait_received(&b1);
+    let b0 = write_and_wait(&h, &b.join("0.log"), "b0", true);
+    let b1 = write_and_wait(&h, &b.join("1.log"), "b1", true);
     let all: Vec<String> = [a0, b0, b1].concat();
     assert_once(&h, &all);
 }
