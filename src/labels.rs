@@ -22,35 +22,28 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// An immutable set of labels, cheap to clone and compare.
+///
+/// One allocation whatever the number of pairs: a node with 5,000 streams
+/// holds several sets per stream (its file's, the `cri` stage's with
+/// `stream`, the spool lane's decoded one), and a box per pair — or even
+/// one each for the text and the bounds — costs more in allocator
+/// overhead than the text itself. Laid out as:
+///
+/// `hash` (u64) | `n` pairs (u32) | `2n` ends (u32) | text
+///
+/// where the text is every name and value end to end, pairs sorted by name,
+/// names unique; end `2i` is where name `i` ends and end `2i + 1` where its
+/// value ends (name `i` starts where the value before it ended, or at 0).
 #[derive(Clone)]
-pub struct LabelSet(Arc<Inner>);
+pub struct LabelSet(Arc<[u8]>);
 
-/// Three allocations whatever the number of pairs (the `Arc`, the text, the
-/// bounds), not two per pair: a node with 5,000 streams holds several sets
-/// per stream (its target, the client's route, the spool's decoded sets),
-/// and per-pair boxes cost more in allocator overhead than the text itself.
-struct Inner {
-    /// Every name and value end to end, pairs sorted by name, names unique.
-    text: Box<str>,
-    /// `ends[2i]` is where name `i` ends, `ends[2i + 1]` where its value
-    /// ends (name `i` starts where the value before it ended, or at 0).
-    ends: Box<[usize]>,
-    hash: u64,
-}
+/// Bytes before the ends: the hash and the number of pairs.
+const HEAD: usize = 12;
 
-impl Inner {
-    fn len(&self) -> usize {
-        self.ends.len() / 2
-    }
-
-    fn name(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[2 * i - 1] };
-        &self.text[start..self.ends[2 * i]]
-    }
-
-    fn value(&self, i: usize) -> &str {
-        &self.text[self.ends[2 * i]..self.ends[2 * i + 1]]
-    }
+fn read_u32(b: &[u8], at: usize) -> usize {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w) as usize
 }
 
 impl LabelSet {
@@ -84,24 +77,54 @@ impl LabelSet {
         pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone,
         hash: u64,
     ) -> Self {
-        let (mut len, mut n) = (0, 0);
+        // Ends are u32: a set's text is kept under 4 GiB by leaving out the
+        // pairs past it (Loki refuses a value over 2 KiB by default anyway).
+        let (mut len, mut n) = (0usize, 0usize);
         for (k, v) in pairs.clone() {
+            if len + k.len() + v.len() > u32::MAX as usize {
+                tracing::warn!(label = k, "label set over 4 GiB: later labels left out");
+                break;
+            }
             len += k.len() + v.len();
             n += 1;
         }
-        let mut text = String::with_capacity(len);
-        let mut ends = Vec::with_capacity(2 * n);
-        for (k, v) in pairs {
-            text.push_str(k);
-            ends.push(text.len());
-            text.push_str(v);
-            ends.push(text.len());
+        let mut buf = Vec::with_capacity(HEAD + 8 * n + len);
+        buf.extend_from_slice(&hash.to_le_bytes());
+        buf.extend_from_slice(&(n as u32).to_le_bytes());
+        let mut end = 0;
+        for (k, v) in pairs.clone().take(n) {
+            end += k.len();
+            buf.extend_from_slice(&(end as u32).to_le_bytes());
+            end += v.len();
+            buf.extend_from_slice(&(end as u32).to_le_bytes());
         }
-        LabelSet(Arc::new(Inner {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-            hash,
-        }))
+        for (k, v) in pairs.take(n) {
+            buf.extend_from_slice(k.as_bytes());
+            buf.extend_from_slice(v.as_bytes());
+        }
+        LabelSet(Arc::from(buf))
+    }
+
+    /// Every name and value end to end.
+    fn text(&self) -> &str {
+        let b = &self.0[HEAD + 8 * self.len()..];
+        // SAFETY: built only by `from_sorted_hashed`, which copies whole
+        // `&str`s end to end: valid UTF-8, and every end it records falls on
+        // a boundary between them (so slicing by the ends cannot panic).
+        unsafe { std::str::from_utf8_unchecked(b) }
+    }
+
+    fn end(&self, k: usize) -> usize {
+        read_u32(&self.0, HEAD + 4 * k)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.end(2 * i - 1) };
+        &self.text()[start..self.end(2 * i)]
+    }
+
+    fn value(&self, i: usize) -> &str {
+        &self.text()[self.end(2 * i)..self.end(2 * i + 1)]
     }
 
     /// The empty set.
@@ -111,13 +134,13 @@ impl LabelSet {
 
     /// Value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        let (mut lo, mut hi) = (0, self.0.len());
+        let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.0.name(mid).cmp(name) {
+            match self.name(mid).cmp(name) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(self.0.value(mid)),
+                std::cmp::Ordering::Equal => return Some(self.value(mid)),
             }
         }
         None
@@ -125,16 +148,15 @@ impl LabelSet {
 
     /// Pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
-        let inner = &*self.0;
-        (0..inner.len()).map(move |i| (inner.name(i), inner.value(i)))
+        (0..self.len()).map(move |i| (self.name(i), self.value(i)))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        read_u32(&self.0, 8)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.ends.is_empty()
+        self.len() == 0
     }
 
     /// True if both are the same set in memory (not merely equal).
@@ -144,7 +166,9 @@ impl LabelSet {
 
     /// The precomputed hash (stable within one process).
     pub fn hash_u64(&self) -> u64 {
-        self.0.hash
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(w)
     }
 
     /// A new set with `name` set to `value` (replacing any previous value).
@@ -297,17 +321,15 @@ pub fn quote_into(s: &mut String, v: &str) {
 
 impl PartialEq for LabelSet {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-            || (self.0.hash == other.0.hash
-                && self.0.ends == other.0.ends
-                && self.0.text == other.0.text)
+        // The bytes hold the hash first: unequal sets differ early.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
     }
 }
 impl Eq for LabelSet {}
 
 impl Hash for LabelSet {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.hash);
+        state.write_u64(self.hash_u64());
     }
 }
 
