@@ -24,6 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::any::Any;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -39,14 +40,15 @@ pub type HistF = Family<L, Histogram, fn() -> Histogram>;
 pub type PathCounterF = Family<PathLabel, Counter>;
 pub type PathGaugeF = Family<PathLabel, Gauge>;
 
-/// The `path` label of the per-file families, one allocation shared by the
-/// file's five series (a [`L`] would be a `Vec` and a `String` in each).
+/// The `path` label of the per-file families: the tailer's own path of the
+/// file, shared by its series (a [`L`] would be a `Vec` and a `String` in
+/// each). Rendered lossily as UTF-8 at scrape time, as Promtail does.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct PathLabel(pub Arc<str>);
+pub struct PathLabel(pub Arc<Path>);
 
 impl PathLabel {
-    pub fn new(path: &str) -> Self {
-        PathLabel(Arc::from(path))
+    pub fn new(path: Arc<Path>) -> Self {
+        PathLabel(path)
     }
 }
 
@@ -55,7 +57,7 @@ impl prometheus_client::encoding::EncodeLabelSet for PathLabel {
         &self,
         encoder: &mut prometheus_client::encoding::LabelSetEncoder,
     ) -> Result<(), std::fmt::Error> {
-        [("path", &*self.0)].encode(encoder)
+        [("path", &*self.0.to_string_lossy())].encode(encoder)
     }
 }
 
@@ -295,7 +297,7 @@ mod tests {
     fn exports_promtail_names() {
         let m = Metrics::new();
         m.read_lines_total
-            .get_or_create(&PathLabel::new("/x"))
+            .get_or_create(&PathLabel::new(Path::new("/x").into()))
             .inc();
         m.dropped_entries_total
             .get_or_create(&labels(&[

@@ -357,7 +357,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     };
     middle(s.cursors, &chains, &mut out);
     for f in s.files {
-        file_line(f, &mut out);
+        file_line(&f.record(), &mut out);
     }
     trailer(s.spool, &mut out);
     out
@@ -441,8 +441,20 @@ pub fn promtail_line(path: &std::path::Path, offset: u64, out: &mut String) {
     entry(&path.to_string_lossy(), &offset.to_string(), out);
 }
 
+/// A file's record as its `tailtrace:file` line renders it, borrowed from a
+/// live file (whose path is shared with the tailer) or a saved one.
+pub struct FileRecord<'a> {
+    pub path: &'a Path,
+    pub id: FileId,
+    pub fp_len: u32,
+    pub fp: u32,
+    pub offset: u64,
+    pub size: u64,
+    pub seq: u64,
+}
+
 /// Appends `f`'s `tailtrace:file:…: <offset> <size>` line.
-pub fn file_line(f: &SavedFile, out: &mut String) {
+pub fn file_line(f: &FileRecord<'_>, out: &mut String) {
     let key = format!(
         "{FILE}{}:{}:{}:{}:{}",
         f.id.dev,

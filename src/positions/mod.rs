@@ -62,6 +62,18 @@ pub struct SavedFile {
 }
 
 impl SavedFile {
+    pub fn record(&self) -> format::FileRecord<'_> {
+        format::FileRecord {
+            path: &self.path,
+            id: self.id,
+            fp_len: self.fp_len,
+            fp: self.fp,
+            offset: self.offset,
+            size: self.size,
+            seq: self.seq,
+        }
+    }
+
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint {
             len: self.fp_len,
@@ -71,7 +83,8 @@ impl SavedFile {
 }
 
 struct Live {
-    path: PathBuf,
+    /// Shared with the tailer's file state.
+    path: Arc<Path>,
     fp: Fingerprint,
     tracker: Arc<Tracker>,
     /// The size the tailer last saw (shared with it).
@@ -289,7 +302,7 @@ impl Positions {
     /// date by the tailer.
     pub fn track(
         &self,
-        path: &Path,
+        path: impl Into<Arc<Path>>,
         id: FileId,
         fp: Fingerprint,
         tracker: Arc<Tracker>,
@@ -305,11 +318,12 @@ impl Positions {
                 g.next_seq
             }
         };
-        g.promtail.remove(path);
+        let path = path.into();
+        g.promtail.remove(&*path);
         g.live.insert(
             id,
             Live {
-                path: path.to_path_buf(),
+                path,
                 fp,
                 tracker,
                 size,
@@ -363,7 +377,7 @@ impl Positions {
     /// True if some live or loaded file is recorded under `path`.
     pub fn has_path(&self, path: &Path) -> bool {
         let g = self.lock();
-        g.live.values().any(|l| l.path == path) || g.saved.values().any(|s| s.path == path)
+        g.live.values().any(|l| *l.path == *path) || g.saved.values().any(|s| s.path == path)
     }
 
     /// The spool offset recorded with these positions.
@@ -444,7 +458,7 @@ impl Positions {
         g.order = None;
         let offset = l.tracker.committed().offset().unwrap_or(0);
         let saved = SavedFile {
-            path: l.path,
+            path: l.path.to_path_buf(),
             id,
             fp_len: l.fp.len,
             fp: l.fp.crc,
@@ -494,8 +508,8 @@ impl Positions {
             let size = l.size.load(Ordering::Relaxed).max(offset);
             let at = (offset, size, l.fp);
             if l.line.as_ref().is_none_or(|(k, _, _, _)| *k != at) {
-                let f = SavedFile {
-                    path: std::mem::take(&mut l.path),
+                let f = format::FileRecord {
+                    path: &l.path,
                     id: *id,
                     fp_len: l.fp.len,
                     fp: l.fp.crc,
@@ -504,9 +518,8 @@ impl Positions {
                     seq: l.seq,
                 };
                 let (mut promtail, mut text) = (String::new(), String::new());
-                format::promtail_line(&f.path, f.offset, &mut promtail);
+                format::promtail_line(f.path, f.offset, &mut promtail);
                 format::file_line(&f, &mut text);
-                l.path = f.path;
                 l.line = Some((at, g.rendered, promtail.into(), text.into()));
                 g.rendered += 2;
             }
@@ -555,7 +568,7 @@ impl Positions {
             let ours: std::collections::HashSet<&Path> = g
                 .live
                 .values()
-                .map(|l| l.path.as_path())
+                .map(|l| &*l.path)
                 .chain(g.saved.values().map(|f| f.path.as_path()))
                 .collect();
             let imports: BTreeMap<PathBuf, u64> =
@@ -588,7 +601,7 @@ impl Positions {
                 }
                 Slot::Saved(id) => {
                     if let Some(f) = g.saved.get(&id) {
-                        format::file_line(f, &mut out);
+                        format::file_line(&f.record(), &mut out);
                     }
                 }
             }
@@ -660,7 +673,7 @@ impl From<format::Loaded> for Inner {
 fn view_order(live: &HashMap<FileId, Live>, saved: &HashMap<FileId, SavedFile>) -> Vec<Slot> {
     let mut slots: Vec<(Slot, &Path, FileId)> = live
         .iter()
-        .map(|(id, l)| (Slot::Live(*id), l.path.as_path(), *id))
+        .map(|(id, l)| (Slot::Live(*id), &*l.path, *id))
         .chain(
             saved
                 .iter()
@@ -1000,7 +1013,7 @@ mod tests {
                     .map(|(id, l)| {
                         let offset = l.tracker.committed().offset().unwrap_or(0);
                         SavedFile {
-                            path: l.path.clone(),
+                            path: l.path.to_path_buf(),
                             id: *id,
                             fp_len: l.fp.len,
                             fp: l.fp.crc,

@@ -29,7 +29,7 @@ use crate::text::{Chunk, Text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::io;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,8 +55,8 @@ pub struct FileMetrics {
 }
 
 impl FileMetrics {
-    pub fn new(m: &Metrics, path: &str) -> Self {
-        let key = PathLabel::new(path);
+    pub fn new(m: &Metrics, path: &Arc<Path>) -> Self {
+        let key = PathLabel::new(path.clone());
         FileMetrics {
             read_bytes: m.read_bytes_total.get_or_create(&key).clone(),
             read_lines: m.read_lines_total.get_or_create(&key).clone(),
@@ -79,8 +79,10 @@ impl FileMetrics {
 /// One tailed file. See the module docs.
 pub struct Tailed {
     pub id: FileId,
-    /// The path it was discovered under (its `filename` label).
-    pub path: PathBuf,
+    /// The path it was discovered under (its `filename` label), one
+    /// allocation shared with the tailer's path index, the positions and
+    /// the per-file metrics.
+    pub path: Arc<Path>,
     pub job: usize,
     /// Index of the target (glob) it matched.
     pub target: usize,

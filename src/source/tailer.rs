@@ -261,7 +261,7 @@ struct Stopped;
 struct Draining {
     id: FileId,
     tracker: Arc<Tracker>,
-    path: PathBuf,
+    path: Arc<Path>,
     fp: crate::positions::Fingerprint,
     /// Released, not finished: keep the position (see `tailer_targets.rs`).
     keep: bool,
@@ -299,7 +299,7 @@ struct Tailer {
     /// two holds up to twice as many slots as files.
     files: HashMap<FileId, Box<Tailed>>,
     /// Path → the file currently at it.
-    by_path: HashMap<PathBuf, FileId>,
+    by_path: HashMap<Arc<Path>, FileId>,
     /// Closed for good; forgotten once every line is acknowledged.
     draining: Vec<Draining>,
     /// Source of synthetic identities (see [`Tailer::synthetic_id`]).

@@ -145,7 +145,7 @@ impl Tailer {
     /// was stuck), so their compressed copies can be recognised.
     fn widen_fingerprints(&mut self, path: &Path) {
         for f in self.files.values_mut() {
-            if f.path != path || f.fp.len as usize >= FP_MAX {
+            if *f.path != *path || f.fp.len as usize >= FP_MAX {
                 continue;
             }
             let Some(file) = f.src.as_ref().and_then(|s| s.file()) else {
@@ -163,7 +163,7 @@ impl Tailer {
         if !s.gz {
             let id = fingerprint::file_id(&fs::metadata(&s.path)?);
             if let Some(f) = self.files.get(&id) {
-                if f.path != path {
+                if *f.path != *path {
                     return Ok(None);
                 }
                 if f.src.is_some() {
@@ -173,7 +173,7 @@ impl Tailer {
                 let file = File::open(&s.path)?;
                 return Ok(fingerprint::matches_file(&file, f.fp)?.then_some(id));
             }
-            let draining = self.draining.iter().any(|d| d.id == id && d.path == path);
+            let draining = self.draining.iter().any(|d| d.id == id && *d.path == *path);
             if draining {
                 return Ok(Some(id));
             }
@@ -192,10 +192,14 @@ impl Tailer {
                 && head.len() >= fp.len as usize
                 && fingerprint::of_bytes(&head[..fp.len as usize]) == fp
         };
-        if let Some(f) = self.files.values().find(|f| f.path == path && fits(f.fp)) {
+        if let Some(f) = self.files.values().find(|f| *f.path == *path && fits(f.fp)) {
             return Ok(Some(f.id));
         }
-        if let Some(d) = self.draining.iter().find(|d| d.path == path && fits(d.fp)) {
+        if let Some(d) = self
+            .draining
+            .iter()
+            .find(|d| *d.path == *path && fits(d.fp))
+        {
             return Ok(Some(d.id));
         }
         Ok(self
@@ -375,7 +379,7 @@ mod tests {
             assert!(
                 t.files
                     .get(&a)
-                    .is_some_and(|f| f.src.is_some() && f.kind == Kind::Current && f.path == e),
+                    .is_some_and(|f| f.src.is_some() && f.kind == Kind::Current && *f.path == *e),
                 "the new file that reused the inode number was taken on"
             );
             assert_eq!(t.files.values().filter(|f| f.id.dev == u64::MAX).count(), 1);
@@ -401,7 +405,7 @@ mod tests {
         let closed: Vec<_> = t
             .files
             .values()
-            .filter(|f| f.id.dev == u64::MAX && f.path == p)
+            .filter(|f| f.id.dev == u64::MAX && *f.path == *p)
             .collect();
         assert_eq!(
             closed.len(),

@@ -304,16 +304,17 @@ impl Tailer {
             return;
         };
         let path_s = path.to_string_lossy();
+        let shared: Arc<Path> = Arc::from(path);
         let tracker = Tracker::new(Position::Offset(start));
         let size = Arc::new(std::sync::atomic::AtomicU64::new(start));
         self.positions
-            .track(path, id, fp, tracker.clone(), size.clone());
+            .track(shared.clone(), id, fp, tracker.clone(), size.clone());
         self.next_seq += 1;
         let job = self.jobs.get(t.job).map_or("", |j| j.name.as_str());
         tracing::debug!(file = %path.display(), job, offset = start, ?kind, "tailing");
         let f = Tailed {
             id,
-            path: path.to_path_buf(),
+            path: shared.clone(),
             job: t.job,
             target: ti,
             stamp: stamp.map(String::into_boxed_str),
@@ -333,13 +334,13 @@ impl Tailer {
             awaiting_turn: true,
             active: true,
             path_event: false,
-            m: FileMetrics::new(&self.metrics, &path_s),
+            m: FileMetrics::new(&self.metrics, &shared),
             warned_utf8: false,
             warned_cut: false,
             parked_ctime: None,
         };
         if kind == Kind::Current {
-            self.by_path.insert(path.to_path_buf(), id);
+            self.by_path.insert(shared, id);
         }
         self.files.insert(id, Box::new(f));
         self.plan.stale = true;
@@ -379,7 +380,7 @@ impl Tailer {
         };
         if !self.positions.rekey(id, syn) {
             self.positions.track(
-                &d.path,
+                d.path.clone(),
                 syn,
                 d.fp,
                 d.tracker.clone(),
@@ -421,7 +422,7 @@ impl Tailer {
         f.id = gid;
         if !self.positions.rekey(id, gid) {
             self.positions
-                .track(&f.path, gid, f.fp, f.tracker.clone(), f.size.clone());
+                .track(f.path.clone(), gid, f.fp, f.tracker.clone(), f.size.clone());
         }
         if self.by_path.get(&f.path) == Some(&id) {
             self.by_path.insert(f.path.clone(), gid);
@@ -462,7 +463,7 @@ impl Tailer {
             Ok(Some(Found::Plain { path, file })) => {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 let start = if s.offset <= size { s.offset } else { 0 };
-                let kind = if path == s.path && !self.by_path.contains_key(&path) {
+                let kind = if path == s.path && !self.by_path.contains_key(path.as_path()) {
                     Kind::Current
                 } else {
                     Kind::Moved
@@ -528,7 +529,7 @@ impl Tailer {
 
     /// inotify says `p` changed.
     pub(super) fn on_changed(&mut self, p: PathBuf) -> Result<(), Stopped> {
-        if let Some(&id) = self.by_path.get(&p) {
+        if let Some(&id) = self.by_path.get(p.as_path()) {
             let parked = self.files.get(&id).map(|f| f.src.is_none());
             match parked {
                 Some(true) => self.check_parked(id)?,

@@ -198,7 +198,7 @@ impl Tailer {
             // for good (idle) while still at its path, and the next rescan
             // would take it on again from 0 — every line twice.
             Ok(Some(Found::Plain { path: at, file }))
-                if at == path && self.by_path.get(&path) == Some(&id) =>
+                if *at == *path && self.by_path.get(&*path) == Some(&id) =>
             {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 self.unpark(id, file, size, false);
@@ -337,7 +337,7 @@ impl Tailer {
         // must not hold the position at an offset of content that is gone.
         f.tracker = Tracker::new(Position::Offset(0));
         self.positions
-            .track(&path, id, f.fp, f.tracker.clone(), f.size.clone());
+            .track(path.clone(), id, f.fp, f.tracker.clone(), f.size.clone());
         self.file_error(
             &path,
             "truncated",
