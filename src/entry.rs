@@ -144,11 +144,13 @@ mod tests {
 
     /// Every line's entry is moved between the reader, the stages, the
     /// fan-out and the batch several times: what is rare (merged ranges,
-    /// extracted data) is boxed so the move stays short.
+    /// extracted data) is boxed so the move stays short. (128, not 120,
+    /// since the label set became one allocation behind a fat pointer:
+    /// ~1 MiB less at 5,000 files, no CPU change measured at one file.)
     #[test]
     fn an_entry_stays_small() {
         assert!(
-            std::mem::size_of::<Entry>() <= 120,
+            std::mem::size_of::<Entry>() <= 128,
             "Entry is {} bytes",
             std::mem::size_of::<Entry>()
         );
