@@ -11,9 +11,15 @@
 //! [`Metrics::register_custom`] and exported after the built-in ones, before
 //! the exposition's single `# EOF`.
 //!
+//! The per-file series (`path` label) are not families but one table,
+//! [`files::FileFamilies`]: four families' worth of series at the cost of
+//! one map entry per file.
+//!
 //! Must never: invent a new name for something Promtail already measures, or
 //! take a label value with unbounded cardinality other than Promtail's own
 //! (`path` for file metrics).
+
+pub mod files;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -38,7 +44,6 @@ pub type HistF = Family<L, Histogram, fn() -> Histogram>;
 
 /// The per-file families (`path` only): 5,000 files are 5,000 series each.
 pub type PathCounterF = Family<PathLabel, Counter>;
-pub type PathGaugeF = Family<PathLabel, Gauge>;
 
 /// The `path` label of the per-file families: the tailer's own path of the
 /// file, shared by its series (a [`L`] would be a `Vec` and a `String` in
@@ -75,9 +80,9 @@ pub struct Metrics {
     /// Families registered after start-up (see [`Metrics::register_custom`]).
     custom: Mutex<Custom>,
     // --- file target (labels: path) ---
-    pub read_bytes_total: PathCounterF,
-    pub read_lines_total: PathCounterF,
-    pub file_bytes_total: PathGaugeF,
+    /// `promtail_read_bytes_total`, `promtail_read_lines_total`,
+    /// `promtail_file_bytes_total` and `tailtrace_file_lag_bytes`.
+    pub files: Arc<files::FileFamilies>,
     pub files_active_total: Gauge,
     // --- targets ---
     pub targets_active_total: Gauge,
@@ -98,8 +103,6 @@ pub struct Metrics {
     // --- tailtrace's own ---
     /// Lines whose invalid UTF-8 bytes were replaced (labels: path).
     pub invalid_utf8_lines_total: PathCounterF,
-    /// Bytes behind the end of each tailed file (labels: path).
-    pub file_lag_bytes: PathGaugeF,
     /// Seconds since the positions file was last written.
     pub positions_age_seconds: Gauge<f64, AtomicU64>,
     /// Bytes held in memory between the pipeline and Loki's acceptance.
@@ -161,17 +164,20 @@ impl Metrics {
         macro_rules! reg {
             ($name:literal, $help:literal, $v:expr) => {{
                 let v = $v;
-                r.register($name, $help, v.clone());
+                // The registry ends the help with a period of its own:
+                // one, as in Promtail's exposition, not two.
+                r.register($name, $help.strip_suffix('.').unwrap_or($help), v.clone());
                 // The `# TYPE` name, and a counter's sample name.
                 builtin.push($name);
                 builtin.push(concat!($name, "_total"));
                 v
             }};
         }
+        let files = Arc::new(files::FileFamilies::default());
+        r.register_collector(Box::new(files.clone()));
+        builtin.extend(files::NAMES);
         Metrics {
-            read_bytes_total: reg!("promtail_read_bytes", "Number of bytes read.", PathCounterF::default()),
-            read_lines_total: reg!("promtail_read_lines", "Number of lines read.", PathCounterF::default()),
-            file_bytes_total: reg!("promtail_file_bytes_total", "Number of bytes total.", PathGaugeF::default()),
+            files,
             files_active_total: reg!("promtail_files_active_total", "Number of active files.", Gauge::default()),
             targets_active_total: reg!("promtail_targets_active_total", "Number of active total.", Gauge::default()),
             targets_failed_total: reg!("promtail_targets_failed", "Number of failed targets.", CounterF::default()),
@@ -187,7 +193,6 @@ impl Metrics {
             stream_lag_seconds: reg!("promtail_stream_lag_seconds", "Difference between current time and last batch timestamp for successful sends", FGaugeF::default()),
             logentry_dropped_lines_total: reg!("logentry_dropped_lines", "A count of all log lines dropped as a result of a pipeline stage", CounterF::default()),
             invalid_utf8_lines_total: reg!("tailtrace_invalid_utf8_lines", "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.", PathCounterF::default()),
-            file_lag_bytes: reg!("tailtrace_file_lag_bytes", "Bytes between the read position and the end of each tailed file.", PathGaugeF::default()),
             positions_age_seconds: reg!("tailtrace_positions_age_seconds", "Seconds since the positions file was last written.", Gauge::<f64, AtomicU64>::default()),
             pending_bytes: reg!("tailtrace_pending_bytes", "Bytes of log lines held in memory waiting for Loki to accept them.", Gauge::default()),
             file_errors_total: reg!("tailtrace_file_errors", "Problems reading tailed files, by reason.", CounterF::default()),
@@ -296,9 +301,7 @@ mod tests {
     #[test]
     fn exports_promtail_names() {
         let m = Metrics::new();
-        m.read_lines_total
-            .get_or_create(&PathLabel::new(Path::new("/x").into()))
-            .inc();
+        m.files.get_or_create(&Path::new("/x").into()).add_lines(1);
         m.dropped_entries_total
             .get_or_create(&labels(&[
                 ("host", "h:1"),
@@ -313,6 +316,15 @@ mod tests {
         );
         assert!(text.contains("promtail_dropped_entries_total{host=\"h:1\",tenant=\"\",reason=\"ingester_error\"} 3"), "{text}");
         assert!(text.contains("promtail_files_active_total "), "{text}");
+        // Promtail's help texts, one period at the end.
+        assert!(
+            text.contains("# HELP promtail_read_lines Number of lines read.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP promtail_files_active_total Number of active files.\n"),
+            "{text}"
+        );
     }
 
     #[derive(Debug)]

@@ -23,11 +23,10 @@ use super::reader::{Line, LineSplitter, Src};
 use crate::ack::{Issuer, Position, Tracker};
 use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
+use crate::metrics::files::FileSeries;
 use crate::metrics::{Metrics, PathLabel};
 use crate::positions::{FileId, Fingerprint};
 use crate::text::{Chunk, Text};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,30 +47,20 @@ pub enum Kind {
 /// Cached per-path metric handles.
 pub struct FileMetrics {
     pub key: PathLabel,
-    pub read_bytes: Counter,
-    pub read_lines: Counter,
-    pub size: Gauge,
-    pub lag: Gauge,
+    pub series: Arc<FileSeries>,
 }
 
 impl FileMetrics {
     pub fn new(m: &Metrics, path: &Arc<Path>) -> Self {
-        let key = PathLabel::new(path.clone());
         FileMetrics {
-            read_bytes: m.read_bytes_total.get_or_create(&key).clone(),
-            read_lines: m.read_lines_total.get_or_create(&key).clone(),
-            size: m.file_bytes_total.get_or_create(&key).clone(),
-            lag: m.file_lag_bytes.get_or_create(&key).clone(),
-            key,
+            series: m.files.get_or_create(path),
+            key: PathLabel::new(path.clone()),
         }
     }
 
     /// Removes this path's series (the file is closed for good).
     pub fn remove(&self, m: &Metrics) {
-        m.read_bytes_total.remove(&self.key);
-        m.read_lines_total.remove(&self.key);
-        m.file_bytes_total.remove(&self.key);
-        m.file_lag_bytes.remove(&self.key);
+        m.files.remove(&self.key.0);
         m.invalid_utf8_lines_total.remove(&self.key);
     }
 }
@@ -163,8 +152,7 @@ impl Tailed {
                 out.push(make_entry(labels, md, is, now, l, text, &mut st))
             })
         });
-        self.m.read_bytes.inc_by(n as u64);
-        self.m.read_lines.inc_by(st.lines as u64);
+        self.m.series.add_read(n as u64, st.lines as u64);
         Ok(st)
     }
 
@@ -202,7 +190,7 @@ impl Tailed {
                 out.push(make_entry(labels, md, is, now, l, text, &mut st))
             })
         });
-        self.m.read_lines.inc_by(st.lines as u64);
+        self.m.series.add_lines(st.lines as u64);
         st
     }
 }

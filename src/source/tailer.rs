@@ -641,8 +641,8 @@ impl Tailer {
                     }
                 }
                 if f.kind == Kind::Current {
-                    f.m.size.set(size as i64);
-                    f.m.lag.set((size - pos) as i64);
+                    f.m.series.set_size(size as i64);
+                    f.m.series.set_lag((size - pos) as i64);
                     if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
                         self.moved(id);
                     } else if ((f.at_eof && !f.active) || stuck)

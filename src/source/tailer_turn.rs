@@ -177,7 +177,7 @@ impl Tailer {
                         .and_then(|file| file.metadata().ok())
                         .map(|m| m.len());
                     if let Some(size) = size {
-                        f.m.lag.set(size.saturating_sub(pos) as i64);
+                        f.m.series.set_lag(size.saturating_sub(pos) as i64);
                     }
                     if let Some(size) = size.filter(|&s| s < pos) {
                         self.truncated(id, size);
