@@ -161,6 +161,9 @@ pub(crate) struct Shared {
     pub loaded: BTreeMap<String, BTreeMap<String, u64>>,
     /// The ledger as last saved.
     pub saved: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
+    /// The label sets of the chunks written (by the writer), so that the
+    /// lanes decoding them share the agent's own sets.
+    pub sets: Arc<crate::labels::SetRegistry>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -228,6 +231,7 @@ impl Spool {
             head,
             metrics,
             lanes: Mutex::new(BTreeMap::new()),
+            sets: Default::default(),
             saved: Mutex::new(loaded.clone()),
             loaded,
         });
