@@ -11,9 +11,7 @@
 //! drops anyway).
 //!
 //! And [`Interner`]: for readers that decode the same streams over and over
-//! (the spool's lanes), one shared set per stream instead of one per read;
-//! with a [`SetRegistry`], the very set the rest of the agent holds for that
-//! stream (the spool writer notes the sets it writes).
+//! (the spool's lanes), one shared set per stream instead of one per read.
 //!
 //! Must never: be mutated in place (derive a new set with [`LabelSet::with`]),
 //! or be rebuilt per line on a hot path (cache derived sets per stream instead).
@@ -265,22 +263,11 @@ fn hash_sorted<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
 #[derive(Default)]
 pub struct Interner {
     seen: std::collections::HashMap<u64, LabelSet, std::hash::BuildHasherDefault<PassThrough>>,
-    /// Where sets alive elsewhere are found before one is built.
-    registry: Option<Arc<SetRegistry>>,
 }
 
 impl Interner {
     /// Sets remembered before the interner is cleared.
     pub const CAP: usize = 16_384;
-
-    /// An interner that takes a set from `registry` when one is alive
-    /// there, before building its own.
-    pub fn with_registry(registry: Arc<SetRegistry>) -> Self {
-        Interner {
-            seen: Default::default(),
-            registry: Some(registry),
-        }
-    }
 
     /// The set of `pairs` (any order; a later duplicate name wins).
     pub fn get(&mut self, pairs: &[(&str, &str)]) -> LabelSet {
@@ -300,11 +287,7 @@ impl Interner {
         if self.seen.len() >= Self::CAP {
             self.seen.clear();
         }
-        let l = self
-            .registry
-            .as_ref()
-            .and_then(|r| r.find(hash, pairs))
-            .unwrap_or_else(|| LabelSet::from_sorted_hashed(pairs.iter().copied(), hash));
+        let l = LabelSet::from_sorted_hashed(pairs.iter().copied(), hash);
         self.seen.insert(hash, l.clone());
         l
     }
@@ -315,74 +298,6 @@ impl Interner {
 
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
-    }
-}
-
-/// Label sets alive elsewhere in the agent, found again by their pairs.
-///
-/// The spool writer notes the sets of every chunk it writes; a lane that
-/// decodes those chunks ([`Interner::with_registry`]) takes the very set
-/// the `cri` stage made for that stream instead of building an equal one.
-/// At 5,000 files (10,000 streams) at 10,000 lines/s, the lanes' own sets
-/// were 2.7 MB of the peak heap (heaptrack).
-///
-/// Holds the sets weakly: one dropped everywhere else is not kept alive —
-/// only its memory, until the next prune (the map is pruned of dead sets
-/// when it has grown to twice what was alive at the last prune).
-///
-/// Must never: hand out a set whose pairs differ from the ones asked for
-/// (a hash is only where to look; the pairs are compared).
-#[derive(Default)]
-pub struct SetRegistry {
-    inner: std::sync::Mutex<RegistryInner>,
-}
-
-#[derive(Default)]
-struct RegistryInner {
-    by_hash: std::collections::HashMap<
-        u64,
-        std::sync::Weak<[u8]>,
-        std::hash::BuildHasherDefault<PassThrough>,
-    >,
-    live_at_prune: usize,
-}
-
-impl SetRegistry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Notes `sets` (a set already noted, or an equal-hashed one still
-    /// alive, is left as it is).
-    pub fn note_all<'a>(&self, sets: impl IntoIterator<Item = &'a LabelSet>) {
-        let mut g = self.lock();
-        for s in sets {
-            let known = g.by_hash.get(&s.hash_u64()).is_some_and(|w| {
-                std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(&s.0)) || w.strong_count() > 0
-            });
-            if !known {
-                g.by_hash.insert(s.hash_u64(), Arc::downgrade(&s.0));
-            }
-        }
-        if g.by_hash.len() > 2 * g.live_at_prune + 1024 {
-            g.by_hash.retain(|_, w| w.strong_count() > 0);
-            g.live_at_prune = g.by_hash.len();
-        }
-    }
-
-    /// The set alive with these pairs (sorted, names unique) and `hash`.
-    fn find(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<LabelSet> {
-        let found = LabelSet(self.lock().by_hash.get(&hash)?.upgrade()?);
-        found.iter().eq(pairs.iter().copied()).then_some(found)
-    }
-
-    /// Sets noted (alive or not yet pruned).
-    pub fn len(&self) -> usize {
-        self.lock().by_hash.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -539,43 +454,6 @@ mod tests {
             i.get(&[("n", &n.to_string())]);
         }
         assert!(i.len() <= Interner::CAP);
-    }
-
-    /// A lane's interner takes the set the agent already holds for the
-    /// stream; a set dropped everywhere is not kept alive, and dead sets are
-    /// pruned.
-    #[test]
-    fn the_registry_hands_out_the_set_held_elsewhere_and_no_dead_one() {
-        let reg = Arc::new(SetRegistry::default());
-        let held = LabelSet::new([("job", "a"), ("stream", "stdout")]);
-        let other = LabelSet::new([("job", "b")]);
-        reg.note_all([&held, &other]);
-        reg.note_all([&held]);
-        assert_eq!(reg.len(), 2);
-        let mut lane = Interner::with_registry(reg.clone());
-        let got = lane.get(&[("job", "a"), ("stream", "stdout")]);
-        assert!(got.shares(&held), "the set held elsewhere, not a copy");
-        // Not in the registry: built, equal to what was asked.
-        let new = lane.get(&[("job", "c")]);
-        assert_eq!(new, LabelSet::new([("job", "c")]));
-        // Dropped everywhere: found no more, built again.
-        let gone_pairs = [("job", "b")];
-        drop(other);
-        let mut fresh = Interner::with_registry(reg.clone());
-        let rebuilt = fresh.get(&gone_pairs);
-        assert_eq!(rebuilt, LabelSet::new(gone_pairs));
-        // Thousands of short-lived sets: the map stays near what is alive.
-        for n in 0..10_000 {
-            reg.note_all([&LabelSet::new([("n", n.to_string())])]);
-        }
-        assert!(reg.len() <= 2 * 3 + 1024 + 1, "{} noted", reg.len());
-        let mut after = Interner::with_registry(reg);
-        assert!(
-            after
-                .get(&[("job", "a"), ("stream", "stdout")])
-                .shares(&held),
-            "alive sets survive a prune"
-        );
     }
 
     #[test]

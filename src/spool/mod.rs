@@ -161,9 +161,6 @@ pub(crate) struct Shared {
     pub loaded: BTreeMap<String, BTreeMap<String, u64>>,
     /// The ledger as last saved.
     pub saved: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
-    /// The label sets of the chunks written (by the writer), so that the
-    /// lanes decoding them share the agent's own sets.
-    pub sets: Arc<crate::labels::SetRegistry>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -231,7 +228,6 @@ impl Spool {
             head,
             metrics,
             lanes: Mutex::new(BTreeMap::new()),
-            sets: Default::default(),
             saved: Mutex::new(loaded.clone()),
             loaded,
         });

@@ -56,8 +56,7 @@ pub struct LaneReader {
     data: Vec<u8>,
     scratch: Vec<u8>,
     /// The label sets of the streams met in this lane's chunks: one set per
-    /// stream, shared by its entries of every chunk — and, while the agent
-    /// still holds it, the very set its lines were written with.
+    /// stream, shared by its entries of every chunk.
     interner: crate::labels::Interner,
 }
 
@@ -89,7 +88,6 @@ impl LaneReader {
         new_lanes: mpsc::UnboundedSender<NewLane>,
     ) -> Self {
         let head = spool.shared.head.subscribe();
-        let interner = crate::labels::Interner::with_registry(spool.shared.sets.clone());
         let mut known = HashSet::new();
         known.insert(tenant.to_string());
         LaneReader {
@@ -106,7 +104,7 @@ impl LaneReader {
             file: None,
             data: Vec::new(),
             scratch: Vec::new(),
-            interner,
+            interner: Default::default(),
         }
     }
 

@@ -291,7 +291,6 @@ impl Writer {
             return;
         }
         self.builder.set_codec(self.codec());
-        self.spool.shared.sets.note_all(self.builder.label_sets());
         self.chunk.clear();
         let Some(h) = self.builder.seal(Timestamp::now().nanos(), &mut self.chunk) else {
             return;
