@@ -97,7 +97,6 @@ pub struct Metrics {
     pub mutated_bytes_total: CounterF,
     pub request_duration_seconds: HistF,
     pub batch_retries_total: CounterF,
-    pub stream_lag_seconds: FGaugeF,
     // --- pipeline ---
     pub logentry_dropped_lines_total: CounterF,
     // --- tailtrace's own ---
@@ -190,7 +189,6 @@ impl Metrics {
             mutated_bytes_total: reg!("promtail_mutated_bytes", "The total number of bytes that have been mutated.", CounterF::default()),
             request_duration_seconds: reg!("promtail_request_duration_seconds", "Duration of send requests.", HistF::new_with_constructor(request_histogram as fn() -> Histogram)),
             batch_retries_total: reg!("promtail_batch_retries", "Number of times batches has had to be retried.", CounterF::default()),
-            stream_lag_seconds: reg!("promtail_stream_lag_seconds", "Difference between current time and last batch timestamp for successful sends", FGaugeF::default()),
             logentry_dropped_lines_total: reg!("logentry_dropped_lines", "A count of all log lines dropped as a result of a pipeline stage", CounterF::default()),
             invalid_utf8_lines_total: reg!("tailtrace_invalid_utf8_lines", "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.", PathCounterF::default()),
             positions_age_seconds: reg!("tailtrace_positions_age_seconds", "Seconds since the positions file was last written.", Gauge::<f64, AtomicU64>::default()),

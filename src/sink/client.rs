@@ -504,30 +504,6 @@ impl ClientMetrics {
         self.m.mutated_bytes_total.get_or_create(&l).inc_by(bytes);
     }
 
-    /// `promtail_stream_lag_seconds{host,filename}`: now minus the newest
-    /// timestamp of each file's streams in an accepted batch (Promtail's
-    /// default `stream_lag_labels: filename`).
-    fn stream_lag(&self, batch: &Batch) {
-        let now = crate::entry::Timestamp::now().nanos();
-        let mut newest: std::collections::HashMap<&str, i64> = Default::default();
-        for s in batch.streams() {
-            let Some(f) = s.key.get("filename") else {
-                continue;
-            };
-            if let Some(ts) = s.entries.iter().map(|e| e.timestamp.nanos()).max() {
-                let e = newest.entry(f).or_insert(ts);
-                *e = (*e).max(ts);
-            }
-        }
-        for (f, ts) in newest {
-            let l = labels(&[("host", &self.host), ("filename", f)]);
-            self.m
-                .stream_lag_seconds
-                .get_or_create(&l)
-                .set((now - ts) as f64 / 1e9);
-        }
-    }
-
     fn retried(&self, tenant: Option<&str>) {
         let l = labels(&[("host", &self.host), ("tenant", tenant.unwrap_or(""))]);
         self.m.batch_retries_total.get_or_create(&l).inc();
@@ -854,7 +830,6 @@ impl Sender {
                     self.pace.retrying(false);
                     self.metrics.sent_bytes.inc_by(body.bytes.len() as u64);
                     self.metrics.sent_entries.inc_by(batch.len() as u64);
-                    self.metrics.stream_lag(batch);
                     return Fate::Accepted;
                 }
                 Verdict::Drop(_)
