@@ -29,6 +29,14 @@
 //! they lead. Globs that are not absolute or contain `**` are expanded by
 //! the glob crate as before ([`super::discover::Target::expand`]).
 //!
+//! Memory: a rescan of 5,000 pods reads 10,000 directories. Directories
+//! read are remembered by a 64-bit hash of their path (as the watch table
+//! does), not by the path, and a walk of every target at once lets go of a
+//! step's listings when the step is done (the walk's levels hold the paths
+//! it still needs); the watch table learns which directories were walked
+//! as they are handed to it ([`super::watch::Watch::new_pass`]), so the
+//! scan keeps no list of them.
+//!
 //! Must never: match differently from the glob crate with Promtail's options
 //! (`*` never crosses `/`, a leading `.` needs no literal dot); report a
 //! directory vanishing mid-scan as an error; keep listings past its rescan
@@ -308,11 +316,27 @@ impl Listing {
     }
 }
 
+/// A directory this scan has read, by the hash of its path.
+enum Dir {
+    /// Unreadable or gone.
+    Gone,
+    Listed(Listing),
+    /// Read, and let go of once its step of the walk was done (read again
+    /// if another walk reaches it at another depth).
+    Released,
+}
+
 /// One rescan's expansion. See the module docs.
 #[derive(Default)]
 pub struct Scan {
-    /// Directories read in this rescan (`None`: unreadable or gone).
-    dirs: HashMap<PathBuf, Option<Listing>>,
+    /// Directories read in this rescan, by a hash of their path: at 5,000
+    /// pods a rescan reads 10,000 of them, and the paths were most of its
+    /// memory (the walk's own levels hold the paths it still needs).
+    dirs: HashMap<u64, Dir>,
+    hasher: std::hash::RandomState,
+    /// The paths read, for the tests.
+    #[cfg(test)]
+    read: Vec<PathBuf>,
     /// Paths found through a symlink or an entry of unknown type (on the
     /// way or the path itself): where they lead is not known from the walk.
     linked: HashSet<PathBuf>,
@@ -330,12 +354,9 @@ impl Scan {
         out: &mut Vec<PathBuf>,
         on_err: &mut dyn FnMut(&Path, &io::Error),
     ) {
-        self.expand_all(
-            &[walk],
-            std::slice::from_mut(out),
-            on_err,
-            &mut |_: &[&Path]| {},
-        );
+        let starts = vec![vec![(0, walk.base.clone(), false)]];
+        let outs = std::slice::from_mut(out);
+        self.walk_from(&[walk], starts, outs, on_err, &mut |_| {}, false);
     }
 
     /// [`expand`](Self::expand) for several walks at once (`outs[k]` gets
@@ -356,7 +377,7 @@ impl Scan {
             .iter()
             .map(|w| vec![(0, w.base.clone(), false)])
             .collect();
-        self.walk_from(walks, starts, outs, on_err, before_read);
+        self.walk_from(walks, starts, outs, on_err, before_read, true);
     }
 
     /// [`expand_all`](Self::expand_all) restricted to what lies under the
@@ -390,7 +411,7 @@ impl Scan {
                 v
             })
             .collect();
-        self.walk_from(walks, starts, outs, on_err, before_read);
+        self.walk_from(walks, starts, outs, on_err, before_read, true);
         // A root inside another one's subtree was reached twice.
         for out in outs.iter_mut() {
             out.sort();
@@ -401,7 +422,9 @@ impl Scan {
     /// The walk itself: walk `k` reads each directory of `starts[k]` when
     /// it reaches that directory's depth (components below its base), with
     /// whether the way to it went through a symlink or an entry of unknown
-    /// type.
+    /// type. `release`: let go of each step's listings once it is done
+    /// (walks in step reach a directory at one depth; [`Self::expand`],
+    /// called once per walk on a shared scan, keeps them).
     fn walk_from(
         &mut self,
         walks: &[&Walk],
@@ -409,6 +432,7 @@ impl Scan {
         outs: &mut [Vec<PathBuf>],
         on_err: &mut dyn FnMut(&Path, &io::Error),
         before_read: &mut dyn FnMut(&[&Path]),
+        release: bool,
     ) {
         let mut levels: Vec<Vec<(PathBuf, bool)>> = vec![Vec::new(); walks.len()];
         let steps = walks.iter().map(|w| w.comps.len()).max().unwrap_or(0);
@@ -429,7 +453,10 @@ impl Scan {
                     .iter()
                     .flatten()
                     .map(|(d, _)| d.as_path())
-                    .filter(|d| !self.dirs.contains_key(*d) && seen.insert(*d))
+                    .filter(|d| {
+                        let k = self.key(d);
+                        !self.dirs.contains_key(&k) && seen.insert(k)
+                    })
                     .collect();
                 if !fresh.is_empty() {
                     before_read(&fresh);
@@ -469,6 +496,13 @@ impl Scan {
                 levels[k] = next;
                 self.linked.extend(through_link);
             }
+            if release {
+                for d in self.dirs.values_mut() {
+                    if matches!(d, Dir::Listed(_)) {
+                        *d = Dir::Released;
+                    }
+                }
+            }
         }
     }
 
@@ -480,9 +514,15 @@ impl Scan {
         self.linked.contains(path)
     }
 
-    /// The directories this scan read (or tried to read).
+    /// The directories this scan read (or tried to read), for the tests.
+    #[cfg(test)]
     pub fn read_dirs(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.keys().map(PathBuf::as_path)
+        self.read.iter().map(PathBuf::as_path)
+    }
+
+    fn key(&self, dir: &Path) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one(dir.as_os_str().as_encoded_bytes())
     }
 
     fn listing(
@@ -490,10 +530,13 @@ impl Scan {
         dir: &Path,
         on_err: &mut dyn FnMut(&Path, &io::Error),
     ) -> Option<&mut Listing> {
-        if !self.dirs.contains_key(dir) {
+        let k = self.key(dir);
+        if matches!(self.dirs.get(&k), None | Some(Dir::Released)) {
             self.reads += 1;
-            let l = match Listing::read(dir) {
-                Ok(l) => Some(l),
+            #[cfg(test)]
+            self.read.push(dir.to_path_buf());
+            let d = match Listing::read(dir) {
+                Ok(l) => Dir::Listed(l),
                 Err(e) => {
                     if !matches!(
                         e.kind(),
@@ -501,12 +544,15 @@ impl Scan {
                     ) {
                         on_err(dir, &e);
                     }
-                    None
+                    Dir::Gone
                 }
             };
-            self.dirs.insert(dir.to_path_buf(), l);
+            self.dirs.insert(k, d);
         }
-        self.dirs.get_mut(dir).and_then(Option::as_mut)
+        match self.dirs.get_mut(&k) {
+            Some(Dir::Listed(l)) => Some(l),
+            _ => None,
+        }
     }
 }
 

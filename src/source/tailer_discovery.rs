@@ -39,9 +39,12 @@ impl Tailer {
             });
             found.extend(out.into_iter().map(|p| (p, ti, false)));
         }
+        if let Some(w) = self.watch.as_mut() {
+            w.new_pass();
+        }
         if let Some(walked) = self.walk(&walkable, None) {
             if let Some(w) = self.watch.as_mut() {
-                w.keep_only(walked.scan.read_dirs());
+                w.keep_walked();
             }
             self.watch_gaps = prefix_unwatched || walked.watch_failed;
             errs.extend(walked.errs);
@@ -149,9 +152,9 @@ impl Tailer {
             }));
         }
         errs.extend(watch_failure(&watch_errs));
+        drop(scan);
         Some(Walked {
             found,
-            scan,
             errs,
             watch_failed: !watch_errs.is_empty(),
         })
@@ -586,11 +589,10 @@ fn watch_failure<E: std::fmt::Display>(
 }
 
 /// What [`Tailer::walk`] found: the matching paths with their target slots
-/// and whether they lie inside the target's tree (in `tis` order), the
-/// directories read, and what went wrong.
+/// and whether they lie inside the target's tree (in `tis` order), and what
+/// went wrong.
 struct Walked {
     found: Vec<(PathBuf, usize, bool)>,
-    scan: crate::source::expand::Scan,
     errs: Vec<(PathBuf, io::Error)>,
     /// A directory could not be watched.
     watch_failed: bool,

@@ -83,9 +83,11 @@ pub struct Watch {
     table: Shared,
     /// Recursively watched prefixes.
     trees: HashSet<PathBuf>,
-    /// Directories watched by themselves, by a hash of their path (8 bytes
-    /// each; the table has their paths).
-    dirs: HashSet<u64>,
+    /// Directories watched by themselves, by a hash of their path (the
+    /// table has their paths), with the last rescan pass that walked them.
+    dirs: HashMap<u64, u32>,
+    /// The current rescan pass (see [`Watch::new_pass`]).
+    pass: u32,
     hasher: std::hash::RandomState,
     /// Closing it (on drop) ends the event thread.
     stop: Option<io::PipeWriter>,
@@ -109,7 +111,8 @@ impl Watch {
             watches,
             table,
             trees: HashSet::new(),
-            dirs: HashSet::new(),
+            dirs: HashMap::new(),
+            pass: 0,
             hasher: std::hash::RandomState::new(),
             stop: Some(stop),
             thread: Some(thread),
@@ -150,22 +153,26 @@ impl Watch {
     pub fn watch_dirs(&mut self, dirs: &[&Path]) -> Vec<(PathBuf, io::Error)> {
         let mut errs = Vec::new();
         let mut t = lock(&self.table);
+        // Past the kernel's watch limit nothing more is added, but every
+        // directory is still marked as walked in this pass.
+        let mut full = false;
         for d in dirs {
             let k = self.key(d);
-            if self.dirs.contains(&k) || self.covered(d) {
+            if let Some(pass) = self.dirs.get_mut(&k) {
+                *pass = self.pass;
+                continue;
+            }
+            if full || self.covered(d) {
                 continue;
             }
             match add(&mut self.watches, &mut t, d, false) {
                 Ok(()) => {
-                    self.dirs.insert(k);
+                    self.dirs.insert(k, self.pass);
                 }
                 Err(e) if gone(&e) => {}
                 Err(e) => {
-                    let limit = e.raw_os_error() == Some(libc::ENOSPC);
+                    full = e.raw_os_error() == Some(libc::ENOSPC);
                     errs.push((d.to_path_buf(), e));
-                    if limit {
-                        break;
-                    }
                 }
             }
         }
@@ -180,13 +187,20 @@ impl Watch {
         self.dirs.remove(&k);
     }
 
-    /// After a rescan that read the directories `read`: stops watching the
-    /// ones it no longer walked (no target leads there any more; a removed
-    /// one lost its watch with it, and its event already forgot it).
-    pub fn keep_only<'a>(&mut self, read: impl Iterator<Item = &'a Path>) {
-        let read: HashSet<u64> = read.map(|d| self.key(d)).collect();
-        let before = self.dirs.len();
-        self.dirs.retain(|k| read.contains(k));
+    /// A full rescan starts: the directories its walk hands to
+    /// [`Watch::watch_dirs`] are marked as walked in this pass, and
+    /// [`Watch::keep_walked`] lets go of the others when it ends. (The
+    /// rescan need not keep every path it read until then.)
+    pub fn new_pass(&mut self) {
+        self.pass = self.pass.wrapping_add(1);
+    }
+
+    /// After a full rescan: stops watching the directories it no longer
+    /// walked (no target leads there any more; a removed one lost its watch
+    /// with it, and its event already forgot it).
+    pub fn keep_walked(&mut self) {
+        let (pass, before) = (self.pass, self.dirs.len());
+        self.dirs.retain(|_, p| *p == pass);
         if self.dirs.len() == before {
             return;
         }
@@ -196,7 +210,7 @@ impl Watch {
         let drop: Vec<WatchDescriptor> = t
             .by_wd
             .iter()
-            .filter(|(_, w)| !w.recursive && !read.contains(&self.key(&w.path)))
+            .filter(|(_, w)| !w.recursive && !self.dirs.contains_key(&self.key(&w.path)))
             .map(|(wd, _)| wd.clone())
             .collect();
         for wd in drop {
@@ -453,7 +467,9 @@ mod tests {
         std::fs::write(a.join("again.log"), b"x\n").unwrap();
         let _ = seen_until(&wake, &a.join("again.log"));
         // No longer walked: let go.
-        w.keep_only([b.as_path()].into_iter());
+        w.new_pass();
+        assert!(w.watch_dirs(&[&b]).is_empty());
+        w.keep_walked();
         assert_eq!(w.watched_dirs(), 1);
         assert_eq!(w.watches_held(), 1, "a's watch dropped in the kernel too");
         std::fs::write(a.join("after.log"), b"x\n").unwrap();
