@@ -222,6 +222,12 @@ impl LabelSet {
 /// as [`LabelSet::render`] does.
 pub fn render_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, n: usize) -> String {
     let mut s = String::with_capacity(16 + n * 24);
+    render_pairs_into(pairs, &mut s);
+    s
+}
+
+/// [`render_pairs`], appended to `s`.
+pub fn render_pairs_into<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, s: &mut String) {
     s.push('{');
     let mut first = true;
     for (k, v) in pairs {
@@ -231,11 +237,10 @@ pub fn render_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, n: usiz
         first = false;
         s.push_str(k);
         s.push_str("=\"");
-        quote_into(&mut s, v);
+        quote_into(s, v);
         s.push('"');
     }
     s.push('}');
-    s
 }
 
 /// The hash of a set whose sorted, unique pairs are `pairs`.

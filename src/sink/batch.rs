@@ -18,11 +18,13 @@ use crate::labels::LabelSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A stream's identity as sent, rendered once: its public labels — the
-/// client's `external_labels`, overridden by the entry's own labels of the
-/// same name — without a merged set of its own (at 5,000 streams that set
-/// was ~2.8 MB; heaptrack). Two keys are the same stream when they render
-/// the same, whatever `__` labels their entries carried.
+/// A stream's identity as sent: its public labels — the client's
+/// `external_labels`, overridden by the entry's own labels of the same
+/// name — without a merged set of its own (at 5,000 streams that set was
+/// ~2.8 MB; heaptrack), nor its rendered selector (~2.4 MB at 10,000
+/// streams): a push renders each of its streams into the body as it
+/// encodes it. Two keys are the same stream when they render the same,
+/// whatever `__` labels their entries carried.
 #[derive(Clone, Debug)]
 pub struct StreamKey {
     /// The entry's labels as the pipeline left them (`__` names included).
@@ -30,9 +32,10 @@ pub struct StreamKey {
     /// The client's external labels: public, sorted by name, unique; shared
     /// by all its streams.
     external: Arc<[(String, String)]>,
-    /// The public labels rendered as a Prometheus selector, `{a="b"}`.
-    pub rendered: Arc<str>,
-    /// The hash of `rendered`, computed once: a batch groups by it.
+    /// Bytes of the rendered selector (a push sends its length first).
+    len: usize,
+    /// The hash of the rendered selector, computed once: a batch groups by
+    /// it.
     hash: u64,
 }
 
@@ -48,19 +51,36 @@ impl StreamKey {
         let mut k = StreamKey {
             source,
             external,
-            rendered: Arc::from(""),
+            len: 0,
             hash: 0,
         };
-        let n = k.source.len() + k.external.len();
-        let rendered = crate::labels::render_pairs(k.public(), n);
+        let rendered = k.render();
+        k.len = rendered.len();
         k.hash = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
             rendered.hash(&mut h);
             h.finish()
         };
-        k.rendered = rendered.into();
         k
+    }
+
+    /// The public labels rendered as a Prometheus selector, `{a="b"}`.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        self.render_into(&mut s);
+        s
+    }
+
+    /// [`Self::render`], appended to `out`.
+    pub fn render_into(&self, out: &mut String) {
+        out.reserve(self.len);
+        crate::labels::render_pairs_into(self.public(), out);
+    }
+
+    /// The length of [`Self::render`]'s text, known without rendering.
+    pub fn rendered_len(&self) -> usize {
+        self.len
     }
 
     /// The pairs sent, sorted by name: the entry's public labels, and the
@@ -105,7 +125,10 @@ impl StreamKey {
 
 impl PartialEq for StreamKey {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.rendered, &other.rendered) || self.rendered == other.rendered
+        self.hash == other.hash
+            && self.len == other.len
+            && ((self.source == other.source && Arc::ptr_eq(&self.external, &other.external))
+                || self.public().eq(other.public()))
     }
 }
 
@@ -404,7 +427,7 @@ mod tests {
             .iter()
             .map(|s| {
                 (
-                    s.key.rendered.to_string(),
+                    s.key.render(),
                     s.entries.iter().map(|e| e.line.to_string()).collect(),
                 )
             })
@@ -414,7 +437,7 @@ mod tests {
     #[test]
     fn stream_key_keeps_public_labels_only() {
         let k = key("a");
-        assert_eq!(&*k.rendered, "{app=\"a\"}");
+        assert_eq!(k.render(), "{app=\"a\"}");
         assert_eq!(k.public().collect::<Vec<_>>(), [("app", "a")]);
         let k2 = StreamKey::new(LabelSet::new([("app", "a")]));
         assert_eq!(k, k2, "the same stream, whatever `__` labels it had");
@@ -437,7 +460,8 @@ mod tests {
         let k = StreamKey::with_external(own.clone(), ext.clone());
         let want = [("app", "a"), ("b", "1"), ("cluster", "c1"), ("zone", "z")];
         assert_eq!(k.public().collect::<Vec<_>>(), want);
-        assert_eq!(&*k.rendered, &*LabelSet::new(want).render());
+        assert_eq!(k.render(), &*LabelSet::new(want).render());
+        assert_eq!(k.rendered_len(), k.render().len());
         assert_eq!(k.get("cluster"), Some("c1"));
         assert_eq!(k.get("app"), Some("a"));
         assert_eq!(k.get("__path__"), None);

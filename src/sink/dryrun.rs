@@ -40,7 +40,7 @@ pub(super) async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, mut prep: Prep) {
             for e in chunk {
                 if let Some((ri, e)) = prep.prepare(e) {
                     let route = prep.route(ri);
-                    format_entry(e.timestamp, &route.key.rendered, &e.line, &mut text);
+                    format_entry(e.timestamp, &route.key.render(), &e.line, &mut text);
                     written.push(e);
                 }
             }

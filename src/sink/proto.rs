@@ -137,10 +137,13 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
     // second pass; that is arithmetic only and cheaper than storing them).
     let lens: Vec<usize> = batch.streams().iter().map(stream_len).collect();
     crate::memory::reserve_snug(buf, lens.iter().map(|&l| ld_len(l, false)).sum());
+    let mut labels = String::new();
     for (s, &len) in batch.streams().iter().zip(&lens) {
         buf.push(key(1, LEN));
         encode_varint(len as u64, buf);
-        put_str(buf, 1, s.key.rendered.as_bytes());
+        labels.clear();
+        s.key.render_into(&mut labels);
+        put_str(buf, 1, labels.as_bytes());
         for e in &s.entries {
             buf.push(key(2, LEN));
             encode_varint(entry_len(e) as u64, buf);
@@ -168,7 +171,7 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
 }
 
 fn stream_len(s: &super::batch::Stream) -> usize {
-    let mut l = ld_len(s.key.rendered.len(), true);
+    let mut l = ld_len(s.key.rendered_len(), true);
     for e in &s.entries {
         l += ld_len(entry_len(e), false);
     }
@@ -182,7 +185,7 @@ pub fn to_prost(batch: &Batch) -> PushRequest {
             .streams()
             .iter()
             .map(|s| StreamAdapter {
-                labels: s.key.rendered.to_string(),
+                labels: s.key.render(),
                 entries: s
                     .entries
                     .iter()
