@@ -300,7 +300,9 @@ fn loaded() -> impl Strategy<Value = tailtrace::positions::format::Loaded> {
             0..3,
         ),
         proptest::collection::btree_map(
-            any_text().prop_map(|s| format!("/{s}").into_bytes().into_boxed_slice()),
+            any_text().prop_map(|s| {
+                tailtrace::positions::format::ChainKey::from(format!("/{s}").as_bytes())
+            }),
             any_text(),
             0..3,
         ),

@@ -38,6 +38,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const FILE: &str = "tailtrace:file:";
 const CHAIN: &str = "tailtrace:chain:";
@@ -58,17 +59,56 @@ pub struct Loaded {
 /// Chain watermarks by path, keyed and ordered by the path's bytes: a
 /// lookup is a `memcmp`, where `Path` compares component by component (at
 /// 5,000 files, each file's start-up looks its path up several times).
-pub type Chains = BTreeMap<Box<[u8]>, String>;
+pub type Chains = BTreeMap<ChainKey, String>;
+
+/// A [`Chains`] key: a path compared and ordered by its bytes, and shared
+/// with the tailed file at that path when there is one (a path kept once,
+/// not once more per file for its watermark).
+#[derive(Clone, Debug)]
+pub struct ChainKey(pub Arc<Path>);
+
+impl ChainKey {
+    fn bytes(&self) -> &[u8] {
+        chain_key(&self.0)
+    }
+}
+
+impl PartialEq for ChainKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for ChainKey {}
+
+impl PartialOrd for ChainKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ChainKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes().cmp(other.bytes())
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ChainKey {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl From<&[u8]> for ChainKey {
+    fn from(b: &[u8]) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        ChainKey(Arc::from(Path::new(std::ffi::OsStr::from_bytes(b))))
+    }
+}
 
 /// The key of `path` in [`Chains`].
 pub fn chain_key(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
-}
-
-/// The path of a [`Chains`] key.
-pub fn chain_path(key: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    PathBuf::from(std::ffi::OsStr::from_bytes(key))
 }
 
 /// What [`render`] writes.
@@ -415,7 +455,7 @@ pub fn trailer(spool: Option<u64>, out: &mut String) {
 pub fn chain_lines(chains: &Chains, out: &mut String) {
     for (path, stamp) in chains {
         entry(
-            &format!("{CHAIN}{}", String::from_utf8_lossy(path)),
+            &format!("{CHAIN}{}", String::from_utf8_lossy(path.bytes())),
             stamp,
             out,
         );

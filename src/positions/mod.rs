@@ -342,14 +342,16 @@ impl Positions {
     }
 
     /// Raises the chain watermark of `path` to `stamp` (never lowers it).
-    pub fn set_chain(&self, path: &Path, stamp: &str) {
+    /// A new watermark keeps `path` itself as its key (pass the tailed
+    /// file's shared path).
+    pub fn set_chain(&self, path: impl Into<Arc<Path>> + AsRef<Path>, stamp: &str) {
         let mut g = self.lock();
-        match g.chains.get_mut(format::chain_key(path)) {
+        match g.chains.get_mut(format::chain_key(path.as_ref())) {
             Some(s) if s.as_str() >= stamp => return,
             Some(s) => *s = stamp.to_string(),
             None => {
                 g.chains
-                    .insert(format::chain_key(path).into(), stamp.to_string());
+                    .insert(format::ChainKey(path.into()), stamp.to_string());
             }
         }
         g.chain_lines = None;
@@ -358,12 +360,17 @@ impl Positions {
     }
 
     /// Paths with a chain watermark.
-    pub fn chain_paths(&self) -> Vec<PathBuf> {
-        self.lock()
-            .chains
-            .keys()
-            .map(|k| format::chain_path(k))
-            .collect()
+    pub fn chain_paths(&self) -> Vec<Arc<Path>> {
+        self.lock().chains.keys().map(|k| k.0.clone()).collect()
+    }
+
+    /// The path of `path`'s chain watermark, if it has one: a file taken on
+    /// at that path shares it instead of keeping a copy of its own.
+    pub fn chain_path(&self, path: &Path) -> Option<Arc<Path>> {
+        let g = self.lock();
+        g.chains
+            .get_key_value(format::chain_key(path))
+            .map(|(k, _)| k.0.clone())
     }
 
     /// Forgets the chain watermark of `path` (its directory is gone).
@@ -1051,6 +1058,28 @@ mod tests {
         }
     }
 
+    /// A watermark keeps the path it was set with, and hands it out again
+    /// (a file taken on at that path shares it); one loaded from the file
+    /// is handed out the same way.
+    #[test]
+    fn a_chain_watermark_shares_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pos.yaml");
+        let pos = Positions::open(&cfg(&p), false).unwrap();
+        let a: Arc<Path> = Arc::from(Path::new("/a/0.log"));
+        pos.set_chain(a.clone(), "");
+        pos.set_chain(Path::new("/a/0.log"), "20261122-101500");
+        let got = pos.chain_path(Path::new("/a/0.log")).unwrap();
+        assert!(Arc::ptr_eq(&got, &a), "the first path set is kept");
+        assert_eq!(pos.chain(&a).as_deref(), Some("20261122-101500"));
+        assert!(pos.chain_path(Path::new("/b/0.log")).is_none());
+        pos.save().unwrap();
+        let back = Positions::open(&cfg(&p), true).unwrap();
+        let loaded = back.chain_path(Path::new("/a/0.log")).unwrap();
+        assert_eq!(&*loaded, Path::new("/a/0.log"));
+        assert!(Arc::ptr_eq(&back.chain_path(&a).unwrap(), &loaded));
+    }
+
     /// The chain lines are rendered once and kept: every change shows in
     /// the next save (raised, new path, forgotten), a lowering does not.
     #[test]
@@ -1066,7 +1095,7 @@ mod tests {
                 .into_iter()
                 .map(|c| {
                     let s = back.chain(&c);
-                    (c, s)
+                    (c.to_path_buf(), s)
                 })
                 .collect();
             v.sort();

@@ -330,7 +330,7 @@ struct Tailer {
     /// Paths first seen during the start-up scan whose every rotated
     /// sibling was history: the start-up chain check has nothing to do for
     /// them (emptied by it).
-    chains_fresh: HashSet<PathBuf>,
+    chains_fresh: HashSet<Arc<Path>>,
     next_rescan: Instant,
     next_sweep: Instant,
     /// Sweeps run so far (spreads the path checks, see [`PATH_CHECK_SPREAD`]).

@@ -65,10 +65,15 @@ impl Tailer {
                 (String::new(), false)
             }
         };
-        self.positions.set_chain(path, &mark);
+        // The watermark's key is the tailed file's own path, not a copy.
+        let shared = match self.by_path.get_key_value(path) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(path),
+        };
         if settled && !self.chains_started {
-            self.chains_fresh.insert(path.to_path_buf());
+            self.chains_fresh.insert(shared.clone());
         }
+        self.positions.set_chain(shared, &mark);
     }
 
     /// `path`'s current file was rotated or deleted (or the agent just

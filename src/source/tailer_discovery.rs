@@ -307,7 +307,12 @@ impl Tailer {
             return;
         };
         let path_s = path.to_string_lossy();
-        let shared: Arc<Path> = Arc::from(path);
+        // Shared with the path's chain watermark, if it has one (saved by
+        // an earlier run): the path is kept once.
+        let shared = self
+            .positions
+            .chain_path(path)
+            .unwrap_or_else(|| Arc::from(path));
         let tracker = Tracker::new(Position::Offset(start));
         let size = Arc::new(std::sync::atomic::AtomicU64::new(start));
         self.positions
