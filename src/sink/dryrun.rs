@@ -32,6 +32,8 @@ pub fn format_entry(ts: Timestamp, labels: &str, line: &str, out: &mut String) {
 
 pub(super) async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, mut prep: Prep) {
     let mut text = String::new();
+    // A stream's labels, rendered into one reused buffer per line.
+    let mut labels = String::new();
     let mut written: Vec<Entry> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut item = Some(first);
@@ -39,8 +41,9 @@ pub(super) async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, mut prep: Prep) {
         while let Some(chunk) = item.take() {
             for e in chunk {
                 if let Some((ri, e)) = prep.prepare(e) {
-                    let route = prep.route(ri);
-                    format_entry(e.timestamp, &route.key.render(), &e.line, &mut text);
+                    labels.clear();
+                    prep.route(ri).key.render_into(&mut labels);
+                    format_entry(e.timestamp, &labels, &e.line, &mut text);
                     written.push(e);
                 }
             }
