@@ -185,6 +185,15 @@ impl Walk {
     }
 }
 
+/// A directory's key in the scan's and the watch table's sets: a 64-bit
+/// hash of its path's bytes. The sets hold no paths: two directories whose
+/// hashes collide (~10⁻¹¹ at 10,000 directories) would be taken for one,
+/// and what changes in the second found by rescans only, not missed.
+pub(super) fn path_key(hasher: &std::hash::RandomState, path: &Path) -> u64 {
+    use std::hash::BuildHasher as _;
+    hasher.hash_one(path.as_os_str().as_encoded_bytes())
+}
+
 /// The last `len` bytes of `b`, if it has that many: the key of a suffix
 /// index (the listings' here, the tailer's target table).
 pub fn tail(b: &[u8], len: usize) -> Option<&[u8]> {
@@ -521,8 +530,7 @@ impl Scan {
     }
 
     fn key(&self, dir: &Path) -> u64 {
-        use std::hash::BuildHasher as _;
-        self.hasher.hash_one(dir.as_os_str().as_encoded_bytes())
+        path_key(&self.hasher, dir)
     }
 
     fn listing(

@@ -152,7 +152,6 @@ impl Tailer {
             }));
         }
         errs.extend(watch_failure(&watch_errs));
-        drop(scan);
         Some(Walked {
             found,
             errs,

@@ -120,8 +120,7 @@ impl Watch {
     }
 
     fn key(&self, dir: &Path) -> u64 {
-        use std::hash::BuildHasher as _;
-        self.hasher.hash_one(dir.as_os_str().as_encoded_bytes())
+        super::expand::path_key(&self.hasher, dir)
     }
 
     fn covered(&self, dir: &Path) -> bool {
