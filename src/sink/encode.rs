@@ -1,8 +1,10 @@
 //! Turns a [`Batch`] into a push request body.
 //!
-//! Owns: [`Encoder`], which keeps its scratch buffers (protobuf bytes, JSON
-//! text, the compressor's output and state) across batches, and [`Body`],
-//! the finished, immutable request body with its content headers.
+//! Owns: [`Encoder`], which keeps its scratch buffers (a block of protobuf
+//! and of snappy output, JSON text, the gzip output) across batches, and
+//! [`Body`], the finished, immutable request body with its content headers.
+//! A protobuf request is compressed a 64 KiB block at a time as it is
+//! written ([`SnappyBlocks`]): never held whole.
 //!
 //! Two formats, as Loki's `pkg/loghttp/push` reads them:
 //! - protobuf (`PushRequest`, see [`super::proto`]) compressed with snappy
@@ -37,9 +39,14 @@ pub struct Body {
 pub struct Encoder {
     encoding: PushEncoding,
     compression: Compression,
+    /// Protobuf: at most a block and an entry of the request (see
+    /// [`SnappyBlocks`]); JSON: the whole text.
     raw: Vec<u8>,
+    /// JSON: the gzip output.
     out: Vec<u8>,
     snappy: snap::raw::Encoder,
+    /// One block's snappy output (zeroed once, never cleared).
+    block: Vec<u8>,
 }
 
 impl Encoder {
@@ -50,6 +57,7 @@ impl Encoder {
             raw: Vec::new(),
             out: Vec::new(),
             snappy: snap::raw::Encoder::new(),
+            block: Vec::new(),
         }
     }
 
@@ -58,26 +66,29 @@ impl Encoder {
         self.raw.clear();
         match self.encoding {
             PushEncoding::Protobuf => {
-                super::proto::encode_request(batch, &mut self.raw);
-                // Grown when too small, never cleared: zeroing the whole
-                // output for every batch cost a memset of each body.
-                let max = snap::raw::max_compress_len(self.raw.len());
-                if self.out.len() < max {
-                    crate::memory::reserve_snug(&mut self.out, max);
-                    self.out.resize(max, 0);
+                let mut snappy = SnappyBlocks {
+                    snappy: &mut self.snappy,
+                    block: &mut self.block,
+                    body: Vec::new(),
+                    err: None,
+                };
+                super::proto::encode_request_in(batch, &mut self.raw, &mut snappy);
+                if let Some(e) = snappy.err {
+                    return Err(format!("snappy: {e}"));
                 }
-                let n = self
-                    .snappy
-                    .compress(&self.raw, &mut self.out)
-                    .map_err(|e| format!("snappy: {e}"))?;
-                let body = Body {
-                    bytes: Bytes::copy_from_slice(&self.out[..n]),
+                let body = snappy.body;
+                self.shrink();
+                Ok(Body {
+                    // Not shrunk to fit: glibc would `mremap` a large body,
+                    // and then, freeing the smaller block, not learn to keep
+                    // the next one in its heap — a fresh mapping, faulted in
+                    // page by page, for every batch (+8 % CPU at one file).
+                    // The untouched tail costs address space, not memory.
+                    bytes: Bytes::from(body),
                     content_type: "application/x-protobuf",
                     content_encoding: None,
                     entries: batch.len(),
-                };
-                self.shrink();
-                Ok(body)
+                })
             }
             PushEncoding::Json => {
                 self.out.clear();
@@ -114,6 +125,62 @@ impl Encoder {
                 *b = Vec::new();
             }
         }
+    }
+}
+
+/// Bytes snappy compresses as one block (its `MAX_BLOCK_SIZE`).
+const BLOCK: usize = 1 << 16;
+
+/// Snappy's block format, written a block at a time as the protobuf
+/// encoder fills the buffer: the request's length as a varint, then each
+/// 64 KiB block's compressed elements. `snap` compresses a whole buffer
+/// exactly so, block by block, so the body is byte-identical to
+/// compressing the whole request at once; but the request is never held
+/// whole (nor a worst-case-sized output for it): the encoder's scratch is
+/// a block of protobuf and a block of snappy, and the body is the one
+/// allocation sent. At 5,000 streams a 1 MiB batch of lines makes a
+/// 2.4 MB request: 5.3 MB of scratch kept between batches before.
+struct SnappyBlocks<'a> {
+    snappy: &'a mut snap::raw::Encoder,
+    block: &'a mut Vec<u8>,
+    body: Vec<u8>,
+    err: Option<snap::Error>,
+}
+
+impl super::proto::Pieces for SnappyBlocks<'_> {
+    const PIECE: usize = BLOCK;
+
+    fn begin(&mut self, total: usize, buf: &mut Vec<u8>) {
+        // A block and an entry of up to an eighth of one.
+        crate::memory::reserve_snug(buf, BLOCK + BLOCK / 8);
+        // Room for the worst case; what is not written is given back (and
+        // was never touched).
+        self.body = Vec::with_capacity(snap::raw::max_compress_len(total));
+        prost::encoding::encode_varint(total as u64, &mut self.body);
+        let max = snap::raw::max_compress_len(BLOCK);
+        if self.block.len() < max {
+            self.block.resize(max, 0);
+        }
+    }
+
+    fn take(&mut self, buf: &mut Vec<u8>, last: bool) {
+        let mut done = 0;
+        for block in buf.chunks(BLOCK) {
+            if block.len() < BLOCK && !last {
+                break;
+            }
+            match self.snappy.compress(block, self.block) {
+                Ok(n) => {
+                    // Each call starts with the block's own length: the
+                    // body has the request's.
+                    let header = prost::encoding::encoded_len_varint(block.len() as u64);
+                    self.body.extend_from_slice(&self.block[header..n]);
+                }
+                Err(e) => self.err = self.err.take().or(Some(e)),
+            }
+            done += block.len();
+        }
+        buf.drain(..done);
     }
 }
 
@@ -262,6 +329,69 @@ mod tests {
             .encode(&small)
             .unwrap();
         assert_eq!(json_of(&j), json_of(&fresh));
+    }
+
+    /// The body is written a 64 KiB block at a time, never from the whole
+    /// request: it must be byte for byte what snappy makes of the whole
+    /// request at once — below one block, across many, at and around block
+    /// edges, and with one line longer than several blocks.
+    #[test]
+    fn snappy_a_block_at_a_time_is_snappy_of_the_whole_request() {
+        let keys: Vec<StreamKey> = (0..7)
+            .map(|i| StreamKey::new(LabelSet::new([("app", format!("a{i}").as_str())])))
+            .collect();
+        let mut enc = Encoder::new(PushEncoding::Protobuf, Compression::None);
+        let mut seen_edge = false;
+        let mut longest = 0;
+        for (n, long) in [
+            (0, 0),
+            (1, 0),
+            (300, 0),
+            (301, 0),
+            (1_000, 0),
+            (5_000, 0),
+            (3, 300_000),
+            (900, 200_000),
+        ] {
+            let mut batch = Batch::new(None, Instant::now());
+            for i in 0..n {
+                let line = format!("{i:06} {}", "x".repeat(i % 300));
+                let e = Entry::new(
+                    LabelSet::empty(),
+                    Timestamp(i as i64),
+                    line.into(),
+                    Ack::none(),
+                );
+                batch.add(&keys[i % keys.len()], e);
+            }
+            if long > 0 {
+                let line: String = (0..long)
+                    .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+                    .collect();
+                let e = Entry::new(LabelSet::empty(), Timestamp(1), line.into(), Ack::none());
+                batch.add(&keys[0], e);
+            }
+            let mut raw = Vec::new();
+            super::super::proto::encode_request(&batch, &mut raw);
+            seen_edge |= raw.len() > BLOCK;
+            let whole = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+            let body = enc.encode(&batch).unwrap();
+            assert_eq!(body.bytes.len(), whole.len(), "{n} lines, long {long}");
+            assert!(body.bytes[..] == whole[..], "{n} lines, long {long}");
+            // Kept across batches: bounded by the longest entry met so far.
+            longest = longest.max(long);
+            let bound = if longest == 0 {
+                BLOCK * 3 / 2
+            } else {
+                2 * (BLOCK + longest)
+            };
+            assert!(
+                enc.raw.capacity() <= bound,
+                "the request is never held whole"
+            );
+            assert!(long > 0 || raw.len() <= BLOCK || enc.raw.capacity() < raw.len());
+        }
+        assert!(seen_edge);
     }
 
     fn json_of(body: &Body) -> serde_json::Value {

@@ -4,7 +4,8 @@
 //! Owns: the message definitions of Loki's `pkg/push/push.proto` (field
 //! numbers and types must match it exactly) and [`encode_request`], which
 //! writes a [`Batch`] straight into a reusable buffer, borrowing every line
-//! instead of copying it into owned prost structs. The prost structs are the
+//! instead of copying it into owned prost structs, whole or a piece at a
+//! time ([`encode_request_in`]). The prost structs are the
 //! reference: the tests decode what the encoder writes with them, and check
 //! that prost's own encoding of the same request is byte-identical.
 //!
@@ -131,12 +132,42 @@ fn put_str(buf: &mut Vec<u8>, field: u8, s: &[u8]) {
     }
 }
 
+/// Where [`encode_request_in`] puts the request as it is written.
+pub trait Pieces {
+    /// `buf` is handed to [`Pieces::take`] once it holds this many bytes.
+    const PIECE: usize;
+    /// The request's length in bytes, before any of it is written.
+    fn begin(&mut self, total: usize, buf: &mut Vec<u8>);
+    /// `buf` holds at least [`Pieces::PIECE`] bytes, or (`last`) the end of
+    /// the request: take what is wanted from its front.
+    fn take(&mut self, buf: &mut Vec<u8>, last: bool);
+}
+
+/// The whole request, left in the buffer.
+struct Whole;
+
+impl Pieces for Whole {
+    const PIECE: usize = usize::MAX;
+    fn begin(&mut self, total: usize, buf: &mut Vec<u8>) {
+        crate::memory::reserve_snug(buf, buf.len() + total);
+    }
+    fn take(&mut self, _: &mut Vec<u8>, _: bool) {}
+}
+
 /// Appends the protobuf encoding of `batch` as a `PushRequest` to `buf`.
 pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
+    encode_request_in(batch, buf, &mut Whole);
+}
+
+/// Writes the protobuf encoding of `batch` as a `PushRequest` through
+/// `buf`, handing it to `out` every [`Pieces::PIECE`] bytes or so (at an
+/// entry's end), so that a compressor can take it a block at a time and
+/// the whole request is never held.
+pub fn encode_request_in<P: Pieces>(batch: &Batch, buf: &mut Vec<u8>, out: &mut P) {
     // First pass: stream lengths, kept (entry lengths are recomputed in the
     // second pass; that is arithmetic only and cheaper than storing them).
     let lens: Vec<usize> = batch.streams().iter().map(stream_len).collect();
-    crate::memory::reserve_snug(buf, lens.iter().map(|&l| ld_len(l, false)).sum());
+    out.begin(lens.iter().map(|&l| ld_len(l, false)).sum(), buf);
     let mut labels = String::new();
     for (s, &len) in batch.streams().iter().zip(&lens) {
         buf.push(key(1, LEN));
@@ -145,6 +176,9 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
         s.key.render_into(&mut labels);
         put_str(buf, 1, labels.as_bytes());
         for e in &s.entries {
+            if buf.len() >= P::PIECE {
+                out.take(buf, false);
+            }
             buf.push(key(2, LEN));
             encode_varint(entry_len(e) as u64, buf);
             // timestamp (always present)
@@ -168,6 +202,7 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
             }
         }
     }
+    out.take(buf, true);
 }
 
 fn stream_len(s: &super::batch::Stream) -> usize {
