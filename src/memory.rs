@@ -82,7 +82,8 @@ pub fn trim() -> bool {
 /// batch to batch): an eighth more than asked when it must grow. `Vec`'s
 /// own growth doubles, so a buffer that met one batch a little bigger than
 /// the last kept twice what any batch needs — the push encoder's two
-/// buffers for 1 MiB batches held 5.4 MB that way (massif), 3.2 MB now.
+/// whole-request buffers for 1 MiB batches held 5.4 MB that way (massif),
+/// 3.2 MB with this (it now keeps a block of each, see `sink::encode`).
 /// Growing by an eighth bounds the waste at 12.5 % and the reallocations
 /// to a few while batch sizes settle.
 pub fn reserve_snug(buf: &mut Vec<u8>, total: usize) {
