@@ -535,7 +535,15 @@ fn yaml_str(s: &str, out: &mut String) {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+            // Controls, and what YAML's printable set (`c-printable`)
+            // also leaves out (U+FFFE, U+FFFF) or reads as a line break or
+            // a byte order mark: escaped, or the file would not load again.
+            c if c.is_control()
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
+            {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c => out.push(c),
@@ -606,7 +614,11 @@ mod tests {
                 file("/var/log/pods/ns_p_u/c/0.log", 11, 0),
             ],
             &[("/var/log/pods/ns_p_u/c/0.log", "20261122-101500")],
-            &[("journal-j", "s=1;b=\"x\"\n"), ("cursor-c", "42")],
+            &[
+                ("journal-j", "s=1;b=\"x\"\n"),
+                ("cursor-c", "42"),
+                ("journal-\u{fffe}", "a\u{ffff}"),
+            ],
         );
         let odd = [
             "/p/with space/0.log",
@@ -614,6 +626,8 @@ mod tests {
             "/p/quo\"te'/back\\slash",
             "/p/tab\tnl\ncr\r/\u{85}\u{2028}/0.log",
             "/p/é€😀/0.log",
+            // Not in YAML's printable set, or at its edges (fuzz_props).
+            "/p/\u{fffe}\u{ffff}\u{fffd}\u{feff}\u{7f}\u{9f}\u{a0}\u{1fffe}/0.log",
             "relative/- [x]/{y}",
             "123",
             "true",
