@@ -164,12 +164,6 @@ impl LabelSet {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// How many holders this set has in memory (clones of it): a cache
-    /// that is the only holder of a set can let go of it.
-    pub fn holders(&self) -> usize {
-        Arc::strong_count(&self.0)
-    }
-
     /// The precomputed hash (stable within one process).
     pub fn hash_u64(&self) -> u64 {
         let mut w = [0u8; 8];

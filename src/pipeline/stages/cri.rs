@@ -177,20 +177,12 @@ impl CriStage {
 }
 
 /// Cache of `labels + {stream="…"}` per input label set, so the derived set
-/// is built once per stream, not per line.
-///
-/// Bounded by what is alive: when it holds [`StreamLabels::MAX`] input sets
-/// (or twice what its last sweep kept, if more), it lets go of the sets no
-/// one else holds any more — files gone — and keeps the rest. Clearing it
-/// whole instead, as it once did, rebuilt every live stream's set at each
-/// clear once a node had more than `MAX` files, and the rebuilt sets were
-/// copies of the ones batches and the spool still held.
+/// is built once per stream, not per line. Bounded: cleared when it grows
+/// past [`StreamLabels::MAX`] input sets (long-gone files).
 #[derive(Default)]
 pub(super) struct StreamLabels {
     last: Option<(LabelSet, [Option<LabelSet>; 2])>,
     map: crate::labels::LabelMap<[Option<LabelSet>; 2]>,
-    /// Input sets held before the next sweep (0: [`StreamLabels::MAX`]).
-    limit: usize,
 }
 
 impl StreamLabels {
@@ -203,8 +195,8 @@ impl StreamLabels {
                 return out.clone();
             }
         }
-        if self.map.len() >= self.limit.max(Self::MAX) && !self.map.contains_key(input) {
-            self.sweep();
+        if self.map.len() >= Self::MAX && !self.map.contains_key(input) {
+            self.map.clear();
         }
         let slot = self.map.entry(input.clone()).or_default();
         let out = slot[i]
@@ -212,16 +204,6 @@ impl StreamLabels {
             .clone();
         self.last = Some((input.clone(), slot.clone()));
         out
-    }
-
-    /// Lets go of the input sets only this cache holds (their files are
-    /// gone: a tailed file holds its own set) and sets the next limit to
-    /// twice what is left, so that a node with more live streams than
-    /// `MAX` sweeps rarely instead of on every new one.
-    fn sweep(&mut self) {
-        self.last = None;
-        self.map.retain(|k, _| k.holders() > 1);
-        self.limit = self.map.len().saturating_mul(2);
     }
 }
 
@@ -444,38 +426,6 @@ mod tests {
             x1.iter().next().unwrap().0,
             x2.iter().next().unwrap().0
         ));
-    }
-
-    #[test]
-    fn more_live_streams_than_the_cache_bound_keep_their_sets_and_gone_ones_go() {
-        let mut s = StreamLabels::default();
-        let n = StreamLabels::MAX + 904;
-        // Files alive: each holds its set, as a tailed file does.
-        let live: Vec<LabelSet> = (0..n)
-            .map(|k| LabelSet::new([("filename", format!("/p/{k}/0.log"))]))
-            .collect();
-        let first: Vec<LabelSet> = live.iter().map(|l| s.get(l, Stream::Stdout)).collect();
-        for _ in 0..2 {
-            for (k, (l, f)) in live.iter().zip(&first).enumerate() {
-                assert!(
-                    s.get(l, Stream::Stdout).shares(f),
-                    "stream {k}: built again"
-                );
-            }
-        }
-        // Files gone: their sets are let go of at the next sweep, and the
-        // cache stays bounded by what is alive.
-        for k in 0..3 * n {
-            let gone = LabelSet::new([("filename", format!("/gone/{k}/0.log"))]);
-            s.get(&gone, Stream::Stderr);
-        }
-        assert!(s.map.len() <= 2 * n + 1, "{} sets held", s.map.len());
-        for (k, (l, f)) in live.iter().zip(&first).enumerate() {
-            assert!(
-                s.get(l, Stream::Stdout).shares(f),
-                "stream {k}: built again"
-            );
-        }
     }
 
     #[test]
