@@ -261,10 +261,7 @@ fn hash_sorted<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
 /// decodes (the spool's lanes: every chunk carries the label table of its
 /// streams): a set seen before costs a hash and a compare, not an
 /// allocation, and every entry of a stream shares one set (so the client's
-/// route cache, keyed by the set, holds no copy of its own). A writer of
-/// that data can [`Interner::offer`] the sets it writes, so that what is
-/// read back shares the very set the writer had (the spool's lanes and the
-/// pipeline: one set per stream in memory, not one more per reader).
+/// route cache, keyed by the set, holds no copy of its own).
 ///
 /// Must never: hand out a set that is not equal to the pairs asked for, or
 /// grow without bound (cleared when full, like the route cache).
@@ -298,28 +295,6 @@ impl Interner {
         let l = LabelSet::from_sorted_hashed(pairs.iter().copied(), hash);
         self.seen.insert(hash, l.clone());
         l
-    }
-
-    /// Remembers `set` itself as the set of its pairs, so that [`get`]
-    /// hands out clones of it; it replaces an equal set remembered before
-    /// (the newest is the one the writer's side still holds). One map
-    /// lookup when `set` is the one remembered already.
-    ///
-    /// [`get`]: Interner::get
-    pub fn offer(&mut self, set: &LabelSet) {
-        let hash = set.hash_u64();
-        match self.seen.get_mut(&hash) {
-            Some(l) if l.shares(set) => {}
-            // Equal or a collision: the newest set wins either way (a
-            // collision is only a set not shared, `get` compares pairs).
-            Some(l) => *l = set.clone(),
-            None => {
-                if self.seen.len() >= Self::CAP {
-                    self.seen.clear();
-                }
-                self.seen.insert(hash, set.clone());
-            }
-        }
     }
 
     pub fn len(&self) -> usize {
@@ -482,30 +457,6 @@ mod tests {
         assert_eq!(i.get(&[]), LabelSet::empty());
         for n in 0..Interner::CAP + 5 {
             i.get(&[("n", &n.to_string())]);
-        }
-        assert!(i.len() <= Interner::CAP);
-    }
-
-    #[test]
-    fn a_set_offered_is_the_one_handed_out_and_the_newest_offer_wins() {
-        let mut i = Interner::default();
-        let made = LabelSet::new([("pod", "p"), ("job", "a")]);
-        i.offer(&made);
-        let read = i.get(&[("job", "a"), ("pod", "p")]);
-        assert!(read.shares(&made), "the reader shares the writer's set");
-        // An equal set built again (a cache on the writer's side cleared)
-        // replaces it: readers follow what the writer holds now.
-        let again = LabelSet::new([("job", "a"), ("pod", "p")]);
-        i.offer(&again);
-        assert!(i.get(&[("job", "a"), ("pod", "p")]).shares(&again));
-        assert_eq!(i.len(), 1);
-        // Other pairs are still built, equal to what was asked.
-        let other = i.get(&[("job", "a"), ("pod", "q")]);
-        assert!(!other.shares(&again));
-        assert_eq!(other.get("pod"), Some("q"));
-        // Offers are bounded like reads.
-        for n in 0..Interner::CAP + 5 {
-            i.offer(&LabelSet::new([("n", n.to_string())]));
         }
         assert!(i.len() <= Interner::CAP);
     }

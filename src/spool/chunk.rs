@@ -290,11 +290,6 @@ impl ChunkBuilder {
         self.entries == 0
     }
 
-    /// The label sets of the open chunk's streams.
-    pub fn labels(&self) -> &[LabelSet] {
-        &self.labels
-    }
-
     /// Bytes of the open chunk's entries section (its size, near enough).
     pub fn body_len(&self) -> usize {
         self.body.len()

@@ -161,11 +161,6 @@ pub(crate) struct Shared {
     pub loaded: BTreeMap<String, BTreeMap<String, u64>>,
     /// The ledger as last saved.
     pub saved: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
-    /// The label sets of the streams written, offered by the writer as it
-    /// seals each chunk: a lane decoding a chunk takes its streams' sets
-    /// from here, so an entry read back shares the set the pipeline made
-    /// (at 5,000 streams a set per stream more per lane was ~2 MB).
-    pub labels: Mutex<crate::labels::Interner>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,7 +230,6 @@ impl Spool {
             lanes: Mutex::new(BTreeMap::new()),
             saved: Mutex::new(loaded.clone()),
             loaded,
-            labels: Mutex::new(Default::default()),
         });
         let s = Spool { shared };
         s.update_gauges();

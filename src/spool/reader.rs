@@ -55,6 +55,9 @@ pub struct LaneReader {
     /// same buffer, which is kept from chunk to chunk (up to [`KEEP`]).
     data: Vec<u8>,
     scratch: Vec<u8>,
+    /// The label sets of the streams met in this lane's chunks: one set per
+    /// stream, shared by its entries of every chunk.
+    interner: crate::labels::Interner,
 }
 
 /// The largest read buffer a lane keeps between chunks (a chunk is
@@ -101,6 +104,7 @@ impl LaneReader {
             file: None,
             data: Vec::new(),
             scratch: Vec::new(),
+            interner: Default::default(),
         }
     }
 
@@ -290,13 +294,7 @@ impl LaneReader {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry>, ChunkError> {
-        // The streams' sets as the writer offered them (or as an earlier
-        // chunk built them): one set per stream, shared by its entries of
-        // every chunk and every lane, and by the pipeline that made them.
-        let mut p = {
-            let mut interner = lock(&self.spool.shared.labels);
-            Payload::open_interned(h, data, scratch, Some(&mut interner))?
-        };
+        let mut p = Payload::open_interned(h, data, scratch, Some(&mut self.interner))?;
         let mut mine = Vec::with_capacity(p.labels().len());
         for ls in p.labels() {
             let t = match ls.get(TENANT_LABEL) {

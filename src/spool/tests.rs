@@ -420,8 +420,6 @@ fn a_lane_per_tenant_and_segments_go_only_when_every_lane_is_past_them() {
             // One set for the stream, shared across the chunks it spans.
             let first = stream.get_or_insert_with(|| e.labels.clone());
             assert!(first.shares(&e.labels));
-            // And it is the set the writer was given, not a copy of it.
-            assert!(e.labels.shares(&a));
             seen.push(e.timestamp.0);
             e.ack.ack();
         }
@@ -444,7 +442,6 @@ fn a_lane_per_tenant_and_segments_go_only_when_every_lane_is_past_them() {
     while let Ok(Some(es)) =
         rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), lane_b.next()).await })
     {
-        assert!(es.iter().all(|e| e.labels.shares(&b)));
         crate::ack::ack_many(es.into_iter().map(|e| e.ack));
     }
     spool.maintain().unwrap();

@@ -291,13 +291,6 @@ impl Writer {
             return;
         }
         self.builder.set_codec(self.codec());
-        {
-            // For the lanes: what they read back shares these sets.
-            let mut interner = lock(&self.spool.shared.labels);
-            for l in self.builder.labels() {
-                interner.offer(l);
-            }
-        }
         self.chunk.clear();
         let Some(h) = self.builder.seal(Timestamp::now().nanos(), &mut self.chunk) else {
             return;
