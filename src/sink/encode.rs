@@ -153,8 +153,8 @@ impl super::proto::Pieces for SnappyBlocks<'_> {
     fn begin(&mut self, total: usize, buf: &mut Vec<u8>) {
         // A block and an entry of up to an eighth of one.
         crate::memory::reserve_snug(buf, BLOCK + BLOCK / 8);
-        // Room for the worst case; what is not written is given back (and
-        // was never touched).
+        // Room for the worst case, kept (see `Encoder::encode`): the tail
+        // that is not written is never touched, so never resident.
         self.body = Vec::with_capacity(snap::raw::max_compress_len(total));
         prost::encoding::encode_varint(total as u64, &mut self.body);
         let max = snap::raw::max_compress_len(BLOCK);
