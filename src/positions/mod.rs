@@ -17,6 +17,7 @@
 //! behind, or write at all in `-dry-run` (read-only mode).
 
 pub mod format;
+pub mod rendered;
 
 use crate::ack::{Position, Tracker};
 use crate::config::PositionsConfig;
@@ -89,19 +90,9 @@ struct Live {
     tracker: Arc<Tracker>,
     /// The size the tailer last saw (shared with it).
     size: Arc<AtomicU64>,
-    /// The rendered Promtail entry and `tailtrace:file` line, and what they
-    /// were rendered from (offset, size, fingerprint): re-rendered only
-    /// when one moved.
-    /// Shared with the renders that hold them (a save writes them without
-    /// copying them into one string). With them, their render id (the
-    /// Promtail line's; the other line's is one more).
-    line: Option<(LineKey, u64, Arc<str>, Arc<str>)>,
     /// See [`SavedFile::seq`].
     seq: u64,
 }
-
-/// What a file's cached lines were rendered from: offset, size, fingerprint.
-type LineKey = (u64, u64, Fingerprint);
 
 /// A file in the written order: live (current at its path) or loaded.
 #[derive(Clone, Copy)]
@@ -125,8 +116,8 @@ struct Inner {
     /// `chains` as rendered in the file, and its render id; `None` once
     /// they changed.
     chain_lines: Option<(u64, Arc<str>)>,
-    /// Render ids given so far: every cached line formatted gets a new one
-    /// (never reused), so a save can tell an unchanged text by its ids.
+    /// Render ids given so far: every text of `chains` formatted gets a
+    /// new one (never reused), so a save can tell it unchanged by its id.
     rendered: u64,
     /// The files in the order they are written (Promtail's view order, see
     /// [`format::view_order`]); `None` once a file was taken on,
@@ -158,7 +149,7 @@ pub struct Positions {
 /// `fsync` every `sync_period` for nothing) — unless the file at the path
 /// is no longer the one written (deleted, replaced, changed by hand).
 struct Written {
-    text: format::Signature,
+    text: rendered::Rendered,
     file: FileStamp,
 }
 
@@ -327,7 +318,6 @@ impl Positions {
                 fp,
                 tracker,
                 size,
-                line: None,
                 seq,
             },
         );
@@ -443,11 +433,10 @@ impl Positions {
     /// files of its path is kept. False if `id` is not live.
     pub fn rekey(&self, id: FileId, to: FileId) -> bool {
         let mut g = self.lock();
-        let Some(mut l) = g.live.remove(&id) else {
+        let Some(l) = g.live.remove(&id) else {
             return false;
         };
         g.order = None;
-        l.line = None;
         g.live.insert(to, l);
         drop(g);
         self.changed();
@@ -502,35 +491,13 @@ impl Positions {
             .and_then(|l| l.tracker.committed().offset())
     }
 
-    /// The file content as it would be written now. Only files whose
-    /// offset, size or fingerprint moved since the last render are
-    /// formatted again, and the files are sorted again only when one was
-    /// taken on or let go. The cached lines are shared with the result, not
-    /// copied: at 5,000 files a save holds no multi-megabyte string.
-    pub fn render_pieces(&self) -> format::Rendered {
+    /// The file content as it would be written now: each live file's
+    /// values (its lines are formatted as they are written, see
+    /// [`rendered`]), the files sorted again only when one was taken on or
+    /// let go, the watermarks' lines formatted again only when one moved.
+    pub fn render_pieces(&self) -> rendered::Rendered {
         let mut guard = self.lock();
         let g = &mut *guard;
-        for (id, l) in g.live.iter_mut() {
-            let offset = l.tracker.committed().offset().unwrap_or(0);
-            let size = l.size.load(Ordering::Relaxed).max(offset);
-            let at = (offset, size, l.fp);
-            if l.line.as_ref().is_none_or(|(k, _, _, _)| *k != at) {
-                let f = format::FileRecord {
-                    path: &l.path,
-                    id: *id,
-                    fp_len: l.fp.len,
-                    fp: l.fp.crc,
-                    offset,
-                    size,
-                    seq: l.seq,
-                };
-                let (mut promtail, mut text) = (String::new(), String::new());
-                format::promtail_line(f.path, f.offset, &mut promtail);
-                format::file_line(&f, &mut text);
-                l.line = Some((at, g.rendered, promtail.into(), text.into()));
-                g.rendered += 2;
-            }
-        }
         if g.chain_lines.is_none() {
             let mut text = String::new();
             format::chain_lines(&g.chains, &mut text);
@@ -542,33 +509,48 @@ impl Positions {
             None => view_order(&g.live, &g.saved),
         };
         let g = &*g;
-        let mut r = format::Rendered::default();
-        // Small parts are gathered in `out` and become a piece before each
-        // shared line.
-        let mut out = String::new();
-        format::header(&mut out);
+        let mut r = rendered::Rendered::default();
+        // Each slot of `order` with its file: a live one's values taken
+        // once (their index in `r`), used by both of its lines.
+        enum At<'a> {
+            Live(usize, &'a Path),
+            Saved(&'a SavedFile),
+        }
+        let slots: Vec<At<'_>> = order
+            .iter()
+            .filter_map(|slot| match *slot {
+                Slot::Live(id) => {
+                    let l = g.live.get(&id)?;
+                    let offset = l.tracker.committed().offset().unwrap_or(0);
+                    let i = r.add_file(rendered::LiveLine {
+                        path: l.path.clone(),
+                        id,
+                        fp: l.fp,
+                        offset,
+                        size: l.size.load(Ordering::Relaxed).max(offset),
+                        seq: l.seq,
+                    });
+                    Some(At::Live(i, &l.path))
+                }
+                Slot::Saved(id) => g.saved.get(&id).map(At::Saved),
+            })
+            .collect();
+        format::header(r.text());
         // Paths are compared as bytes (as `view_order` sorts them): `Path`'s
         // `==` walks components, a third of a render's time at 5,000 files.
         let mut last: Option<&[u8]> = None;
-        for slot in &order {
-            match *slot {
-                Slot::Live(id) => {
-                    let Some(l) = g.live.get(&id) else { continue };
-                    if last != Some(l.path.as_os_str().as_encoded_bytes()) {
-                        last = Some(l.path.as_os_str().as_encoded_bytes());
-                        if let Some((_, id, p, _)) = &l.line {
-                            r.push_owned(&mut out);
-                            r.push_shared(p, *id);
-                        }
-                    }
-                }
-                Slot::Saved(id) => {
-                    let Some(f) = g.saved.get(&id) else { continue };
-                    if last != Some(f.path.as_os_str().as_encoded_bytes()) {
-                        last = Some(f.path.as_os_str().as_encoded_bytes());
-                        format::promtail_line(&f.path, f.offset, &mut out);
-                    }
-                }
+        for at in &slots {
+            let (path, bytes) = match at {
+                At::Live(_, p) => (*p, p.as_os_str().as_encoded_bytes()),
+                At::Saved(f) => (f.path.as_path(), f.path.as_os_str().as_encoded_bytes()),
+            };
+            if last == Some(bytes) {
+                continue;
+            }
+            last = Some(bytes);
+            match at {
+                At::Live(i, _) => r.promtail(*i),
+                At::Saved(f) => format::promtail_line(path, f.offset, r.text()),
             }
         }
         if !g.promtail.is_empty() {
@@ -580,7 +562,7 @@ impl Positions {
                 .collect();
             let imports: BTreeMap<PathBuf, u64> =
                 g.promtail.iter().map(|(p, o)| (p.clone(), *o)).collect();
-            format::imports(&imports, &|p| ours.contains(p), &mut out);
+            format::imports(&imports, &|p| ours.contains(p), r.text());
         }
         let mut cursors = g.cursors.clone();
         for (name, t) in &g.live_cursors {
@@ -593,28 +575,19 @@ impl Positions {
                 cursors.insert(name.clone(), c.to_string());
             }
         }
-        format::middle(&cursors, "", &mut out);
+        format::middle(&cursors, "", r.text());
         if let Some((id, c)) = &g.chain_lines {
-            r.push_owned(&mut out);
-            r.push_shared(c, *id);
+            r.chains(c, *id);
         }
-        for slot in &order {
-            match *slot {
-                Slot::Live(id) => {
-                    if let Some((_, n, _, t)) = g.live.get(&id).and_then(|l| l.line.as_ref()) {
-                        r.push_owned(&mut out);
-                        r.push_shared(t, n + 1);
-                    }
-                }
-                Slot::Saved(id) => {
-                    if let Some(f) = g.saved.get(&id) {
-                        format::file_line(&f.record(), &mut out);
-                    }
-                }
+        for at in &slots {
+            match at {
+                At::Live(i, _) => r.file(*i),
+                At::Saved(f) => format::file_line(&f.record(), r.text()),
             }
         }
-        format::trailer(g.spool, &mut out);
-        r.push_owned(&mut out);
+        format::trailer(g.spool, r.text());
+        r.finish();
+        drop(slots);
         guard.order = Some(order);
         r
     }
@@ -635,22 +608,20 @@ impl Positions {
         }
         let mut last = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let r = self.render_pieces();
-        self.saved_len.store(r.len(), Ordering::Relaxed);
         if let Some(w) = last.as_ref() {
             if r.matches(&w.text) && FileStamp::of(&self.path).as_ref() == Some(&w.file) {
                 return Ok(());
             }
         }
         *last = None;
+        let mut len = 0;
         write_atomic_with(&self.path, |f| {
             let mut w = io::BufWriter::with_capacity(64 << 10, f);
-            r.write_to(&mut w)?;
+            len = r.write_to(&mut w)?;
             w.flush()
         })?;
-        *last = FileStamp::of(&self.path).map(|file| Written {
-            text: r.signature(),
-            file,
-        });
+        self.saved_len.store(len, Ordering::Relaxed);
+        *last = FileStamp::of(&self.path).map(|file| Written { text: r, file });
         Ok(())
     }
 
