@@ -11,7 +11,9 @@
 //! Besides files it keeps, per path, the newest kubelet rotation stamp taken
 //! on (the chain watermark, see `source/chain.rs`), journal cursors, and the
 //! spool offset these positions account for (see `spool/`). The file layout —
-//! one Promtail-readable `positions:` map — is in [`format`].
+//! one Promtail-readable `positions:` map — is in [`format`]; what a save
+//! compares and streams (each live file formatted as it is written), in
+//! [`rendered`].
 //!
 //! Must never: record an offset that was not acknowledged, leave a torn file
 //! behind, or write at all in `-dry-run` (read-only mode).
@@ -509,7 +511,7 @@ impl Positions {
             None => view_order(&g.live, &g.saved),
         };
         let g = &*g;
-        let mut r = rendered::Rendered::default();
+        let mut r = rendered::Rendered::for_files(order.len());
         // Each slot of `order` with its file: a live one's values taken
         // once (their index in `r`), used by both of its lines.
         enum At<'a> {

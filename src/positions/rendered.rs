@@ -85,6 +85,17 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// Room for `files` live files written twice each (their two lines):
+    /// sized once, as the file list and pieces of 5,000 files grown by
+    /// doubling kept ~40 % more than they held (heaptrack).
+    pub fn for_files(files: usize) -> Rendered {
+        Rendered {
+            files: Vec::with_capacity(files),
+            pieces: Vec::with_capacity(files.saturating_mul(2).saturating_add(8)),
+            ..Rendered::default()
+        }
+    }
+
     /// Where small parts are written (they become a piece before the next
     /// file or watermark piece, or at [`Rendered::finish`]).
     pub fn text(&mut self) -> &mut String {
@@ -205,7 +216,7 @@ mod tests {
     }
 
     fn build(offset: u64, path: &str, chains: (&Arc<str>, u64)) -> Rendered {
-        let mut r = Rendered::default();
+        let mut r = Rendered::for_files(1);
         r.text().push_str("head\n");
         let i = r.add_file(line(path, offset));
         r.promtail(i);
