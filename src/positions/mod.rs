@@ -542,17 +542,18 @@ impl Positions {
         // `==` walks components, a third of a render's time at 5,000 files.
         let mut last: Option<&[u8]> = None;
         for at in &slots {
-            let (path, bytes) = match at {
-                At::Live(_, p) => (*p, p.as_os_str().as_encoded_bytes()),
-                At::Saved(f) => (f.path.as_path(), f.path.as_os_str().as_encoded_bytes()),
+            let path = match at {
+                At::Live(_, p) => *p,
+                At::Saved(f) => f.path.as_path(),
             };
+            let bytes = path.as_os_str().as_encoded_bytes();
             if last == Some(bytes) {
                 continue;
             }
             last = Some(bytes);
             match at {
                 At::Live(i, _) => r.promtail(*i),
-                At::Saved(f) => format::promtail_line(path, f.offset, r.text()),
+                At::Saved(f) => format::promtail_line(&f.path, f.offset, r.text()),
             }
         }
         if !g.promtail.is_empty() {
@@ -589,7 +590,6 @@ impl Positions {
         }
         format::trailer(g.spool, r.text());
         r.finish();
-        drop(slots);
         guard.order = Some(order);
         r
     }
