@@ -367,15 +367,16 @@ struct SpoolParts {
     maintain: tokio::task::JoinHandle<()>,
 }
 
-/// Memory budget with the spool, at most: entries between the pipeline and
-/// their chunk's commit (the clients' lanes hold their own few batches). An
-/// entry taken into a chunk keeps only about half its charge, so the spool
-/// writer sets the budget to twice its commit threshold: 2 MiB with commits
-/// of 1 MiB ([`SPOOL_COMMIT`]), up to this while the positions file is large
-/// (thousands of files: commits grow so that saving it stays cheap). (It
-/// was 8 MiB, then 4 MiB at every size: each step took 3–7 MiB off the peak
-/// RSS; see the README's *Performance*.)
-pub const SPOOL_BUDGET: usize = 4 << 20;
+/// Memory budget with the spool: entries between the pipeline and their
+/// chunk's commit (the clients' lanes hold their own few batches). An entry
+/// taken into a chunk keeps only its ack's share of its charge until the
+/// commit, and a commit is also due when those shares reach half of this,
+/// so the budget is room for the queue at every commit size: ~1.2 MiB
+/// of it at one file, as before, and less at 5,000. (It was 8
+/// MiB, then 4 MiB at every size, then twice the commit threshold — 2 MiB
+/// up to 4 with thousands of files — with half of each line kept charged:
+/// each step took MiBs off the peak RSS; see the README's *Performance*.)
+pub const SPOOL_BUDGET: usize = 3 << 19;
 
 /// The spool's commit threshold while the positions file is small.
 pub const SPOOL_COMMIT: usize = 1 << 20;
@@ -462,12 +463,12 @@ fn start_delivery(
         clients.push((h.name, h.task));
     }
     spool.report_orphans();
-    let budget = Budget::new(2 * SPOOL_COMMIT);
+    let budget = Budget::new(SPOOL_BUDGET);
     let (tx, writer) = crate::spool::writer::spawn_writer(
         spool.clone(),
         positions.clone(),
         SPOOL_COMMIT,
-        Some((budget.clone(), SPOOL_BUDGET)),
+        Some(budget.clone()),
         stop.clone(),
         Some(Box::new(stop_on_failure)),
     )

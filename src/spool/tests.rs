@@ -514,6 +514,64 @@ fn a_chunk_sealed_by_the_last_entry_before_silence_is_committed() {
     h.join().unwrap();
 }
 
+/// Many small lines under a small memory budget, and no `chunk_wait` to
+/// save them: an entry taken into a chunk keeps its ack's share of the
+/// budget until its commit, so the writer must commit once those shares
+/// hold half the budget — far below its commit threshold — or the reader
+/// waits for room that only a commit would give.
+#[test]
+fn small_lines_under_a_small_budget_are_committed_without_waiting_for_chunk_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    let mut c = cfg(dir.path());
+    c.chunk_wait = Duration::from_secs(3600);
+    c.chunk_size = 4096;
+    let spool = Spool::open(c, None, Arc::new(Metrics::new())).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let budget = crate::ack::Budget::new(16 << 10);
+    let (tx, h) = super::writer::spawn_writer(
+        spool.clone(),
+        pos.clone(),
+        1 << 20,
+        Some(budget.clone()),
+        stop.clone(),
+        None,
+    )
+    .unwrap();
+    let source = Tracker::new(Position::Offset(0));
+    let n = 5_000;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let ls = LabelSet::new([("app", "a")]);
+    for i in 0..n {
+        let line = format!("{i:06}");
+        let cost = line.len() + crate::sink::fanout::ENTRY_OVERHEAD;
+        let Some(charge) = budget.charge_blocking(cost, &|| std::time::Instant::now() >= deadline)
+        else {
+            panic!("no budget for line {i}: the writer holds it until a commit that never comes");
+        };
+        let mut ack = source.issue(Position::Offset(i as u64 + 1));
+        ack.set_charge(charge);
+        tx.send(vec![Entry::new(
+            ls.clone(),
+            Timestamp(i as i64),
+            line.into(),
+            ack,
+        )])
+        .unwrap();
+    }
+    // Every line below the commit threshold (30 KiB of 1 MiB): the commits
+    // came from the budget.
+    let committed = match source.committed() {
+        Position::Offset(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert!(committed >= n as u64 / 2, "committed {committed} of {n}");
+    drop(tx);
+    h.join().unwrap();
+    assert_eq!(source.committed(), Position::Offset(n as u64));
+    assert_eq!(budget.used(), 0);
+}
+
 /// Every chunk in the spool: (spool offset, codec).
 fn chunk_codecs(spool: &Spool) -> Vec<(u64, super::chunk::Codec)> {
     let mut out = Vec::new();

@@ -12,9 +12,10 @@
 //! memory: only the chunk being written is. Written chunks are committed
 //! together (group commit) when the open data reaches the commit threshold
 //! (`commit_bytes`, more while the positions file is large, see
-//! `commit_threshold`; the fan-out's memory budget is kept at twice it, as
-//! an entry taken keeps only part of its charge), or once the oldest entry
-//! not committed has waited `chunk_wait` (the open chunk is sealed then too):
+//! `commit_threshold`), when the entries waiting for it hold half the
+//! fan-out's memory budget (an entry taken keeps only its ack's share of
+//! its charge: its line is in a chunk), or once the oldest entry not
+//! committed has waited `chunk_wait` (the open chunk is sealed then too):
 //!
 //! 1. before each chunk is written, wait while the spool is full
 //!    (`max_size`) — committing what is written first: backpressure, never
@@ -63,7 +64,8 @@ use std::time::{Duration, Instant};
 /// (the budget wakes the tailer precisely; a full queue is only polled).
 pub const QUEUE: usize = 256;
 
-/// Budget an uncommitted entry keeps besides half its line (its ack).
+/// Budget an entry taken keeps until its commit: its ack (the line is in
+/// a chunk, written to the spool at once or in the one open chunk).
 const ACK_BYTES: usize = 64;
 
 /// See [`Writer::commit_threshold`].
@@ -78,24 +80,25 @@ fn fits(bytes: u64, n: u64, max: u64) -> bool {
     bytes == 0 || bytes + n <= max
 }
 
-/// The memory budget that goes with a commit threshold: twice it (an entry
-/// taken keeps about half its charge until the commit, so the other half
-/// is room for the queue meanwhile), capped at `max`.
-fn budget_for(threshold: usize, max: usize) -> usize {
-    threshold.saturating_mul(2).min(max)
+/// Whether `entries` taken entries (`open` bytes of data) are due for a
+/// commit: the data reached `threshold`, or their kept charges half the
+/// `budget` (many small lines), so that the queue never waits on what only
+/// a commit frees.
+fn due(open: usize, entries: usize, threshold: usize, budget: Option<usize>) -> bool {
+    open >= threshold || budget.is_some_and(|b| entries.saturating_mul(ACK_BYTES) >= b / 2)
 }
 
 /// Starts the writer thread. `commit_bytes`: commit once this much
 /// (uncompressed) data is open (more while the positions file is large,
 /// see [`Writer::commit_threshold`]). `budget`: the fan-out's memory budget
-/// and its largest limit; the writer sets it to twice the commit threshold.
+/// (a commit is also due when the entries taken hold half of it).
 /// `stop`: the agent is stopping (bounds the waits of the final commit).
 /// `on_failure`: called once if an `fsync` fails (see [`OnFailure`]).
 pub fn spawn_writer(
     spool: Spool,
     positions: Arc<Positions>,
     commit_bytes: usize,
-    budget: Option<(Arc<Budget>, usize)>,
+    budget: Option<Arc<Budget>>,
     stop: Arc<AtomicBool>,
     on_failure: Option<OnFailure>,
 ) -> std::io::Result<(SyncSender<Vec<Entry>>, JoinHandle<()>)> {
@@ -103,7 +106,6 @@ pub fn spawn_writer(
     let mut w = Writer::new(spool, positions, commit_bytes, stop);
     w.budget = budget;
     w.on_failure = on_failure;
-    w.fit_budget();
     let h = std::thread::Builder::new()
         .name("spool-writer".into())
         .spawn(move || w.run(rx))?;
@@ -149,8 +151,8 @@ pub(crate) struct Writer {
     positions: Arc<Positions>,
     stop: Arc<AtomicBool>,
     warned_full: bool,
-    /// The fan-out's budget and its largest limit (see [`spawn_writer`]).
-    budget: Option<(Arc<Budget>, usize)>,
+    /// The fan-out's budget (see [`spawn_writer`]).
+    budget: Option<Arc<Budget>>,
     /// Syncs a segment (`File::sync_data`; tests make it fail).
     sync: fn(&File) -> std::io::Result<()>,
     on_failure: Option<OnFailure>,
@@ -211,14 +213,14 @@ impl Writer {
                 Ok(batch) => {
                     self.take(batch);
                     // Take what is already queued before deciding.
-                    let commit_bytes = self.fit_budget();
-                    while self.open_bytes < commit_bytes {
+                    let threshold = self.commit_threshold();
+                    while !self.due(threshold) {
                         match rx.try_recv() {
                             Ok(b) => self.take(b),
                             Err(_) => break,
                         }
                     }
-                    if self.open_bytes >= commit_bytes {
+                    if self.due(threshold) {
                         self.seal();
                         self.commit();
                     }
@@ -245,18 +247,10 @@ impl Writer {
         commit_threshold(self.commit_bytes, self.positions.saved_len())
     }
 
-    /// Returns the commit threshold, and sets the budget to go with it:
-    /// larger commits need room for the queue beside what waits for them;
-    /// small ones need less (each MiB of budget is a MiB of peak memory).
-    fn fit_budget(&self) -> usize {
-        let t = self.commit_threshold();
-        if let Some((b, max)) = &self.budget {
-            let want = budget_for(t, *max);
-            if b.limit() != want {
-                b.set_limit(want);
-            }
-        }
-        t
+    /// Whether what is open is due for a commit (see [`due`]).
+    pub(crate) fn due(&self, threshold: usize) -> bool {
+        let budget = self.budget.as_ref().map(|b| b.limit());
+        due(self.open_bytes, self.acks.len(), threshold, budget)
     }
 
     pub(crate) fn take(&mut self, batch: Vec<Entry>) {
@@ -274,9 +268,9 @@ impl Writer {
             self.open_bytes += size + 16;
             let mut ack = e.ack;
             // The line is in the chunk now (written with it soon) and
-            // freed: until the commit, about half of it and the ack stay
-            // charged, so a larger commit does not hold reading back.
-            ack.keep_charge(size / 2 + ACK_BYTES);
+            // freed: until the commit only the ack stays charged, so the
+            // budget is room for the queue, whatever the commit's size.
+            ack.keep_charge(ACK_BYTES);
             self.acks.push(ack);
             if self.builder.body_len() >= self.spool.shared.cfg.chunk_size {
                 self.seal();
@@ -659,7 +653,7 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::{budget_for, commit_threshold};
+    use super::{commit_threshold, due, ACK_BYTES};
 
     #[test]
     fn commits_grow_with_a_large_positions_file_up_to_four_times_the_base() {
@@ -671,10 +665,17 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_is_twice_the_commit_threshold_up_to_its_cap() {
-        let max = 4 << 20;
-        assert_eq!(budget_for(1 << 20, max), 2 << 20);
-        assert_eq!(budget_for(3000 << 10, max), max);
-        assert_eq!(budget_for(4 << 20, max), max);
+    fn a_commit_is_due_at_its_threshold_or_when_small_lines_hold_half_the_budget() {
+        let (t, b) = (1 << 20, Some(2 << 20));
+        assert!(!due(0, 0, t, b));
+        assert!(!due(t - 1, 1000, t, b));
+        assert!(due(t, 1000, t, b));
+        // 16,384 lines of 8 bytes: far below the threshold, but their acks
+        // hold half the budget.
+        let n = (1 << 20) / ACK_BYTES;
+        assert!(!due(n * 8, n - 1, t, b));
+        assert!(due(n * 8, n, t, b));
+        // No budget (tests driving the writer): only the threshold.
+        assert!(!due(n * 8, n * 4, t, None));
     }
 }
