@@ -468,7 +468,7 @@ fn start_delivery(
         spool.clone(),
         positions.clone(),
         SPOOL_COMMIT,
-        Some(budget.clone()),
+        Some(budget.limit()),
         stop.clone(),
         Some(Box::new(stop_on_failure)),
     )

@@ -533,7 +533,7 @@ fn small_lines_under_a_small_budget_are_committed_without_waiting_for_chunk_wait
         spool.clone(),
         pos.clone(),
         1 << 20,
-        Some(budget.clone()),
+        Some(budget.limit()),
         stop.clone(),
         None,
     )

@@ -47,7 +47,7 @@
 use super::chunk::{ChunkBuilder, Codec};
 use super::scan::ChunkMeta;
 use super::{lock, segment, Spool};
-use crate::ack::{Ack, Budget};
+use crate::ack::Ack;
 use crate::entry::{Entry, Timestamp};
 use crate::metrics::labels;
 use crate::positions::Positions;
@@ -90,15 +90,16 @@ fn due(open: usize, entries: usize, threshold: usize, budget: Option<usize>) -> 
 
 /// Starts the writer thread. `commit_bytes`: commit once this much
 /// (uncompressed) data is open (more while the positions file is large,
-/// see [`Writer::commit_threshold`]). `budget`: the fan-out's memory budget
-/// (a commit is also due when the entries taken hold half of it).
+/// see [`Writer::commit_threshold`]). `budget`: the limit of the fan-out's
+/// memory budget (a commit is also due when the entries taken hold half of
+/// it).
 /// `stop`: the agent is stopping (bounds the waits of the final commit).
 /// `on_failure`: called once if an `fsync` fails (see [`OnFailure`]).
 pub fn spawn_writer(
     spool: Spool,
     positions: Arc<Positions>,
     commit_bytes: usize,
-    budget: Option<Arc<Budget>>,
+    budget: Option<usize>,
     stop: Arc<AtomicBool>,
     on_failure: Option<OnFailure>,
 ) -> std::io::Result<(SyncSender<Vec<Entry>>, JoinHandle<()>)> {
@@ -151,8 +152,8 @@ pub(crate) struct Writer {
     positions: Arc<Positions>,
     stop: Arc<AtomicBool>,
     warned_full: bool,
-    /// The fan-out's budget (see [`spawn_writer`]).
-    budget: Option<Arc<Budget>>,
+    /// The limit of the fan-out's budget (see [`spawn_writer`]).
+    budget: Option<usize>,
     /// Syncs a segment (`File::sync_data`; tests make it fail).
     sync: fn(&File) -> std::io::Result<()>,
     on_failure: Option<OnFailure>,
@@ -248,9 +249,8 @@ impl Writer {
     }
 
     /// Whether what is open is due for a commit (see [`due`]).
-    pub(crate) fn due(&self, threshold: usize) -> bool {
-        let budget = self.budget.as_ref().map(|b| b.limit());
-        due(self.open_bytes, self.acks.len(), threshold, budget)
+    fn due(&self, threshold: usize) -> bool {
+        due(self.open_bytes, self.acks.len(), threshold, self.budget)
     }
 
     pub(crate) fn take(&mut self, batch: Vec<Entry>) {
