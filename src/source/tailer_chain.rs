@@ -116,6 +116,9 @@ impl Tailer {
             }
             match self.sibling_owner(path, s) {
                 Ok(Some(id)) => {
+                    if !s.gz {
+                        self.widen_from_sibling(id, &s.path);
+                    }
                     if let Some(f) = self.files.get_mut(&id) {
                         if f.stamp.is_none() {
                             f.stamp = Some(s.stamp.as_str().into());
@@ -169,6 +172,32 @@ impl Tailer {
                 f.fp = fp;
                 self.positions.refingerprint(f.id, fp);
             }
+        }
+    }
+
+    /// Tailed file `id` is the rotated sibling at `sibling` (a plain file),
+    /// and the watermark is about to move past that sibling: after a
+    /// restart, only the file's saved fingerprint can find it again (in
+    /// that file, or in its `.gz` once the kubelet compressed it). One taken
+    /// while the file was empty or short and not widened since — parked at
+    /// the descriptor bound, or delivery stuck between two sweeps — would
+    /// match no `.gz`: the file's unread lines would be skipped without a
+    /// word. It is widened here from the sibling's content.
+    fn widen_from_sibling(&mut self, id: FileId, sibling: &Path) {
+        let Some(f) = self.files.get_mut(&id) else {
+            return;
+        };
+        if f.fp.len as usize >= FP_MAX {
+            return;
+        }
+        let widened = match f.src.as_ref().and_then(|s| s.file()) {
+            Some(file) => fingerprint::widen(file, f.fp),
+            // Parked: the sibling is the same inode (`sibling_owner`).
+            None => File::open(sibling).and_then(|file| fingerprint::widen(&file, f.fp)),
+        };
+        if let Ok(Widen::Wider(fp)) = widened {
+            f.fp = fp;
+            self.positions.refingerprint(id, fp);
         }
     }
 

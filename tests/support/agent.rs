@@ -404,6 +404,10 @@ pub struct PodLog {
     rotations: u32,
     /// The workload round at which the pod starts writing (0: at once).
     starts_at: usize,
+    /// Keep the (pod, line) ids of the workload lines in every rotated file
+    /// the kubelet deletes, in `deleted` (off: deletions are only counted).
+    pub track_deleted: bool,
+    pub deleted: Vec<(usize, usize)>,
 }
 
 impl PodLog {
@@ -428,6 +432,8 @@ impl PodLog {
             written_since_rotate: 0,
             rotations: 0,
             starts_at,
+            track_deleted: false,
+            deleted: Vec::new(),
         }
     }
 
@@ -493,7 +499,11 @@ impl PodLog {
         if let Some(max) = max_files {
             let mut all = rotated(&dir);
             while all.len() > max.saturating_sub(2) {
-                let _ = fs::remove_file(all.remove(0));
+                let gone = all.remove(0);
+                if self.track_deleted {
+                    self.deleted.extend(workload_ids_in(&gone));
+                }
+                let _ = fs::remove_file(gone);
                 deleted += 1;
             }
         }
@@ -510,6 +520,25 @@ impl PodLog {
         self.rotate();
         deleted
     }
+}
+
+/// The (pod, line) ids of the workload lines in the CRI file at `path`
+/// (gzipped if its name ends in `.gz`).
+pub fn workload_ids_in(path: &Path) -> Vec<(usize, usize)> {
+    let mut text = String::new();
+    let Ok(f) = File::open(path) else {
+        return Vec::new();
+    };
+    let read = if path.to_string_lossy().ends_with(".gz") {
+        flate2::read::GzDecoder::new(f).read_to_string(&mut text)
+    } else {
+        std::io::BufReader::new(f).read_to_string(&mut text)
+    };
+    read.expect("read a rotated file");
+    text.lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .map(workload_id)
+        .collect()
 }
 
 /// gzip `src` into `dst` (as the kubelet's compressLog does).
@@ -622,7 +651,17 @@ impl Workload {
     /// `at(round)` after each round (to change the receiver's mode mid-run,
     /// say; round `l` writes line `l` of the pods there from the start).
     /// Returns the number of rotations.
-    pub fn run(&self, mut logs: Vec<PodLog>, mut at: impl FnMut(usize)) -> usize {
+    pub fn run(&self, logs: Vec<PodLog>, at: impl FnMut(usize)) -> usize {
+        self.run_keeping(logs, at).0
+    }
+
+    /// [`Self::run`], handing the logs back (with what they deleted, see
+    /// [`PodLog::track_deleted`]).
+    pub fn run_keeping(
+        &self,
+        mut logs: Vec<PodLog>,
+        mut at: impl FnMut(usize),
+    ) -> (usize, Vec<PodLog>) {
         let mut rotations = 0;
         let start = Instant::now();
         let last = logs.iter().map(|l| l.starts_at).max().unwrap_or(0);
@@ -647,7 +686,7 @@ impl Workload {
                 std::thread::sleep(wait);
             }
         }
-        rotations
+        (rotations, logs)
     }
 
     pub fn total(&self) -> usize {
