@@ -3,17 +3,18 @@
 //! throttling (429), failing (500/503), slow, dropping connections, or
 //! storing a push and then dropping the connection (so the agent resends
 //! what Loki has); the kubelet rotating, compressing and deleting files
-//! under load; pods arriving while it runs; the agent `kill -9`ed and
-//! restarted (files rotating while it is down); with and without the
-//! spool, trace detection, a low open-files limit.
+//! under load; pods arriving while it runs; the agent `kill -9`ed or
+//! stopped (SIGTERM) and started again (files rotating while it is down);
+//! with and without the spool (a large one, or one small enough to fill),
+//! trace detection, a low open-files limit.
 //!
 //! Each episode counts, per pod, the lines written against the lines
 //! received: every line arrives (unless the agent counted data as lost:
 //! the kubelet deleted a file before the agent could read it, which the
 //! episode then reports), first arrivals in write order per pod, and a line
 //! arrives more than once only where a kill or a stored-then-dropped push
-//! allows it (it had been received before that kill, or during that push's
-//! window). Trace context arrives as structured metadata, resends included.
+//! allows it (it had been received before that kill or stop, or during
+//! that push's window). Trace context arrives as structured metadata, resends included.
 //! The agent never panics.
 //!
 //! `a_random_worst_day` runs one episode of a fixed seed in the normal test
@@ -70,6 +71,8 @@ enum Event {
     StoreThenDrop,
     /// `kill -9`, down for this long (files keep rotating), restart.
     Kill(Duration),
+    /// SIGTERM (a rollout), down for this long, start again.
+    Restart(Duration),
     /// Loki answers 503 for this long, then is normal (the next event comes
     /// after it).
     Outage(Duration),
@@ -82,7 +85,9 @@ struct Plan {
     workload: Workload,
     /// The files are the node's pod logs (trace detection after `cri`).
     pod_logs: bool,
-    spool: bool,
+    /// The spool's `max_size`, if on (a small one fills in an outage:
+    /// reading then waits, as without it).
+    spool: Option<&'static str>,
     open_files: Option<u64>,
     /// New pods appear while it runs, one every this many rounds.
     arriving: Option<usize>,
@@ -132,9 +137,13 @@ impl Plan {
                 70..=76 => Event::Loki(Mode::DropConnection),
                 77..=84 => Event::StoreThenDrop,
                 85..=89 => Event::Outage(Duration::from_secs(r.range(5, 25))),
-                _ if kills < 3 => {
+                90..=94 if kills < 3 => {
                     kills += 1;
                     Event::Kill(Duration::from_millis(r.range(0, 2000)))
+                }
+                _ if kills < 3 => {
+                    kills += 1;
+                    Event::Restart(Duration::from_millis(r.range(0, 2000)))
                 }
                 _ => Event::Loki(Mode::Normal),
             };
@@ -149,7 +158,11 @@ impl Plan {
             seed,
             workload,
             pod_logs,
-            spool: r.chance(50),
+            spool: match r.next() % 100 {
+                0..=49 => None,
+                50..=84 => Some("1GiB"),
+                _ => Some("8MiB"),
+            },
             open_files,
             arriving,
             events,
@@ -160,7 +173,7 @@ impl Plan {
         let w = &self.workload;
         format!(
             "seed {} — {} pods × {} lines every {:?}, pad {}, rotate at {:?}, max_files {:?}, \
-             traced {:?}, pod_logs {}, spool {}, open_files {:?}, arriving {:?}; events {:?}",
+             traced {:?}, pod_logs {}, spool {:?}, open_files {:?}, arriving {:?}; events {:?}",
             self.seed,
             w.pods,
             w.lines,
@@ -223,8 +236,8 @@ fn run(plan: &Plan) {
     setup.max_period = "2s";
     setup.pod_logs = plan.pod_logs;
     setup.open_files_limit = plan.open_files;
-    if plan.spool {
-        with_spool(&mut setup, &dir.path().join("wal"), "1GiB");
+    if let Some(max_size) = plan.spool {
+        with_spool(&mut setup, &dir.path().join("wal"), max_size);
     }
     let mut logs = match plan.arriving {
         Some(every) => w.create_arriving(&setup.logs, "s", every),
@@ -288,6 +301,26 @@ fn run(plan: &Plan) {
                 let n = rx.requests().len() - requests;
                 let during: HashSet<_> = received_ids(&rx).difference(&before).copied().collect();
                 allow.extra.push((during, n));
+            }
+            Event::Restart(down) => {
+                lost += lost_bytes(&agent);
+                let status = agent.terminate();
+                if !status.is_some_and(|s| s.success()) {
+                    fail(&agent, format!("SIGTERM: exit status {status:?}"));
+                }
+                kills += 1;
+                let _ = std::fs::copy(
+                    &setup.positions,
+                    dir.path().join(format!("positions.at-stop-{kills}.yaml")),
+                );
+                // Lines Loki had when the stop's flush gave up may come
+                // again, as after a kill.
+                allow.extra.push((received_ids(&rx), 1));
+                std::thread::sleep(*down);
+                agent.restart(&setup);
+                if !agent.wait_ready(Duration::from_secs(60)) {
+                    fail(&agent, "not ready after the restart".into());
+                }
             }
             Event::Kill(down) => {
                 lost += lost_bytes(&agent);
