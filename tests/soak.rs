@@ -39,6 +39,8 @@ mod receiver;
 use agent::{delivered, with_spool, workload_id, Agent, Setup, Workload};
 use receiver::{Mode, Options, Receiver};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// splitmix64: the plan is a pure function of the seed.
@@ -196,10 +198,36 @@ fn received_ids(rx: &Receiver) -> HashSet<(usize, usize)> {
     rx.lines().iter().map(|l| workload_id(l)).collect()
 }
 
+/// Times each line was received so far.
+fn received_counts(rx: &Receiver) -> HashMap<(usize, usize), usize> {
+    let mut counts = HashMap::new();
+    for l in rx.lines() {
+        *counts.entry(workload_id(&l)).or_default() += 1;
+    }
+    counts
+}
+
+/// Missing line numbers of the first pods, as ranges: `p3: 165-329`.
+fn missing_ranges(d: &agent::Delivered) -> String {
+    let mut out = Vec::new();
+    for (p, ls) in d.missing.iter().take(12) {
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for &l in ls {
+            match ranges.last_mut() {
+                Some(r) if r.1 + 1 == l => r.1 = l,
+                _ => ranges.push((l, l)),
+            }
+        }
+        let rs: Vec<String> = ranges.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+        out.push(format!("p{p}: {}", rs.join(",")));
+    }
+    out.join("; ")
+}
+
 /// What the episode's checks allow beyond one arrival per line: for each
 /// kill, the lines received before it; for each stored-then-dropped push,
-/// the lines received during it, as many more times as requests came in
-/// that window.
+/// the lines stored during it (first copies or not), as many more times as
+/// requests came in that window.
 #[derive(Default)]
 struct Allowance {
     extra: Vec<(HashSet<(usize, usize)>, usize)>,
@@ -270,10 +298,15 @@ fn run(plan: &Plan) {
     if !agent.wait_ready(Duration::from_secs(60)) {
         fail(&agent, format!("not ready: {}", agent.log()));
     }
+    // The writer's round, to tell which lines were written while no agent
+    // was reading (see `downtime` below).
+    let round = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let w = w.clone();
-        std::thread::spawn(move || w.run_keeping(logs, |_| {}))
+        let (w, round) = (w.clone(), round.clone());
+        std::thread::spawn(move || w.run_keeping(logs, |r| round.store(r, Ordering::Relaxed)))
     };
+    // Writer rounds from a stop or kill until the agent was ready again.
+    let mut downtime: Vec<(usize, usize)> = Vec::new();
     let start = Instant::now();
     let mut allow = Allowance::default();
     let mut lost = 0.0;
@@ -291,7 +324,7 @@ fn run(plan: &Plan) {
                 rx.set_mode(Mode::Normal);
             }
             Event::StoreThenDrop => {
-                let before = received_ids(&rx);
+                let before = received_counts(&rx);
                 let requests = rx.requests().len();
                 rx.set_mode(Mode::AcceptThenDrop);
                 // Until one push came (or a give-up bound: the agent may be
@@ -299,11 +332,18 @@ fn run(plan: &Plan) {
                 rx.wait_until(Duration::from_secs(5), |r| r.requests().len() > requests);
                 rx.set_mode(Mode::Normal);
                 let n = rx.requests().len() - requests;
-                let during: HashSet<_> = received_ids(&rx).difference(&before).copied().collect();
+                // Every line stored in the window (first copies, and
+                // resends of a push dropped in an earlier window).
+                let during: HashSet<_> = received_counts(&rx)
+                    .into_iter()
+                    .filter(|(id, n)| before.get(id).is_none_or(|b| n > b))
+                    .map(|(id, _)| id)
+                    .collect();
                 allow.extra.push((during, n));
             }
             Event::Restart(down) => {
                 lost += lost_bytes(&agent);
+                let stopped_at = round.load(Ordering::Relaxed);
                 let status = agent.terminate();
                 if !status.is_some_and(|s| s.success()) {
                     fail(&agent, format!("SIGTERM: exit status {status:?}"));
@@ -321,9 +361,11 @@ fn run(plan: &Plan) {
                 if !agent.wait_ready(Duration::from_secs(60)) {
                     fail(&agent, "not ready after the restart".into());
                 }
+                downtime.push((stopped_at, round.load(Ordering::Relaxed)));
             }
             Event::Kill(down) => {
                 lost += lost_bytes(&agent);
+                let stopped_at = round.load(Ordering::Relaxed);
                 agent.kill9();
                 kills += 1;
                 let _ = std::fs::copy(
@@ -336,6 +378,7 @@ fn run(plan: &Plan) {
                 if !agent.wait_ready(Duration::from_secs(60)) {
                     fail(&agent, "not ready after the restart".into());
                 }
+                downtime.push((stopped_at, round.load(Ordering::Relaxed)));
             }
         }
     }
@@ -357,13 +400,13 @@ fn run(plan: &Plan) {
     };
     if !rx.wait_until(Duration::from_secs(300), |r| missing_kept(r) == 0) {
         let d = delivered(&w, rx.lines().iter().map(String::as_str));
-        let first: Vec<_> = d.missing.iter().take(3).collect();
         fail(
             &agent,
             format!(
-                "{} of {} lines never arrived, though the kubelet kept them (e.g. {first:?})",
+                "{} of {} lines never arrived, though the kubelet kept them ({})",
                 missing_kept(&rx),
-                w.total()
+                w.total(),
+                missing_ranges(&d)
             ),
         );
     }
@@ -387,23 +430,55 @@ fn run(plan: &Plan) {
         fail(&agent, "the agent panicked".into());
     }
     // What is gone was deleted by the kubelet (checked above), and is
-    // counted: at least its lines' bytes.
+    // counted: at least its lines' bytes — except lines written while no
+    // agent was reading, or in the file that was current then, whose files
+    // the kubelet may have rotated and deleted before any agent saw them
+    // (README, *Known limitations*: that leaves no trace to count).
+    let per_file = w
+        .rotate_at
+        .map_or(usize::MAX, |r| r / w.line(0, 0).len() + 1);
+    let written_at = |p: usize, l: usize| l + plan.arriving.map_or(0, |every| p * every);
+    let unseen = |p: usize, l: usize| {
+        let r = written_at(p, l);
+        downtime
+            .iter()
+            .any(|&(from, to)| r + per_file >= from && r <= to)
+    };
     let gone: usize = d
         .missing
         .iter()
-        .flat_map(|(p, ls)| ls.iter().map(|l| w.line(*p, *l).len()))
+        .flat_map(|(p, ls)| ls.iter().map(move |l| (*p, *l)))
+        .filter(|&(p, l)| !unseen(p, l))
+        .map(|(p, l)| w.line(p, l).len())
         .sum();
     if (lost as usize) < gone {
         fail(
             &agent,
             format!(
-                "{} lines ({gone} bytes) the kubelet deleted never arrived, but only {lost} bytes were counted lost",
-                d.lost()
+                "{} lines ({gone} bytes) the kubelet deleted never arrived, but only {lost} bytes were counted lost ({})",
+                d.lost(),
+                missing_ranges(&d)
             ),
         );
     }
-    if let Err(e) = &d.in_order {
-        fail(&agent, e.clone());
+    // First arrivals in write order per pod; lines that never arrived
+    // (deleted unread) leave gaps, which are not disorder.
+    let mut last: HashMap<usize, usize> = HashMap::new();
+    let mut seen: HashSet<(usize, usize)> = HashSet::new();
+    for l in &lines {
+        let (p, n) = workload_id(l);
+        if !seen.insert((p, n)) {
+            continue;
+        }
+        if let Some(&prev) = last.get(&p) {
+            if n < prev {
+                fail(
+                    &agent,
+                    format!("pod {p}: line {n} arrived after line {prev}"),
+                );
+            }
+        }
+        last.insert(p, n);
     }
     let mut counts: HashMap<(usize, usize), usize> = HashMap::new();
     for l in &lines {
@@ -446,11 +521,16 @@ fn run(plan: &Plan) {
         }
     }
     eprintln!(
-        "soak: seed {} ok — {} lines, {rotations} rotations, {} duplicates (allowed), {} lines deleted unread, {lost} bytes counted lost",
+        "soak: seed {} ok — {} lines, {rotations} rotations, {} duplicates (allowed), {} lines deleted unread \
+         ({} of them while no agent ran), {lost} bytes counted lost",
         plan.seed,
         w.total(),
         d.duplicates,
-        d.lost()
+        d.lost(),
+        d.missing
+            .iter()
+            .map(|(p, ls)| ls.iter().filter(|&&l| unseen(*p, l)).count())
+            .sum::<usize>()
     );
     let _ = agent.terminate();
 }
