@@ -770,6 +770,24 @@ fn a_failed_fsync_commits_nothing_and_stops_the_agent() {
     assert_eq!(spool.head(), committed);
 }
 
+/// A 2 KiB spool with one client's lane (`chunk_wait` an hour: commits
+/// come from size or the test).
+fn tiny_spool(dir: &Path, compress_from: u64) -> (Spool, Arc<Tracker>) {
+    let spool = Spool::open(
+        SpoolConfig {
+            max_size: 2048,
+            chunk_wait: Duration::from_secs(3600),
+            compress_from,
+            ..cfg(dir)
+        },
+        None,
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let (_, _, lane) = spool.start_lanes(CLIENT, "").remove(0);
+    (spool, lane)
+}
+
 /// A spool smaller than a commit: the writer must commit what it wrote
 /// before waiting for room, or it would wait for lanes that cannot read
 /// what is not committed.
@@ -777,18 +795,8 @@ fn a_failed_fsync_commits_nothing_and_stops_the_agent() {
 fn a_full_spool_commits_what_is_written_before_waiting_for_room() {
     let dir = tempfile::tempdir().unwrap();
     let pos = positions(dir.path());
-    let spool = Spool::open(
-        SpoolConfig {
-            max_size: 2048,
-            chunk_wait: Duration::from_secs(3600),
-            ..cfg(dir.path())
-        },
-        None,
-        Arc::new(Metrics::new()),
-    )
-    .unwrap();
+    let (spool, lane) = tiny_spool(dir.path(), cfg(dir.path()).compress_from);
     let source = Tracker::new(Position::Offset(0));
-    let (_, _, lane) = spool.start_lanes(CLIENT, "").remove(0);
     let stop = Arc::new(AtomicBool::new(false));
     // Commits at 1 MiB: never reached by size, and `chunk_wait` is an hour.
     let (tx, h) = spawn_writer(&spool, &pos, &stop);
@@ -814,4 +822,47 @@ fn a_full_spool_commits_what_is_written_before_waiting_for_room() {
         "the writer waited for room with its chunks uncommitted"
     );
     assert!(most <= 2048 + 400, "the spool grew to {most} bytes");
+}
+
+/// At shutdown the spool stayed full: the entries waiting are given up
+/// (read again after the restart). Entries that come after them must not
+/// be committed once room appears (the lanes would send them before the
+/// given-up lines of the same file: out of order, and again after the
+/// restart). Found by the soak (tests/soak.rs, seed 205).
+#[test]
+fn nothing_after_entries_given_up_at_shutdown_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos = positions(dir.path());
+    // Chunks stored as they are: the lines' bytes fill the spool.
+    let (spool, lane) = tiny_spool(dir.path(), u64::MAX);
+    let source = Tracker::new(Position::Offset(0));
+    // The agent is stopping; the client sends nothing (Loki is down).
+    let stop = Arc::new(AtomicBool::new(true));
+    let mut w = Writer::new(spool.clone(), pos.clone(), 1 << 20, stop);
+    // ~4 KB: twice the spool. Once full, the writer waits out the shutdown
+    // deadline (10 s) and gives the rest up.
+    w.take(tracked_entries(&source, 40));
+    w.seal();
+    w.commit();
+    let head = spool.head();
+    let Position::Offset(kept) = source.committed() else {
+        panic!("a file offset")
+    };
+    assert!(
+        head > 0 && kept > 0 && kept < 40,
+        "committed {kept} of 40, head {head}"
+    );
+    // Loki is back: the lanes catch up and room appears; later lines of
+    // the same file arrive.
+    lane.skip_to(Position::Offset(spool.head()));
+    spool.maintain().unwrap();
+    w.take(tracked_entries(&source, 50).split_off(40));
+    w.seal();
+    w.commit();
+    assert_eq!(
+        spool.head(),
+        head,
+        "nothing after the given-up lines is committed"
+    );
+    assert_eq!(source.committed(), Position::Offset(kept));
 }

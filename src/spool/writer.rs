@@ -38,7 +38,8 @@
 //! cuts chunks past the committed offset, see `scan`). At shutdown (the
 //! queue closed) the open chunk is committed; entries that cannot be (the
 //! spool stays full or the disk fails past the deadline) are dropped
-//! unacknowledged and read again after the restart.
+//! unacknowledged and read again after the restart — and so is every entry
+//! that comes after them, which would otherwise reach Loki before them.
 //!
 //! Must never: acknowledge an entry before its chunk is durable, publish a
 //! head before the positions that account for it are saved, or lose an entry
@@ -157,7 +158,11 @@ pub(crate) struct Writer {
     /// Syncs a segment (`File::sync_data`; tests make it fail).
     sync: fn(&File) -> std::io::Result<()>,
     on_failure: Option<OnFailure>,
-    /// An `fsync` failed: nothing is committed any more (see [`OnFailure`]).
+    /// Nothing is committed any more: an `fsync` failed (see
+    /// [`OnFailure`]), or entries were given up at shutdown (`abandon`) —
+    /// committing later ones would put lines into the spool after a gap of
+    /// their own file's lines: sent out of order now, and again after the
+    /// restart, which reads the file from that gap.
     failed: bool,
 }
 
@@ -624,9 +629,9 @@ impl Writer {
         }
     }
 
-    /// Gives up on the uncommitted entries (shutdown, or a failed `fsync`):
-    /// their positions do not advance, so they are read again after the
-    /// restart.
+    /// Gives up on the uncommitted entries, and on every entry after them
+    /// (shutdown, or a failed `fsync`): their positions do not advance, so
+    /// they are read again after the restart.
     fn abandon(&mut self, why: &str) {
         let n = self.acks.len();
         tracing::warn!(
@@ -641,6 +646,7 @@ impl Writer {
             .get_or_create(&l)
             .inc();
         self.acks.clear();
+        self.failed = true;
         self.cut_back();
         self.builder = ChunkBuilder::new(Codec::Lz4);
         self.chunk.clear();
