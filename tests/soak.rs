@@ -195,7 +195,7 @@ impl Plan {
 
 /// Ids of the lines received so far.
 fn received_ids(rx: &Receiver) -> HashSet<(usize, usize)> {
-    rx.lines().iter().map(|l| workload_id(l)).collect()
+    received_counts(rx).into_keys().collect()
 }
 
 /// Times each line was received so far.
@@ -341,37 +341,26 @@ fn run(plan: &Plan) {
                     .collect();
                 allow.extra.push((during, n));
             }
-            Event::Restart(down) => {
+            Event::Kill(down) | Event::Restart(down) => {
                 lost += lost_bytes(&agent);
                 let stopped_at = round.load(Ordering::Relaxed);
-                let status = agent.terminate();
-                if !status.is_some_and(|s| s.success()) {
-                    fail(&agent, format!("SIGTERM: exit status {status:?}"));
-                }
+                let how = if let Event::Restart(_) = ev {
+                    let status = agent.terminate();
+                    if !status.is_some_and(|s| s.success()) {
+                        fail(&agent, format!("SIGTERM: exit status {status:?}"));
+                    }
+                    "stop"
+                } else {
+                    agent.kill9();
+                    "kill"
+                };
                 kills += 1;
                 let _ = std::fs::copy(
                     &setup.positions,
-                    dir.path().join(format!("positions.at-stop-{kills}.yaml")),
+                    dir.path().join(format!("positions.at-{how}-{kills}.yaml")),
                 );
-                // Lines Loki had when the stop's flush gave up may come
-                // again, as after a kill.
-                allow.extra.push((received_ids(&rx), 1));
-                std::thread::sleep(*down);
-                agent.restart(&setup);
-                if !agent.wait_ready(Duration::from_secs(60)) {
-                    fail(&agent, "not ready after the restart".into());
-                }
-                downtime.push((stopped_at, round.load(Ordering::Relaxed)));
-            }
-            Event::Kill(down) => {
-                lost += lost_bytes(&agent);
-                let stopped_at = round.load(Ordering::Relaxed);
-                agent.kill9();
-                kills += 1;
-                let _ = std::fs::copy(
-                    &setup.positions,
-                    dir.path().join(format!("positions.at-kill-{kills}.yaml")),
-                );
+                // Lines Loki had at the kill (or when the stop's flush gave
+                // up) may come again.
                 allow.extra.push((received_ids(&rx), 1));
                 std::thread::sleep(*down);
                 agent.restart(&setup);
@@ -482,11 +471,8 @@ fn run(plan: &Plan) {
         }
         last.insert(p, n);
     }
-    let mut counts: HashMap<(usize, usize), usize> = HashMap::new();
-    for l in &lines {
-        *counts.entry(workload_id(l)).or_default() += 1;
-    }
-    let mut bad: Vec<_> = counts
+    let mut bad: Vec<_> = d
+        .seen
         .iter()
         .filter(|(id, n)| **n > allow.times(id))
         .map(|(id, n)| (*id, *n, allow.times(id)))
