@@ -367,18 +367,13 @@ mod tests {
         false
     }
 
-    fn reused_inode_number(in_another_pod: bool) {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("logs/ns_pod_uid/app");
-        fs::create_dir_all(&dir).unwrap();
-        // Made before the inode number is freed (a directory takes one).
-        let spare = tmp.path().join("spare");
-        fs::create_dir_all(&spare).unwrap();
-        let other = tmp.path().join("logs/ns_pod2_uid2/app");
-        fs::create_dir_all(&other).unwrap();
+    /// A tailer of `<root>/logs/*/*/*.log` whose positions live in
+    /// `<root>/positions.yaml` (a second one made on the same root is a
+    /// restart).
+    fn tailer_in(root: &Path) -> Tailer {
         let positions = Positions::open(
             &PositionsConfig {
-                filename: tmp.path().join("positions.yaml"),
+                filename: root.join("positions.yaml"),
                 sync_period: Duration::from_secs(10),
                 ignore_invalid_yaml: false,
             },
@@ -392,7 +387,7 @@ mod tests {
         let job = ScrapeJob {
             name: "test".into(),
             targets: vec![crate::source::FileTarget {
-                include: format!("{}/logs/*/*/*.log", tmp.path().display()),
+                include: format!("{}/logs/*/*/*.log", root.display()),
                 labels: LabelSet::new(vec![("job", "test")]),
                 ..Default::default()
             }],
@@ -400,7 +395,19 @@ mod tests {
             named: Vec::new(),
             dynamic: false,
         };
-        let mut t = Tailer::new(vec![job], test_opts(), out, positions, metrics, stop).unwrap();
+        Tailer::new(vec![job], test_opts(), out, positions, metrics, stop).unwrap()
+    }
+
+    fn reused_inode_number(in_another_pod: bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        // Made before the inode number is freed (a directory takes one).
+        let spare = tmp.path().join("spare");
+        fs::create_dir_all(&spare).unwrap();
+        let other = tmp.path().join("logs/ns_pod2_uid2/app");
+        fs::create_dir_all(&other).unwrap();
+        let mut t = tailer_in(tmp.path());
         let p = dir.join("0.log");
         append(&p, "a-0\na-1\n");
         assert!(t.rescan().is_ok());
@@ -464,6 +471,72 @@ mod tests {
             t.positions.committed(closed[0].id),
             Some(0),
             "with its position"
+        );
+    }
+
+    /// Found by the soak (seed 402: lines of one stream out of order after a
+    /// restart). A saved entry with an empty fingerprint (its file was
+    /// empty at the last save) identifies nothing but an inode number. If
+    /// the number is given to the next `0.log` between the start-up scan
+    /// and the claim of unclaimed entries, the entry must not take that
+    /// file over as "its" file moved: it would be read (unstamped, so
+    /// first) before the rotated files older than it.
+    #[test]
+    fn an_empty_saved_entry_does_not_take_over_a_new_file_with_its_inode_number() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let spare = tmp.path().join("spare");
+        fs::create_dir_all(&spare).unwrap();
+        let p = dir.join("0.log");
+        fs::write(&p, b"").unwrap();
+        {
+            // The first run saves the empty file's position, and dies.
+            let mut t = tailer_in(tmp.path());
+            assert!(t.rescan().is_ok());
+            t.positions.save().unwrap();
+        }
+        let ino_f = fs::metadata(&p).unwrap().ino();
+        // While no agent runs, the file gets lines and is rotated.
+        append(&p, "a-0\na-1\n");
+        let rotated_a = kubelet_rotate(&dir, 18);
+        append(&p, "x-0\n");
+        // The next run's scan takes on the current file…
+        let mut t = tailer_in(tmp.path());
+        t.candidate(&p, 0, false);
+        // …which is rotated before the claim; the first rotated file is
+        // compressed and the next `0.log` reuses its inode number.
+        kubelet_rotate(&dir, 19);
+        kubelet_gzip(&rotated_a);
+        fs::remove_file(&p).unwrap();
+        if !create_with_ino(&p, ino_f, &spare) {
+            eprintln!("this file system did not reuse the inode number; the case is not exercised");
+            return;
+        }
+        append(&p, "c-0\n");
+        t.claim_unclaimed();
+        t.chains_started = true;
+        t.chain_startup();
+        let first = t
+            .files
+            .values()
+            .filter(|f| turn::may_be_first(f))
+            .min_by(|a, b| match (turn::before(a, b), turn::before(b, a)) {
+                (true, _) => std::cmp::Ordering::Less,
+                (_, true) => std::cmp::Ordering::Greater,
+                _ => std::cmp::Ordering::Equal,
+            })
+            .map(|f| (f.kind, f.stamp.clone()));
+        assert_eq!(
+            first,
+            Some((Kind::Gz, Some("20261122-000018".into()))),
+            "the oldest file of the stream is read first"
+        );
+        assert!(
+            !t.files
+                .values()
+                .any(|f| *f.path == *p && f.kind == Kind::Moved && f.stamp.is_none()),
+            "the new file is not taken for the empty entry's file"
         );
     }
 }

@@ -465,6 +465,17 @@ impl Tailer {
 
     /// Finds where the saved file `s` went and catches up on it.
     pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize) {
+        if s.fingerprint().len == 0 && s.offset == 0 {
+            // Saved while its file was empty: the entry names nothing but
+            // an inode number, which a newer file may have taken since
+            // (found by the soak: that file was read as this one, before
+            // the rotated files older than it). Nothing was read from it;
+            // whatever its file got since is found as the path's current
+            // file or as a rotated sibling newer than the watermark.
+            tracing::debug!(file = %s.path.display(), "forgetting the position of a file saved while empty");
+            self.positions.forget(s.id);
+            return;
+        }
         let stamp_of = |p: &Path| crate::source::chain::stamp_of_path(p, &s.path);
         match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
             Ok(Some(Found::Plain { path, file })) => {
