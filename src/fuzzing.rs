@@ -252,6 +252,10 @@ pub fn positions_round_trip(loaded: positions_format::Loaded) -> Verdict {
     ensure!(back.cursors == loaded.cursors, "cursors differ\n{text}");
     ensure!(back.chains == loaded.chains, "chains differ\n{text}");
     ensure!(back.spool == loaded.spool, "spool differs\n{text}");
+    ensure!(
+        back.ours,
+        "a file tailtrace wrote is not read as its own\n{text}"
+    );
     Ok(())
 }
 

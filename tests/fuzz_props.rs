@@ -315,6 +315,7 @@ fn loaded() -> impl Strategy<Value = tailtrace::positions::format::Loaded> {
                 cursors,
                 chains,
                 spool,
+                ours: true,
             }
         })
 }

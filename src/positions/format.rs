@@ -54,6 +54,8 @@ pub struct Loaded {
     pub cursors: BTreeMap<String, String>,
     pub chains: Chains,
     pub spool: Option<u64>,
+    /// Written by tailtrace (not an imported Promtail file).
+    pub ours: bool,
 }
 
 /// Chain watermarks by path, keyed and ordered by the path's bytes: a
@@ -155,6 +157,7 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
     let disk: OnDisk = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
     let ours =
         disk.tailtrace.is_some() || disk.positions.keys().any(|k| k.starts_with("tailtrace:"));
+    out.ours = ours;
     for f in disk.files {
         out.files.push(SavedFile {
             path: f.path,

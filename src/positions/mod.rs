@@ -144,6 +144,9 @@ pub struct Positions {
     epoch: AtomicU64,
     /// Bytes of the last file written (what one save costs).
     saved_len: std::sync::atomic::AtomicUsize,
+    /// When the loaded file was last written, if an earlier run of
+    /// tailtrace wrote it (see [`Positions::previous_save`]).
+    previous_save: Option<std::time::SystemTime>,
 }
 
 /// What the last save wrote, and the file it became: a save whose render
@@ -194,9 +197,15 @@ impl Positions {
     pub fn open(cfg: &PositionsConfig, read_only: bool) -> Result<Arc<Positions>, LoadError> {
         let path = cfg.filename.clone();
         let mut inner = Inner::default();
+        let mut previous_save = None;
         match fs::read_to_string(&path) {
             Ok(text) => match format::parse(&text) {
-                Ok(l) => inner = Inner::from(l),
+                Ok(l) => {
+                    if l.ours {
+                        previous_save = fs::metadata(&path).and_then(|m| m.modified()).ok();
+                    }
+                    inner = Inner::from(l)
+                }
                 Err(e) if cfg.ignore_invalid_yaml => {
                     tracing::warn!(file = %path.display(), error = %e,
                         "positions file is invalid; starting from scratch (ignore_invalid_yaml)");
@@ -224,6 +233,7 @@ impl Positions {
             save_lock: Mutex::new(None),
             epoch: AtomicU64::new(0),
             saved_len: std::sync::atomic::AtomicUsize::new(0),
+            previous_save,
         }))
     }
 
@@ -236,7 +246,16 @@ impl Positions {
             save_lock: Mutex::new(None),
             epoch: AtomicU64::new(0),
             saved_len: std::sync::atomic::AtomicUsize::new(0),
+            previous_save: None,
         })
+    }
+
+    /// When the previous run of tailtrace last saved this file (its
+    /// modification time at load); `None` on a first run, or when the
+    /// file was Promtail's. A path without a watermark was not known to
+    /// that run when it last saved.
+    pub fn previous_save(&self) -> Option<std::time::SystemTime> {
+        self.previous_save
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -717,6 +736,25 @@ mod tests {
             sync_period: Duration::from_secs(10),
             ignore_invalid_yaml: false,
         }
+    }
+
+    /// The previous run's last save dates "history" for paths first seen
+    /// (see `source/tailer_chain.rs`): known for tailtrace's own file only.
+    #[test]
+    fn the_previous_runs_last_save_is_known_for_tailtraces_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pos.yaml");
+        assert_eq!(
+            Positions::open(&cfg(&p), false).unwrap().previous_save(),
+            None
+        );
+        fs::write(&p, "positions:\n  /a/0.log: '12'\n").unwrap();
+        let promtail = Positions::open(&cfg(&p), false).unwrap();
+        assert_eq!(promtail.previous_save(), None, "Promtail's file");
+        promtail.save().unwrap();
+        let written = fs::metadata(&p).unwrap().modified().unwrap();
+        let ours = Positions::open(&cfg(&p), false).unwrap();
+        assert_eq!(ours.previous_save(), Some(written));
     }
 
     #[test]

@@ -287,9 +287,10 @@ struct Tailer {
     unsynced: HashSet<usize>,
     /// New targets arrived: rescan at once.
     rescan_now: bool,
-    /// When this tailer started: rotated files older than this are history
-    /// when a path is first seen (see `tailer_chain.rs`).
-    started: std::time::SystemTime,
+    /// Rotated files last modified before this are history when a path is
+    /// first seen (see `tailer_chain.rs`): when the previous run last saved
+    /// its positions, or when this one started if there was none.
+    history_before: std::time::SystemTime,
     opts: TailOptions,
     out: Fanout,
     positions: Arc<Positions>,
@@ -390,7 +391,10 @@ impl Tailer {
             updates: None,
             unsynced,
             rescan_now: false,
-            started: std::time::SystemTime::now(),
+            history_before: {
+                let now = std::time::SystemTime::now();
+                positions.previous_save().map_or(now, |t| t.min(now))
+            },
             buf: vec![0; opts.read_chunk.max(1)],
             opts: TailOptions {
                 max_open_files: opts.max_open_files.max(1),

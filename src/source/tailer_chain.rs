@@ -19,9 +19,13 @@
 //! The watermark (newest stamp taken on, in the positions file) moves past
 //! each sibling handled, so a file read once is never taken for a hole again,
 //! even after its positions entry is gone. A path seen for the first time
-//! starts after the newest sibling last modified before this agent started:
-//! older rotations are history, but files rotated since (a pod whose target
-//! arrived late, a new directory found while the agent lagged) are read.
+//! starts after the newest sibling last modified before the previous run
+//! last saved its positions (on a first run, before this one started):
+//! older rotations are history, but files rotated since (a pod that
+//! appeared while no agent ran, a pod whose target arrived late, a new
+//! directory found while the agent lagged) are read. A path the previous
+//! run knew when it saved has a watermark, so this rule never applies to
+//! it.
 //!
 //! Must never: take a sibling some tailed file accounts for as a hole (that
 //! would duplicate it), move the watermark past a sibling it could not
@@ -34,8 +38,8 @@ use crate::source::gz::{self, GzStream};
 
 impl Tailer {
     /// First sight of `path` as a current file: every rotated sibling last
-    /// modified before the agent started is history (shipped before this
-    /// agent's time); later ones are caught up on. During the start-up
+    /// modified before `history_before` (the previous run's last save, or
+    /// this start) is history; later ones are caught up on. During the start-up
     /// scan, a path whose siblings are all history is remembered, so that
     /// the start-up check does not list them again for nothing (a sibling
     /// rotated after this listing is a rotation the running tailer sees).
@@ -46,7 +50,7 @@ impl Tailer {
         if self.positions.chain(path).is_some() {
             return None;
         }
-        let started = self.started;
+        let history_before = self.history_before;
         let mut listed = None;
         let (mark, settled) = match siblings(path) {
             Ok(v) => {
@@ -54,7 +58,7 @@ impl Tailer {
                 let mut settled = true;
                 for s in &v {
                     match fs::metadata(&s.path).and_then(|m| m.modified()) {
-                        Ok(t) if t < started => mark.clone_from(&s.stamp),
+                        Ok(t) if t < history_before => mark.clone_from(&s.stamp),
                         Ok(_) => {
                             settled = false;
                             break;
