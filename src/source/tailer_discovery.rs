@@ -217,7 +217,10 @@ impl Tailer {
         }
         if self.open >= self.opts.max_open_files && !self.evict_one() {
             // Retried at the next rescan or change; found by the chain check
-            // if it is rotated meanwhile.
+            // if it is rotated meanwhile — for which the path's watermark
+            // is recorded now (and saved): without one, the next run would
+            // take its rotations for history (found by the soak).
+            self.chain_init(path);
             return self.file_error(
                 path,
                 "fd_limit",
