@@ -593,4 +593,50 @@ mod tests {
         got.sort();
         assert_eq!(got, stamps, "B's rotated files are caught up");
     }
+
+    /// Found by the soak (seed 926: 320 descriptors, thousands of `.gz`
+    /// files to catch up on; the catch-up crawled). At the descriptor
+    /// bound only the closed file that holds its stream back may take a
+    /// descriptor it does not have (overdraw the bound, close a file
+    /// waiting behind it); the others wait for a free one. Before, every
+    /// sweep reopened each closed rotated file by closing another.
+    #[test]
+    fn at_the_bound_only_the_file_holding_its_stream_back_overdraws() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let mut opts = test_opts();
+        opts.max_open_files = 2;
+        let mut t = tailer_in(tmp.path(), opts);
+        append(&dir.join("0.log"), "a\n");
+        assert!(t.rescan().is_ok());
+        // Rotated unseen, many times (after the start: not history).
+        for n in 1..=(wait::OVERDRAFT as u32 + 8) {
+            append(&dir.join("0.log"), &format!("r-{n}\n"));
+            kubelet_rotate(&dir, n);
+        }
+        assert!(t.rescan().is_ok());
+        let rotated = t.files.values().filter(|f| f.kind != Kind::Current).count();
+        assert!(rotated > wait::OVERDRAFT, "{rotated} rotated files tracked");
+        for _ in 0..3 {
+            t.plan_pass();
+            assert!(t.sweep().is_ok());
+        }
+        assert!(
+            t.open <= 2 + 1,
+            "{} descriptors open at a bound of 2: only the stream's first file may overdraw",
+            t.open
+        );
+        let first = t
+            .files
+            .values()
+            .filter(|f| turn::may_be_first(f))
+            .min_by_key(|f| f.chain_key())
+            .map(|f| (f.src.is_some(), f.stamp.clone()));
+        assert_eq!(
+            first,
+            Some((true, Some("20261122-000001".into()))),
+            "the stream's first file is open"
+        );
+    }
 }

@@ -39,6 +39,10 @@ pub(super) struct Plan {
     /// Something that decides the order within a stream changed since the
     /// pass was planned: plan again before the next read.
     pub stale: bool,
+    /// Closed rotated files that hold their stream back (the first file
+    /// of a stream that has data): only these may take another file's
+    /// descriptor to be reopened (see `tailer_wait.rs`).
+    pub blocking: HashSet<FileId>,
 }
 
 /// Whether `a` must be read before `b` (files of one stream): rotated
@@ -67,7 +71,7 @@ impl Tailer {
     /// Plans a new pass: per stream, the file to read first — none while
     /// that file is a closed rotated one (reopened by the sweep, see
     /// `tailer_wait.rs`).
-    fn plan_pass(&mut self) {
+    pub(super) fn plan_pass(&mut self) {
         let mut first: HashMap<&LabelSet, &Tailed, _> = HashMap::with_hasher(
             std::hash::BuildHasherDefault::<crate::labels::PassThrough>::default(),
         );
@@ -87,11 +91,13 @@ impl Tailer {
         let mut blocked: HashSet<LabelSet, _> = HashSet::with_hasher(
             std::hash::BuildHasherDefault::<crate::labels::PassThrough>::default(),
         );
+        self.plan.blocking.clear();
         for f in first.values() {
             if f.src.is_some() {
                 self.plan.queue.push_back(f.id);
             } else {
                 blocked.insert(f.labels.clone());
+                self.plan.blocking.insert(f.id);
             }
         }
         drop(first);
