@@ -468,19 +468,25 @@ impl Tailer {
 
     /// Finds where the saved file `s` went and catches up on it.
     pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize) {
-        if s.fingerprint().len == 0 && s.offset == 0 {
-            // Saved while its file was empty: the entry names nothing but
-            // an inode number, which a newer file may have taken since
-            // (found by the soak: that file was read as this one, before
-            // the rotated files older than it). Nothing was read from it;
-            // whatever its file got since is found as the path's current
-            // file or as a rotated sibling newer than the watermark.
-            tracing::debug!(file = %s.path.display(), "forgetting the position of a file saved while empty");
-            self.positions.forget(s.id);
-            return;
-        }
         let stamp_of = |p: &Path| crate::source::chain::stamp_of_path(p, &s.path);
         match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
+            Ok(Some(Found::Plain { path, file }))
+                if s.fingerprint().len == 0
+                    && path == s.path
+                    && self.by_path.contains_key(path.as_path()) =>
+            {
+                // Saved while its file was empty, so it names nothing but
+                // an inode number; the path's current file, taken on by
+                // this scan, is another. The file found at the path under
+                // that number is newer still (the current one was rotated
+                // since): taken as this entry's file, "moved", it would be
+                // read first, before the rotated files older than it (found
+                // by the soak). Nothing was read from the entry; that newer
+                // file is taken on when the rotation is seen.
+                tracing::debug!(file = %s.path.display(), "forgetting the position of a file saved while empty");
+                self.positions.forget(s.id);
+                drop(file);
+            }
             Ok(Some(Found::Plain { path, file })) => {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 let start = if s.offset <= size { s.offset } else { 0 };
