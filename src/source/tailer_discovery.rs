@@ -470,7 +470,7 @@ impl Tailer {
     pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize) {
         let stamp_of = |p: &Path| crate::source::chain::stamp_of_path(p, &s.path);
         match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
-            Ok(Some(Found::Plain { path, file }))
+            Ok(Some(Found::Plain { path, .. }))
                 if s.fingerprint().len == 0
                     && path == s.path
                     && self.by_path.contains_key(path.as_path()) =>
@@ -485,7 +485,6 @@ impl Tailer {
                 // file is taken on when the rotation is seen.
                 tracing::debug!(file = %s.path.display(), "forgetting the position of a file saved while empty");
                 self.positions.forget(s.id);
-                drop(file);
             }
             Ok(Some(Found::Plain { path, file })) => {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
