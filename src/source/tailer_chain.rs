@@ -328,7 +328,7 @@ impl Tailer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ack::Budget;
     use crate::config::PositionsConfig;
@@ -374,7 +374,18 @@ mod tests {
     /// A tailer of `<root>/logs/*/*/*.log` with `opts`, whose positions
     /// live in `<root>/positions.yaml` (a second one made on the same root
     /// is a restart).
-    fn tailer_in(root: &Path, opts: TailOptions) -> Tailer {
+    pub(in crate::source) fn tailer_in(root: &Path, opts: TailOptions) -> Tailer {
+        tailer_and_output(root, opts).0
+    }
+
+    /// [`tailer_in`], and the channel its lines are sent to.
+    pub(in crate::source) fn tailer_and_output(
+        root: &Path,
+        opts: TailOptions,
+    ) -> (
+        Tailer,
+        tokio::sync::mpsc::Receiver<Vec<crate::entry::Entry>>,
+    ) {
         let positions = Positions::open(
             &PositionsConfig {
                 filename: root.join("positions.yaml"),
@@ -386,7 +397,7 @@ mod tests {
         .unwrap();
         let metrics = Arc::new(Metrics::new());
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, _rx) = tokio::sync::mpsc::channel(64);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
         let out = Fanout::to_clients(vec![tx], Budget::new(1 << 20), stop.clone());
         let job = ScrapeJob {
             name: "test".into(),
@@ -399,7 +410,8 @@ mod tests {
             named: Vec::new(),
             dynamic: false,
         };
-        Tailer::new(vec![job], opts, out, positions, metrics, stop).unwrap()
+        let t = Tailer::new(vec![job], opts, out, positions, metrics, stop).unwrap();
+        (t, rx)
     }
 
     fn reused_inode_number(in_another_pod: bool) {

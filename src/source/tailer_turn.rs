@@ -28,6 +28,7 @@ use crate::labels::LabelSet;
 use crate::positions::FileId;
 use crate::source::file::{Kind, Tailed};
 use crate::source::fingerprint::{self, Widen, FP_MAX};
+use crate::source::reader::Src;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
@@ -191,7 +192,16 @@ impl Tailer {
                 }
                 Ok(st) => {
                     total += st.bytes;
-                    f.at_eof = false;
+                    // A plain file reads short only at its end: it is idle
+                    // until an event or the sweep says it changed, without a
+                    // read of nothing (and its `fstat`) to learn it. A `.gz`
+                    // decoder's short read says nothing.
+                    let end = st.bytes < self.buf.len() && matches!(f.src, Some(Src::Plain(_)));
+                    f.at_eof = end;
+                    if end {
+                        f.active = false;
+                        f.m.series.set_lag(0);
+                    }
                     f.last_data = Instant::now();
                     Self::count_stats(&self.metrics, f, &st);
                     let (job, pipe) = (f.job, f.pipe);
@@ -254,5 +264,42 @@ impl Tailer {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::catch_up::tests::tailer_and_output;
+    use crate::source::testkit::{append, test_opts};
+
+    /// A read that stops short of the buffer ended at the file's end: the
+    /// file is idle from then on, without a read of nothing (and its
+    /// `fstat`) to learn it — at 5,000 files just taken on, 10,000 system
+    /// calls — and a later write is still read once the change is seen.
+    #[test]
+    fn a_short_read_leaves_the_file_idle_until_it_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, "a\nb\n");
+        let (mut t, mut rx) = tailer_and_output(tmp.path(), test_opts());
+        assert!(t.rescan().is_ok());
+        assert_eq!(t.turn().ok(), Some(4));
+        let f = t.files.values().next().unwrap();
+        assert!(f.at_eof && !f.active, "read to its end, not idle");
+        assert!(t.plan.queue.is_empty());
+        // Nothing changed: nothing to read, not even a read of nothing.
+        assert_eq!(t.turn().ok(), Some(0));
+        append(&p, "c\n");
+        t.full_sweep = true;
+        assert!(t.sweep().is_ok());
+        assert_eq!(t.turn().ok(), Some(2));
+        assert!(t.out.flush().is_ok());
+        let mut lines = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            lines.extend(batch.iter().map(|e| e.line.to_string()));
+        }
+        assert_eq!(lines, ["a", "b", "c"]);
     }
 }
