@@ -33,9 +33,11 @@ use std::time::Duration;
 /// so the positions writer can tell cheaply whether there is news to save.
 static COMMIT_EPOCH: AtomicU64 = AtomicU64::new(0);
 
-/// The number of committed-position advances so far (any tracker).
+/// The number of committed-position advances so far (any tracker). A
+/// reader that sees an advance counted also sees its
+/// [`Tracker::committed_offset`] (release/acquire).
 pub fn commit_epoch() -> u64 {
-    COMMIT_EPOCH.load(Ordering::Relaxed)
+    COMMIT_EPOCH.load(Ordering::Acquire)
 }
 
 /// Where a source resumes: a byte offset or an opaque cursor.
@@ -84,11 +86,23 @@ struct State {
 /// Per-source acknowledgement tracker. See the module docs.
 pub struct Tracker {
     state: Mutex<State>,
+    /// The committed offset as last published under the lock, for readers
+    /// that must not take it ([`Tracker::committed_offset`]); [`NO_OFFSET`]
+    /// while the committed position is a cursor.
+    offset: AtomicU64,
+}
+
+/// [`Tracker::offset`] of a tracker whose committed position is a cursor.
+const NO_OFFSET: u64 = u64::MAX;
+
+fn offset_word(p: &Position) -> u64 {
+    p.offset().unwrap_or(NO_OFFSET)
 }
 
 impl Tracker {
     pub fn new(start: Position) -> Arc<Self> {
         Arc::new(Tracker {
+            offset: AtomicU64::new(offset_word(&start)),
             state: Mutex::new(State {
                 base: 0,
                 pending: VecDeque::new(),
@@ -163,6 +177,17 @@ impl Tracker {
         self.lock().committed.clone()
     }
 
+    /// The committed offset without taking the tracker's lock (`None` for
+    /// a cursor): what a positions save of thousands of files reads, while
+    /// the delivery threads settle the same trackers. Never ahead of
+    /// [`Tracker::committed`]: it is published after the position moved.
+    pub fn committed_offset(&self) -> Option<u64> {
+        match self.offset.load(Ordering::Acquire) {
+            NO_OFFSET => None,
+            o => Some(o),
+        }
+    }
+
     /// The position after the last issued line (what has been read).
     pub fn issued(&self) -> Position {
         self.lock().issued.clone()
@@ -219,7 +244,9 @@ impl Tracker {
             advanced = true;
         }
         if advanced {
-            COMMIT_EPOCH.fetch_add(1, Ordering::Relaxed);
+            self.offset
+                .store(offset_word(&st.committed), Ordering::Release);
+            COMMIT_EPOCH.fetch_add(1, Ordering::Release);
             // A read chunk's worth of slots is kept only while in flight:
             // with thousands of files, each one's high-water capacity
             // would otherwise stay allocated (~8 KiB a file).
@@ -661,6 +688,33 @@ mod tests {
         let e = t.issue(cur("c5"));
         e.ack();
         assert_eq!(t.committed(), cur("c3"));
+    }
+
+    /// The offset read without the lock is the committed one at every
+    /// step (acks out of order, a poisoned line, a cursor), never ahead.
+    #[test]
+    fn the_lock_free_offset_is_the_committed_one() {
+        let t = Tracker::new(Position::Offset(5));
+        assert_eq!(t.committed_offset(), Some(5));
+        let [a, b, c, d] = [10, 20, 30, 40].map(|o| t.issue(Position::Offset(o)));
+        b.ack();
+        assert_eq!(
+            t.committed_offset(),
+            Some(5),
+            "b is past an unacknowledged a"
+        );
+        a.ack();
+        assert_eq!(t.committed_offset(), Some(20));
+        drop(c); // poisoned: nothing passes it
+        d.ack();
+        assert_eq!(t.committed_offset(), Some(20));
+        assert_eq!(t.committed(), Position::Offset(20));
+        let j = Tracker::new(Position::Cursor(Arc::from("")));
+        assert_eq!(j.committed_offset(), None);
+        j.issue(Position::Cursor(Arc::from("c1"))).ack();
+        assert_eq!(j.committed_offset(), None);
+        j.skip_to(Position::Offset(9));
+        assert_eq!(j.committed_offset(), Some(9));
     }
 
     #[test]

@@ -94,6 +94,8 @@ struct Live {
     size: Arc<AtomicU64>,
     /// See [`SavedFile::seq`].
     seq: u64,
+    /// How its lines are written (the path never changes).
+    plain: format::Plain,
 }
 
 /// A file in the written order: live (current at its path) or loaded.
@@ -330,8 +332,9 @@ impl Positions {
                 g.next_seq
             }
         };
-        let path = path.into();
+        let path: Arc<Path> = path.into();
         g.promtail.remove(&*path);
+        let plain = format::plainness(&path);
         g.live.insert(
             id,
             Live {
@@ -340,6 +343,7 @@ impl Positions {
                 tracker,
                 size,
                 seq,
+                plain,
             },
         );
         drop(g);
@@ -542,7 +546,9 @@ impl Positions {
             .filter_map(|slot| match *slot {
                 Slot::Live(id) => {
                     let l = g.live.get(&id)?;
-                    let offset = l.tracker.committed().offset().unwrap_or(0);
+                    // Without the tracker's lock: 5,000 of them a save,
+                    // while the delivery threads settle the same trackers.
+                    let offset = l.tracker.committed_offset().unwrap_or(0);
                     let i = r.add_file(rendered::LiveLine {
                         path: l.path.clone(),
                         id,
@@ -550,6 +556,7 @@ impl Positions {
                         offset,
                         size: l.size.load(Ordering::Relaxed).max(offset),
                         seq: l.seq,
+                        plain: l.plain,
                     });
                     Some(At::Live(i, &l.path))
                 }

@@ -30,6 +30,8 @@ pub struct LiveLine {
     pub offset: u64,
     pub size: u64,
     pub seq: u64,
+    /// How the path's lines are written (worked out once per file).
+    pub plain: format::Plain,
 }
 
 impl LiveLine {
@@ -53,7 +55,9 @@ impl LiveLine {
             && self.offset == o.offset
             && self.size == o.size
             && self.seq == o.seq
-            && self.path.as_os_str().as_encoded_bytes() == o.path.as_os_str().as_encoded_bytes()
+            && (Arc::ptr_eq(&self.path, &o.path)
+                || self.path.as_os_str().as_encoded_bytes()
+                    == o.path.as_os_str().as_encoded_bytes())
     }
 }
 
@@ -163,9 +167,9 @@ impl Rendered {
                     let Some(f) = self.files.get(i) else { continue };
                     line.clear();
                     if matches!(p, Piece::Promtail(_)) {
-                        format::promtail_line(&f.path, f.offset, &mut line);
+                        format::promtail_line_as(&f.path, f.plain, f.offset, &mut line);
                     } else {
-                        format::file_line(&f.record(), &mut line);
+                        format::file_line_as(&f.record(), f.plain, &mut line);
                     }
                     out(&line)?;
                 }
@@ -212,6 +216,7 @@ mod tests {
             offset,
             size: offset + 1,
             seq: 3,
+            plain: format::plainness(Path::new(path)),
         }
     }
 
