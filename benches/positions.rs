@@ -25,7 +25,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("positions");
     g.throughput(Throughput::Elements(paths.len() as u64));
     g.bench_function("format_5000_files", |b| {
-        let mut out = String::with_capacity(4 << 20);
+        let mut out = Vec::with_capacity(4 << 20);
         b.iter(|| {
             out.clear();
             for (i, (p, &plain)) in paths.iter().zip(&plain).enumerate() {

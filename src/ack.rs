@@ -450,8 +450,8 @@ impl Drop for Ack {
 /// limit (the spool's budget; a client's is 4 MiB or more): with the
 /// spool's 1.5 MiB budget a quarter (384 KiB) woke the reader for ~6 read
 /// chunks at a time, and a one-file drain with the spool cost ~11 % more
-/// CPU than with the 2 MiB budget before it; ~4 % with this (README,
-/// *Performance*).
+/// CPU than with the 2 MiB budget before it; ~4 % with this
+/// (`benches/HISTORY.md`).
 const RESUME_MIN: usize = 512 << 10;
 
 /// The bound on bytes held in memory between the pipeline and Loki.

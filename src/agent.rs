@@ -375,7 +375,7 @@ struct SpoolParts {
 /// of it at one file, as before, and less at 5,000. (It was 8
 /// MiB, then 4 MiB at every size, then twice the commit threshold — 2 MiB
 /// up to 4 with thousands of files — with half of each line kept charged:
-/// each step took MiBs off the peak RSS; see the README's *Performance*.)
+/// each step took MiBs off the peak RSS; see `benches/HISTORY.md`.)
 pub const SPOOL_BUDGET: usize = 3 << 19;
 
 /// The spool's commit threshold while the positions file is small.

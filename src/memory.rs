@@ -9,7 +9,7 @@
 //! The agent's threads allocate big, short-lived buffers (64 KiB read
 //! chunks, 256 KiB spool chunks, 1 MiB push bodies) in several arenas;
 //! once freed, the pages between live blocks stay resident. Measured on
-//! 256 MiB drains (README, *Performance*): peak RSS 2–4 MiB lower at 500
+//! 256 MiB drains (`benches/HISTORY.md`): peak RSS 2–4 MiB lower at 500
 //! and 5,000 files with the spool, agent CPU unchanged; every 200 ms was no
 //! lower and cost CPU.
 //!
@@ -31,7 +31,7 @@ pub const ARENAS: i32 = 1;
 /// Why: glibc gives each thread that allocates an arena of its own, up to
 /// 8 per core; the agent's ~11 threads each kept free space the others
 /// could not use, and the peaks of several arenas add up. Measured on
-/// 256 MiB drains (README, *Performance*).
+/// 256 MiB drains (`benches/HISTORY.md`).
 pub fn limit_arenas() {
     let env = |k: &str| std::env::var(k).ok();
     let Some(n) = arenas_for(

@@ -2,7 +2,7 @@
  * mallinfo.c: samples glibc's heap (mallinfo2) and the process's resident
  * memory (/proc/self/statm) every 50 ms, to see what a peak RSS is made of
  * over a run: heap in use, free space inside the heap, file-backed pages.
- * A measuring aid for the README's Performance section; not part of the
+ * A measuring aid for the performance notes (README, benches/HISTORY.md); not part of the
  * agent.
  *
  *   gcc -O2 -shared -fPIC -o /tmp/mallinfo.so benches/tools/mallinfo.c -lpthread

@@ -157,12 +157,12 @@ impl Rendered {
     }
 
     /// Calls `out` with the text in order, piece by piece (a file's line
-    /// formatted into one reused scratch string).
-    fn each(&self, mut out: impl FnMut(&str) -> io::Result<()>) -> io::Result<()> {
-        let mut line = String::new();
+    /// formatted into one reused scratch buffer).
+    fn each(&self, mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let mut line = Vec::new();
         for p in &self.pieces {
             match *p {
-                Piece::Text(a, b) => out(self.text.get(a..b).unwrap_or_default())?,
+                Piece::Text(a, b) => out(self.text.as_bytes().get(a..b).unwrap_or_default())?,
                 Piece::Promtail(i) | Piece::File(i) => {
                     let Some(f) = self.files.get(i) else { continue };
                     line.clear();
@@ -175,7 +175,7 @@ impl Rendered {
                 }
                 Piece::Chains => {
                     if let Some((c, _)) = &self.chains {
-                        out(c)?;
+                        out(c.as_bytes())?;
                     }
                 }
             }
@@ -188,19 +188,19 @@ impl Rendered {
         let mut n = 0;
         self.each(|s| {
             n += s.len();
-            w.write_all(s.as_bytes())
+            w.write_all(s)
         })?;
         Ok(n)
     }
 
-    /// The whole text.
+    /// The whole text (valid UTF-8: every piece is).
     pub fn to_text(&self) -> String {
-        let mut t = String::new();
+        let mut t = Vec::new();
         let _ = self.each(|s| {
-            t.push_str(s);
+            t.extend_from_slice(s);
             Ok(())
         });
-        t
+        String::from_utf8_lossy(&t).into_owned()
     }
 }
 

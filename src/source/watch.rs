@@ -12,7 +12,7 @@
 //! directory: its path, once, keyed by its descriptor — ~150 bytes, where
 //! the `notify` crate this replaced kept each path three times in maps of
 //! its own (5.7 MB for the 10,000 directories of 5,000 containers,
-//! heaptrack; README, *Performance*). The table is locked while a batch of
+//! heaptrack; `benches/HISTORY.md`). The table is locked while a batch of
 //! watches is added, so an event of a new watch is never read before its
 //! path is known. A directory made under a recursive watch is watched, with
 //! everything below it, by the event thread as it learns of it.
