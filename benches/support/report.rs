@@ -226,6 +226,38 @@ pub fn print_table(results: &Value) {
             num(f(c.thr, key), prec)
         });
     }
+    let range = |v: &Value, key: &str, prec: usize| -> String {
+        let xs: Vec<f64> = v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .collect();
+        let (lo, hi) = xs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                (l.min(x), h.max(x))
+            });
+        if xs.len() > 1 {
+            format!("{}–{}", num(lo, prec), num(hi, prec))
+        } else {
+            "-".into()
+        }
+    };
+    if cols
+        .iter()
+        .any(|c| c.thr["repeat"].as_u64().is_some_and(|n| n > 1))
+    {
+        row(&cols, "  runs (E2E_REPEAT; median shown)", "", |c| {
+            num(f(c.thr, &["repeat"]), 0)
+        });
+        row(&cols, "  agent CPU s, range of runs", "", |c| {
+            range(c.thr, "runs_agent_cpu_s", 2)
+        });
+        row(&cols, "  peak RSS MiB, range of runs", "", |c| {
+            range(c.thr, "runs_peak_rss_mib", 1)
+        });
+    }
     println!("details, latency (paced writer)");
     for &(label, key, prec) in LATENCY_DETAILS {
         row(&cols, &format!("  {label}"), "", |c| {
