@@ -149,6 +149,12 @@ pub struct Positions {
     /// When the loaded file was last written, if an earlier run of
     /// tailtrace wrote it (see [`Positions::previous_save`]).
     previous_save: Option<std::time::SystemTime>,
+    /// When this run's file discovery last looked for new files (unix
+    /// nanoseconds; 0: not yet). A save dates the file to it (its mtime),
+    /// so that the next run's [`Positions::previous_save`] is when this
+    /// run last knew of every file, not when it last wrote — see
+    /// [`Positions::looked_at`].
+    looked: AtomicU64,
 }
 
 /// What the last save wrote, and the file it became: a save whose render
@@ -236,6 +242,7 @@ impl Positions {
             epoch: AtomicU64::new(0),
             saved_len: std::sync::atomic::AtomicUsize::new(0),
             previous_save,
+            looked: AtomicU64::new(0),
         }))
     }
 
@@ -249,7 +256,31 @@ impl Positions {
             epoch: AtomicU64::new(0),
             saved_len: std::sync::atomic::AtomicUsize::new(0),
             previous_save: None,
+            looked: AtomicU64::new(0),
         })
+    }
+
+    /// File discovery looked for new files at `t` (called by the file
+    /// tailer each time it takes the changes seen so far). Every save from
+    /// now on dates the file to the latest such `t`: a file that appears
+    /// after it — while this run drains its last batches at shutdown, say,
+    /// with discovery already stopped (up to the shutdown timeout) — is
+    /// then newer than the file, so the next run does not take its rotated
+    /// siblings for history (soak seed 1311: a pod created during a slow
+    /// shutdown lost its first two files).
+    pub fn looked_at(&self, t: std::time::SystemTime) {
+        if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
+            let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            self.looked.fetch_max(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// The time of the latest [`Positions::looked_at`], if any.
+    fn last_look(&self) -> Option<std::time::SystemTime> {
+        match self.looked.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)),
+        }
     }
 
     /// When the previous run of tailtrace last saved this file (its
@@ -643,10 +674,21 @@ impl Positions {
         }
         *last = None;
         let mut len = 0;
+        let dated = self.last_look();
         write_atomic_with(&self.path, |f| {
             let mut w = io::BufWriter::with_capacity(64 << 10, f);
             len = r.write_to(&mut w)?;
-            w.flush()
+            w.flush()?;
+            if let Some(t) = dated {
+                // Never later than now (a clock stepped back keeps it sane).
+                let t = t.min(std::time::SystemTime::now());
+                if let Err(e) = w.get_ref().set_modified(t) {
+                    // The next run then dates history from this write: only
+                    // a file that appeared since discovery stopped is at risk.
+                    tracing::debug!(error = %e, "positions file: cannot set its mtime");
+                }
+            }
+            Ok(())
         })?;
         self.saved_len.store(len, Ordering::Relaxed);
         *last = FileStamp::of(&self.path).map(|file| Written { text: r, file });
@@ -743,6 +785,31 @@ mod tests {
             sync_period: Duration::from_secs(10),
             ignore_invalid_yaml: false,
         }
+    }
+
+    /// A save is dated to discovery's last look, not to the write: the next
+    /// run's history ends where this run stopped looking (a file that
+    /// appeared during a slow shutdown is newer than it).
+    #[test]
+    fn a_save_is_dated_to_discoverys_last_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pos.yaml");
+        let pos = Positions::open(&cfg(&p), false).unwrap();
+        let before = std::time::SystemTime::now();
+        pos.save().unwrap();
+        let written = fs::metadata(&p).unwrap().modified().unwrap();
+        assert!(
+            written >= before - Duration::from_secs(1),
+            "no look yet: dated to the write"
+        );
+        let look = std::time::SystemTime::now() - Duration::from_secs(30);
+        pos.looked_at(look);
+        pos.looked_at(look - Duration::from_secs(5)); // never moves back
+        pos.set_chain(Arc::from(Path::new("/a/0.log")), "20261122-000001");
+        pos.save().unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().modified().unwrap(), look);
+        let next = Positions::open(&cfg(&p), false).unwrap();
+        assert_eq!(next.previous_save(), Some(look));
     }
 
     /// The previous run's last save dates "history" for paths first seen

@@ -464,6 +464,9 @@ impl Tailer {
                 self.take_updates()?;
             }
             let now = Instant::now();
+            // What discovery has been told of so far is taken now: the
+            // positions file is dated to this look (see `looked_at`).
+            self.positions.looked_at(std::time::SystemTime::now());
             let changes = self.wake.take();
             if changes.overflow {
                 self.next_sweep = now;
