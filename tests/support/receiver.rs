@@ -231,6 +231,30 @@ struct Shared {
     /// the mode (a per-tenant rate limit, say).
     refused: Mutex<BTreeMap<String, u16>>,
     state: Mutex<State>,
+    /// Push requests being handled (read, decoded, stored), including one
+    /// whose client has already gone away.
+    busy: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a push request as being handled until dropped (completed or
+/// cancelled with its connection).
+struct Busy(Arc<Shared>);
+
+impl Busy {
+    fn new(shared: &Arc<Shared>) -> Busy {
+        shared
+            .busy
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(shared.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .busy
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -277,6 +301,7 @@ impl Receiver {
             mode: Mutex::new(Mode::Normal),
             refused: Mutex::new(BTreeMap::new()),
             state: Mutex::new(State::default()),
+            busy: std::sync::atomic::AtomicUsize::new(0),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sh = shared.clone();
@@ -381,6 +406,16 @@ impl Receiver {
     /// Number of accepted entries (kept even when `keep_entries` is false).
     pub fn count(&self) -> usize {
         self.shared.state().count
+    }
+
+    /// Waits (up to `timeout`, a give-up bound) until no push request is
+    /// being handled: one a client gave up on (an agent stopped or killed
+    /// mid-push) may still be stored after the client is gone. Returns
+    /// whether the receiver became idle.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |r| {
+            r.shared.busy.load(std::sync::atomic::Ordering::SeqCst) == 0
+        })
     }
 
     /// Every push request, in arrival order.
@@ -519,6 +554,7 @@ async fn push(
     path: String,
     req: Request<Incoming>,
 ) -> Result<Resp, DropConnection> {
+    let _busy = Busy::new(&shared);
     let meta = PushMeta::from_headers(&path, req.headers());
     let limit = shared.opts.max_recv_msg_size;
     let (body, total) = match read_body(req.into_body(), limit).await {
