@@ -283,10 +283,12 @@ impl Positions {
         }
     }
 
-    /// When the previous run of tailtrace last saved this file (its
-    /// modification time at load); `None` on a first run, or when the
-    /// file was Promtail's. A path without a watermark was not known to
-    /// that run when it last saved.
+    /// The file's modification time at load: when the previous run of
+    /// tailtrace last looked for new files, as of its last save (a save
+    /// dates the file to that look, see [`Positions::looked_at`]; to the
+    /// write itself when that run had no file discovery). `None` on a
+    /// first run, or when the file was Promtail's. A path without a
+    /// watermark was not known to that run by then.
     pub fn previous_save(&self) -> Option<std::time::SystemTime> {
         self.previous_save
     }
