@@ -80,10 +80,23 @@ fn a_pod_created_and_rotated_during_a_slow_shutdown_is_read_after_the_restart() 
     let rx = Receiver::start();
     let mut setup = Setup::new(dir.path(), &rx.push_url());
     setup.batchwait = "100ms";
+    // Lines `name i` for i in `from..to`, timestamped in write order.
+    let write = |log: &mut PodLog, name: &str, t: i64, from: i64, to: i64| {
+        for i in from..to {
+            log.write(&cri_line(
+                T0 + t + i,
+                "stdout",
+                false,
+                &format!("{name} {i}"),
+            ));
+        }
+    };
+    let received = |r: &Receiver, name: &str| {
+        let prefix = format!("{name} ");
+        r.lines().iter().filter(|l| l.starts_with(&prefix)).count()
+    };
     let mut steady = PodLog::create(&setup.logs, "steady", "app");
-    for i in 0..50 {
-        steady.write(&cri_line(T0 + i, "stdout", false, &format!("steady {i}")));
-    }
+    write(&mut steady, "steady", 0, 0, 50);
     let mut agent = Agent::start(dir.path(), &setup);
     assert!(agent.wait_ready(Duration::from_secs(60)), "{}", agent.log());
     assert!(
@@ -94,40 +107,20 @@ fn a_pod_created_and_rotated_during_a_slow_shutdown_is_read_after_the_restart() 
     // Loki fails from here on, with lines read and not delivered: the
     // shutdown waits for them until its timeout.
     rx.set_mode(Mode::Status(503));
-    for i in 50..100 {
-        steady.write(&cri_line(T0 + i, "stdout", false, &format!("steady {i}")));
-    }
+    write(&mut steady, "steady", 0, 50, 100);
     assert!(agent::wait(Duration::from_secs(60), || {
         agent
             .metric_sum("promtail_read_lines_total", &[])
             .unwrap_or(0.0)
             >= 100.0
     }));
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &agent.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    agent.sigterm();
     // Discovery stops at once; give the signal a moment to arrive.
     std::thread::sleep(Duration::from_millis(500));
     let mut late = PodLog::create(&setup.logs, "late", "app");
-    for i in 0..30 {
-        late.write(&cri_line(
-            T0 + 100 + i,
-            "stdout",
-            false,
-            &format!("late {i}"),
-        ));
-    }
+    write(&mut late, "late", 100, 0, 30);
     late.rotate();
-    for i in 30..50 {
-        late.write(&cri_line(
-            T0 + 100 + i,
-            "stdout",
-            false,
-            &format!("late {i}"),
-        ));
-    }
+    write(&mut late, "late", 100, 30, 50);
     assert!(
         agent.alive(),
         "the shutdown must still be waiting on Loki for this test to mean anything"
@@ -144,23 +137,24 @@ fn a_pod_created_and_rotated_during_a_slow_shutdown_is_read_after_the_restart() 
     // Collects the exit status (the process is gone: the signal is moot).
     let st = agent.terminate().unwrap();
     assert!(st.success(), "SIGTERM must exit 0: {st:?}\n{}", agent.log());
-    let steady = |r: &Receiver| {
-        r.lines()
-            .iter()
-            .filter(|l| l.starts_with("steady "))
-            .count()
-    };
-    assert_eq!(steady(&rx), 100, "delivered during the shutdown");
+    assert_eq!(
+        received(&rx, "steady"),
+        100,
+        "delivered during the shutdown"
+    );
     agent.restart(&setup);
-    let late_lines = |r: &Receiver| r.lines().iter().filter(|l| l.starts_with("late ")).count();
     assert!(
-        rx.wait_until(Duration::from_secs(60), |r| late_lines(r) >= 50),
+        rx.wait_until(Duration::from_secs(60), |r| received(r, "late") >= 50),
         "the late pod's lines, its rotated file included: {} of 50\n{}",
-        late_lines(&rx),
+        received(&rx, "late"),
         agent.log()
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(steady(&rx), 100, "nothing read again after a clean stop");
+    assert_eq!(
+        received(&rx, "steady"),
+        100,
+        "nothing read again after a clean stop"
+    );
     assert!(agent.terminate().unwrap().success());
 }
 

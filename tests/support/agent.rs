@@ -242,12 +242,19 @@ impl Agent {
         }
     }
 
+    /// SIGTERM, without waiting for the exit (see [`Agent::terminate`]).
+    pub fn sigterm(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+    }
+
     /// SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
+        self.sigterm();
         let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(st)) = c.try_wait() {
