@@ -24,7 +24,7 @@
 
 use crate::labels::LabelSet;
 use glob::{MatchOptions, Pattern};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -231,9 +231,22 @@ pub struct Wake {
     cv: Condvar,
 }
 
+/// What the events naming a path said since the tailer last looked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Only writes (`IN_MODIFY`, a truncation included): whatever is at
+    /// the path is what was there at the last event that named it
+    /// otherwise — a file made, removed or renamed there is an event of
+    /// its own, reported in order, or lost only with an overflow.
+    Written,
+    /// Anything else (made, removed, renamed, attributes), alone or with
+    /// writes.
+    Other,
+}
+
 #[derive(Default)]
 pub struct WakeState {
-    pub dirty: HashSet<PathBuf>,
+    pub dirty: HashMap<PathBuf, Change>,
     /// Too many changes or a lost inotify queue: check everything.
     pub overflow: bool,
     pub notified: bool,
@@ -253,16 +266,19 @@ impl Wake {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn mark(&self, paths: impl IntoIterator<Item = PathBuf>, overflow: bool) {
+    pub fn mark(&self, paths: impl IntoIterator<Item = (PathBuf, Change)>, overflow: bool) {
         let mut s = self.lock();
-        for p in paths {
+        for (p, change) in paths {
             if s.dirty.len() >= MAX_DIRTY {
                 s.overflow = true;
                 s.dirty.clear();
                 break;
             }
             if !s.overflow {
-                s.dirty.insert(p);
+                let c = s.dirty.entry(p).or_insert(change);
+                if change == Change::Other {
+                    *c = Change::Other;
+                }
             }
         }
         s.overflow |= overflow;
@@ -313,6 +329,31 @@ impl Wake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A path written and also renamed, made or removed before the tailer
+    /// looked is a change, whatever the order: the tailer must check what
+    /// the path holds.
+    #[test]
+    fn a_write_and_a_change_of_one_path_in_one_look_are_a_change() {
+        let (p, q) = (PathBuf::from("/l/0.log"), PathBuf::from("/l/1.log"));
+        let w = Wake::new();
+        w.mark(
+            [(p.clone(), Change::Written), (p.clone(), Change::Written)],
+            false,
+        );
+        assert_eq!(w.take().dirty.get(&p), Some(&Change::Written));
+        for order in [
+            [Change::Written, Change::Other, Change::Written],
+            [Change::Other, Change::Written, Change::Written],
+            [Change::Written, Change::Written, Change::Other],
+        ] {
+            w.mark(order.iter().map(|&c| (p.clone(), c)), false);
+            w.mark([(q.clone(), Change::Written)], false);
+            let s = w.take();
+            assert_eq!(s.dirty.get(&p), Some(&Change::Other), "{order:?}");
+            assert_eq!(s.dirty.get(&q), Some(&Change::Written));
+        }
+    }
 
     #[test]
     fn static_prefix_stops_at_wildcards() {

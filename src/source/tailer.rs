@@ -483,8 +483,11 @@ impl Tailer {
                 self.rescan_soon = false;
                 self.next_rescan = now + self.opts.rescan;
             }
-            for p in changes.dirty {
-                self.on_changed(p)?;
+            for (p, change) in changes.dirty {
+                match change {
+                    discover::Change::Written => self.on_written(p)?,
+                    discover::Change::Other => self.on_changed(p)?,
+                }
             }
             if !self.new_dirs.is_empty() {
                 let dirs = std::mem::take(&mut self.new_dirs);
@@ -636,7 +639,7 @@ impl Tailer {
                     continue;
                 }
                 if size > pos {
-                    f.active = true;
+                    self.plan.activate(f);
                     if f.kind != Kind::Current {
                         // New data in a rotated file: it goes first.
                         self.plan.stale = true;

@@ -19,7 +19,7 @@ impl Tailer {
         if f.kind == Kind::Current {
             tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
             f.kind = Kind::Moved;
-            f.active = true;
+            self.plan.activate(f);
             self.plan.stale = true;
             if self.by_path.get(&f.path) == Some(&id) {
                 self.by_path.remove(&f.path);
@@ -212,7 +212,7 @@ impl Tailer {
             Ok(Some(Found::Plain { file, .. })) => {
                 if let Some(f) = self.files.get_mut(&id) {
                     f.src = Some(Src::Plain(file));
-                    f.active = true;
+                    self.plan.activate(f);
                     self.plan.stale = true;
                     self.open += 1;
                 }
@@ -223,7 +223,7 @@ impl Tailer {
                 if let Some(f) = self.rekey(id).and_then(|gid| self.files.get_mut(&gid)) {
                     f.src = Some(Src::Gz(stream));
                     f.kind = Kind::Gz;
-                    f.active = true;
+                    self.plan.activate(f);
                     self.open += 1;
                 }
             }
@@ -272,7 +272,7 @@ impl Tailer {
         };
         let pos = f.split.pos();
         f.src = Some(Src::Plain(file));
-        f.active = true;
+        self.plan.activate(f);
         f.at_eof = false;
         // Opened counts as activity, and it is not parked again before it
         // was read (see `evict_one`).
@@ -325,7 +325,7 @@ impl Tailer {
         let (path, pos) = (f.path.clone(), f.split.pos());
         let seen = f.size.swap(size, std::sync::atomic::Ordering::Relaxed);
         f.split.reset(0);
-        f.active = true;
+        self.plan.activate(f);
         f.at_eof = false;
         self.plan.stale = true;
         if let Some(file) = f.src.as_ref().and_then(|s| s.file()) {

@@ -340,7 +340,7 @@ impl Tailer {
                         tracing::debug!(file = %path.display(),
                             "its target is gone; reading it to its end, then releasing it");
                         f.orphan = true;
-                        f.active = true;
+                        self.plan.activate(f);
                     }
                 }
             }
