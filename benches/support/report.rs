@@ -203,6 +203,12 @@ pub fn print_table(results: &Value) {
     );
     row(
         &cols,
+        &format!("agent cores busy at {rate:.0} lines/s"),
+        "",
+        |c| num(f(c.lat, &["agent_cores"]), 3),
+    );
+    row(
+        &cols,
         &format!("latency p50 / p99 ms at {rate:.0}/s"),
         &format!("p99 ≤ {TARGET_P99_MS}"),
         |c| {
