@@ -164,12 +164,6 @@ impl LabelSet {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// True if another handle to this set exists (a cache keyed by sets
-    /// can tell a set some file still holds from one only it keeps).
-    pub fn is_held_elsewhere(&self) -> bool {
-        Arc::strong_count(&self.0) > 1
-    }
-
     /// The precomputed hash (stable within one process).
     pub fn hash_u64(&self) -> u64 {
         let mut w = [0u8; 8];

@@ -177,18 +177,12 @@ impl CriStage {
 }
 
 /// Cache of `labels + {stream="…"}` per input label set, so the derived set
-/// is built once per stream, not per line. Bounded: when it reaches
-/// [`StreamLabels::MAX`] input sets, or twice what it kept last time, the
-/// sets no file holds any more (long-gone files; an input set is the
-/// file's own, shared) are let go. It was cleared whole at 4,096: at a
-/// steady rate over 5,000 files, in turn, every line then missed it and
-/// built its set anew (`benches/HISTORY.md`).
+/// is built once per stream, not per line. Bounded: cleared when it grows
+/// past [`StreamLabels::MAX`] input sets (long-gone files).
 #[derive(Default)]
 pub(super) struct StreamLabels {
     last: Option<(LabelSet, [Option<LabelSet>; 2])>,
     map: crate::labels::LabelMap<[Option<LabelSet>; 2]>,
-    /// Size at which the map is next pruned (at least [`Self::MAX`]).
-    prune_at: usize,
 }
 
 impl StreamLabels {
@@ -201,10 +195,8 @@ impl StreamLabels {
                 return out.clone();
             }
         }
-        if self.map.len() >= self.prune_at.max(Self::MAX) && !self.map.contains_key(input) {
-            // `last` holds one key too: kept, at most one set more.
-            self.map.retain(|k, _| k.is_held_elsewhere());
-            self.prune_at = self.map.len().saturating_mul(2);
+        if self.map.len() >= Self::MAX && !self.map.contains_key(input) {
+            self.map.clear();
         }
         let slot = self.map.entry(input.clone()).or_default();
         let out = slot[i]
@@ -391,46 +383,6 @@ mod tests {
                 CriStage::new(&cfg).unwrap(),
                 LabelSet::new([("filename", "/var/log/pods/a/c/0.log"), ("job", "j")]),
             )
-        }
-    }
-
-    /// More files than the cache's first bound, read in turn, each keep
-    /// their derived set (built once, not per line); the sets of files that
-    /// are gone are let go when the bound is reached again.
-    #[test]
-    fn stream_sets_of_live_files_stay_cached_past_the_bound_and_gone_ones_go() {
-        let n = StreamLabels::MAX + 100;
-        let files: Vec<LabelSet> = (0..n)
-            .map(|i| LabelSet::new([("filename", format!("/l/{i}.log"))]))
-            .collect();
-        let mut c = StreamLabels::default();
-        let first: Vec<LabelSet> = files.iter().map(|f| c.get(f, Stream::Stdout)).collect();
-        for round in 0..2 {
-            for (f, out) in files.iter().zip(&first) {
-                let again = c.get(f, Stream::Stdout);
-                assert!(
-                    again.shares(out),
-                    "round {round}: {:?} built again",
-                    f.get("filename")
-                );
-                assert_eq!(again.get("stream"), Some("stdout"));
-            }
-        }
-        assert_eq!(c.map.len(), n);
-        // Every file gone but the first ten: new files push the map to its
-        // next bound, and the gone files' sets are let go.
-        let kept: Vec<LabelSet> = files[..10].to_vec();
-        drop(files);
-        drop(first);
-        let fresh: Vec<LabelSet> = (0..n + 1)
-            .map(|i| LabelSet::new([("filename", format!("/m/{i}.log"))]))
-            .collect();
-        for f in &fresh {
-            c.get(f, Stream::Stderr);
-        }
-        assert!(c.map.len() <= 10 + fresh.len() + 1, "{}", c.map.len());
-        for f in &kept {
-            assert!(c.map.contains_key(f), "a live file's set was let go");
         }
     }
 
