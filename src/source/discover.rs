@@ -3,9 +3,10 @@
 //! Owns: [`Target`] (a compiled `__path__` / `__path_exclude__` pair),
 //! [`Target::expand`] (the periodic rescan, the safety net that finds every
 //! file eventually), [`static_prefix`] (the directory a glob cannot escape),
-//! and [`Wake`]: the set of paths that changed, filled by the inotify
-//! watches of [`super::watch::Watch`] on the directories the rescan walks,
-//! that wakes the tailer early.
+//! and [`Wake`]: the paths that changed and how ([`Change`]: a write
+//! alone, or anything else), filled by the inotify watches of
+//! [`super::watch::Watch`] on the directories the rescan walks, that wakes
+//! the tailer early.
 //!
 //! Design: inotify is only a *hint* — the tailer reacts to it at once, but
 //! correctness rests on the rescan every `sync_period` and on stat checks of
