@@ -85,6 +85,9 @@ struct MFile {
     /// Lines `[..committed]` are inside the acknowledged prefix: a restart
     /// must not produce them again.
     committed: usize,
+    /// The first line of what the file holds now: 0, or where its last
+    /// truncation left it.
+    content_from: usize,
 }
 
 #[derive(Default)]
@@ -157,6 +160,7 @@ impl World {
             path: p,
             id,
             committed: 0,
+            content_from: 0,
         });
         let i = self.m.files.len() - 1;
         self.m.conts[c].current = Some(i);
@@ -197,8 +201,12 @@ impl World {
                 };
                 if running {
                     // The kubelet rotates ≥ 10 s after the file appeared:
-                    // the tailer has found it by then.
-                    if let Some(first) = self.m.files[f].lines.first().cloned() {
+                    // the tailer has found it, and read its first bytes (its
+                    // fingerprint), by then. After a truncation that is the
+                    // first line written since (an empty fingerprint names
+                    // no compressed copy).
+                    let file = &self.m.files[f];
+                    if let Some(first) = file.lines.get(file.content_from).cloned() {
                         self.h.wait_received(&[first]);
                     }
                 } else if !(self.all_acked(f) || self.saved_usable(f)) {
@@ -276,6 +284,7 @@ impl World {
                 // The old content is gone for good.
                 let file = &mut self.m.files[f];
                 file.committed = file.lines.len();
+                file.content_from = file.lines.len();
             }
             Op::Stop => self.stop(),
             Op::Start => self.start(),
@@ -595,5 +604,55 @@ fn regression_files_rotated_while_stopped_under_one_path_keep_their_order() {
     // The saved entries came in hash order: about one run in two broke it.
     for _ in 0..6 {
         run_case(&ops, AckMode::Delayed(2292278954154469581), opts.clone()).unwrap();
+    }
+}
+
+/// Found by CI's property run (stop 45): truncate, write, rotate, gzip,
+/// stop, write, start at two descriptors — the three lines written after the
+/// truncation never arrived. The model rotated the file as soon as the first
+/// line of its content *before* the truncation had arrived: the tailer, still
+/// gathering the write events (10 ms), had only seen the file empty. Its
+/// saved entry had an empty fingerprint, which names no `.gz` (`relocate`
+/// must not guess one), so the compressed copy could not be found after the
+/// restart. The kubelet rotates ≥ 10 s after a file's content began; the
+/// model now waits, as for a new file, for the first line written since the
+/// truncation.
+#[test]
+fn regression_truncated_then_rotated_and_gzipped_at_two_descriptors() {
+    use Op::*;
+    let ops = [
+        Write {
+            c: 0,
+            n: 5,
+            pad: 1235,
+            split: true,
+        },
+        Truncate { c: 0 },
+        Write {
+            c: 0,
+            n: 3,
+            pad: 13,
+            split: false,
+        },
+        Rotate { c: 0 },
+        Gzip { c: 0 },
+        Stop,
+        Write {
+            c: 0,
+            n: 1,
+            pad: 23,
+            split: false,
+        },
+    ];
+    let opts = TailOptions {
+        rescan: Duration::from_millis(300),
+        max_open_files: 2,
+        read_chunk: 65536,
+        max_line_bytes: 1 << 20,
+        idle_close: Duration::from_millis(20),
+        symlink_roots: Vec::new(),
+    };
+    for _ in 0..10 {
+        run_case(&ops, AckMode::Immediate, opts.clone()).unwrap();
     }
 }
