@@ -10,7 +10,10 @@
 //! each one newer than the path's watermark:
 //! - a sibling some tailed (or draining) file accounts for — the same inode,
 //!   or a `.gz` whose content starts with that file's fingerprinted bytes —
-//!   is not a hole: it gives that file its stamp (its place in the order);
+//!   is not a hole: it gives that file its stamp (its place in the order),
+//!   and a *current* file found so at a rotated name (its rotation not seen
+//!   yet: closed at the descriptor bound) becomes a rotated one, which holds
+//!   its stream back until it is read;
 //! - any other is a hole: it is opened (a plain file keeps its identity, a
 //!   `.gz` gets a synthetic one, as at start-up) and read from its start,
 //!   before the current file of the stream, in stamp order;
@@ -128,6 +131,7 @@ impl Tailer {
                             f.stamp = Some(s.stamp.as_str().into());
                         }
                     }
+                    self.found_rotated(id, path);
                 }
                 Ok(None) => match self.take_hole(path, ti, s) {
                     Ok(()) => {}
@@ -158,6 +162,23 @@ impl Tailer {
             }
             mark.clone_from(&s.stamp);
             self.positions.set_chain(path, &mark);
+        }
+    }
+
+    /// Sibling owner `id` is still a current file: its rotation was not
+    /// seen yet (closed at the descriptor bound, its own check waits for a
+    /// descriptor; or its event not looked at yet). If `path` no longer
+    /// holds it, it is a rotated file from now on, so that it holds its
+    /// stream back before the newer siblings this catch-up takes on (found
+    /// by the soak: read after them). Not [`Self::moved`]: this is the
+    /// catch-up it would start.
+    fn found_rotated(&mut self, id: FileId, path: &Path) {
+        if !self.files.get(&id).is_some_and(|f| f.kind == Kind::Current) {
+            return;
+        }
+        let here = fs::metadata(path).ok().map(|m| fingerprint::file_id(&m));
+        if here != Some(id) {
+            self.no_longer_current(id);
         }
     }
 
@@ -650,5 +671,47 @@ pub(super) mod tests {
             Some((true, Some("20261122-000001".into()))),
             "the stream's first file is open"
         );
+    }
+
+    /// Found by the soak (seed 1902, one pod's lines 9943–10268 out of
+    /// order): at the descriptor bound a current file was closed, written
+    /// and rotated while closed, and the next `0.log` rotated too. The
+    /// path's catch-up ran before the closed file's own check had noticed
+    /// (that waits for a descriptor): it gave the closed file its rotated
+    /// name's stamp but left it a *current* file, which holds no stream
+    /// back, so the newer rotated file (a hole) was read first. A file the
+    /// catch-up finds at a rotated name is rotated: it is read, before
+    /// anything newer of its stream, as soon as it has a descriptor.
+    #[test]
+    fn a_closed_current_file_the_catch_up_finds_rotated_is_read_before_newer_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, "a-0\na-1\n");
+        let (mut t, mut rx) = tailer_and_output(tmp.path(), test_opts());
+        assert!(t.rescan().is_ok());
+        assert!(t.turn().is_ok());
+        let a = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        t.park(a);
+        append(&p, "a-2\na-3\n");
+        kubelet_rotate(&dir, 2);
+        append(&p, "b-0\n");
+        kubelet_rotate(&dir, 3);
+        append(&p, "c-0\n");
+        t.catch_up_chain(&p, 0);
+        for _ in 0..5 {
+            assert!(t.turn().is_ok());
+            t.full_sweep = true;
+            assert!(t.sweep().is_ok());
+            assert!(t.rescan().is_ok());
+        }
+        assert!(t.turn().is_ok());
+        assert!(t.out.flush().is_ok());
+        let mut got = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            got.extend(batch.iter().map(|e| e.line.to_string()));
+        }
+        assert_eq!(got, ["a-0", "a-1", "a-2", "a-3", "b-0", "c-0"]);
     }
 }

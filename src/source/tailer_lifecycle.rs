@@ -13,20 +13,28 @@ impl Tailer {
     /// The file is no longer the one at its path: read it to its end, and
     /// look for rotated files of the same path that were never read.
     pub(super) fn moved(&mut self, id: FileId) {
-        let Some(f) = self.files.get_mut(&id) else {
-            return;
-        };
-        if f.kind == Kind::Current {
-            tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
-            f.kind = Kind::Moved;
-            self.plan.activate(f);
-            self.plan.stale = true;
-            if self.by_path.get(&f.path) == Some(&id) {
-                self.by_path.remove(&f.path);
-            }
-            let (path, ti) = (f.path.clone(), f.target);
+        if let Some((path, ti)) = self.no_longer_current(id) {
             self.catch_up_chain(&path, ti);
         }
+    }
+
+    /// The state half of [`Self::moved`], for the catch-up itself: a
+    /// current file `id` becomes a rotated one (open or closed, it now goes
+    /// before anything newer of its stream). Its path and target, if it
+    /// was current.
+    pub(super) fn no_longer_current(&mut self, id: FileId) -> Option<(Arc<Path>, usize)> {
+        let f = self.files.get_mut(&id)?;
+        if f.kind != Kind::Current {
+            return None;
+        }
+        tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
+        f.kind = Kind::Moved;
+        self.plan.activate(f);
+        self.plan.stale = true;
+        if self.by_path.get(&f.path) == Some(&id) {
+            self.by_path.remove(&f.path);
+        }
+        Some((f.path.clone(), f.target))
     }
 
     /// Compares a current file's identity with what its path holds now.
