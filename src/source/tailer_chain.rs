@@ -241,9 +241,15 @@ impl Tailer {
                 let file = File::open(&s.path)?;
                 return Ok(fingerprint::matches_file(&file, f.fp)?.then_some(id));
             }
-            let draining = self.draining.iter().any(|d| d.id == id && *d.path == *path);
-            if draining {
-                return Ok(Some(id));
+            // Finished, waiting for acknowledgements: the same file, or a
+            // new one that reuses the number of one deleted unread.
+            if let Some(d) = self
+                .draining
+                .iter()
+                .find(|d| d.id == id && *d.path == *path)
+            {
+                let file = File::open(&s.path)?;
+                return Ok(fingerprint::matches_file(&file, d.fp)?.then_some(id));
             }
             // A saved position not relocated yet (it will be).
             if let Some(saved) = self.positions.saved(id).filter(|v| v.path == path) {
@@ -278,6 +284,20 @@ impl Tailer {
             .map(|v| v.id))
     }
 
+    /// A finished file still waiting for acknowledgements under `id`, the
+    /// inode number a hole taken on now reuses: moved (its positions entry
+    /// too) to a synthetic identity, so that neither forgets the other's
+    /// position once drained.
+    fn set_aside_draining(&mut self, id: FileId) {
+        let Some(i) = self.draining.iter().position(|d| d.id == id) else {
+            return;
+        };
+        let gid = self.synthetic_id();
+        if self.positions.rekey(id, gid) {
+            self.draining[i].id = gid;
+        }
+    }
+
     /// Opens hole `s` of `path` and starts reading it from its start (at
     /// the descriptor bound it is tracked closed until the sweep can reopen
     /// it; its stream waits — see `tailer_wait.rs`).
@@ -305,6 +325,7 @@ impl Tailer {
             if !self.free_reused_id(id, &file) {
                 return Ok(());
             }
+            self.set_aside_draining(id);
             let fp = fingerprint::of_file(&file)?;
             tracing::info!(file = %path.display(), rotated = %s.path.display(),
                 "catching up on a rotated file that was never read");
@@ -684,22 +705,140 @@ pub(super) mod tests {
     /// anything newer of its stream, as soon as it has a descriptor.
     #[test]
     fn a_closed_current_file_the_catch_up_finds_rotated_is_read_before_newer_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("logs/ns_pod_uid/app");
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("0.log");
-        append(&p, "a-0\na-1\n");
-        let (mut t, mut rx) = tailer_and_output(tmp.path(), test_opts());
-        assert!(t.rescan().is_ok());
-        assert!(t.turn().is_ok());
-        let a = fingerprint::file_id(&fs::metadata(&p).unwrap());
-        t.park(a);
+        let (_tmp, dir, p, mut t, mut rx, _) = parked_after("a-0\na-1\n");
         append(&p, "a-2\na-3\n");
         kubelet_rotate(&dir, 2);
         append(&p, "b-0\n");
         kubelet_rotate(&dir, 3);
         append(&p, "c-0\n");
         t.catch_up_chain(&p, 0);
+        let got = settle(&mut t, &mut rx);
+        assert_eq!(got, ["a-0", "a-1", "a-2", "a-3", "b-0", "c-0"]);
+    }
+
+    /// Found by the soak (seed 1615): at the descriptor bound, a stream's
+    /// rotated files caught up on are tracked closed, and each was reopened
+    /// only by the once-a-second sweep — one file per stream a second,
+    /// 5,600 `.gz` files not caught up in 5 minutes. A finished `.gz` frees
+    /// its descriptor at once, and the next closed file of its stream takes
+    /// it at the next plan: the whole chain is read in read turns alone.
+    #[test]
+    fn a_streams_closed_rotated_files_are_read_one_after_another_without_a_sweep() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, "a-0\n");
+        let opts = TailOptions {
+            max_open_files: 2,
+            ..test_opts()
+        };
+        let (mut t, mut rx) = tailer_and_output(tmp.path(), opts);
+        assert!(t.rescan().is_ok());
+        assert!(t.turn().is_ok());
+        // Rotated and compressed five times while the tailer looked away.
+        let mut want = vec!["a-0".to_string()];
+        for n in 1..=5u32 {
+            let ls = [format!("r{n}-0"), format!("r{n}-1")];
+            append(&p, &format!("{}\n{}\n", ls[0], ls[1]));
+            want.extend(ls);
+            let rotated = kubelet_rotate(&dir, n);
+            if n > 1 {
+                kubelet_gzip(&rotated);
+            }
+        }
+        append(&p, "c-0\n");
+        want.push("c-0".into());
+        // The rescan sees the rotation and takes the holes on, closed.
+        assert!(t.rescan().is_ok());
+        assert!(
+            t.files.values().filter(|f| f.src.is_none()).count() >= 3,
+            "the holes were taken on closed, at the bound"
+        );
+        for _ in 0..20 {
+            assert!(t.turn().is_ok());
+        }
+        // The current file, taken on once the chain had room.
+        assert!(t.rescan().is_ok());
+        for _ in 0..5 {
+            assert!(t.turn().is_ok());
+        }
+        let got = sent(&mut t, &mut rx);
+        assert_eq!(got, want);
+    }
+
+    /// Found by the soak (seed 1615: a whole file of 4–6 pods never read,
+    /// another read twice): a closed current file was rotated, compressed
+    /// and its inode number given to the next `0.log`, which was rotated
+    /// too. Its reopening found its `.gz`, and the catch-up its rotation
+    /// starts took the sibling with that inode number for the hole it is,
+    /// re-keying the closed file to free the number — after which the
+    /// reopening gave the `.gz` to the file now under the number: the hole.
+    #[test]
+    fn a_closed_file_found_in_its_gz_while_a_hole_takes_its_inode_number_is_kept_apart() {
+        closed_file_rotated_and_its_inode_number_reused(true);
+    }
+
+    /// The same, the rotated file deleted instead of compressed: the
+    /// closed file is given up (its unread line counted lost) and finished
+    /// — and its identity, still waiting for acknowledgements, must not
+    /// claim the sibling that has its inode number now.
+    #[test]
+    fn a_closed_file_deleted_while_a_hole_takes_its_inode_number_does_not_claim_the_hole() {
+        closed_file_rotated_and_its_inode_number_reused(false);
+    }
+
+    fn closed_file_rotated_and_its_inode_number_reused(compressed: bool) {
+        let (tmp, dir, p, mut t, mut rx, a) = parked_after("a-0\n");
+        let spare = tmp.path().join("spare");
+        fs::create_dir_all(&spare).unwrap();
+        append(&p, "a-1\n");
+        let first = kubelet_rotate(&dir, 1);
+        fs::remove_file(&p).unwrap();
+        if compressed {
+            kubelet_gzip(&first);
+        } else {
+            fs::remove_file(&first).unwrap();
+        }
+        if !create_with_ino(&p, a.ino, &spare) {
+            eprintln!("this file system did not reuse the inode number; the case is not exercised");
+            return;
+        }
+        append(&p, "b-0\nb-1\n");
+        kubelet_rotate(&dir, 2);
+        append(&p, "c-0\n");
+        assert!(t.check_parked(a).is_ok());
+        let got = settle(&mut t, &mut rx);
+        let want: &[&str] = if compressed {
+            &["a-0", "a-1", "b-0", "b-1", "c-0"]
+        } else {
+            &["a-0", "b-0", "b-1", "c-0"]
+        };
+        assert_eq!(got, want);
+    }
+
+    type Output = tokio::sync::mpsc::Receiver<Vec<crate::entry::Entry>>;
+
+    /// A tailer that read `text` from `<tmp>/logs/ns_pod_uid/app/0.log`
+    /// and then closed that file (parked, as at the descriptor bound):
+    /// the directory, the path, the tailer, its output and the file's id.
+    fn parked_after(text: &str) -> (tempfile::TempDir, PathBuf, PathBuf, Tailer, Output, FileId) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, text);
+        let (mut t, rx) = tailer_and_output(tmp.path(), test_opts());
+        assert!(t.rescan().is_ok());
+        assert!(t.turn().is_ok());
+        let a = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        t.park(a);
+        (tmp, dir, p, t, rx, a)
+    }
+
+    /// Lets `t` work — read turns, full sweeps, rescans — and returns the
+    /// lines it sent, in order.
+    fn settle(t: &mut Tailer, rx: &mut Output) -> Vec<String> {
         for _ in 0..5 {
             assert!(t.turn().is_ok());
             t.full_sweep = true;
@@ -707,11 +846,16 @@ pub(super) mod tests {
             assert!(t.rescan().is_ok());
         }
         assert!(t.turn().is_ok());
+        sent(t, rx)
+    }
+
+    /// The lines `t` sent so far, in order.
+    fn sent(t: &mut Tailer, rx: &mut Output) -> Vec<String> {
         assert!(t.out.flush().is_ok());
         let mut got = Vec::new();
         while let Ok(batch) = rx.try_recv() {
             got.extend(batch.iter().map(|e| e.line.to_string()));
         }
-        assert_eq!(got, ["a-0", "a-1", "a-2", "a-3", "b-0", "c-0"]);
+        got
     }
 }

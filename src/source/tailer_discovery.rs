@@ -321,7 +321,7 @@ impl Tailer {
             .track(shared.clone(), id, fp, tracker.clone(), size.clone());
         self.next_seq += 1;
         let job = self.jobs.get(t.job).map_or("", |j| j.name.as_str());
-        tracing::debug!(file = %path.display(), job, offset = start, ?kind, "tailing");
+        tracing::debug!(file = %path.display(), job, offset = start, ?kind, ?id, "tailing");
         let f = Tailed {
             id,
             path: shared.clone(),
@@ -430,6 +430,7 @@ impl Tailer {
             return None;
         }
         let mut f = self.files.remove(&id)?;
+        tracing::debug!(file = %f.path.display(), from = ?id, to = ?gid, "re-keyed");
         f.id = gid;
         if !self.positions.rekey(id, gid) {
             self.positions

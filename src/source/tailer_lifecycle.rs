@@ -138,7 +138,7 @@ impl Tailer {
                 .map(|m| ctime_of(&m));
             if f.src.take().is_some() {
                 self.open -= 1;
-                tracing::debug!(file = %f.path.display(), "closed quiet file (reopened on change)");
+                tracing::debug!(file = %f.path.display(), id = ?f.id, "closed quiet file (reopened on change)");
             }
         }
     }
@@ -214,8 +214,12 @@ impl Tailer {
             }
             found => found,
         };
-        // Rotated (or deleted) while closed.
-        self.moved(id);
+        // Rotated (or deleted) while closed. The catch-up that starts comes
+        // last: it may take on a sibling that reuses this file's inode
+        // number, re-keying whatever is under `id` by then (found by the
+        // soak: the `.gz` found here went to that sibling, which was never
+        // read, and this file's content was read twice).
+        let current = self.no_longer_current(id);
         match found {
             Ok(Some(Found::Plain { file, .. })) => {
                 if let Some(f) = self.files.get_mut(&id) {
@@ -253,6 +257,9 @@ impl Tailer {
                 self.file_error(&path, Self::io_reason(&e), &e);
                 self.unhold(id);
             }
+        }
+        if let Some((p, ti)) = current {
+            self.catch_up_chain(&p, ti);
         }
         if let Some(ti) = self.targets.find(&path) {
             self.candidate(&path, ti, false);
@@ -303,7 +310,7 @@ impl Tailer {
         if f.src.take().is_some() {
             self.open -= 1;
         }
-        tracing::debug!(file = %f.path.display(), offset = f.split.pos(), "finished file");
+        tracing::debug!(file = %f.path.display(), id = ?f.id, stamp = ?f.stamp, kind = ?f.kind, offset = f.split.pos(), "finished file");
         if self.by_path.get(&f.path) == Some(&id) {
             self.by_path.remove(&f.path);
         }

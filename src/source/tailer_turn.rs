@@ -44,6 +44,10 @@ pub(super) struct Plan {
     /// of a stream that has data): only these may take another file's
     /// descriptor to be reopened (see `tailer_wait.rs`).
     pub blocking: HashSet<FileId>,
+    /// Files that began to hold their stream back at the last plan: tried
+    /// for a descriptor at once ([`Tailer::reopen_fresh_blocking`]), not
+    /// at the next sweep.
+    fresh_blocking: Vec<FileId>,
     /// Every file whose `active` is set, and some that were since the
     /// last plan (pruned by it): a pass is planned from these, not from
     /// every file. At a steady rate over 5,000 files a few files have new
@@ -127,13 +131,16 @@ impl Tailer {
         let mut blocked: HashSet<LabelSet, _> = HashSet::with_hasher(
             std::hash::BuildHasherDefault::<crate::labels::PassThrough>::default(),
         );
-        self.plan.blocking.clear();
+        let before = std::mem::take(&mut self.plan.blocking);
         for f in first.values() {
             if f.src.is_some() {
                 self.plan.queue.push_back(f.id);
             } else {
                 blocked.insert(f.labels.clone());
                 self.plan.blocking.insert(f.id);
+                if !before.contains(&f.id) {
+                    self.plan.fresh_blocking.push(f.id);
+                }
             }
         }
         drop(first);
@@ -149,6 +156,30 @@ impl Tailer {
         }
     }
 
+    /// Plans a pass, and gives the closed files that began to hold their
+    /// stream back their try for a descriptor.
+    fn replan(&mut self) -> Result<(), Stopped> {
+        self.plan_pass();
+        self.reopen_fresh_blocking()
+    }
+
+    /// Closed files that began to hold their stream back at the last plan
+    /// (the stream finished the file before them): reopened now if a
+    /// descriptor can be had (see `reopen_room`), else by the sweep. Once
+    /// a second, as the sweep alone did, a catch-up of thousands of rotated
+    /// files at the descriptor bound read one file per stream a second
+    /// (found by the soak: 5,600 files, not caught up in 5 minutes). Each
+    /// file is tried once when it begins to block, so a plan made again and
+    /// again does not retry what found no descriptor.
+    fn reopen_fresh_blocking(&mut self) -> Result<(), Stopped> {
+        for id in std::mem::take(&mut self.plan.fresh_blocking) {
+            if self.files.get(&id).is_some_and(|f| f.src.is_none()) {
+                self.check_parked(id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// One round-robin turn: each planned file gets one chunk (see the
     /// module docs). Returns the bytes read.
     pub(super) fn turn(&mut self) -> Result<usize, Stopped> {
@@ -157,7 +188,7 @@ impl Tailer {
         }
         let mut fresh = false;
         if self.plan.stale || self.plan.queue.is_empty() {
-            self.plan_pass();
+            self.replan()?;
             fresh = true;
         }
         let mut total = 0;
@@ -170,7 +201,7 @@ impl Tailer {
             }
             if self.plan.stale {
                 // Taken on, rotated or refilled during this turn.
-                self.plan_pass();
+                self.replan()?;
                 fresh = true;
             }
             let Some(id) = self.plan.queue.pop_front() else {
@@ -179,7 +210,7 @@ impl Tailer {
                 }
                 // The pass ran out on files that had gone quiet: a new one
                 // at once, or files with data would wait for a tick.
-                self.plan_pass();
+                self.replan()?;
                 fresh = true;
                 continue;
             };
@@ -210,6 +241,7 @@ impl Tailer {
                 Ok(st) if st.bytes == 0 => {
                     f.active = false;
                     f.at_eof = true;
+                    let gz = f.kind == Kind::Gz;
                     // A change event with nothing to read: shrunk?
                     let pos = f.split.pos();
                     let size = f
@@ -223,6 +255,12 @@ impl Tailer {
                     }
                     if let Some(size) = size.filter(|&s| s < pos) {
                         self.truncated(id, size);
+                    }
+                    if gz {
+                        // A `.gz` never grows: finished, its descriptor is
+                        // free for the next file of its stream now, not at
+                        // the next sweep.
+                        self.close_for_good(id)?;
                     }
                 }
                 Ok(st) => {

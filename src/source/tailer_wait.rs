@@ -17,7 +17,10 @@
 //!   fingerprint in a `.gz`;
 //! - a current file parked (closed) and then rotated.
 //!
-//! The sweep reopens such a file as soon as a descriptor can be had: by
+//! A closed file that begins to hold its stream back (the stream finished
+//! the file before it; a finished `.gz` gives its descriptor up at once) is
+//! tried for a descriptor at the next plan; one that got none, by every
+//! sweep after. Either reopens it as soon as a descriptor can be had: by
 //! parking a current file (a stream waiting for it gives up its files'
 //! claim to a descriptor, see `awaiting_turn`), else by overdrawing the bound
 //! by up to [`OVERDRAFT`] descriptors, else by closing a rotated file that
