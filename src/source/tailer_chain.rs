@@ -284,20 +284,6 @@ impl Tailer {
             .map(|v| v.id))
     }
 
-    /// A finished file still waiting for acknowledgements under `id`, the
-    /// inode number a hole taken on now reuses: moved (its positions entry
-    /// too) to a synthetic identity, so that neither forgets the other's
-    /// position once drained.
-    fn set_aside_draining(&mut self, id: FileId) {
-        let Some(i) = self.draining.iter().position(|d| d.id == id) else {
-            return;
-        };
-        let gid = self.synthetic_id();
-        if self.positions.rekey(id, gid) {
-            self.draining[i].id = gid;
-        }
-    }
-
     /// Opens hole `s` of `path` and starts reading it from its start (at
     /// the descriptor bound it is tracked closed until the sweep can reopen
     /// it; its stream waits — see `tailer_wait.rs`).
@@ -325,7 +311,6 @@ impl Tailer {
             if !self.free_reused_id(id, &file) {
                 return Ok(());
             }
-            self.set_aside_draining(id);
             let fp = fingerprint::of_file(&file)?;
             tracing::info!(file = %path.display(), rotated = %s.path.display(),
                 "catching up on a rotated file that was never read");
