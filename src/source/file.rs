@@ -116,6 +116,10 @@ pub struct Tailed {
     /// very size we had read looks unchanged by inode and size alone; its
     /// change time tells it apart.
     pub parked_ctime: Option<(i64, i64)>,
+    /// Its birth time, where the file system keeps one (`None` for a
+    /// `.gz`): what tells it from a later file given its inode number when
+    /// it had nothing fingerprinted (see `fingerprint::other_birth`).
+    pub born: Option<std::time::SystemTime>,
 }
 
 /// What one chunk produced.

@@ -6,7 +6,9 @@
 //! `min(size, FP_MAX)` bytes), which tells a reused inode or a rewritten file
 //! from the file it used to be. A fingerprint taken while the file was short
 //! is re-checked over the same length later and then widened (see
-//! [`widen`]).
+//! [`widen`]). A file's birth time ([`born`], `statx`) tells a reused inode
+//! number from the file it was where the content cannot: a file with
+//! nothing fingerprinted yet (empty when it was last looked at).
 //!
 //! Design: reads use positioned reads (`pread`), so checking a fingerprint
 //! never moves a file's cursor and works on a descriptor shared with the
@@ -29,6 +31,18 @@ pub fn file_id(meta: &Metadata) -> FileId {
         dev: meta.dev(),
         ino: meta.ino(),
     }
+}
+
+/// When the file was created, where the file system records it (ext4,
+/// xfs, btrfs, tmpfs through `statx`; `None` elsewhere).
+pub fn born(meta: &Metadata) -> Option<std::time::SystemTime> {
+    meta.created().ok()
+}
+
+/// Whether `meta` is certainly another file than one born at `known`: both
+/// birth times known, and different (an inode number given out again).
+pub fn other_birth(known: Option<std::time::SystemTime>, meta: &Metadata) -> bool {
+    known.is_some_and(|k| born(meta).is_some_and(|b| b != k))
 }
 
 /// CRC32 of `bytes` as a fingerprint.

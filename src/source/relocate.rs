@@ -8,7 +8,8 @@
 //! `0.log.<timestamp>`): first for the same inode with the same fingerprint,
 //! then for a `<name>.*.gz` whose decompressed content starts with the
 //! fingerprinted bytes (the kubelet compressed it and unlinked the original),
-//! positioned at the saved offset.
+//! positioned at the saved offset. A file whose birth time is known is not
+//! a candidate of another birth time (an inode number given out again).
 //!
 //! Must never: accept a candidate whose fingerprint does not match (an inode
 //! number can be reused), or guess a `.gz` for a file that had no content
@@ -20,6 +21,7 @@ use crate::positions::{FileId, Fingerprint};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Where the data of a saved file was found.
 pub enum Found {
@@ -39,17 +41,24 @@ pub fn relocate(
     id: FileId,
     fp: Fingerprint,
     offset: u64,
+    born: Option<SystemTime>,
 ) -> io::Result<Option<Found>> {
     // Twice: the kubelet writes `X.gz` before unlinking `X`, so a listing
     // taken just before the archive appeared and an open just after the
     // unlink would miss both; a second listing sees the archive.
-    match search(orig, id, fp, offset)? {
+    match search(orig, id, fp, offset, born)? {
         Some(f) => Ok(Some(f)),
-        None => search(orig, id, fp, offset),
+        None => search(orig, id, fp, offset, born),
     }
 }
 
-fn search(orig: &Path, id: FileId, fp: Fingerprint, offset: u64) -> io::Result<Option<Found>> {
+fn search(
+    orig: &Path,
+    id: FileId,
+    fp: Fingerprint,
+    offset: u64,
+    born: Option<SystemTime>,
+) -> io::Result<Option<Found>> {
     let (Some(dir), Some(name)) = (orig.parent(), orig.file_name()) else {
         return Ok(None);
     };
@@ -78,7 +87,7 @@ fn search(orig: &Path, id: FileId, fp: Fingerprint, offset: u64) -> io::Result<O
     for p in plain {
         let Ok(file) = File::open(&p) else { continue };
         let Ok(meta) = file.metadata() else { continue };
-        if fingerprint::file_id(&meta) != id {
+        if fingerprint::file_id(&meta) != id || fingerprint::other_birth(born, &meta) {
             continue;
         }
         if fingerprint::matches_file(&file, fp)? {
@@ -130,7 +139,7 @@ mod tests {
         let q = dir.path().join("0.log.20261122-101500");
         std::fs::rename(&p, &q).unwrap();
         std::fs::write(&p, b"a\nb\n").unwrap(); // same content, new inode
-        match relocate(&p, id, fp, 2).unwrap() {
+        match relocate(&p, id, fp, 2, None).unwrap() {
             Some(Found::Plain { path, .. }) => assert_eq!(path, q),
             _ => panic!("not found"),
         }
@@ -153,7 +162,7 @@ mod tests {
         );
         gzip_file(&q, &dir.path().join("0.log.20261122-101500.gz"));
         std::fs::remove_file(&q).unwrap();
-        match relocate(&p, id, fp, 4).unwrap() {
+        match relocate(&p, id, fp, 4, None).unwrap() {
             Some(Found::Gz { path, mut stream }) => {
                 assert!(path.ends_with("0.log.20261122-101500.gz"));
                 let mut buf = [0u8; 64];
@@ -169,11 +178,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("0.log");
         let id = FileId { dev: 1, ino: 2 };
-        assert!(relocate(&p, id, fingerprint::of_bytes(b"x"), 0)
+        assert!(relocate(&p, id, fingerprint::of_bytes(b"x"), 0, None)
             .unwrap()
             .is_none());
         std::fs::write(&p, b"x\n").unwrap();
-        assert!(relocate(&p, id, fingerprint::of_bytes(b"x"), 0)
+        assert!(relocate(&p, id, fingerprint::of_bytes(b"x"), 0, None)
             .unwrap()
             .is_none());
     }

@@ -319,6 +319,10 @@ impl Tailer {
         let size = Arc::new(std::sync::atomic::AtomicU64::new(start));
         self.positions
             .track(shared.clone(), id, fp, tracker.clone(), size.clone());
+        let born = match &src {
+            Src::Plain(file) => file.metadata().ok().and_then(|m| fingerprint::born(&m)),
+            _ => None,
+        };
         self.next_seq += 1;
         let job = self.jobs.get(t.job).map_or("", |j| j.name.as_str());
         tracing::debug!(file = %path.display(), job, offset = start, ?kind, ?id, "tailing");
@@ -348,6 +352,7 @@ impl Tailer {
             warned_utf8: false,
             warned_cut: false,
             parked_ctime: None,
+            born,
         };
         if kind == Kind::Current {
             self.by_path.insert(shared, id);
@@ -414,7 +419,11 @@ impl Tailer {
         let Some(f) = self.files.get(&id) else {
             return true;
         };
-        if f.src.is_some() || !matches!(fingerprint::matches_file(file, f.fp), Ok(false)) {
+        let other = matches!(fingerprint::matches_file(file, f.fp), Ok(false))
+            || file
+                .metadata()
+                .is_ok_and(|m| fingerprint::other_birth(f.born, &m));
+        if f.src.is_some() || !other {
             return false;
         }
         tracing::debug!(file = %f.path.display(),
@@ -474,7 +483,7 @@ impl Tailer {
     /// Finds where the saved file `s` went and catches up on it.
     pub(super) fn relocate_saved(&mut self, s: SavedFile, ti: usize) {
         let stamp_of = |p: &Path| crate::source::chain::stamp_of_path(p, &s.path);
-        match relocate(&s.path, s.id, s.fingerprint(), s.offset) {
+        match relocate(&s.path, s.id, s.fingerprint(), s.offset, None) {
             Ok(Some(Found::Plain { path, .. }))
                 if s.fingerprint().len == 0
                     && path == s.path

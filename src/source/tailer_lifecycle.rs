@@ -153,8 +153,11 @@ impl Tailer {
         let pos = f.split.pos();
         let fp_of = f.fp;
         let parked_ctime = f.parked_ctime;
+        let born = f.born;
         let same = match fs::metadata(&path) {
-            Ok(m) if fingerprint::file_id(&m) == id => {
+            // Its number at its path, but born later: another file (this
+            // one had nothing fingerprinted to tell them apart by).
+            Ok(m) if fingerprint::file_id(&m) == id && !fingerprint::other_birth(born, &m) => {
                 if m.len() == pos && parked_ctime.is_none_or(|c| c == ctime_of(&m)) {
                     return Ok(()); // unchanged
                 }
@@ -183,7 +186,9 @@ impl Tailer {
                     // was rewritten in place (copytruncate: read from 0).
                     let intact = fingerprint::matches_file(&file, fp_of).unwrap_or(false);
                     if !intact {
-                        if let Ok(Some(g @ Found::Gz { .. })) = relocate(&path, id, fp_of, pos) {
+                        if let Ok(Some(g @ Found::Gz { .. })) =
+                            relocate(&path, id, fp_of, pos, born)
+                        {
                             found = Some(g);
                         }
                     }
@@ -196,7 +201,7 @@ impl Tailer {
         }
         let found = match found {
             Some(g) => Ok(Some(g)),
-            None => relocate(&path, id, fp_of, pos),
+            None => relocate(&path, id, fp_of, pos, born),
         };
         let found = match found {
             // At its own path after all: the look above raced with a delete
