@@ -263,6 +263,8 @@ struct Draining {
     tracker: Arc<Tracker>,
     path: Arc<Path>,
     fp: crate::positions::Fingerprint,
+    /// Its birth time, if known (see `Tailed::born`).
+    born: Option<std::time::SystemTime>,
     /// Released, not finished: keep the position (see `tailer_targets.rs`).
     keep: bool,
     /// Its job and named pipeline: a block a stage still holds is released

@@ -230,6 +230,13 @@ impl Tailer {
     fn sibling_owner(&self, path: &Path, s: &Sibling) -> io::Result<Option<FileId>> {
         if !s.gz {
             let id = fingerprint::file_id(&fs::metadata(&s.path)?);
+            // Whether the sibling is the file of fingerprint `fp`, born at
+            // `born`: its inode number may have been given out again.
+            let is = |fp, born| -> io::Result<bool> {
+                let file = File::open(&s.path)?;
+                Ok(!fingerprint::other_birth(born, &file.metadata()?)
+                    && fingerprint::matches_file(&file, fp)?)
+            };
             if let Some(f) = self.files.get(&id) {
                 if *f.path != *path {
                     return Ok(None);
@@ -237,12 +244,8 @@ impl Tailer {
                 if f.src.is_some() {
                     return Ok(Some(id)); // open: the inode cannot be reused
                 }
-                // Parked: the inode number may have been reused.
-                let file = File::open(&s.path)?;
-                if fingerprint::other_birth(f.born, &file.metadata()?) {
-                    return Ok(None);
-                }
-                return Ok(fingerprint::matches_file(&file, f.fp)?.then_some(id));
+                // Parked: the number may be another file's now.
+                return Ok(is(f.fp, f.born)?.then_some(id));
             }
             // Finished, waiting for acknowledgements: the same file, or a
             // new one that reuses the number of one deleted unread.
@@ -251,8 +254,7 @@ impl Tailer {
                 .iter()
                 .find(|d| d.id == id && *d.path == *path)
             {
-                let file = File::open(&s.path)?;
-                return Ok(fingerprint::matches_file(&file, d.fp)?.then_some(id));
+                return Ok(is(d.fp, d.born)?.then_some(id));
             }
             // A saved position not relocated yet (it will be).
             if let Some(saved) = self.positions.saved(id).filter(|v| v.path == path) {
@@ -836,6 +838,39 @@ pub(super) mod tests {
         append(&p, "b-0\n");
         assert!(t.check_parked(a).is_ok());
         assert_eq!(settle(&mut t, &mut rx), ["a-0", "a-1", "b-0"]);
+    }
+
+    /// Its sequel, in the same replay (whole files of three pods never
+    /// read): the later file that took the number was rotated in turn
+    /// before it could be taken on (the descriptor bound), and the closed
+    /// file — given up, finished, waiting for acknowledgements — claimed
+    /// that rotated file as its own by number (an empty fingerprint matches
+    /// anything), so the catch-up skipped it. The finished file's birth
+    /// time tells them apart too.
+    #[test]
+    fn a_finished_empty_files_inode_number_in_a_rotated_sibling_is_another_file() {
+        let (tmp, dir, p, mut t, mut rx, a) = parked_after("");
+        let spare = tmp.path().join("spare");
+        fs::create_dir_all(&spare).unwrap();
+        let born = fs::metadata(&p).unwrap().created();
+        append(&p, "a-0\n");
+        let first = kubelet_rotate(&dir, 1);
+        fs::remove_file(&p).unwrap();
+        kubelet_gzip(&first);
+        std::thread::sleep(Duration::from_millis(20));
+        if !create_with_ino(&p, a.ino, &spare) {
+            eprintln!("this file system did not reuse the inode number; the case is not exercised");
+            return;
+        }
+        if born.is_err() || fs::metadata(&p).unwrap().created().ok() == born.ok() {
+            eprintln!("this file system has no birth times; the case is not exercised");
+            return;
+        }
+        append(&p, "b-0\n");
+        kubelet_rotate(&dir, 2);
+        append(&p, "c-0\n");
+        assert!(t.check_parked(a).is_ok());
+        assert_eq!(settle(&mut t, &mut rx), ["a-0", "b-0", "c-0"]);
     }
 
     type Output = tokio::sync::mpsc::Receiver<Vec<crate::entry::Entry>>;

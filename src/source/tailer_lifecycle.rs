@@ -329,6 +329,7 @@ impl Tailer {
             tracker: f.tracker.clone(),
             path: f.path.clone(),
             fp: f.fp,
+            born: f.born,
             keep: false,
             job: f.job,
             pipe: f.pipe,
