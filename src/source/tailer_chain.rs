@@ -176,7 +176,11 @@ impl Tailer {
         if !self.files.get(&id).is_some_and(|f| f.kind == Kind::Current) {
             return;
         }
-        let here = fs::metadata(path).ok().map(|m| fingerprint::file_id(&m));
+        let born = self.files.get(&id).and_then(|f| f.born);
+        let here = fs::metadata(path)
+            .ok()
+            .filter(|m| !fingerprint::other_birth(born, m))
+            .map(|m| fingerprint::file_id(&m));
         if here != Some(id) {
             self.no_longer_current(id);
         }
@@ -704,6 +708,30 @@ pub(super) mod tests {
         t.catch_up_chain(&p, 0);
         let got = settle(&mut t, &mut rx);
         assert_eq!(got, ["a-0", "a-1", "a-2", "a-3", "b-0", "c-0"]);
+    }
+
+    /// The same in the seed-1902 replay once the first was fixed: the
+    /// closed file's rotated copy had been compressed, and its inode number
+    /// given to the path's next `0.log` — which, by number alone, looked
+    /// like the closed file still in place.
+    #[test]
+    fn a_closed_current_file_found_in_a_gz_is_rotated_though_its_number_is_back_at_its_path() {
+        let (tmp, dir, p, mut t, mut rx, a) = parked_after("a-0\n");
+        let spare = tmp.path().join("spare");
+        fs::create_dir_all(&spare).unwrap();
+        append(&p, "a-1\n");
+        let first = kubelet_rotate(&dir, 1);
+        kubelet_gzip(&first);
+        append(&p, "b-0\n");
+        fs::rename(&p, dir.join("0.log.20261122-000002")).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        if !create_with_ino(&p, a.ino, &spare) {
+            eprintln!("this file system did not reuse the inode number; the case is not exercised");
+            return;
+        }
+        append(&p, "c-0\n");
+        t.catch_up_chain(&p, 0);
+        assert_eq!(settle(&mut t, &mut rx), ["a-0", "a-1", "b-0", "c-0"]);
     }
 
     /// Found by the soak (seed 1615): at the descriptor bound, a stream's
