@@ -416,6 +416,23 @@ fn run_case(ops: &[Op], ack: AckMode, opts: TailOptions) -> Result<(), TestCaseE
     w.verify()
 }
 
+/// The tailer's options in the model: `bounded` to two descriptors (idle
+/// files closed after 20 ms), else 64; reads of `chunk` bytes.
+fn model_opts(bounded: bool, chunk: usize) -> TailOptions {
+    TailOptions {
+        rescan: Duration::from_millis(300),
+        max_open_files: if bounded { 2 } else { 64 },
+        read_chunk: chunk,
+        max_line_bytes: 1 << 20,
+        idle_close: if bounded {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_secs(60)
+        },
+        symlink_roots: Vec::new(),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 32,
@@ -432,15 +449,7 @@ proptest! {
         bounded in any::<bool>(),
     ) {
         let ack = if delayed { AckMode::Delayed(seed) } else { AckMode::Immediate };
-        let opts = TailOptions {
-            rescan: Duration::from_millis(300),
-            max_open_files: if bounded { 2 } else { 64 },
-            read_chunk: chunk,
-            max_line_bytes: 1 << 20,
-            idle_close: if bounded { Duration::from_millis(20) } else { Duration::from_secs(60) },
-            symlink_roots: Vec::new(),
-        };
-        run_case(&ops, ack, opts)?;
+        run_case(&ops, ack, model_opts(bounded, chunk))?;
     }
 }
 
@@ -491,14 +500,7 @@ fn regression_gz_inode_reuse_while_stopped() {
         DeleteOldest { c: 1 },
         DeleteCurrent { c: 0 },
     ];
-    let opts = TailOptions {
-        rescan: Duration::from_millis(300),
-        max_open_files: 64,
-        read_chunk: 1000,
-        max_line_bytes: 1 << 20,
-        idle_close: Duration::from_secs(60),
-        symlink_roots: Vec::new(),
-    };
+    let opts = model_opts(false, 1000);
     run_case(&ops, AckMode::Immediate, opts).unwrap();
 }
 
@@ -543,14 +545,7 @@ fn regression_parked_empty_file_deleted_and_recreated_with_its_inode() {
             split: false,
         },
     ];
-    let opts = TailOptions {
-        rescan: Duration::from_millis(300),
-        max_open_files: 2,
-        read_chunk: 61,
-        max_line_bytes: 1 << 20,
-        idle_close: Duration::from_millis(20),
-        symlink_roots: Vec::new(),
-    };
+    let opts = model_opts(true, 61);
     for _ in 0..8 {
         run_case(&ops, AckMode::Immediate, opts.clone()).unwrap();
     }
@@ -593,14 +588,7 @@ fn regression_files_rotated_while_stopped_under_one_path_keep_their_order() {
         DeleteOldest { c: 1 },
         Truncate { c: 1 },
     ];
-    let opts = TailOptions {
-        rescan: Duration::from_millis(300),
-        max_open_files: 2,
-        read_chunk: 65536,
-        max_line_bytes: 1 << 20,
-        idle_close: Duration::from_millis(20),
-        symlink_roots: Vec::new(),
-    };
+    let opts = model_opts(true, 65536);
     // The saved entries came in hash order: about one run in two broke it.
     for _ in 0..6 {
         run_case(&ops, AckMode::Delayed(2292278954154469581), opts.clone()).unwrap();
@@ -644,14 +632,7 @@ fn regression_truncated_then_rotated_and_gzipped_at_two_descriptors() {
             split: false,
         },
     ];
-    let opts = TailOptions {
-        rescan: Duration::from_millis(300),
-        max_open_files: 2,
-        read_chunk: 65536,
-        max_line_bytes: 1 << 20,
-        idle_close: Duration::from_millis(20),
-        symlink_roots: Vec::new(),
-    };
+    let opts = model_opts(true, 65536);
     for _ in 0..10 {
         run_case(&ops, AckMode::Immediate, opts.clone()).unwrap();
     }
