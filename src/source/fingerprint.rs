@@ -45,6 +45,12 @@ pub fn other_birth(known: Option<std::time::SystemTime>, meta: &Metadata) -> boo
     known.is_some_and(|k| born(meta).is_some_and(|b| b != k))
 }
 
+/// Whether `meta` is the file `id` born at `born`: its (device, inode), and
+/// not of another birth (see [`other_birth`]).
+pub fn is_file(meta: &Metadata, id: FileId, born: Option<std::time::SystemTime>) -> bool {
+    file_id(meta) == id && !other_birth(born, meta)
+}
+
 /// CRC32 of `bytes` as a fingerprint.
 pub fn of_bytes(bytes: &[u8]) -> Fingerprint {
     Fingerprint {

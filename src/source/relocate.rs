@@ -87,7 +87,7 @@ fn search(
     for p in plain {
         let Ok(file) = File::open(&p) else { continue };
         let Ok(meta) = file.metadata() else { continue };
-        if fingerprint::file_id(&meta) != id || fingerprint::other_birth(born, &meta) {
+        if !fingerprint::is_file(&meta, id, born) {
             continue;
         }
         if fingerprint::matches_file(&file, fp)? {

@@ -173,15 +173,15 @@ impl Tailer {
     /// by the soak: read after them). Not [`Self::moved`]: this is the
     /// catch-up it would start.
     fn found_rotated(&mut self, id: FileId, path: &Path) {
-        if !self.files.get(&id).is_some_and(|f| f.kind == Kind::Current) {
+        let Some(born) = self
+            .files
+            .get(&id)
+            .filter(|f| f.kind == Kind::Current)
+            .map(|f| f.born)
+        else {
             return;
-        }
-        let born = self.files.get(&id).and_then(|f| f.born);
-        let here = fs::metadata(path)
-            .ok()
-            .filter(|m| !fingerprint::other_birth(born, m))
-            .map(|m| fingerprint::file_id(&m));
-        if here != Some(id) {
+        };
+        if !fs::metadata(path).is_ok_and(|m| fingerprint::is_file(&m, id, born)) {
             self.no_longer_current(id);
         }
     }

@@ -157,7 +157,7 @@ impl Tailer {
         let same = match fs::metadata(&path) {
             // Its number at its path, but born later: another file (this
             // one had nothing fingerprinted to tell them apart by).
-            Ok(m) if fingerprint::file_id(&m) == id && !fingerprint::other_birth(born, &m) => {
+            Ok(m) if fingerprint::is_file(&m, id, born) => {
                 if m.len() == pos && parked_ctime.is_none_or(|c| c == ctime_of(&m)) {
                     return Ok(()); // unchanged
                 }

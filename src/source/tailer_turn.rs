@@ -165,8 +165,8 @@ impl Tailer {
 
     /// Closed files that began to hold their stream back at the last plan
     /// (the stream finished the file before them): reopened now if a
-    /// descriptor can be had (see `reopen_room`), else by the sweep. Once
-    /// a second, as the sweep alone did, a catch-up of thousands of rotated
+    /// descriptor can be had (see `reopen_room`), else by the sweep. With
+    /// the once-a-second sweep alone, a catch-up of thousands of rotated
     /// files at the descriptor bound read one file per stream a second
     /// (found by the soak: 5,600 files, not caught up in 5 minutes). Each
     /// file is tried once when it begins to block, so a plan made again and
