@@ -164,8 +164,8 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
 /// entry's end), so that a compressor can take it a block at a time and
 /// the whole request is never held.
 pub fn encode_request_in<P: Pieces>(batch: &Batch, buf: &mut Vec<u8>, out: &mut P) {
-    // First pass: stream lengths, kept (entry lengths are recomputed in the
-    // second pass; that is arithmetic only and cheaper than storing them).
+    // Stream lengths first (the batch kept its streams' entry bytes; entry
+    // lengths are recomputed as each is written, arithmetic only).
     let lens: Vec<usize> = batch.streams().iter().map(stream_len).collect();
     out.begin(lens.iter().map(|&l| ld_len(l, false)).sum(), buf);
     let mut labels = String::new();
@@ -206,11 +206,13 @@ pub fn encode_request_in<P: Pieces>(batch: &Batch, buf: &mut Vec<u8>, out: &mut 
 }
 
 fn stream_len(s: &super::batch::Stream) -> usize {
-    let mut l = ld_len(s.key.rendered_len(), true);
-    for e in &s.entries {
-        l += ld_len(entry_len(e), false);
-    }
-    l
+    ld_len(s.key.rendered_len(), true) + s.wire_len()
+}
+
+/// Bytes `e` takes in a stream of the push protobuf (its key, length and
+/// body); [`super::batch::Batch`] sums them as entries are added.
+pub fn entry_wire_len(e: &crate::entry::Entry) -> usize {
+    ld_len(entry_len(e), false)
 }
 
 /// Builds the equivalent prost request (tests and tools; allocates).
@@ -312,6 +314,37 @@ mod tests {
                 nanos: 999_999_999
             })
         );
+    }
+
+    /// The stream lengths the batch keeps follow its entries when the
+    /// metadata is split off or stripped (a tenant that refuses it): a
+    /// wrong one would make Loki misread the whole push.
+    #[test]
+    fn stream_lengths_follow_split_and_stripped_metadata() {
+        let md = |n: &str| vec![("trace_id".to_string(), n.to_string())];
+        let mut b = batch_of(&[
+            (0, 1, "a".into(), md("0123456789abcdef0123456789abcdef")),
+            (0, 2, "b".into(), vec![]),
+            (1, 3, "c".into(), md("x")),
+            (
+                1,
+                4,
+                "d".into(),
+                vec![("k".into(), "v".into()), ("trace_id".into(), "y".into())],
+            ),
+        ]);
+        let same_as_prost = |b: &Batch| {
+            let mut buf = Vec::new();
+            encode_request(b, &mut buf);
+            assert_eq!(buf, to_prost(b).encode_to_vec());
+        };
+        same_as_prost(&b);
+        let mut with = b.split_off_metadata();
+        same_as_prost(&b);
+        same_as_prost(&with);
+        assert_eq!(with.strip_metadata().0, 3);
+        same_as_prost(&with);
+        assert_eq!((b.len(), with.len()), (1, 3));
     }
 
     proptest! {
