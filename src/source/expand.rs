@@ -29,13 +29,6 @@
 //! they lead. Globs that are not absolute or contain `**` are expanded by
 //! the glob crate as before ([`super::discover::Target::expand`]).
 //!
-//! Each file found comes with what its directory's listing said about it
-//! ([`Scan::alone`]): its inode number (`d_ino`, no `stat`) when no entry
-//! beside it is a kubelet-rotated sibling of it. The tailer, taking a new
-//! file on, lists its directory for rotations it missed; when the file it
-//! opened is still that inode, born before the walk, the walk's listing is
-//! that listing (5,000 directory reads fewer at 5,000 pods).
-//!
 //! Memory: a rescan of 5,000 pods reads 10,000 directories. Directories
 //! read are remembered by a 64-bit hash of their path (as the watch table
 //! does), not by the path, and a walk of every target at once lets go of a
@@ -253,9 +246,8 @@ enum Kind {
 #[derive(Default)]
 struct Listing {
     /// Exactly as long as the directory (a rescan at 5,000 pods holds
-    /// 10,000 listings of one entry each at once), with each entry's inode
-    /// number (`d_ino`, no `stat`).
-    names: Box<[(OsString, Kind, u64)]>,
+    /// 10,000 listings of one entry each at once).
+    names: Box<[(OsString, Kind)]>,
     /// Boxed, as few directories are big enough to need one.
     suffixes: Option<Box<SuffixIndex>>,
 }
@@ -269,7 +261,6 @@ fn bytes(n: &OsString) -> &[u8] {
 
 impl Listing {
     fn read(dir: &Path) -> io::Result<Listing> {
-        use std::os::unix::fs::DirEntryExt;
         let mut names = Vec::new();
         for e in std::fs::read_dir(dir)? {
             let e = e?;
@@ -279,36 +270,13 @@ impl Listing {
                 Ok(_) => Kind::Other,
                 Err(_) => Kind::Ask,
             };
-            names.push((e.file_name(), kind, e.ino()));
+            names.push((e.file_name(), kind));
         }
         names.sort_unstable_by(|a, b| bytes(&a.0).cmp(bytes(&b.0)));
         Ok(Listing {
             names: names.into_boxed_slice(),
             suffixes: None,
         })
-    }
-
-    /// The inode number of entry `i` if no other entry is a kubelet-rotated
-    /// sibling of it (`<name>.<stamp>[.gz]`, see `chain::stamp_of`): what
-    /// the tailer would list the directory again for when it takes the file
-    /// on.
-    fn alone(&self, i: usize) -> Option<u64> {
-        let (name, _, ino) = self.names.get(i)?;
-        let base = name.to_str()?;
-        let mut dotted = bytes(name).to_vec();
-        dotted.push(b'.');
-        // Sorted by bytes: the names starting `<name>.` are one range.
-        let from = self
-            .names
-            .partition_point(|(n, ..)| bytes(n) < dotted.as_slice());
-        let sibling = self.names[from..]
-            .iter()
-            .take_while(|(n, ..)| bytes(n).starts_with(&dotted))
-            .any(|(n, ..)| {
-                n.to_str()
-                    .is_none_or(|n| super::chain::stamp_of(n, base).is_some())
-            });
-        (!sibling).then_some(*ino)
     }
 
     /// Indices of the entries `c` matches, in name order.
@@ -319,7 +287,7 @@ impl Listing {
             Comp::Exact(x) => {
                 if let Ok(i) = self
                     .names
-                    .binary_search_by(|(n, ..)| bytes(n).cmp(x.as_slice()))
+                    .binary_search_by(|(n, _)| bytes(n).cmp(x.as_slice()))
                 {
                     out.push(i as u32);
                 }
@@ -333,7 +301,7 @@ impl Listing {
                 let suffixes = self.suffixes.get_or_insert_with(Default::default);
                 let index = suffixes.entry(x.len()).or_insert_with(|| {
                     let mut m: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-                    for (i, (n, ..)) in names.iter().enumerate() {
+                    for (i, (n, _)) in names.iter().enumerate() {
                         if let Some(t) = tail(bytes(n), x.len()) {
                             m.entry(t.to_vec()).or_default().push(i as u32);
                         }
@@ -345,9 +313,7 @@ impl Listing {
                 }
             }
             Comp::Prefix(x) => {
-                let from = self
-                    .names
-                    .partition_point(|(n, ..)| bytes(n) < x.as_slice());
+                let from = self.names.partition_point(|(n, _)| bytes(n) < x.as_slice());
                 out.extend(
                     (from..self.names.len())
                         .take_while(|&i| bytes(&self.names[i].0).starts_with(x))
@@ -383,10 +349,6 @@ pub struct Scan {
     /// Paths found through a symlink or an entry of unknown type (on the
     /// way or the path itself): where they lead is not known from the walk.
     linked: HashSet<PathBuf>,
-    /// Files found whose directory held no kubelet-rotated sibling of
-    /// theirs, by the hash of their path: their inode number then (see
-    /// [`Scan::alone`]).
-    alone: HashMap<u64, u64>,
     /// Directories read (a figure for tests and benchmarks).
     pub reads: usize,
 }
@@ -517,22 +479,18 @@ impl Scan {
                 let level = std::mem::take(&mut levels[k]);
                 let mut next = Vec::new();
                 let mut through_link = Vec::new();
-                // (index in `outs[k]`, inode number) of files found alone.
-                let mut alone = Vec::new();
                 for (dir, linked) in &level {
                     let Some(listing) = self.listing(dir, on_err) else {
                         continue;
                     };
                     listing.matching(c, &mut hits);
                     for &i in &hits {
-                        let (name, kind, _) = &listing.names[i as usize];
+                        let (name, kind) = &listing.names[i as usize];
                         let path = dir.join(name);
                         let linked = *linked || *kind == Kind::Ask;
                         if last {
                             if linked {
                                 through_link.push(path.clone());
-                            } else if let Some(ino) = listing.alone(i as usize) {
-                                alone.push((outs[k].len(), ino));
                             }
                             outs[k].push(path);
                         } else if match kind {
@@ -546,10 +504,6 @@ impl Scan {
                 }
                 levels[k] = next;
                 self.linked.extend(through_link);
-                for (at, ino) in alone {
-                    let key = self.key(&outs[k][at]);
-                    self.alone.insert(key, ino);
-                }
             }
             if release {
                 for d in self.dirs.values_mut() {
@@ -567,17 +521,6 @@ impl Scan {
     /// its walk's base as written.
     pub fn through_link(&self, path: &Path) -> bool {
         self.linked.contains(path)
-    }
-
-    /// The inode number of the file at `path`, a path this scan's walk
-    /// found, if its directory's listing held no kubelet-rotated sibling of
-    /// it (`<name>.<stamp>`, `<name>.<stamp>.gz`): the tailer, taking the
-    /// file on, need not list that directory again to look for rotations it
-    /// missed — as long as the file it opens is still that inode (else the
-    /// file was rotated since, and the listing is stale). `None` for a
-    /// path reached through a symlink.
-    pub fn alone(&self, path: &Path) -> Option<u64> {
-        self.alone.get(&self.key(path)).copied()
     }
 
     /// The directories this scan read (or tried to read), for the tests.
@@ -640,19 +583,16 @@ mod tests {
         out
     }
 
-    /// Writes a line to `<d>/<p>`, making its directories.
-    fn mk_file(d: &Path, p: &str) {
-        let p = d.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, b"x\n").unwrap();
-    }
-
     /// A tree with pods, odd names, dot files, symlinks to directories
     /// and to files, a dangling symlink, and a big directory (indexed).
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let mk = |p: &str| mk_file(d, p);
+        let mk = |p: &str| {
+            let p = d.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x\n").unwrap();
+        };
         for i in 0..60 {
             let uid = format!("{i:08x}-9b3d-4e8f-a6c1-7d2b9e4f0a13");
             mk(&format!("pods/ns_pod-{i}_{uid}/app/0.log"));
@@ -671,52 +611,6 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink(d.join("gone"), d.join("pods/dangling_13")).unwrap();
         dir
-    }
-
-    /// A file the walk found alone in its directory (no kubelet-rotated
-    /// sibling: only other logs, logrotate's numbers, a compression in
-    /// progress) is named with its inode number, so that the tailer need
-    /// not list that directory again; one with a rotated sibling, plain or
-    /// compressed, or reached through a symlink, is not.
-    #[test]
-    fn files_without_rotated_siblings_are_named_with_their_inode() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for f in [
-            "pods/a/app/0.log",
-            "pods/a/app/1.log",
-            "pods/a/app/0.log.1",
-            "pods/a/app/0.log.20261122-101500.gz.tmp",
-            "pods/a/app/0.logx20261122-101500",
-            "pods/b/app/0.log",
-            "pods/b/app/0.log.20261122-101500",
-            "pods/c/app/0.log",
-            "pods/c/app/0.log.20261122-101500.gz",
-            "pods/c/app/1.log",
-            "elsewhere/2.log",
-        ] {
-            mk_file(d, f);
-        }
-        std::os::unix::fs::symlink(d.join("elsewhere/2.log"), d.join("pods/a/app/2.log")).unwrap();
-        let mut scan = Scan::default();
-        let w = Walk::new(&format!("{}/pods/*/*/*.log", d.display())).unwrap();
-        let mut outs = vec![Vec::new()];
-        scan.expand_all(
-            &[&w],
-            &mut outs,
-            &mut |p, e| panic!("{p:?}: {e}"),
-            &mut |_| {},
-        );
-        assert_eq!(outs[0].len(), 6, "{:?}", outs[0]);
-        let ino = |p: &str| std::fs::metadata(d.join(p)).unwrap().ino();
-        let alone = |p: &str| scan.alone(&d.join(p));
-        for p in ["pods/a/app/0.log", "pods/a/app/1.log", "pods/c/app/1.log"] {
-            assert_eq!(alone(p), Some(ino(p)), "{p}");
-        }
-        for p in ["pods/b/app/0.log", "pods/c/app/0.log", "pods/a/app/2.log"] {
-            assert_eq!(alone(p), None, "{p}");
-        }
     }
 
     #[test]

@@ -19,11 +19,6 @@
 //!   before the current file of the stream, in stamp order;
 //! - a hole that vanishes before it could be opened is counted as lost.
 //!
-//! A new file that a rescan's walk found with no rotated sibling beside it
-//! is not listed again when it is taken on, if the file opened is the very
-//! one the walk saw (`SeenAlone` in `tailer_discovery.rs`): any rotation
-//! since would have renamed that file away.
-//!
 //! The watermark (newest stamp taken on, in the positions file) moves past
 //! each sibling handled, so a file read once is never taken for a hole again,
 //! even after its positions entry is gone. A path seen for the first time
@@ -54,18 +49,13 @@ impl Tailer {
     /// Returns the siblings it listed (none if the path had a watermark
     /// already, or the listing failed), for [`Tailer::catch_up_chain`] to
     /// go on with instead of reading the directory again.
-    /// `known`: the siblings, if they are listed already (see `SeenAlone`).
-    pub(super) fn chain_init(
-        &mut self,
-        path: &Path,
-        known: Option<Vec<Sibling>>,
-    ) -> Option<Vec<Sibling>> {
+    pub(super) fn chain_init(&mut self, path: &Path) -> Option<Vec<Sibling>> {
         if self.positions.chain(path).is_some() {
             return None;
         }
         let history_before = self.history_before;
         let mut listed = None;
-        let (mark, settled) = match known.map_or_else(|| siblings(path), Ok) {
+        let (mark, settled) = match siblings(path) {
             Ok(v) => {
                 let mut mark = String::new();
                 let mut settled = true;
@@ -103,24 +93,13 @@ impl Tailer {
     /// started): takes on every rotated sibling newer than the watermark
     /// that no tailed file accounts for, oldest first. See the module docs.
     pub(super) fn catch_up_chain(&mut self, path: &Path, ti: usize) {
-        self.catch_up_chain_listed(path, ti, None)
-    }
-
-    /// [`Self::catch_up_chain`] with the siblings already listed, if they
-    /// are (see `SeenAlone`).
-    pub(super) fn catch_up_chain_listed(
-        &mut self,
-        path: &Path,
-        ti: usize,
-        known: Option<Vec<Sibling>>,
-    ) {
         let (mut mark, listed) = match self.positions.chain(path) {
-            Some(m) => (m, known),
+            Some(m) => (m, None),
             None => {
                 // A path seen for the first time (a new pod's file): the
                 // listing that set its watermark is the one gone through
                 // here, not a second read of the same directory.
-                let listed = self.chain_init(path, known);
+                let listed = self.chain_init(path);
                 match self.positions.chain(path) {
                     Some(m) => (m, listed),
                     None => return,
@@ -938,66 +917,6 @@ pub(super) mod tests {
             return None;
         }
         Some((tmp, dir, p, t, rx, a))
-    }
-
-    /// A tailer on an empty tree, its start-up rescan done (chains
-    /// started, as on a running node), and a pod directory made after it,
-    /// holding `0.log` with `lines`, born well before the next walk.
-    fn running_with_new_pod(lines: &str) -> (tempfile::TempDir, PathBuf, Tailer, Output) {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir_all(tmp.path().join("logs")).unwrap();
-        let (mut t, rx) = tailer_and_output(tmp.path(), test_opts());
-        assert!(t.rescan().is_ok());
-        // File times run up to a clock tick behind: a file written at once
-        // could look older than the start, its rotations history.
-        let pause = || std::thread::sleep(Duration::from_millis(300));
-        pause();
-        let dir = tmp.path().join("logs/ns_pod_uid/app");
-        fs::create_dir_all(&dir).unwrap();
-        append(&dir.join("0.log"), lines);
-        pause();
-        (tmp, dir, t, rx)
-    }
-
-    /// A file the walk found alone in its directory is taken on without
-    /// the directory being listed again for rotated files it missed. Shown
-    /// with a sibling made after the walk that is *not* a rotation of the
-    /// file (which a kubelet never makes): taken for a hole when the
-    /// directory is listed, unseen when the walk's listing stands in.
-    #[test]
-    fn a_file_the_walk_found_alone_is_taken_on_without_a_second_listing() {
-        for walk_says in [true, false] {
-            let (_tmp, dir, mut t, _rx) = running_with_new_pod("cur-0\n");
-            let found = t.walk_all();
-            assert_eq!(found.len(), 1);
-            if fingerprint::born(&fs::metadata(&found[0].path).unwrap()).is_none() {
-                eprintln!("this file system has no birth times; the case is not exercised");
-                return;
-            }
-            assert!(found[0].alone.is_some());
-            append(&dir.join("0.log.20261122-000001"), "stray-0\n");
-            if walk_says {
-                t.candidate_found(&found[0]);
-            } else {
-                t.candidate(&found[0].path, 0, false);
-            }
-            assert_eq!(t.files.len(), if walk_says { 1 } else { 2 }, "{walk_says}");
-        }
-    }
-
-    /// The walk saw `0.log` alone; the kubelet rotated it before it was
-    /// taken on. The file now at the path is another inode, so the walk's
-    /// listing is stale: the directory is listed and the rotated file read
-    /// first, in order.
-    #[test]
-    fn a_file_rotated_after_the_walk_saw_it_alone_is_still_read_first() {
-        let (_tmp, dir, mut t, mut rx) = running_with_new_pod("a-0\na-1\n");
-        let found = t.walk_all();
-        assert_eq!(found.len(), 1);
-        kubelet_rotate(&dir, 1);
-        append(&dir.join("0.log"), "b-0\n");
-        t.candidate_found(&found[0]);
-        assert_eq!(settle(&mut t, &mut rx), ["a-0", "a-1", "b-0"]);
     }
 
     /// Lets `t` work — read turns, full sweeps, rescans — and returns the

@@ -21,7 +21,7 @@ impl Tailer {
             .map(|(ti, _)| ti)
             .partition(|&ti| self.targets.get(ti).is_some_and(|t| t.walk().is_some()));
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
-        let mut found: Vec<FoundPath> = Vec::new();
+        let mut found: Vec<(PathBuf, usize, bool)> = Vec::new();
         let mut prefix_unwatched = false;
         for ti in globbed {
             let Some(t) = self.targets.get(ti) else {
@@ -37,7 +37,7 @@ impl Tailer {
             t.expand(&mut Default::default(), &mut out, &mut |p, e| {
                 errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
             });
-            found.extend(out.into_iter().map(|path| FoundPath::at(path, ti)));
+            found.extend(out.into_iter().map(|p| (p, ti, false)));
         }
         if let Some(w) = self.watch.as_mut() {
             w.new_pass();
@@ -52,10 +52,10 @@ impl Tailer {
         }
         // Taken on in target order, as the first target matching a file
         // claims it (stable: each target's paths in its walk's order).
-        found.sort_by_key(|f| f.ti);
+        found.sort_by_key(|&(_, ti, _)| ti);
         self.discovery_errors(errs);
-        for f in found {
-            self.candidate_found(&f);
+        for (p, ti, inside) in found {
+            self.candidate(&p, ti, inside);
         }
         self.claim_unclaimed();
         self.collect_targets();
@@ -104,8 +104,8 @@ impl Tailer {
         };
         self.watch_gaps |= walked.watch_failed;
         self.discovery_errors(walked.errs);
-        for f in walked.found {
-            self.candidate_found(&f);
+        for (p, ti, inside) in walked.found {
+            self.candidate(&p, ti, inside);
         }
         self.metrics.files_active_total.set(self.files.len() as i64);
         true
@@ -134,25 +134,21 @@ impl Tailer {
                 watch_errs.extend(w.watch_dirs(dirs));
             }
         };
-        // Before any directory is read (see `SeenAlone`).
-        let listed = std::time::SystemTime::now();
         match roots {
             Some(roots) => {
                 scan.expand_under(&walks, roots, &mut outs, &mut on_err, &mut before_read)
             }
             None => scan.expand_all(&walks, &mut outs, &mut on_err, &mut before_read),
         }
-        let mut found: Vec<FoundPath> = Vec::new();
+        let mut found: Vec<(PathBuf, usize, bool)> = Vec::new();
         for ((ti, t), mut out) in live.iter().zip(outs) {
             t.drop_excluded(&mut out, 0);
             // Found from the target's prefix through real directories only:
             // inside its tree by construction, no `realpath` needed.
             let from_prefix = t.walk().is_some_and(|w| w.base() == t.prefix);
-            found.extend(out.into_iter().map(|path| FoundPath {
-                inside: from_prefix && !scan.through_link(&path),
-                alone: scan.alone(&path).map(|ino| SeenAlone { ino, listed }),
-                ti: *ti,
-                path,
+            found.extend(out.into_iter().map(|p| {
+                let inside = from_prefix && !scan.through_link(&p);
+                (p, *ti, inside)
             }));
         }
         errs.extend(watch_failure(&watch_errs));
@@ -161,14 +157,6 @@ impl Tailer {
             errs,
             watch_failed: !watch_errs.is_empty(),
         })
-    }
-
-    /// What a walk of every live target finds now, nothing taken on
-    /// (tests: to change the tree between a walk and its take-ons).
-    #[cfg(test)]
-    pub(super) fn walk_all(&mut self) -> Vec<FoundPath> {
-        let tis: Vec<usize> = self.targets.live().map(|(ti, _)| ti).collect();
-        self.walk(&tis, None).map_or_else(Vec::new, |w| w.found)
     }
 
     fn discovery_errors(&mut self, errs: Vec<(PathBuf, io::Error)>) {
@@ -187,18 +175,6 @@ impl Tailer {
     /// the target's prefix, so it cannot lead out of the glob's tree (else
     /// its symlinks are resolved to check).
     pub(super) fn candidate(&mut self, path: &Path, ti: usize, inside: bool) {
-        self.candidate_seen(path, ti, inside, None)
-    }
-
-    /// [`Self::candidate`] for a path a rescan found.
-    pub(super) fn candidate_found(&mut self, f: &FoundPath) {
-        self.candidate_seen(&f.path, f.ti, f.inside, f.alone)
-    }
-
-    /// [`Self::candidate`], with what the walk saw of the path's directory
-    /// if it listed it (`alone`: no need to list it again for rotated
-    /// siblings, if the file is still the one it saw).
-    fn candidate_seen(&mut self, path: &Path, ti: usize, inside: bool, alone: Option<SeenAlone>) {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
@@ -244,7 +220,7 @@ impl Tailer {
             // if it is rotated meanwhile — for which the path's watermark
             // is recorded now (and saved): without one, the next run would
             // take its rotations for history (found by the soak).
-            self.chain_init(path, SeenAlone::none_rotated(alone, &meta));
+            self.chain_init(path);
             return self.file_error(
                 path,
                 "fd_limit",
@@ -305,14 +281,11 @@ impl Tailer {
         }
         // A new file at a known path: its predecessor was rotated, and
         // files between the two may have come and gone unseen. (At start-up
-        // this waits until saved positions are relocated.) The directory is
-        // listed for its rotated files unless the walk just did, and the
-        // file opened is the one it saw there (`meta`: of the descriptor).
-        let listed = SeenAlone::none_rotated(alone, &meta);
+        // this waits until saved positions are relocated.)
         if self.chains_started {
-            self.catch_up_chain_listed(path, ti, listed);
+            self.catch_up_chain(path, ti);
         } else {
-            self.chain_init(path, listed);
+            self.chain_init(path);
         }
     }
 
@@ -674,106 +647,12 @@ fn watch_failure<E: std::fmt::Display>(
     ))
 }
 
-/// A path a rescan found for target slot `ti`.
-pub(super) struct FoundPath {
-    pub(super) path: PathBuf,
-    ti: usize,
-    /// Reached from the target's prefix through real directories only.
-    inside: bool,
-    /// The walk listed its directory: no rotated sibling there then.
-    pub(super) alone: Option<SeenAlone>,
-}
-
-impl FoundPath {
-    /// A path found by the glob crate (nothing known about it).
-    fn at(path: PathBuf, ti: usize) -> Self {
-        FoundPath {
-            path,
-            ti,
-            inside: false,
-            alone: None,
-        }
-    }
-}
-
-/// What a walk saw of a file it found: its directory, listed after
-/// `listed`, held it as inode `ino` and no kubelet-rotated sibling of it
-/// (see [`crate::source::expand::Scan::alone`]).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct SeenAlone {
-    ino: u64,
-    listed: std::time::SystemTime,
-}
-
-/// How much earlier than the walk a file must be born for its birth time to
-/// show it is not a newer file: a file's times come from a clock that runs
-/// up to a tick behind the one `listed` is read from.
-const BORN_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
-
-impl SeenAlone {
-    /// `Some(no siblings)` if the file of `meta` (just opened at the path)
-    /// is the one the walk saw: the same inode number, born before the walk
-    /// began. Then every rotated sibling of the path now was there when
-    /// the walk listed the directory (a rotation since would have renamed
-    /// this very file away), and there was none. Else (the file was rotated
-    /// since, or its number was given to a newer file, or its birth time is
-    /// unknown) `None`: the directory must be listed.
-    fn none_rotated(
-        seen: Option<SeenAlone>,
-        meta: &fs::Metadata,
-    ) -> Option<Vec<crate::source::chain::Sibling>> {
-        use std::os::unix::fs::MetadataExt;
-        let seen = seen?;
-        let born = fingerprint::born(meta)?;
-        (meta.ino() == seen.ino && born + BORN_MARGIN < seen.listed).then(Vec::new)
-    }
-}
-
 /// What [`Tailer::walk`] found: the matching paths with their target slots
 /// and whether they lie inside the target's tree (in `tis` order), and what
 /// went wrong.
 struct Walked {
-    found: Vec<FoundPath>,
+    found: Vec<(PathBuf, usize, bool)>,
     errs: Vec<(PathBuf, io::Error)>,
     /// A directory could not be watched.
     watch_failed: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::{Duration, SystemTime};
-
-    /// The walk's word holds for the file it saw only: the same inode
-    /// number, born before the walk began (by more than the clocks' skew),
-    /// and a known birth time.
-    #[test]
-    fn the_walks_word_holds_for_the_file_it_saw_born_before_it() {
-        use std::os::unix::fs::MetadataExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("0.log");
-        fs::write(&p, b"x\n").unwrap();
-        let meta = fs::metadata(&p).unwrap();
-        let Some(born) = fingerprint::born(&meta) else {
-            eprintln!("this file system has no birth times; the case is not exercised");
-            return;
-        };
-        let seen = |ino, listed| Some(SeenAlone { ino, listed });
-        let later = born + Duration::from_secs(1);
-        assert_eq!(
-            SeenAlone::none_rotated(seen(meta.ino(), later), &meta),
-            Some(Vec::new())
-        );
-        // Another file's number, a walk begun before the file was born
-        // (or within the clocks' skew of it), no walk at all.
-        assert_eq!(
-            SeenAlone::none_rotated(seen(meta.ino() + 1, later), &meta),
-            None
-        );
-        assert_eq!(SeenAlone::none_rotated(seen(meta.ino(), born), &meta), None);
-        let skew = born + BORN_MARGIN / 2;
-        assert_eq!(SeenAlone::none_rotated(seen(meta.ino(), skew), &meta), None);
-        assert_eq!(SeenAlone::none_rotated(None, &meta), None);
-        assert!(born <= SystemTime::now());
-    }
 }
