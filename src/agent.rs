@@ -168,6 +168,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
 }
 
 async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
+    // Before anything starts: a SIGTERM or SIGINT that comes while the
+    // agent is starting (its first lines may already be out) is a clean
+    // shutdown, not the default action's kill.
+    let signals = Signals::install();
     let metrics = Arc::new(Metrics::new());
     let unhonoured = cfg.unhonoured();
     if !unhonoured.is_empty() {
@@ -315,7 +319,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     if let Err(e) = crate::memory::spawn_trimmer(stop.clone(), crate::memory::PERIOD) {
         tracing::warn!(error = %e, "cannot start the heap trimmer; freed memory stays with the allocator");
     }
-    wait_for_signal().await;
+    signals.wait().await;
     if FAILED.load(Ordering::SeqCst) {
         tracing::error!("stopping after a failure (above): what was not acknowledged is read again after the restart");
     } else {
@@ -616,22 +620,38 @@ pub fn stop_on_failure() {
     FAILURE.notify_one();
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
-                _ = FAILURE.notified() => {}
-            }
+/// The agent's SIGTERM and SIGINT handlers, installed when it is made
+/// (until then a signal kills the process).
+struct Signals {
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()),
+            int: signal(SignalKind::interrupt()),
         }
-        _ => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = FAILURE.notified() => {}
+    }
+
+    /// Until SIGTERM, SIGINT, or a failure that stops the agent
+    /// ([`stop_on_failure`]).
+    async fn wait(self) {
+        match (self.term, self.int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                    _ = FAILURE.notified() => {}
+                }
+            }
+            _ => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = FAILURE.notified() => {}
+                }
             }
         }
     }

@@ -44,6 +44,46 @@ fn an_unknown_key_is_an_error_naming_the_key_and_line() {
     assert!(err.contains("batch_size"), "key: {err}");
 }
 
+/// A SIGTERM that comes while the agent is still starting is a clean
+/// shutdown (exit 0), not the default action's kill: sent the moment the
+/// agent's first warning (printed first thing, before the positions, the
+/// clients or the tailer start) is read. (It raced before: the handlers
+/// were installed once everything had started, and a test that stopped
+/// the agent as soon as it printed entries saw it killed, now and then,
+/// under load.)
+#[test]
+fn a_sigterm_while_starting_is_a_clean_shutdown() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server: {{http_listen_port: 0}}\npositions: {{filename: {}/pos.yaml}}\nclients:\n  - url: http://127.0.0.1:9/loki/api/v1/push\nscrape_configs:\n  - job_name: k\n    static_configs: [{{targets: [localhost], labels: {{__path__: {}/*.log}}}}]\n    pipeline_stages: [{{geoip: {{db: /x.mmdb, source: ip}}}}]\n",
+            dir.path().display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .arg(format!("-config.file={}", cfg.display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.contains("NOT honoured"), "the first line: {first}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {first}{rest}");
+    assert!(rest.contains("shutting down"), "{first}{rest}");
+}
+
 #[test]
 fn unhonoured_promtail_keys_are_listed_in_one_warning() {
     let dir = tempfile::tempdir().unwrap();
