@@ -192,7 +192,8 @@ const SAMPLE: &str = "examples/sample";
 /// Where examples/loki-grafana/promtail.yaml expects generate.sh's output.
 const LOKI_SAMPLE_DIR: &str = "/tmp/tailtrace-sample";
 
-/// Nanoseconds since the epoch of an RFC 3339 timestamp (`Z` or `±hh:mm`).
+/// Nanoseconds since the epoch of an RFC 3339 timestamp (`Z` or `±hh:mm`),
+/// or of one in Go's `-0700` form, as `-dry-run` prints them (`±hhmm`).
 fn rfc3339_nanos(s: &str) -> Option<i128> {
     let b = s.as_bytes();
     if b.len() < 20
@@ -219,13 +220,15 @@ fn rfc3339_nanos(s: &str) -> Option<i128> {
     }
     let offset = match rest {
         "Z" => 0,
-        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+        _ if (rest.len() == 6 && rest.as_bytes()[3] == b':') || rest.len() == 5 => {
             let sign = match rest.as_bytes()[0] {
                 b'+' => 1,
                 b'-' => -1,
                 _ => return None,
             };
-            sign * (rest[1..3].parse::<i64>().ok()? * 3600 + rest[4..6].parse::<i64>().ok()? * 60)
+            let m = rest.len() - 2;
+            sign * (rest.get(1..3)?.parse::<i64>().ok()? * 3600
+                + rest.get(m..)?.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -249,6 +252,14 @@ fn rfc3339_nanos_parses_what_the_sample_and_dry_run_use() {
     );
     assert_eq!(
         rfc3339_nanos("2019-10-11T20:23:58.5+02:00"),
+        Some(1_570_818_238_500_000_000)
+    );
+    assert_eq!(
+        rfc3339_nanos("2019-10-11T18:23:58.5+0000"),
+        Some(1_570_818_238_500_000_000)
+    );
+    assert_eq!(
+        rfc3339_nanos("2019-10-11T16:53:58.5-0130"),
         Some(1_570_818_238_500_000_000)
     );
     assert_eq!(
