@@ -55,21 +55,7 @@ fn an_unknown_key_is_an_error_naming_the_key_and_line() {
 fn a_sigterm_while_starting_is_a_clean_shutdown() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("p.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "server: {{http_listen_port: 0}}\npositions: {{filename: {}/pos.yaml}}\nclients:\n  - url: http://127.0.0.1:9/loki/api/v1/push\nscrape_configs:\n  - job_name: k\n    static_configs: [{{targets: [localhost], labels: {{__path__: {}/*.log}}}}]\n    pipeline_stages: [{{geoip: {{db: /x.mmdb, source: ip}}}}]\n",
-            dir.path().display(),
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let mut child = bin()
-        .arg(format!("-config.file={}", cfg.display()))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start_with_unhonoured_keys(dir.path());
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     err.read_line(&mut first).unwrap();
@@ -84,23 +70,29 @@ fn a_sigterm_while_starting_is_a_clean_shutdown() {
     assert!(rest.contains("shutting down"), "{first}{rest}");
 }
 
-#[test]
-fn unhonoured_promtail_keys_are_listed_in_one_warning() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("p.yaml");
+/// Starts the agent (stderr piped) on a config in `dir` with two Promtail
+/// keys it accepts but does not honour: its first line is their warning.
+fn start_with_unhonoured_keys(dir: &Path) -> std::process::Child {
+    let cfg = dir.join("p.yaml");
     std::fs::write(
         &cfg,
         format!(
             "server: {{http_listen_port: 0}}\npositions: {{filename: {}/pos.yaml}}\nclients:\n  - url: http://127.0.0.1:9/loki/api/v1/push\nscrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: [{{role: node}}]\n    relabel_configs: []\n    pipeline_stages: [{{cri: {{}}}}, {{geoip: {{db: /x.mmdb, source: ip}}}}]\n",
-            dir.path().display()
+            dir.display()
         ),
     )
     .unwrap();
-    let child = bin()
+    bin()
         .arg(format!("-config.file={}", cfg.display()))
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn unhonoured_promtail_keys_are_listed_in_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = start_with_unhonoured_keys(dir.path());
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
