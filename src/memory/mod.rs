@@ -1,7 +1,9 @@
 //! Returning freed heap to the kernel, and keeping reused buffers snug.
 //!
 //! Owns: [`spawn_trimmer`], a thread that asks glibc once a second to give
-//! back the free pages inside its arenas (`malloc_trim(0)`), and [`trim`];
+//! back the free pages inside its arenas (`malloc_trim(0)`), and [`trim`],
+//! and that lets go of the binary's code pages once start-up is done and
+//! every minute after ([`code`]);
 //! [`limit_arenas`], how many arenas glibc may make; [`reserve_snug`], how a
 //! scratch buffer kept across batches grows.
 //!
@@ -15,6 +17,8 @@
 //!
 //! Must never: run on a per-line path, hold anything the agent needs, or
 //! be built where glibc is not the allocator (elsewhere it does nothing).
+
+pub mod code;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -94,15 +98,37 @@ pub fn reserve_snug(buf: &mut Vec<u8>, total: usize) {
     }
 }
 
-/// Trims every `period` until `stop` is set (checked every 100 ms at most).
+/// How often the code pages are let go again after the first time, at
+/// start-up (see [`code`]): what was mapped back in since is what ran in
+/// the last minute.
+pub const CODE_PERIOD: Duration = Duration::from_secs(60);
+
+/// [`code::release`], logged; a failure only keeps the pages mapped.
+fn release_code() {
+    match code::release() {
+        Ok(r) => tracing::debug!(bytes = r.bytes, skipped = r.skipped, "code pages released"),
+        Err(e) => tracing::debug!(error = %e, "cannot release code pages"),
+    }
+}
+
+/// Lets go of the code only start-up ran, at once and every
+/// [`CODE_PERIOD`], and trims the heap every `period`, until `stop` is set
+/// (checked every 100 ms at most).
 pub fn spawn_trimmer(stop: Arc<AtomicBool>, period: Duration) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("heap-trim".into())
         .spawn(move || {
             let step = period.min(Duration::from_millis(100));
             let mut waited = Duration::ZERO;
+            release_code();
+            let mut since_release = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(step);
+                since_release += step;
+                if since_release >= CODE_PERIOD {
+                    since_release = Duration::ZERO;
+                    release_code();
+                }
                 waited += step;
                 if waited >= period {
                     waited = Duration::ZERO;
