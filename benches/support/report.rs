@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::profile::BUCKETS;
 use super::{
     col_name, TARGET_MANY_FILES, TARGET_MIB_PER_CORE_ONE, TARGET_P99_MS, TARGET_RSS_SPOOL,
-    TARGET_SPOOL_OVERHEAD, TARGET_VS_ONE_FILE,
+    TARGET_SPOOL_OVERHEAD, TARGET_VS_FLOOR, TARGET_VS_ONE_FILE,
 };
 
 pub fn f(v: &Value, path: &[&str]) -> f64 {
@@ -90,6 +90,8 @@ struct Col<'a> {
     name: String,
     /// `500 +spool`: the table's header.
     short: String,
+    /// The shape's floor (support/floor.rs), MiB per CPU-s.
+    floor: f64,
     thr: &'a Value,
     lat: &'a Value,
 }
@@ -147,6 +149,7 @@ pub fn print_table(results: &Value) {
                     } else {
                         col_name(files, false)
                     },
+                    floor: f(s, &["floor", "mib_per_cpu_s"]),
                     thr,
                     lat,
                 });
@@ -177,6 +180,15 @@ pub fn print_table(results: &Value) {
     row(&cols, "agent CPU-s per GiB", "", |c| {
         t(c, "agent_cpu_s_per_gib", 2)
     });
+    row(&cols, "floor (read + snappy) MiB per CPU-s", "", |c| {
+        num(c.floor, 0)
+    });
+    row(
+        &cols,
+        "agent CPU per byte vs the floor",
+        &format!("≤ {TARGET_VS_FLOOR}× (1 file)"),
+        |c| times(f(c.thr, &["cpu_vs_floor"])),
+    );
     row(
         &cols,
         "CPU per GiB vs 1 file",
