@@ -2,8 +2,8 @@
 //!
 //! Owns: [`spawn_trimmer`], a thread that asks glibc once a second to give
 //! back the free pages inside its arenas (`malloc_trim(0)`), and [`trim`],
-//! and that lets go of the binary's code pages once start-up is done and
-//! every minute after ([`code`]);
+//! and that lets go of the binary's read-only pages (code and constants)
+//! once start-up is done and every minute after ([`code`]);
 //! [`limit_arenas`], how many arenas glibc may make; [`reserve_snug`], how a
 //! scratch buffer kept across batches grows.
 //!
@@ -16,7 +16,8 @@
 //! lower and cost CPU.
 //!
 //! Must never: run on a per-line path, hold anything the agent needs, or
-//! be built where glibc is not the allocator (elsewhere it does nothing).
+//! trim where glibc is not the allocator (elsewhere [`trim`] does nothing;
+//! [`code`] does not depend on the allocator).
 
 pub mod code;
 
@@ -98,9 +99,9 @@ pub fn reserve_snug(buf: &mut Vec<u8>, total: usize) {
     }
 }
 
-/// How often the code pages are let go again after the first time, at
-/// start-up (see [`code`]): what was mapped back in since is what ran in
-/// the last minute.
+/// How often the binary's read-only pages are let go again after the
+/// first time, at start-up (see [`code`]): what was mapped back in since
+/// is what was used in the last minute.
 pub const CODE_PERIOD: Duration = Duration::from_secs(60);
 
 /// [`code::release`], logged; a failure only keeps the pages mapped.
@@ -111,8 +112,8 @@ fn release_code() {
     }
 }
 
-/// Lets go of the code only start-up ran, at once and every
-/// [`CODE_PERIOD`], and trims the heap every `period`, until `stop` is set
+/// Lets go of the code and constants only start-up used, at once and
+/// every [`CODE_PERIOD`], and trims the heap every `period`, until `stop` is set
 /// (checked every 100 ms at most).
 pub fn spawn_trimmer(stop: Arc<AtomicBool>, period: Duration) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
