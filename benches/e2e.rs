@@ -64,6 +64,12 @@
 //! three times, and reports the median MiB per CPU-second — what pushing
 //! those bytes to Loki as protobuf costs at the least — and each column's
 //! agent CPU per byte as a multiple of it (issue #11: one file ≤ 2×).
+//! Then the bare loop (support/bare.rs) does, the same way, the per-line
+//! work no agent with the default stages can skip (`cri` decode, trace
+//! detection, protobuf entries, snappy) with nothing around it: no second
+//! thread, acknowledgements, budget, stage engine, batching per stream or
+//! HTTP. Its MiB per CPU-second and the agent's CPU per byte as a multiple
+//! of it say how much of the agent's cost is its own machinery.
 //!
 //! Per-stage breakdown (`E2E_PROFILE=1`, when `perf` runs here): each
 //! throughput phase's agent is sampled by `perf record -F 999 -g -p <pid>`
@@ -104,6 +110,8 @@
 
 #[path = "support/agent.rs"]
 mod agent;
+#[path = "support/bare.rs"]
+mod bare;
 #[path = "support/check.rs"]
 mod check;
 #[path = "support/floor.rs"]
@@ -870,6 +878,11 @@ fn add_ratios(shapes: &mut [Value]) {
                 // The agent's CPU per byte in units of the floor's.
                 s[&key]["cpu_vs_floor"] = json!(floor / f(&s[&key], &["mib_per_core_s"]));
             }
+            let bare = f(s, &["bare_loop", "mib_per_cpu_s"]);
+            if bare.is_finite() {
+                // The same, in units of the bare loop's.
+                s[&key]["cpu_vs_bare"] = json!(bare / f(&s[&key], &["mib_per_core_s"]));
+            }
             if spool && s.get("throughput").is_some() {
                 s[&key]["spool_cpu_per_gib_vs_off"] =
                     json!(per_gib(s, &key) / per_gib(s, "throughput"));
@@ -1048,16 +1061,16 @@ fn run() -> Result<i32, String> {
         let mut s = json!({ "files": files });
         let input = rig.write_input(files, k.total_mib)?;
         let paths: Vec<PathBuf> = (0..files).map(|i| pod_log_path(&input.root, i)).collect();
-        match floor::measure(&paths) {
-            Ok(fl) => {
-                s["floor"] = json!({
-                    "what": "read(2) in 1 MiB blocks + snappy raw per block, this thread's CPU, median of passes",
-                    "mib_per_cpu_s": fl.mib_per_cpu_s,
-                    "passes_mib_per_cpu_s": fl.passes,
-                    "snappy_ratio": fl.ratio,
-                });
+        // The yardsticks the agent's CPU is compared with.
+        let yardsticks = [
+            ("floor", floor::measure(&paths).map(|m| m.json())),
+            ("bare loop", bare::measure(&paths).map(|m| m.json())),
+        ];
+        for (name, got) in yardsticks {
+            match got {
+                Ok(v) => s[name.replace(' ', "_")] = v,
+                Err(e) => eprintln!("[{}] no {name}: {e}", col_name(files, false)),
             }
-            Err(e) => eprintln!("[{}] no floor: {e}", col_name(files, false)),
         }
         let mut runs: Vec<Vec<Value>> = vec![Vec::new(); k.spool.len()];
         for _ in 0..k.repeat {

@@ -29,6 +29,18 @@ pub struct Floor {
     pub ratio: f64,
 }
 
+impl Floor {
+    /// The figures as the bench's JSON keeps them.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "what": "read(2) in 1 MiB blocks + snappy raw per block, this thread's CPU, median of passes",
+            "mib_per_cpu_s": self.mib_per_cpu_s,
+            "passes_mib_per_cpu_s": self.passes,
+            "snappy_ratio": self.ratio,
+        })
+    }
+}
+
 /// This thread's CPU time, seconds.
 fn thread_cpu_s() -> f64 {
     let mut ts = libc::timespec {
@@ -43,16 +55,38 @@ fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// Runs `pass` [`PASSES`] times on this thread. `pass` returns the input
+/// bytes it handled and the compressed bytes it made. Returns each pass's
+/// MiB of input per CPU-second, their median, and the last pass's
+/// compressed bytes per input byte.
+pub fn timed_passes(
+    mut pass: impl FnMut() -> Result<(u64, u64), String>,
+) -> Result<(Vec<f64>, f64, f64), String> {
+    let mut passes = Vec::with_capacity(PASSES);
+    let mut ratio = f64::NAN;
+    for _ in 0..PASSES {
+        let cpu0 = thread_cpu_s();
+        let (bytes, packed) = pass()?;
+        let cpu = thread_cpu_s() - cpu0;
+        if cpu.is_nan() || cpu <= 0.0 || bytes == 0 {
+            return Err(format!("no CPU time measured ({cpu} s for {bytes} bytes)"));
+        }
+        passes.push(bytes as f64 / super::MIB / cpu);
+        ratio = packed as f64 / bytes as f64;
+    }
+    let mut sorted = passes.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[PASSES / 2];
+    Ok((passes, median, ratio))
+}
+
 /// Reads and compresses `files` [`PASSES`] times.
 pub fn measure(files: &[PathBuf]) -> Result<Floor, String> {
     let mut enc = snap::raw::Encoder::new();
     let mut buf = vec![0u8; BLOCK];
     let mut out = vec![0u8; snap::raw::max_compress_len(BLOCK)];
-    let mut passes = Vec::with_capacity(PASSES);
-    let (mut input, mut compressed) = (0u64, 0u64);
-    for _ in 0..PASSES {
+    let (passes, mib_per_cpu_s, ratio) = timed_passes(|| {
         let (mut bytes, mut packed) = (0u64, 0u64);
-        let cpu0 = thread_cpu_s();
         for path in files {
             let mut file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
             loop {
@@ -68,18 +102,11 @@ pub fn measure(files: &[PathBuf]) -> Result<Floor, String> {
                 bytes += n as u64;
             }
         }
-        let cpu = thread_cpu_s() - cpu0;
-        if cpu.is_nan() || cpu <= 0.0 || bytes == 0 {
-            return Err(format!("no CPU time measured ({cpu} s for {bytes} bytes)"));
-        }
-        passes.push(bytes as f64 / super::MIB / cpu);
-        (input, compressed) = (bytes, packed);
-    }
-    let mut sorted = passes.clone();
-    sorted.sort_by(f64::total_cmp);
+        Ok((bytes, packed))
+    })?;
     Ok(Floor {
-        mib_per_cpu_s: sorted[PASSES / 2],
+        mib_per_cpu_s,
         passes,
-        ratio: compressed as f64 / input as f64,
+        ratio,
     })
 }

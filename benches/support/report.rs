@@ -92,6 +92,8 @@ struct Col<'a> {
     short: String,
     /// The shape's floor (support/floor.rs), MiB per CPU-s.
     floor: f64,
+    /// The shape's bare loop (support/bare.rs), MiB per CPU-s.
+    bare: f64,
     thr: &'a Value,
     lat: &'a Value,
 }
@@ -150,6 +152,7 @@ pub fn print_table(results: &Value) {
                         col_name(files, false)
                     },
                     floor: f(s, &["floor", "mib_per_cpu_s"]),
+                    bare: f(s, &["bare_loop", "mib_per_cpu_s"]),
                     thr,
                     lat,
                 });
@@ -189,6 +192,12 @@ pub fn print_table(results: &Value) {
         &format!("≤ {TARGET_VS_FLOOR}× (1 file)"),
         |c| times(f(c.thr, &["cpu_vs_floor"])),
     );
+    row(&cols, "bare loop (one thread) MiB per CPU-s", "", |c| {
+        num(c.bare, 0)
+    });
+    row(&cols, "agent CPU per byte vs the bare loop", "", |c| {
+        times(f(c.thr, &["cpu_vs_bare"]))
+    });
     row(
         &cols,
         "CPU per GiB vs 1 file",
