@@ -1063,12 +1063,16 @@ fn run() -> Result<i32, String> {
         let paths: Vec<PathBuf> = (0..files).map(|i| pod_log_path(&input.root, i)).collect();
         // The yardsticks the agent's CPU is compared with.
         let yardsticks = [
-            ("floor", floor::measure(&paths).map(|m| m.json())),
-            ("bare loop", bare::measure(&paths).map(|m| m.json())),
+            ("floor", "floor", floor::measure(&paths).map(|m| m.json())),
+            (
+                "bare_loop",
+                "bare loop",
+                bare::measure(&paths, input.lines).map(|m| m.json()),
+            ),
         ];
-        for (name, got) in yardsticks {
+        for (key, name, got) in yardsticks {
             match got {
-                Ok(v) => s[name.replace(' ', "_")] = v,
+                Ok(v) => s[key] = v,
                 Err(e) => eprintln!("[{}] no {name}: {e}", col_name(files, false)),
             }
         }

@@ -217,21 +217,22 @@ fn one_file(
 }
 
 fn line(raw: &[u8], det: &Detector, body: &mut Body, joiner: &mut Joiner) {
-    let (ts, content): (i64, &[u8]) = match cri::decode(raw) {
+    let (ts, content, joined): (i64, &[u8], Option<usize>) = match cri::decode(raw) {
         Ok(c) => {
-            let held = &mut joiner.pending[c.stream.index()];
+            let i = c.stream.index();
+            let held = &mut joiner.pending[i];
             if c.partial {
                 held.extend_from_slice(c.content);
                 return;
             }
             if held.is_empty() {
-                (c.timestamp.0, c.content)
+                (c.timestamp.0, c.content, None)
             } else {
                 held.extend_from_slice(c.content);
-                (c.timestamp.0, &held[..])
+                (c.timestamp.0, &held[..], Some(i))
             }
         }
-        Err(_) => (0, raw),
+        Err(_) => (0, raw, None),
     };
     let text = match std::str::from_utf8(content) {
         Ok(t) => Cow::Borrowed(t),
@@ -239,13 +240,16 @@ fn line(raw: &[u8], det: &Detector, body: &mut Body, joiner: &mut Joiner) {
     };
     let tc = det.detect(&text);
     body.add(ts, &text, tc.as_ref().map(|t| (t.trace_id(), t.span_id())));
-    for p in &mut joiner.pending {
-        p.clear();
+    // Only this stream's pieces are used up; the other's may be waiting.
+    if let Some(i) = joined {
+        joiner.pending[i].clear();
     }
 }
 
-/// Runs the bare loop over `files`, timed as the floor is.
-pub fn measure(files: &[PathBuf]) -> Result<Bare, String> {
+/// Runs the bare loop over `files`, timed as the floor is; `lines` is how
+/// many lines the input holds (partials joined), which each pass must
+/// encode.
+pub fn measure(files: &[PathBuf], lines: u64) -> Result<Bare, String> {
     self_check()?;
     let det = Detector::default();
     let mut body = Body::new();
@@ -258,6 +262,9 @@ pub fn measure(files: &[PathBuf]) -> Result<Bare, String> {
             bytes += one_file(path, &det, &mut body, &mut buf, &mut carry)?;
         }
         body.flush();
+        if body.count != lines {
+            return Err(format!("encoded {} entries of {lines} lines", body.count));
+        }
         Ok((bytes, body.packed))
     })?;
     Ok(Bare {
