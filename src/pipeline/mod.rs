@@ -4,8 +4,16 @@
 //! an entry), and [`Pipeline`], which runs entries through a scrape config's
 //! `pipeline_stages` in order. Stages live one per file under [`stages`].
 //!
-//! Design: a source calls [`Pipeline::process`] for each entry it read, on its
-//! own thread, and receives the entries that came out. Stages are synchronous
+//! Design: a source calls [`Pipeline::process`] for each entry it read, or
+//! [`Pipeline::process_all`] for all it read at once, on its own thread, and
+//! receives the entries that came out. Given many, each stage takes all of
+//! them, in order, before the next stage starts: every stage sees the same
+//! entries in the same order as one by one (stages share no state), so what
+//! comes out is the same, in the same order, while each stage's code and
+//! state stay in the cache for the whole read (a one-file drain spent ~7 %
+//! of its reading thread setting up a pass through the stages per line).
+//! `-inspect` goes one by one, so that its report follows each entry
+//! through the stages. Stages are synchronous
 //! and keep per-stream state (CRI partials, multiline blocks) keyed by the
 //! entry's [`LabelSet`](crate::labels::LabelSet) — which includes `filename`,
 //! so state never leaks between files. Stages with timers (multiline's
@@ -29,6 +37,9 @@ use crate::entry::Entry;
 use crate::metrics::{labels, Metrics};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Entries' room [`Pipeline::process_all`] keeps between calls (~120 KB).
+pub const KEEP_ENTRIES: usize = 1024;
 
 /// What a stage does with entries. See the module docs.
 pub trait Stage: Send {
@@ -159,6 +170,40 @@ impl Pipeline {
         self.run_from(0, out);
     }
 
+    /// Runs every entry of `entries` (left empty) through every stage, a
+    /// stage at a time; what comes out is appended to `out`, as
+    /// [`process`](Self::process) on each in turn would (see the module
+    /// docs).
+    pub fn process_all(&mut self, entries: &mut Vec<Entry>, out: &mut Vec<Entry>) {
+        if self.stages.is_empty() {
+            out.append(entries);
+            return;
+        }
+        if self.inspect {
+            for e in entries.drain(..) {
+                self.process(e, out);
+            }
+            return;
+        }
+        if self.seed && !self.nested {
+            for e in entries.iter_mut() {
+                e.extracted.seed(&e.labels);
+            }
+        }
+        if self.a.is_empty() {
+            // Trade buffers rather than move the entries.
+            std::mem::swap(&mut self.a, entries);
+        } else {
+            self.a.append(entries);
+        }
+        self.run_from(0, out);
+        // A read of 64 KiB of empty lines is 65,536 entries: do not keep
+        // room for that many between reads.
+        for v in [&mut self.a, &mut self.b] {
+            v.shrink_to(KEEP_ENTRIES);
+        }
+    }
+
     /// Gives timer-driven stages their chance; output appended to `out`.
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Entry>) {
         for i in 0..self.stages.len() {
@@ -190,12 +235,12 @@ impl Pipeline {
 
     /// Runs the entries in `self.a` through stages `from..`.
     fn run_from(&mut self, from: usize, out: &mut Vec<Entry>) {
-        let metrics = self.metrics.clone();
+        let metrics = &self.metrics;
         for stage in &mut self.stages[from..] {
             if self.a.is_empty() {
                 return;
             }
-            let mut ctx = Ctx::new(&mut self.b, &metrics);
+            let mut ctx = Ctx::new(&mut self.b, metrics);
             if self.inspect {
                 for e in self.a.drain(..) {
                     let before = inspect::Snapshot::of(&e);
@@ -266,6 +311,120 @@ mod tests {
             .contains("logentry_dropped_lines_total{reason=\"drop_stage\"} 1"));
         for e in out {
             e.ack.ack();
+        }
+    }
+
+    /// What came out, as text to compare: labels, timestamp, line,
+    /// structured metadata and extracted values.
+    fn shown(out: &[Entry]) -> Vec<String> {
+        out.iter()
+            .map(|e| {
+                format!(
+                    "{:?} {} {:?} {:?}",
+                    e.labels,
+                    e.timestamp.0,
+                    e.line.as_str(),
+                    e.metadata
+                )
+            })
+            .collect()
+    }
+
+    /// Stages that hold, merge, drop, relabel and add metadata, in one
+    /// pipeline: CRI partials (per stream), multiline blocks (per stream,
+    /// at most 3 lines), a label from the line, a drop, trace detection.
+    const MIXED: &str = r#"
+- cri: {}
+- multiline:
+    firstline: '^F'
+    max_lines: 3
+- regex:
+    expression: '^(?P<kind>[Fc])(?P<rest>.*)$'
+- labels:
+    kind:
+- drop:
+    source: rest
+    expression: '^x'
+- trace: {}
+"#;
+
+    fn mixed() -> Pipeline {
+        let v: Vec<stages::StageConfig> = serde_yaml_ng::from_str(MIXED).unwrap();
+        stages::build(&v, Arc::new(Metrics::new())).unwrap()
+    }
+
+    /// One CRI line: (file B?, stderr?, partial?, content).
+    fn cri_line() -> impl proptest::strategy::Strategy<Value = (bool, bool, bool, String)> {
+        use proptest::prelude::*;
+        (
+            any::<bool>(),
+            any::<bool>(),
+            proptest::bool::weighted(0.2),
+            prop_oneof![
+                "[Fc][a-z x]{0,6}",
+                Just("Fx trace_id=4bf92f3577b34da6a3ce929d0e0e4736".to_string()),
+            ],
+        )
+    }
+
+    proptest::proptest! {
+        /// A read handed over whole ([`Pipeline::process_all`], a stage at
+        /// a time) gives what the same entries give one by one: the same
+        /// entries in the same order, and, once each is acknowledged, the
+        /// same committed positions.
+        #[test]
+        fn all_at_once_is_one_by_one(
+            input in proptest::collection::vec(cri_line(), 0..60),
+            cuts in proptest::collection::vec(1usize..12, 1..20),
+        ) {
+            use crate::ack::{Position, Tracker};
+            let files = ["/var/log/pods/ns_a_1/c/0.log", "/var/log/pods/ns_b_2/c/0.log"];
+            let labels = files.map(|f| LabelSet::new([("filename", f), ("job", "j")]));
+            let entries = |t: &[Arc<Tracker>; 2]| -> Vec<Entry> {
+                let mut offset = [0u64; 2];
+                input
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (b, err, partial, content))| {
+                        let f = usize::from(*b);
+                        let line = format!(
+                            "2024-05-01T10:00:{:02}.{i:09}Z {} {} {content}",
+                            i % 60,
+                            if *err { "stderr" } else { "stdout" },
+                            if *partial { "P" } else { "F" },
+                        );
+                        offset[f] += line.len() as u64 + 1;
+                        let ack = t[f].issue(Position::Offset(offset[f]));
+                        Entry::new(labels[f].clone(), Timestamp(0), line.into(), ack)
+                    })
+                    .collect()
+            };
+            let trackers = || [0, 1].map(|_| Tracker::new(Position::Offset(0)));
+
+            let (t1, mut p1, mut one) = (trackers(), mixed(), Vec::new());
+            for e in entries(&t1) {
+                p1.process(e, &mut one);
+            }
+            p1.flush(&mut one);
+
+            let (t2, mut p2, mut all) = (trackers(), mixed(), Vec::new());
+            let mut read = entries(&t2);
+            let mut cut = cuts.iter().cycle();
+            while !read.is_empty() {
+                let n = (*cut.next().unwrap()).min(read.len());
+                let mut chunk: Vec<Entry> = read.drain(..n).collect();
+                p2.process_all(&mut chunk, &mut all);
+                proptest::prop_assert!(chunk.is_empty());
+            }
+            p2.flush(&mut all);
+
+            proptest::prop_assert_eq!(shown(&one), shown(&all));
+            for e in one.into_iter().chain(all) {
+                e.ack.ack();
+            }
+            for f in 0..2 {
+                proptest::prop_assert_eq!(t1[f].committed(), t2[f].committed());
+            }
         }
     }
 }

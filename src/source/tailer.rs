@@ -758,24 +758,17 @@ impl Tailer {
             return Ok(());
         };
         let named = pipe.and_then(|p| j.named.get_mut(p)).map(|(_, p)| p);
+        // All of the read at once, a stage at a time (see `pipeline`).
         match named {
-            None => {
-                for e in self.entries.drain(..) {
-                    j.pipeline.process(e, &mut self.outv);
-                    self.backlog.extend(self.outv.drain(..));
-                }
-            }
+            None => j.pipeline.process_all(&mut self.entries, &mut self.outv),
             Some(named) => {
                 let mut mid = Vec::new();
-                for e in self.entries.drain(..) {
-                    j.pipeline.process(e, &mut mid);
-                    for m in mid.drain(..) {
-                        named.process(m, &mut self.outv);
-                        self.backlog.extend(self.outv.drain(..));
-                    }
-                }
+                j.pipeline.process_all(&mut self.entries, &mut mid);
+                named.process_all(&mut mid, &mut self.outv);
             }
         }
+        self.backlog.extend(self.outv.drain(..));
+        self.outv.shrink_to(crate::pipeline::KEEP_ENTRIES);
         self.pump().map(|_| ())
     }
 

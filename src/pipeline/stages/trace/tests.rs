@@ -196,6 +196,71 @@ fn coverage_is_counted_per_job() {
     }
 }
 
+/// Streams that interleave (a file's stdout and stderr, several files of
+/// a job, other jobs between) are each counted under their own job: the
+/// stage's cache of recent streams never credits one stream's line to
+/// another's counters.
+#[test]
+fn interleaved_streams_are_counted_under_their_own_jobs() {
+    let metrics = Arc::new(Metrics::new());
+    let bctx = BuildCtx::new(metrics.clone());
+    let mut s = build(Some(&cfg("{}")), &bctx).unwrap().unwrap();
+    let sets = [
+        LabelSet::new([("job", "a"), ("stream", "stdout")]),
+        LabelSet::new([("job", "a"), ("stream", "stderr")]),
+        LabelSet::new([("job", "b"), ("stream", "stdout")]),
+        LabelSet::new([("job", "c"), ("stream", "stdout")]),
+    ];
+    // (stream, traced?): runs, alternations, a third and fourth stream
+    // pushing the others out of the cache and back.
+    let seq = [
+        (0, true),
+        (0, false),
+        (1, false),
+        (0, true),
+        (1, true),
+        (2, false),
+        (0, false),
+        (3, true),
+        (2, true),
+        (1, false),
+        (1, false),
+        (3, false),
+        (0, true),
+        (2, false),
+        (3, false),
+        (0, false),
+    ];
+    let mut want = std::collections::BTreeMap::<(&str, &str), u64>::new();
+    let mut out = Vec::new();
+    for (i, traced) in seq {
+        let line = if traced {
+            format!("trace_id={T}")
+        } else {
+            "plain".into()
+        };
+        let job = sets[i].get("job").unwrap();
+        *want
+            .entry((job, if traced { "found" } else { "missing" }))
+            .or_default() += 1;
+        let e = Entry::new(
+            sets[i].clone(),
+            crate::entry::Timestamp(1),
+            line.into(),
+            crate::ack::Ack::none(),
+        );
+        s.process(e, &mut Ctx::new(&mut out, &metrics));
+    }
+    assert_eq!(out.len(), seq.len());
+    let text = metrics.encode();
+    for ((job, result), n) in want {
+        let line = format!(
+            "tailtrace_trace_context_lines_total{{job=\"{job}\",result=\"{result}\"}} {n}\n"
+        );
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+}
+
 #[test]
 fn config_defaults_and_errors() {
     let d = cfg("{}");
