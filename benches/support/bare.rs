@@ -10,6 +10,7 @@
 //! included), join partial lines per stream, check the UTF-8, look for a
 //! trace context with the agent's own detector (all formats, as the default
 //! `trace` stage), and append the entry to a push body in Loki's protobuf
+//! with the agent's own writer (`sink::proto::put_entry`)
 //! (`trace_id`/`span_id` as structured metadata, one stream per file, the
 //! body snappy-compressed when it reaches 1 MiB, the agent's `batchsize`).
 //! What it leaves out is everything that makes the agent an agent: a
@@ -20,12 +21,13 @@
 //!
 //! Must never: fail the run — an error means no figure (printed as `-`).
 
-use prost::encoding::{encode_varint, encoded_len_varint};
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use tailtrace::entry::Timestamp;
 use tailtrace::pipeline::stages::trace::detect::Detector;
+use tailtrace::sink::proto;
 use tailtrace::source::cri;
 
 const BLOCK: usize = 1 << 20;
@@ -74,21 +76,6 @@ struct Body {
     traced: u64,
 }
 
-/// A field's key byte (field numbers below 16).
-fn key(field: u8, len_delimited: bool) -> u8 {
-    field << 3 | if len_delimited { 2 } else { 0 }
-}
-
-fn put_bytes(buf: &mut Vec<u8>, field: u8, b: &[u8]) {
-    buf.push(key(field, true));
-    encode_varint(b.len() as u64, buf);
-    buf.extend_from_slice(b);
-}
-
-fn bytes_len(n: usize) -> usize {
-    1 + encoded_len_varint(n as u64) + n
-}
-
 impl Body {
     fn new() -> Body {
         Body {
@@ -103,41 +90,22 @@ impl Body {
         }
     }
 
-    /// `EntryAdapter { timestamp, line, structuredMetadata }`.
+    /// One entry, written by the agent's own protobuf writer.
     fn add(&mut self, ts_ns: i64, line: &str, ids: Option<(&str, Option<&str>)>) {
-        let (s, n) = (
-            ts_ns.div_euclid(1_000_000_000) as u64,
-            ts_ns.rem_euclid(1_000_000_000) as u64,
-        );
-        let ts = 2 + encoded_len_varint(s) + encoded_len_varint(n);
-        let pair = |name: &str, v: &str| bytes_len(name.len()) + bytes_len(v.len());
         let (trace, span) = match ids {
             Some((t, s)) => (Some(t), s),
             None => (None, None),
         };
-        let meta: usize = [("trace_id", trace), ("span_id", span)]
+        let pairs = [("trace_id", trace), ("span_id", span)];
+        let metadata = pairs
             .iter()
-            .filter_map(|&(k, v)| v.map(|v| bytes_len(pair(k, v))))
-            .sum();
-        let len = bytes_len(ts) + bytes_len(line.len()) + meta;
-        let e = &mut self.entries;
-        e.push(key(2, true));
-        encode_varint(len as u64, e);
-        e.push(key(1, true));
-        encode_varint(ts as u64, e);
-        e.push(key(1, false));
-        encode_varint(s, e);
-        e.push(key(2, false));
-        encode_varint(n, e);
-        put_bytes(e, 2, line.as_bytes());
-        for (k, v) in [("trace_id", trace), ("span_id", span)] {
-            if let Some(v) = v {
-                e.push(key(3, true));
-                encode_varint(pair(k, v) as u64, e);
-                put_bytes(e, 1, k.as_bytes());
-                put_bytes(e, 2, v.as_bytes());
-            }
-        }
+            .filter_map(|&(k, v)| v.map(|v| (k.as_bytes(), v.as_bytes())));
+        proto::put_entry(
+            &mut self.entries,
+            Timestamp(ts_ns),
+            line.as_bytes(),
+            metadata,
+        );
         self.count += 1;
         self.traced += u64::from(trace.is_some());
         if self.streams.len() + self.entries.len() >= BATCH {
@@ -152,10 +120,11 @@ impl Body {
         if self.entries.is_empty() {
             return;
         }
-        let len = bytes_len(self.labels.len()) + self.entries.len();
-        self.streams.push(key(1, true));
-        encode_varint(len as u64, &mut self.streams);
-        put_bytes(&mut self.streams, 1, self.labels.as_bytes());
+        proto::put_stream_head(
+            &mut self.streams,
+            self.labels.as_bytes(),
+            self.entries.len(),
+        );
         self.streams.extend_from_slice(&self.entries);
         self.entries.clear();
     }

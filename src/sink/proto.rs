@@ -18,7 +18,7 @@
 //! push), or allocate per line.
 
 use super::batch::Batch;
-use crate::entry::{MetaStr, Timestamp};
+use crate::entry::Timestamp;
 use prost::encoding::{encode_varint, encoded_len_varint};
 
 /// `logproto.PushRequest`.
@@ -111,17 +111,35 @@ fn ts_len(ts: Timestamp) -> usize {
     l
 }
 
+/// Bytes of a `LabelPairAdapter` (its body).
 #[inline]
-fn pair_len(name: &MetaStr, value: &MetaStr) -> usize {
+fn pair_len(name: &[u8], value: &[u8]) -> usize {
     ld_len(name.len(), true) + ld_len(value.len(), true)
 }
 
-fn entry_len(e: &crate::entry::Entry) -> usize {
-    let mut l = ld_len(ts_len(e.timestamp), false) + ld_len(e.line.len(), true);
-    for (k, v) in &e.metadata {
+/// Bytes of an `EntryAdapter` (its body): the timestamp, the line and each
+/// structured-metadata pair.
+#[inline]
+fn entry_body_len<'a>(
+    ts: Timestamp,
+    line: &[u8],
+    metadata: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> usize {
+    let mut l = ld_len(ts_len(ts), false) + ld_len(line.len(), true);
+    for (k, v) in metadata {
         l += ld_len(pair_len(k, v), false);
     }
     l
+}
+
+/// An entry's structured metadata as bytes.
+#[inline]
+fn metadata_of(e: &crate::entry::Entry) -> impl Iterator<Item = (&[u8], &[u8])> + Clone + '_ {
+    e.metadata.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+}
+
+fn entry_len(e: &crate::entry::Entry) -> usize {
+    entry_body_len(e.timestamp, e.line.as_bytes(), metadata_of(e))
 }
 
 fn put_str(buf: &mut Vec<u8>, field: u8, s: &[u8]) {
@@ -129,6 +147,47 @@ fn put_str(buf: &mut Vec<u8>, field: u8, s: &[u8]) {
         buf.push(key(field, LEN));
         encode_varint(s.len() as u64, buf);
         buf.extend_from_slice(s);
+    }
+}
+
+/// Writes the head of one `StreamAdapter` of a `PushRequest`: its key, its
+/// length (the rendered `labels` and `entries` bytes of entries to follow)
+/// and its labels. The entries follow through [`put_entry`].
+#[inline]
+pub fn put_stream_head(buf: &mut Vec<u8>, labels: &[u8], entries: usize) {
+    buf.push(key(1, LEN));
+    encode_varint((ld_len(labels.len(), true) + entries) as u64, buf);
+    put_str(buf, 1, labels);
+}
+
+/// Writes one entry of a stream (`StreamAdapter.entries`): its key, its
+/// length and its body — the timestamp, always; the line and each
+/// metadata pair as proto3 writes them. Every entry the agent pushes is
+/// written by this.
+#[inline]
+pub fn put_entry<'a, M>(buf: &mut Vec<u8>, ts: Timestamp, line: &[u8], metadata: M)
+where
+    M: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    buf.push(key(2, LEN));
+    encode_varint(entry_body_len(ts, line, metadata.clone()) as u64, buf);
+    buf.push(key(1, LEN));
+    encode_varint(ts_len(ts) as u64, buf);
+    let (sec, nanos) = ts_parts(ts);
+    if sec != 0 {
+        buf.push(key(1, VARINT));
+        encode_varint(sec, buf);
+    }
+    if nanos != 0 {
+        buf.push(key(2, VARINT));
+        encode_varint(nanos, buf);
+    }
+    put_str(buf, 2, line);
+    for (k, v) in metadata {
+        buf.push(key(3, LEN));
+        encode_varint(pair_len(k, v) as u64, buf);
+        put_str(buf, 1, k);
+        put_str(buf, 2, v);
     }
 }
 
@@ -164,42 +223,20 @@ pub fn encode_request(batch: &Batch, buf: &mut Vec<u8>) {
 /// entry's end), so that a compressor can take it a block at a time and
 /// the whole request is never held.
 pub fn encode_request_in<P: Pieces>(batch: &Batch, buf: &mut Vec<u8>, out: &mut P) {
-    // Stream lengths first (the batch kept its streams' entry bytes; entry
-    // lengths are recomputed as each is written, arithmetic only).
-    let lens: Vec<usize> = batch.streams().iter().map(stream_len).collect();
-    out.begin(lens.iter().map(|&l| ld_len(l, false)).sum(), buf);
+    // The request's length first (the batch kept its streams' entry bytes;
+    // entry lengths are recomputed as each is written, arithmetic only).
+    let total = batch.streams().iter().map(|s| ld_len(stream_len(s), false));
+    out.begin(total.sum(), buf);
     let mut labels = String::new();
-    for (s, &len) in batch.streams().iter().zip(&lens) {
-        buf.push(key(1, LEN));
-        encode_varint(len as u64, buf);
+    for s in batch.streams() {
         labels.clear();
         s.key.render_into(&mut labels);
-        put_str(buf, 1, labels.as_bytes());
+        put_stream_head(buf, labels.as_bytes(), s.wire_len());
         for e in &s.entries {
             if buf.len() >= P::PIECE {
                 out.take(buf, false);
             }
-            buf.push(key(2, LEN));
-            encode_varint(entry_len(e) as u64, buf);
-            // timestamp (always present)
-            buf.push(key(1, LEN));
-            encode_varint(ts_len(e.timestamp) as u64, buf);
-            let (sec, nanos) = ts_parts(e.timestamp);
-            if sec != 0 {
-                buf.push(key(1, VARINT));
-                encode_varint(sec, buf);
-            }
-            if nanos != 0 {
-                buf.push(key(2, VARINT));
-                encode_varint(nanos, buf);
-            }
-            put_str(buf, 2, e.line.as_bytes());
-            for (k, v) in &e.metadata {
-                buf.push(key(3, LEN));
-                encode_varint(pair_len(k, v) as u64, buf);
-                put_str(buf, 1, k.as_bytes());
-                put_str(buf, 2, v.as_bytes());
-            }
+            put_entry(buf, e.timestamp, e.line.as_bytes(), metadata_of(e));
         }
     }
     out.take(buf, true);
