@@ -314,8 +314,8 @@ mod tests {
         }
     }
 
-    /// What came out, as text to compare: labels, timestamp, line,
-    /// structured metadata and extracted values.
+    /// What came out, as text to compare: labels, timestamp, line and
+    /// structured metadata (the extracted map is cleared on the way out).
     fn shown(out: &[Entry]) -> Vec<String> {
         out.iter()
             .map(|e| {
