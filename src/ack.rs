@@ -21,6 +21,15 @@
 //!   that pauses readers); the charge is released when the entry is acked or
 //!   dropped.
 //!
+//! An `Ack` points at its tracker without a reference count of its own:
+//! a count per line, taken on the reading thread and dropped on the
+//! sender's, moved the count's cache line between the two cores for every
+//! line. Instead the tracker counts, under its lock, the line copies not yet
+//! settled, and holds itself alive (`State::keep`) while that count is not
+//! zero: every unsettled `Ack` has at least one line in it, so its tracker
+//! lives until the `Ack` is settled. This is the module's one `unsafe`
+//! (see [`TrackerPtr`]).
+//!
 //! Must never: advance a committed position past a line that has not been
 //! acknowledged, or block while holding the tracker lock.
 
@@ -81,6 +90,12 @@ struct State {
     /// Position of the last issued line (what has been read).
     issued: Position,
     poisoned: bool,
+    /// Line copies issued and not yet settled: the sum of the pending
+    /// slots' `remaining`.
+    outstanding: usize,
+    /// The tracker itself while `outstanding` is not zero: what keeps it
+    /// alive for the [`Ack`]s that point at it.
+    keep: Option<Arc<Tracker>>,
 }
 
 /// Per-source acknowledgement tracker. See the module docs.
@@ -110,6 +125,8 @@ impl Tracker {
                 committed: start.clone(),
                 issued: start,
                 poisoned: false,
+                outstanding: 0,
+                keep: None,
             }),
         })
     }
@@ -157,8 +174,12 @@ impl Tracker {
         };
         st.pending.push_back(slot);
         st.issued = end;
+        if st.outstanding == 0 {
+            st.keep = Some(self.clone());
+        }
+        st.outstanding += 1;
         Ack {
-            tracker: Some(self.clone()),
+            tracker: Some(TrackerPtr::of(self)),
             first: seq,
             last: seq,
             more: None,
@@ -210,20 +231,33 @@ impl Tracker {
     }
 
     /// Settles every sequence number of `ranges` (inclusive) under one lock.
-    fn settle(&self, ranges: impl IntoIterator<Item = (u64, u64)>, ok: bool) {
+    /// Returns the tracker's hold on itself once nothing is outstanding:
+    /// the caller drops it after the lock is released (it may free the
+    /// tracker), and must not touch the tracker after that.
+    #[must_use]
+    fn settle(
+        &self,
+        ranges: impl IntoIterator<Item = (u64, u64)>,
+        ok: bool,
+    ) -> Option<Arc<Tracker>> {
         let mut st = self.lock();
         let base = st.base;
+        let mut settled = 0;
         for (first, last) in ranges {
             for seq in first.max(base)..=last {
                 let Some(slot) = st.pending.get_mut((seq - base) as usize) else {
                     continue;
                 };
-                slot.remaining = slot.remaining.saturating_sub(1);
+                if slot.remaining > 0 {
+                    slot.remaining -= 1;
+                    settled += 1;
+                }
                 if !ok {
                     slot.poisoned = true;
                 }
             }
         }
+        st.outstanding = st.outstanding.saturating_sub(settled);
         if !ok {
             st.poisoned = true;
         }
@@ -255,18 +289,65 @@ impl Tracker {
                 st.cursors = VecDeque::new();
             }
         }
+        if st.outstanding == 0 {
+            st.keep.take()
+        } else {
+            None
+        }
     }
 
     fn add_copies(&self, ranges: impl IntoIterator<Item = (u64, u64)>) {
         let mut st = self.lock();
         let base = st.base;
+        let mut added = 0;
         for (first, last) in ranges {
             for seq in first.max(base)..=last {
                 if let Some(slot) = st.pending.get_mut((seq - base) as usize) {
                     slot.remaining += 1;
+                    added += 1;
                 }
             }
         }
+        // Not zero before: the ack being copied is unsettled.
+        st.outstanding += added;
+    }
+}
+
+/// Where an unsettled [`Ack`] finds its tracker: a plain pointer, kept
+/// valid by the tracker's hold on itself (`State::keep`) for as long as the
+/// ack has lines outstanding (see the module docs). Only [`Ack`] and
+/// [`ack_many`] hold one, and only until they settle those lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TrackerPtr(std::ptr::NonNull<Tracker>);
+
+// SAFETY: a `Tracker` is `Send + Sync` (a mutex and an atomic); the pointer
+// is only dereferenced while the tracker is alive (see `get`).
+unsafe impl Send for TrackerPtr {}
+unsafe impl Sync for TrackerPtr {}
+
+impl TrackerPtr {
+    fn of(t: &Arc<Tracker>) -> Self {
+        TrackerPtr(std::ptr::NonNull::from(&**t))
+    }
+
+    /// The tracker. Call only while lines issued through this pointer are
+    /// outstanding (not yet settled): then `State::keep` holds it.
+    fn get(&self) -> &Tracker {
+        // SAFETY: see above; every caller holds unsettled lines of it.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// Settles `ranges` (lines of this tracker that the caller holds) and
+    /// lets go of the tracker: after this the pointer must not be used.
+    fn settle(self, ranges: impl IntoIterator<Item = (u64, u64)>, ok: bool) {
+        // The tracker's hold on itself, if this was the last outstanding
+        // line; dropped only after `settle` has released the lock.
+        let keep = self.get().settle(ranges, ok);
+        drop(keep);
     }
 }
 
@@ -286,7 +367,7 @@ impl Issuer<'_> {
 /// The acknowledgement of one entry. See the module docs.
 #[must_use = "an Ack must be acknowledged with ack(); dropping it poisons the position"]
 pub struct Ack {
-    tracker: Option<Arc<Tracker>>,
+    tracker: Option<TrackerPtr>,
     /// First inclusive range of sequence numbers.
     first: u64,
     last: u64,
@@ -348,7 +429,7 @@ impl Ack {
                 }
                 Ok(())
             }
-            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {
+            (Some(a), Some(b)) if a == b => {
                 other.tracker = None; // its lines are now covered by self
                 for r in other.ranges() {
                     match self.more.as_mut().and_then(|v| v.last_mut()) {
@@ -367,10 +448,10 @@ impl Ack {
     /// position advances only when every copy is acknowledged.
     pub fn duplicate(&self) -> Ack {
         if let Some(t) = &self.tracker {
-            t.add_copies(self.ranges());
+            t.get().add_copies(self.ranges());
         }
         Ack {
-            tracker: self.tracker.clone(),
+            tracker: self.tracker,
             first: self.first,
             last: self.last,
             more: self.more.clone(),
@@ -395,16 +476,15 @@ impl Ack {
         self.charge = Some(charge);
     }
 
-    /// The tracker this ack belongs to (`None` for [`Ack::none`]).
-    pub fn tracker(&self) -> Option<&Arc<Tracker>> {
-        self.tracker.as_ref()
+    /// The address of the tracker this ack belongs to (`None` for
+    /// [`Ack::none`]), for telling trackers apart: `Arc::as_ptr` of it.
+    pub fn tracker_id(&self) -> Option<usize> {
+        self.tracker.map(|t| t.addr())
     }
 
     /// True if this ack belongs to `tracker`.
     pub fn is_of(&self, tracker: &Arc<Tracker>) -> bool {
-        self.tracker
-            .as_ref()
-            .is_some_and(|t| Arc::ptr_eq(t, tracker))
+        self.tracker.is_some_and(|t| t == TrackerPtr::of(tracker))
     }
 }
 
@@ -412,9 +492,11 @@ impl Ack {
 /// run of consecutive acks of that tracker (a batch holds long runs of one
 /// file's lines).
 pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
-    let mut run: Option<Arc<Tracker>> = None;
+    // The tracker of the current run: its lines in `ranges` are not
+    // settled yet, so it is alive until `flush`.
+    let mut run: Option<TrackerPtr> = None;
     let mut ranges: Vec<(u64, u64)> = Vec::new();
-    let flush = |t: &Option<Arc<Tracker>>, ranges: &mut Vec<(u64, u64)>| {
+    let flush = |t: Option<TrackerPtr>, ranges: &mut Vec<(u64, u64)>| {
         if let Some(t) = t {
             t.settle(ranges.iter().copied(), true);
         }
@@ -425,18 +507,24 @@ pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
     for mut a in acks {
         if let Some(c) = a.charge.take() {
             match charge.as_mut() {
-                Some(acc) if Arc::ptr_eq(&acc.budget, &c.budget) => acc.absorb(c),
+                Some(acc) if std::ptr::eq(acc.budget, c.budget) => acc.absorb(c),
                 _ => charge = Some(c),
             }
         }
         let Some(t) = a.tracker.take() else { continue };
-        if !run.as_ref().is_some_and(|r| Arc::ptr_eq(r, &t)) {
-            flush(&run, &mut ranges);
+        if run != Some(t) {
+            flush(run, &mut ranges);
             run = Some(t);
         }
-        ranges.extend(a.ranges());
+        // Consecutive lines (a stream's run in a batch) make one range.
+        for r in a.ranges() {
+            match ranges.last_mut() {
+                Some(last) if last.1.checked_add(1) == Some(r.0) => last.1 = r.1,
+                _ => ranges.push(r),
+            }
+        }
     }
-    flush(&run, &mut ranges);
+    flush(run, &mut ranges);
     drop(charge);
 }
 
@@ -471,8 +559,14 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Budget {
+    /// A budget for the rest of the process. The agent makes one per
+    /// delivery path at start; charges then point at it without a
+    /// reference count, since a count per entry — taken on the reading
+    /// thread, dropped on the sender's — moved the count's cache line
+    /// between the two cores for every line (`benches/HISTORY.md`). Tests
+    /// that make many budgets leak a few hundred bytes each.
+    pub fn new(limit: usize) -> &'static Self {
+        Box::leak(Box::new(Budget {
             limit: limit.max(1),
             used: AtomicUsize::new(0),
             waiters: AtomicUsize::new(0),
@@ -480,7 +574,7 @@ impl Budget {
             lock: Mutex::new(()),
             freed: Condvar::new(),
             waker: OnceLock::new(),
-        })
+        }))
     }
 
     /// Sets the function called when a registered interest can be met
@@ -536,7 +630,7 @@ impl Budget {
 
     /// Charges `n` bytes, blocking the calling (non-async) thread until they
     /// fit. Returns `None` if `stop` becomes true while waiting.
-    pub fn charge_blocking(self: &Arc<Self>, n: usize, stop: &dyn Fn() -> bool) -> Option<Charge> {
+    pub fn charge_blocking(&'static self, n: usize, stop: &dyn Fn() -> bool) -> Option<Charge> {
         loop {
             // Hysteresis: once full, wait for a good share of the budget to
             // be free (see `resumable`), so the reader and the senders do
@@ -587,18 +681,18 @@ impl Budget {
     }
 
     /// Charges `n` bytes if they fit now.
-    pub fn try_charge(self: &Arc<Self>, n: usize) -> Option<Charge> {
+    pub fn try_charge(&'static self, n: usize) -> Option<Charge> {
         self.try_take(n).then(|| Charge {
-            budget: self.clone(),
+            budget: self,
             bytes: n,
         })
     }
 
     /// Charges without waiting (may exceed the limit; for tests and flushes).
-    pub fn charge_now(self: &Arc<Self>, n: usize) -> Charge {
+    pub fn charge_now(&'static self, n: usize) -> Charge {
         self.used.fetch_add(n, Ordering::AcqRel);
         Charge {
-            budget: self.clone(),
+            budget: self,
             bytes: n,
         }
     }
@@ -629,7 +723,7 @@ impl Budget {
 
 /// Bytes charged against a [`Budget`], released on drop.
 pub struct Charge {
-    budget: Arc<Budget>,
+    budget: &'static Budget,
     bytes: usize,
 }
 
@@ -640,7 +734,7 @@ impl Charge {
         let n = n.min(self.bytes);
         self.bytes -= n;
         Charge {
-            budget: self.budget.clone(),
+            budget: self.budget,
             bytes: n,
         }
     }
@@ -799,6 +893,173 @@ mod tests {
         assert_eq!(t.committed(), Position::Offset(5));
         e.ack();
         assert_eq!(t.committed(), Position::Offset(14));
+    }
+
+    /// One step of [`acks_settle_as_the_model_says`].
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Issue a line on tracker 0 or 1.
+        Issue(bool),
+        /// Merge the held ack at `.0` into the one at `.1` (mod len).
+        Merge(usize, usize),
+        /// Duplicate the held ack at `.0` (a second client).
+        Duplicate(usize),
+        /// Settle these held acks (indexes mod len, each at most once) in
+        /// one `ack_many`, in this order.
+        AckMany(Vec<usize>),
+        /// Drop the held ack at `.0` unacknowledged.
+        Drop(usize),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => any::<bool>().prop_map(Step::Issue),
+            1 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Step::Merge(a, b)),
+            1 => any::<usize>().prop_map(Step::Duplicate),
+            3 => proptest::collection::vec(any::<usize>(), 1..12).prop_map(Step::AckMany),
+            1 => (0..20usize).prop_map(|i| Step::Drop(i * 1000)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order, grouping, merging, copying and dropping of
+        /// acks, each tracker commits exactly the end of its longest
+        /// prefix of lines that every copy acknowledged and none dropped,
+        /// and the budget gets every charged byte back.
+        #[test]
+        fn acks_settle_as_the_model_says(steps in proptest::collection::vec(step(), 1..80)) {
+            let budget = Budget::new(1 << 30);
+            let trackers = [0, 1].map(|_| Tracker::new(Position::Offset(0)));
+            // Per tracker, per line: outstanding copies, and poisoned.
+            let mut model: [Vec<(u32, bool)>; 2] = [Vec::new(), Vec::new()];
+            // Held acks: (ack, tracker, lines); and what each is charged.
+            let mut held: Vec<(Ack, usize, Vec<usize>)> = Vec::new();
+            let mut charged: Vec<usize> = Vec::new();
+            for s in steps {
+                match s {
+                    Step::Issue(which) => {
+                        let t = which as usize;
+                        let line = model[t].len();
+                        model[t].push((1, false));
+                        let mut a = trackers[t].issue(Position::Offset(line as u64 + 1));
+                        a.set_charge(budget.charge_now(7));
+                        held.push((a, t, vec![line]));
+                        charged.push(7);
+                    }
+                    Step::Merge(_, _) | Step::Duplicate(_) | Step::Drop(_) | Step::AckMany(_)
+                        if held.is_empty() => {}
+                    Step::Merge(a, b) => {
+                        let (a, b) = (a % held.len(), b % held.len());
+                        if a != b && held[a].1 == held[b].1 {
+                            // The merged-away ack's charge goes with it.
+                            let (other, _, lines) = held.remove(a);
+                            charged.remove(a);
+                            let b = if b > a { b - 1 } else { b };
+                            if held[b].0.merge(other).is_err() {
+                                panic!("same tracker must merge");
+                            }
+                            held[b].2.extend(lines);
+                        }
+                    }
+                    Step::Duplicate(i) => {
+                        let i = i % held.len();
+                        let copy = held[i].0.duplicate();
+                        let (t, lines) = (held[i].1, held[i].2.clone());
+                        for &l in &lines {
+                            model[t][l].0 += 1;
+                        }
+                        held.push((copy, t, lines));
+                        charged.push(0);
+                    }
+                    Step::Drop(i) => {
+                        let (a, t, lines) = held.remove(i % held.len());
+                        charged.remove(i % (held.len() + 1));
+                        drop(a);
+                        for l in lines {
+                            model[t][l].0 -= 1;
+                            model[t][l].1 = true;
+                        }
+                    }
+                    Step::AckMany(idx) => {
+                        let mut picked: Vec<usize> = Vec::new();
+                        for i in idx {
+                            let i = i % held.len();
+                            if !picked.contains(&i) {
+                                picked.push(i);
+                            }
+                        }
+                        let mut taken: Vec<Option<(Ack, usize, Vec<usize>)>> =
+                            std::mem::take(&mut held).into_iter().map(Some).collect();
+                        let mut batch = Vec::new();
+                        for &i in &picked {
+                            if let Some((a, t, lines)) = taken[i].take() {
+                                for l in lines {
+                                    model[t][l].0 -= 1;
+                                }
+                                batch.push(a);
+                            }
+                        }
+                        held = taken.into_iter().flatten().collect();
+                        charged = charged
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| !picked.contains(i))
+                            .map(|(_, &c)| c)
+                            .collect();
+                        ack_many(batch);
+                    }
+                }
+                for t in 0..2 {
+                    let done = model[t]
+                        .iter()
+                        .take_while(|(left, poisoned)| *left == 0 && !poisoned)
+                        .count();
+                    proptest::prop_assert_eq!(
+                        trackers[t].committed(),
+                        Position::Offset(done as u64),
+                        "tracker {}", t
+                    );
+                }
+                proptest::prop_assert_eq!(budget.used(), charged.iter().sum::<usize>());
+            }
+            drop(held);
+            proptest::prop_assert_eq!(budget.used(), 0);
+        }
+    }
+
+    /// An ack keeps its tracker alive after every owner let go, through
+    /// copies, merges, `ack_many` and drops, and the tracker is freed with
+    /// the last one settled (no cycle left behind).
+    #[test]
+    fn a_tracker_lives_exactly_as_long_as_its_unsettled_acks() {
+        let t = Tracker::new(Position::Offset(0));
+        let weak = Arc::downgrade(&t);
+        let a = t.issue(Position::Offset(1));
+        let mut b = t.issue(Position::Offset(2));
+        let c = t.issue(Position::Offset(3));
+        let d = c.duplicate();
+        drop(t);
+        assert!(weak.upgrade().is_some(), "unsettled acks keep it");
+        if b.merge(a).is_err() {
+            panic!("same tracker");
+        }
+        b.ack();
+        assert!(weak.upgrade().is_some());
+        ack_many(vec![c]);
+        assert!(weak.upgrade().is_some(), "a copy is still out");
+        drop(d); // poisons line 3
+        assert!(weak.upgrade().is_none(), "freed with the last settled ack");
+
+        // Idle and busy again: the hold comes back with the next line.
+        let t = Tracker::new(Position::Offset(0));
+        let weak = Arc::downgrade(&t);
+        t.issue(Position::Offset(1)).ack();
+        let e = t.issue(Position::Offset(2));
+        drop(t);
+        assert!(weak.upgrade().is_some());
+        ack_many(vec![e]);
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

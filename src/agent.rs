@@ -198,7 +198,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
                 return 1;
             }
         };
-    let budget = fanout.budget().clone();
+    let budget = fanout.budget();
 
     // HTTP server.
     let state = server::State::new(metrics.clone());
@@ -313,7 +313,7 @@ async fn run_async(cfg: Config, opts: RunOptions) -> i32 {
     let sync = tokio::spawn(sync_loop(
         positions.clone(),
         metrics.clone(),
-        budget.clone(),
+        budget,
         cfg.positions.sync_period,
     ));
     if let Err(e) = crate::memory::spawn_trimmer(stop.clone(), crate::memory::PERIOD) {
@@ -554,7 +554,7 @@ async fn maintain_loop(spool: Spool) {
 async fn sync_loop(
     positions: Arc<Positions>,
     metrics: Arc<Metrics>,
-    budget: Arc<Budget>,
+    budget: &'static Budget,
     period: Duration,
 ) {
     let period = period.max(Duration::from_millis(10));

@@ -77,13 +77,13 @@ impl Outlet {
 pub struct Fanout {
     outlets: Vec<Outlet>,
     pending: RefCell<Vec<Vec<Entry>>>,
-    budget: Arc<Budget>,
+    budget: &'static Budget,
     stop: Arc<AtomicBool>,
 }
 
 impl Clone for Fanout {
     fn clone(&self) -> Self {
-        Fanout::new(self.outlets.clone(), self.budget.clone(), self.stop.clone())
+        Fanout::new(self.outlets.clone(), self.budget, self.stop.clone())
     }
 }
 
@@ -103,7 +103,7 @@ pub enum NotTaken {
 }
 
 impl Fanout {
-    pub fn new(outlets: Vec<Outlet>, budget: Arc<Budget>, stop: Arc<AtomicBool>) -> Self {
+    pub fn new(outlets: Vec<Outlet>, budget: &'static Budget, stop: Arc<AtomicBool>) -> Self {
         let pending = RefCell::new(outlets.iter().map(|_| Vec::new()).collect());
         Fanout {
             outlets,
@@ -116,7 +116,7 @@ impl Fanout {
     /// A fan-out to client queues (no spool).
     pub fn to_clients(
         clients: Vec<mpsc::Sender<Vec<Entry>>>,
-        budget: Arc<Budget>,
+        budget: &'static Budget,
         stop: Arc<AtomicBool>,
     ) -> Self {
         Self::new(
@@ -126,8 +126,8 @@ impl Fanout {
         )
     }
 
-    pub fn budget(&self) -> &Arc<Budget> {
-        &self.budget
+    pub fn budget(&self) -> &'static Budget {
+        self.budget
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -289,7 +289,7 @@ mod tests {
     fn a_line_whose_neighbours_were_dropped_is_charged_and_held_without_its_chunk() {
         let (t1, mut r1) = mpsc::channel(4);
         let budget = Budget::new(1 << 20);
-        let f = Fanout::to_clients(vec![t1], budget.clone(), Arc::new(AtomicBool::new(false)));
+        let f = Fanout::to_clients(vec![t1], budget, Arc::new(AtomicBool::new(false)));
         let read = "0123456789abcdef\n".repeat(100);
         let chunk = crate::text::Chunk::new(read.as_bytes());
         let mut lines: Vec<_> = (0..100)
@@ -321,11 +321,7 @@ mod tests {
         let (t1, mut r1) = mpsc::channel(4);
         let (t2, mut r2) = mpsc::channel(4);
         let budget = Budget::new(1 << 20);
-        let f = Fanout::to_clients(
-            vec![t1, t2],
-            budget.clone(),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let f = Fanout::to_clients(vec![t1, t2], budget, Arc::new(AtomicBool::new(false)));
         let tr = Tracker::new(Position::Offset(0));
         f.try_send(entry("hello", tr.issue(Position::Offset(6))))
             .unwrap();
@@ -350,7 +346,7 @@ mod tests {
         // Budget for ~3 entries: the 4th is handed back, and the first three
         // were flushed so that their acknowledgement can free the budget.
         let budget = Budget::new(3 * (1 + ENTRY_OVERHEAD));
-        let f = Fanout::to_clients(vec![t1], budget.clone(), Arc::new(AtomicBool::new(false)));
+        let f = Fanout::to_clients(vec![t1], budget, Arc::new(AtomicBool::new(false)));
         for _ in 0..3 {
             f.try_send(entry("x", crate::ack::Ack::none())).unwrap();
         }

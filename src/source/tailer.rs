@@ -535,7 +535,7 @@ impl Tailer {
         };
         match want {
             Some(n) => {
-                let budget = self.out.budget().clone();
+                let budget = self.out.budget();
                 budget.want_wake(n);
                 if !budget.has_room(n) {
                     self.wake.wait_room(d);
@@ -794,8 +794,8 @@ impl Tailer {
                 for e in released {
                     let pipe = e
                         .ack
-                        .tracker()
-                        .and_then(|t| pipes.get(&(Arc::as_ptr(t) as usize)))
+                        .tracker_id()
+                        .and_then(|t| pipes.get(&t))
                         .and_then(|&p| j.named.get_mut(p));
                     match pipe {
                         Some((_, p)) => p.process(e, &mut self.outv),
