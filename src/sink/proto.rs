@@ -122,10 +122,10 @@ fn pair_len(name: &[u8], value: &[u8]) -> usize {
 #[inline]
 fn entry_body_len<'a>(
     ts: Timestamp,
-    line: &[u8],
+    line_len: usize,
     metadata: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> usize {
-    let mut l = ld_len(ts_len(ts), false) + ld_len(line.len(), true);
+    let mut l = ld_len(ts_len(ts), false) + ld_len(line_len, true);
     for (k, v) in metadata {
         l += ld_len(pair_len(k, v), false);
     }
@@ -139,7 +139,9 @@ fn metadata_of(e: &crate::entry::Entry) -> impl Iterator<Item = (&[u8], &[u8])> 
 }
 
 fn entry_len(e: &crate::entry::Entry) -> usize {
-    entry_body_len(e.timestamp, e.line.as_bytes(), metadata_of(e))
+    // The line's length only: its bytes (written by the reading thread, on
+    // the other core) are not touched until the encoder copies them.
+    entry_body_len(e.timestamp, e.line.len(), metadata_of(e))
 }
 
 fn put_str(buf: &mut Vec<u8>, field: u8, s: &[u8]) {
@@ -170,7 +172,7 @@ where
     M: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
     buf.push(key(2, LEN));
-    encode_varint(entry_body_len(ts, line, metadata.clone()) as u64, buf);
+    encode_varint(entry_body_len(ts, line.len(), metadata.clone()) as u64, buf);
     buf.push(key(1, LEN));
     encode_varint(ts_len(ts) as u64, buf);
     let (sec, nanos) = ts_parts(ts);
