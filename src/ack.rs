@@ -28,7 +28,7 @@
 //! settled, and holds itself alive (`State::keep`) while that count is not
 //! zero: every unsettled `Ack` has at least one line in it, so its tracker
 //! lives until the `Ack` is settled. This is the module's one `unsafe`
-//! (see [`TrackerPtr`]).
+//! (see `TrackerPtr`).
 //!
 //! Must never: advance a committed position past a line that has not been
 //! acknowledged, or block while holding the tracker lock.
