@@ -198,6 +198,12 @@ impl Tracker {
         self.lock().committed.clone()
     }
 
+    /// This tracker's identity, as [`Ack::tracker_id`] gives it for its
+    /// acks: for telling trackers apart, never for reaching one.
+    pub fn id(&self) -> usize {
+        self as *const Tracker as usize
+    }
+
     /// The committed offset without taking the tracker's lock (`None` for
     /// a cursor): what a positions save of thousands of files reads, while
     /// the delivery threads settle the same trackers. Never ahead of
@@ -337,10 +343,6 @@ impl TrackerPtr {
         unsafe { self.0.as_ref() }
     }
 
-    fn addr(&self) -> usize {
-        self.0.as_ptr() as usize
-    }
-
     /// Settles `ranges` (lines of this tracker that the caller holds) and
     /// lets go of the tracker: after this the pointer must not be used.
     fn settle(self, ranges: impl IntoIterator<Item = (u64, u64)>, ok: bool) {
@@ -476,10 +478,10 @@ impl Ack {
         self.charge = Some(charge);
     }
 
-    /// The address of the tracker this ack belongs to (`None` for
-    /// [`Ack::none`]), for telling trackers apart: `Arc::as_ptr` of it.
+    /// The [`Tracker::id`] of the tracker this ack belongs to (`None` for
+    /// [`Ack::none`]).
     pub fn tracker_id(&self) -> Option<usize> {
-        self.tracker.map(|t| t.addr())
+        self.tracker.map(|t| t.0.as_ptr() as usize)
     }
 
     /// True if this ack belongs to `tracker`.

@@ -286,6 +286,7 @@ fn a_tracker_lives_exactly_as_long_as_its_unsettled_acks() {
     let mut b = t.issue(Position::Offset(2));
     let c = t.issue(Position::Offset(3));
     let d = c.duplicate();
+    assert_eq!(d.tracker_id(), Some(t.id()), "an ack names its tracker");
     drop(t);
     assert!(weak.upgrade().is_some(), "unsettled acks keep it");
     if b.merge(a).is_err() {

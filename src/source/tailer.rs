@@ -839,11 +839,11 @@ fn pipes_by_tracker(
     let open = files
         .values()
         .filter(|f| f.job == job)
-        .filter_map(|f| Some((Arc::as_ptr(&f.tracker) as usize, f.pipe?)));
+        .filter_map(|f| Some((f.tracker.id(), f.pipe?)));
     let closed = draining
         .iter()
         .filter(|d| d.job == job)
-        .filter_map(|d| Some((Arc::as_ptr(&d.tracker) as usize, d.pipe?)));
+        .filter_map(|d| Some((d.tracker.id(), d.pipe?)));
     open.chain(closed).collect()
 }
 
