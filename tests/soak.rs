@@ -29,7 +29,9 @@
 //! SOAK_EPISODES=1` replays that plan (the timing differs from run to run,
 //! the plan does not); `SOAK_KEEP=1` keeps a failed episode's directory
 //! (logs, files, spool, the positions file and its copy at each kill) in
-//! `$TMPDIR/soak-fail-<seed>`, `TT_DEBUG_LOG=<file>` the agent's log. Never asserts timings: waits have a give-up bound.
+//! `$TMPDIR/soak-fail-<seed>`. The agent's log (debug level) is always
+//! written on failure, to `$TMPDIR/soak-fail-<seed>.log` or
+//! `TT_DEBUG_LOG=<file>`. Never asserts timings: waits have a give-up bound.
 
 #[path = "support/agent.rs"]
 mod agent;
@@ -276,9 +278,14 @@ fn run(plan: &Plan) {
     }
     let mut agent = Agent::start(dir.path(), &setup);
     let fail = |agent: &Agent, what: String| -> ! {
-        if let Ok(p) = std::env::var("TT_DEBUG_LOG") {
-            let _ = std::fs::write(p, agent.log());
-        }
+        // The agent's log is always kept: a failure that does not come
+        // back on replay (seed 5421) is otherwise lost with its evidence.
+        let log = std::env::var_os("TT_DEBUG_LOG").map_or_else(
+            || std::env::temp_dir().join(format!("soak-fail-{}.log", plan.seed)),
+            std::path::PathBuf::from,
+        );
+        let _ = std::fs::write(&log, agent.log());
+        eprintln!("soak: agent log in {}", log.display());
         if std::env::var_os("SOAK_KEEP").is_some() {
             // The files, positions (and their copies at each kill), spool
             // and agent logs, for a post-mortem.
@@ -291,7 +298,7 @@ fn run(plan: &Plan) {
             eprintln!("soak: kept {}", keep.display());
         }
         panic!(
-            "{what}\nplan: {}\n(agent log: TT_DEBUG_LOG=<file> keeps it)",
+            "{what}\nplan: {}",
             plan.describe()
         );
     };
