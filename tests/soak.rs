@@ -27,7 +27,8 @@
 //!
 //! A failure names the seed and the episode's plan; `SOAK_SEED=<seed>
 //! SOAK_EPISODES=1` replays that plan (the timing differs from run to run,
-//! the plan does not); `SOAK_KEEP=1` keeps a failed episode's directory
+//! the plan does not); `SOAK_OPEN_FILES=<n>` gives every plan that
+//! descriptor bound; `SOAK_KEEP=1` keeps a failed episode's directory
 //! (logs, files, spool, the positions file and its copy at each kill) in
 //! `$TMPDIR/soak-fail-<seed>`. The agent's log (debug level) is always
 //! written on failure, to `$TMPDIR/soak-fail-<seed>.log` or
@@ -558,7 +559,14 @@ fn soak() {
     let mut n = 0;
     while n < episodes && start.elapsed() < Duration::from_secs(secs) {
         let length = Rng(seed + n).range(15, 60) as f64;
-        run(&Plan::draw(seed + n, length));
+        let mut plan = Plan::draw(seed + n, length);
+        if let Some(bound) = env_u64("SOAK_OPEN_FILES") {
+            // Hunting at the descriptor bound: every plan gets it (and, as
+            // there, the kubelet keeps every rotation).
+            plan.open_files = Some(bound);
+            plan.workload.max_files = None;
+        }
+        run(&plan);
         n += 1;
     }
     eprintln!("soak: {n} episodes passed");
