@@ -28,7 +28,8 @@
 //! A failure names the seed and the episode's plan; `SOAK_SEED=<seed>
 //! SOAK_EPISODES=1` replays that plan (the timing differs from run to run,
 //! the plan does not); `SOAK_OPEN_FILES=<n>` gives every plan that
-//! descriptor bound; `SOAK_KEEP=1` keeps a failed episode's directory
+//! open-files limit (the agent holds a fifth of a limit below 320 for log
+//! files, the limit minus 256 above); `SOAK_KEEP=1` keeps a failed episode's directory
 //! (logs, files, spool, the positions file and its copy at each kill) in
 //! `$TMPDIR/soak-fail-<seed>`. The agent's log (debug level) is always
 //! written on failure, to `$TMPDIR/soak-fail-<seed>.log` or
@@ -298,10 +299,7 @@ fn run(plan: &Plan) {
                 .status();
             eprintln!("soak: kept {}", keep.display());
         }
-        panic!(
-            "{what}\nplan: {}",
-            plan.describe()
-        );
+        panic!("{what}\nplan: {}", plan.describe());
     };
     if !agent.wait_ready(Duration::from_secs(60)) {
         fail(&agent, format!("not ready: {}", agent.log()));
@@ -561,8 +559,8 @@ fn soak() {
         let length = Rng(seed + n).range(15, 60) as f64;
         let mut plan = Plan::draw(seed + n, length);
         if let Some(bound) = env_u64("SOAK_OPEN_FILES") {
-            // Hunting at the descriptor bound: every plan gets it (and, as
-            // there, the kubelet keeps every rotation).
+            // Hunting at the descriptor bound: every plan gets this limit
+            // (and, as there, the kubelet keeps every rotation).
             plan.open_files = Some(bound);
             plan.workload.max_files = None;
         }

@@ -4,7 +4,8 @@
 //! to the hard limit — what Go's runtime does for Promtail, so a node that
 //! ran Promtail gives tailtrace the same room — and the tailer may hold
 //! that many descriptors minus a reserve (sockets to Loki and the API
-//! server, the spool, positions, inotify), at most [`MAX_OPEN_FILES`].
+//! server, the spool, positions, inotify), at most [`MAX_OPEN_FILES`];
+//! under a limit too small for the reserve, a fifth of it.
 //! Holding every file open is what keeps a node with thousands of files
 //! cheap: beyond the budget the tailer parks quiet files and swaps busy
 //! ones (see `tailer.rs`), which costs opens, stats and inotify events.
@@ -16,9 +17,12 @@
 pub const MAX_OPEN_FILES: usize = 16_384;
 /// Descriptors kept for everything but log files.
 const RESERVED: u64 = 256;
-/// Lower bound, so a tiny limit still reads (opens beyond the real limit
-/// fail, are counted and retried).
-const MIN_OPEN_FILES: usize = 64;
+/// Lower bound, so a tiny limit still reads. Under a limit too small for
+/// the reserve (below 320), log files get a fifth of it: the rest stays
+/// for the HTTP server, Loki's connections, the spool and the positions
+/// file (with all of it given to log files, `/ready` could not answer and
+/// positions could not be saved — found by the soak at a limit of 64).
+const MIN_OPEN_FILES: usize = 4;
 
 /// Raises the soft descriptor limit to the hard one (once per process is
 /// enough; repeating is harmless) and returns how many log files the tailer
@@ -30,7 +34,9 @@ pub fn open_files_budget() -> usize {
 
 fn budget_for(soft: Option<u64>) -> usize {
     match soft {
-        Some(n) => (n.saturating_sub(RESERVED) as usize).clamp(MIN_OPEN_FILES, MAX_OPEN_FILES),
+        Some(n) => {
+            (n.saturating_sub(RESERVED).max(n / 5) as usize).clamp(MIN_OPEN_FILES, MAX_OPEN_FILES)
+        }
         // Unknown: the usual soft limit.
         None => 1024 - RESERVED as usize,
     }
@@ -73,7 +79,12 @@ mod tests {
     fn the_budget_follows_the_limit_within_bounds() {
         assert_eq!(budget_for(Some(1024)), 768);
         assert_eq!(budget_for(Some(1_048_576)), MAX_OPEN_FILES);
-        assert_eq!(budget_for(Some(100)), MIN_OPEN_FILES);
+        assert_eq!(budget_for(Some(320)), 64);
+        // A limit too small for the reserve: a fifth of it, never all.
+        assert_eq!(budget_for(Some(319)), 63);
+        assert_eq!(budget_for(Some(100)), 20);
+        assert_eq!(budget_for(Some(64)), 12);
+        assert_eq!(budget_for(Some(10)), MIN_OPEN_FILES);
         assert_eq!(budget_for(None), 768);
     }
 
