@@ -122,9 +122,13 @@ impl Tailer {
                 continue;
             }
             match self.sibling_owner(path, s) {
-                Ok(Some(id)) => {
-                    if !s.gz {
-                        self.widen_from_sibling(id, &s.path);
+                Ok(Some((id, opened))) => {
+                    if let Err(e) = self.widen_from_sibling(id, opened.as_ref()) {
+                        // Its fingerprint could stay too short to find its
+                        // `.gz` again: the watermark waits (retried).
+                        self.file_error(&s.path, Self::io_reason(&e), &e);
+                        self.chain_retry.insert((path.to_path_buf(), ti));
+                        break;
                     }
                     if let Some(f) = self.files.get_mut(&id) {
                         if f.stamp.is_none() {
@@ -204,52 +208,65 @@ impl Tailer {
         }
     }
 
-    /// Tailed file `id` is the rotated sibling at `sibling` (a plain file),
-    /// and the watermark is about to move past that sibling: after a
-    /// restart, only the file's saved fingerprint can find it again (in
-    /// that file, or in its `.gz` once the kubelet compressed it). One taken
-    /// while the file was empty or short and not widened since — parked at
-    /// the descriptor bound, or delivery stuck between two sweeps — would
-    /// match no `.gz`: the file's unread lines would be skipped without a
-    /// word. It is widened here from the sibling's content.
-    fn widen_from_sibling(&mut self, id: FileId, sibling: &Path) {
+    /// Tailed file `id` is a rotated sibling (a plain file, `opened` the
+    /// descriptor that identified it when it is closed), and the watermark
+    /// is about to move past that sibling: after a restart, or when it is
+    /// reopened after the kubelet compressed it, only the file's
+    /// fingerprint can find it again (in that file, or in its `.gz`). One
+    /// taken while the file was empty or short and not widened since —
+    /// parked at the descriptor bound, or delivery stuck between two
+    /// sweeps — would match no `.gz`: the file's unread lines would be
+    /// skipped without a word. It is widened here from the sibling's
+    /// content, through the descriptor that identified it: opening the
+    /// sibling again by name races with the kubelet, which compresses it
+    /// and unlinks it at its next rotation (then the widening failed and
+    /// the watermark moved on anyway — a whole file lost, the likely cause
+    /// of soak seed 5421's loss). An error leaves the watermark where it
+    /// is.
+    fn widen_from_sibling(&mut self, id: FileId, opened: Option<&File>) -> io::Result<()> {
         let Some(f) = self.files.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         if f.fp.len as usize >= FP_MAX {
-            return;
+            return Ok(());
         }
-        let widened = match f.src.as_ref().and_then(|s| s.file()) {
-            Some(file) => fingerprint::widen(file, f.fp),
-            // Parked: the sibling is the same inode (`sibling_owner`).
-            None => File::open(sibling).and_then(|file| fingerprint::widen(&file, f.fp)),
+        let Some(file) = f.src.as_ref().and_then(|s| s.file()).or(opened) else {
+            return Ok(());
         };
-        if let Ok(Widen::Wider(fp)) = widened {
+        if let Widen::Wider(fp) = fingerprint::widen(file, f.fp)? {
             f.fp = fp;
             self.positions.refingerprint(id, fp);
         }
+        Ok(())
     }
 
-    /// The tailed or draining file of `path` that sibling `s` is, if any.
-    fn sibling_owner(&self, path: &Path, s: &Sibling) -> io::Result<Option<FileId>> {
+    /// The tailed or draining file of `path` that sibling `s` is, if any,
+    /// with the descriptor that told it (when one was opened: the owner is
+    /// closed), for [`Self::widen_from_sibling`].
+    fn sibling_owner(
+        &self,
+        path: &Path,
+        s: &Sibling,
+    ) -> io::Result<Option<(FileId, Option<File>)>> {
         if !s.gz {
             let id = fingerprint::file_id(&fs::metadata(&s.path)?);
-            // Whether the sibling is the file of fingerprint `fp`, born at
+            // The sibling, if it is the file of fingerprint `fp`, born at
             // `born`: its inode number may have been given out again.
-            let is = |fp, born| -> io::Result<bool> {
+            let is = |fp, born| -> io::Result<Option<(FileId, Option<File>)>> {
                 let file = File::open(&s.path)?;
-                Ok(!fingerprint::other_birth(born, &file.metadata()?)
-                    && fingerprint::matches_file(&file, fp)?)
+                let same = !fingerprint::other_birth(born, &file.metadata()?)
+                    && fingerprint::matches_file(&file, fp)?;
+                Ok(same.then_some((id, Some(file))))
             };
             if let Some(f) = self.files.get(&id) {
                 if *f.path != *path {
                     return Ok(None);
                 }
                 if f.src.is_some() {
-                    return Ok(Some(id)); // open: the inode cannot be reused
+                    return Ok(Some((id, None))); // open: the inode cannot be reused
                 }
                 // Parked: the number may be another file's now.
-                return Ok(is(f.fp, f.born)?.then_some(id));
+                return is(f.fp, f.born);
             }
             // Finished, waiting for acknowledgements: the same file, or a
             // new one that reuses the number of one deleted unread.
@@ -258,14 +275,11 @@ impl Tailer {
                 .iter()
                 .find(|d| d.id == id && *d.path == *path)
             {
-                return Ok(is(d.fp, d.born)?.then_some(id));
+                return is(d.fp, d.born);
             }
             // A saved position not relocated yet (it will be).
             if let Some(saved) = self.positions.saved(id).filter(|v| v.path == path) {
-                let file = File::open(&s.path)?;
-                if fingerprint::matches_file(&file, saved.fingerprint())? {
-                    return Ok(Some(id));
-                }
+                return is(saved.fingerprint(), None);
             }
             return Ok(None);
         }
@@ -276,21 +290,21 @@ impl Tailer {
                 && fingerprint::of_bytes(&head[..fp.len as usize]) == fp
         };
         if let Some(f) = self.files.values().find(|f| *f.path == *path && fits(f.fp)) {
-            return Ok(Some(f.id));
+            return Ok(Some((f.id, None)));
         }
         if let Some(d) = self
             .draining
             .iter()
             .find(|d| *d.path == *path && fits(d.fp))
         {
-            return Ok(Some(d.id));
+            return Ok(Some((d.id, None)));
         }
         Ok(self
             .positions
             .unclaimed()
             .into_iter()
             .find(|v| v.path == path && fits(v.fingerprint()))
-            .map(|v| v.id))
+            .map(|v| (v.id, None)))
     }
 
     /// Opens hole `s` of `path` and starts reading it from its start (at
@@ -871,6 +885,42 @@ pub(super) mod tests {
         append(&p, "c-0\n");
         assert!(t.check_parked(a).is_ok());
         assert_eq!(settle(&mut t, &mut rx), ["a-0", "b-0", "c-0"]);
+    }
+
+    /// The likely cause of soak seed 5421's loss (one whole rotated file
+    /// never read, its `.gz` on disk): a `0.log` parked while still empty
+    /// is filled and rotated; the catch-up identifies its rotated sibling
+    /// and, before the watermark moves past it, widens the parked file's
+    /// empty fingerprint from it — but the kubelet's next rotation may
+    /// compress and unlink the sibling between the two. Widening then
+    /// failed (the sibling was opened again by name), the watermark moved
+    /// on, and the parked file, reopened, matched no `.gz`: its lines were
+    /// gone. Widened through the descriptor that identified it, it is found
+    /// in its `.gz` and read before the next file.
+    #[test]
+    fn a_sibling_compressed_while_identified_still_widens_its_file() {
+        let (_tmp, dir, p, mut t, mut rx, a) = parked_after("");
+        append(&p, "a-0\na-1\n");
+        let rotated = kubelet_rotate(&dir, 1);
+        append(&p, "b-0\n");
+        let sibs = siblings(&p).unwrap();
+        assert_eq!(sibs.len(), 1);
+        let (id, opened) = t.sibling_owner(&p, &sibs[0]).unwrap().unwrap();
+        assert_eq!(id, a, "the rotated sibling is the parked file");
+        assert!(opened.is_some(), "identified through a descriptor");
+        // The kubelet's next rotation compresses it, between the two steps.
+        kubelet_gzip(&rotated);
+        assert!(t.widen_from_sibling(id, opened.as_ref()).is_ok());
+        drop(opened);
+        assert_eq!(
+            t.files.get(&a).map(|f| f.fp.len),
+            Some(4 + 4),
+            "the empty fingerprint is widened over the file's content"
+        );
+        // The rest of the catch-up: the watermark passes the sibling.
+        t.found_rotated(a, &p);
+        t.positions.set_chain(p.as_path(), &sibs[0].stamp);
+        assert_eq!(settle(&mut t, &mut rx), ["a-0", "a-1", "b-0"]);
     }
 
     type Output = tokio::sync::mpsc::Receiver<Vec<crate::entry::Entry>>;
