@@ -32,8 +32,11 @@
 //!
 //! Must never: take a sibling some tailed file accounts for as a hole (that
 //! would duplicate it), move the watermark past a sibling it could not
-//! handle (an error: retried at the next rescan). At the descriptor bound a
-//! hole is taken on closed (see `tailer_wait.rs`).
+//! handle (an error: retried at the next rescan) or past one whose closed
+//! owner's fingerprint is still too short to find its `.gz` (widened
+//! through the descriptor that identified it, never by opening the name
+//! again: the kubelet may have compressed and unlinked it meanwhile). At
+//! the descriptor bound a hole is taken on closed (see `tailer_wait.rs`).
 
 use super::*;
 use crate::source::chain::{siblings, Sibling};
