@@ -96,7 +96,7 @@ impl Tailer {
     /// started): takes on every rotated sibling newer than the watermark
     /// that no tailed file accounts for, oldest first. See the module docs.
     pub(super) fn catch_up_chain(&mut self, path: &Path, ti: usize) {
-        let (mut mark, listed) = match self.positions.chain(path) {
+        let (mark, listed) = match self.positions.chain(path) {
             Some(m) => (m, None),
             None => {
                 // A path seen for the first time (a new pod's file): the
@@ -114,16 +114,39 @@ impl Tailer {
             Err(e) => return self.file_error(path, Self::io_reason(&e), &e),
         };
         self.chain_retry.remove(&(path.to_path_buf(), ti));
-        if sibs
+        self.catch_up_listed(path, ti, mark, sibs);
+    }
+
+    /// [`Self::catch_up_chain`] over a listing of `path`'s siblings, from
+    /// watermark `mark` on.
+    fn catch_up_listed(&mut self, path: &Path, ti: usize, mut mark: String, sibs: Vec<Sibling>) {
+        let mut widened = sibs
             .iter()
-            .any(|s| s.gz && s.stamp.as_str() > mark.as_str())
-        {
+            .any(|s| s.gz && s.stamp.as_str() > mark.as_str());
+        if widened {
             self.widen_fingerprints(path);
         }
-        for s in &sibs {
+        let mut queue = std::collections::VecDeque::from(sibs);
+        while let Some(s) = queue.pop_front() {
+            let s = &s;
             if s.stamp.as_str() <= mark.as_str() {
                 continue;
             }
+            // A plain sibling gone since the listing was compressed
+            // meanwhile (the kubelet writes `X.gz`, then unlinks `X`): its
+            // `.gz` twin is looked at now, not at the path's next rotation
+            // — until then the stream's newer lines would be read first.
+            let gone_plain = |queue: &mut std::collections::VecDeque<Sibling>| {
+                if queue.front().is_none_or(|n| n.stamp != s.stamp) {
+                    let mut gz = s.path.clone().into_os_string();
+                    gz.push(".gz");
+                    queue.push_front(Sibling {
+                        path: PathBuf::from(gz),
+                        stamp: s.stamp.clone(),
+                        gz: true,
+                    });
+                }
+            };
             match self.sibling_owner(path, s) {
                 Ok(Some((id, opened))) => {
                     if let Err(e) = self.widen_from_sibling(id, opened.as_ref()) {
@@ -143,7 +166,11 @@ impl Tailer {
                 Ok(None) => match self.take_hole(path, ti, s) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => {
-                        // Compressed meanwhile: its `.gz` twin comes next.
+                        gone_plain(&mut queue);
+                        if !widened {
+                            self.widen_fingerprints(path);
+                            widened = true;
+                        }
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -160,7 +187,14 @@ impl Tailer {
                         break;
                     }
                 },
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => {
+                    gone_plain(&mut queue);
+                    if !widened {
+                        self.widen_fingerprints(path);
+                        widened = true;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     self.file_error(&s.path, Self::io_reason(&e), &e);
                     self.chain_retry.insert((path.to_path_buf(), ti));
@@ -924,6 +958,36 @@ pub(super) mod tests {
         t.found_rotated(a, &p);
         t.positions.set_chain(p.as_path(), &sibs[0].stamp);
         assert_eq!(settle(&mut t, &mut rx), ["a-0", "a-1", "b-0"]);
+    }
+
+    /// A hole whose plain file the kubelet compressed and unlinked after
+    /// the catch-up listed it is caught up on from its `.gz` in the same
+    /// catch-up, not skipped until the path's next rotation (its stream's
+    /// newer lines would be read first meanwhile).
+    #[test]
+    fn a_hole_compressed_after_the_listing_is_taken_from_its_gz_at_once() {
+        let (_tmp, dir, p, mut t, mut rx, _) = parked_after("a-0\n");
+        let mark = t.positions.chain(p.as_path()).unwrap_or_default();
+        kubelet_rotate(&dir, 1);
+        append(&p, "b-0\n");
+        let never_seen = kubelet_rotate(&dir, 2);
+        append(&p, "c-0\n");
+        let listing = siblings(&p).unwrap();
+        assert_eq!(listing.len(), 2);
+        kubelet_gzip(&never_seen);
+        t.catch_up_listed(&p, 0, mark, listing);
+        assert_eq!(
+            t.positions.chain(p.as_path()).as_deref(),
+            Some("20261122-000002"),
+            "the watermark passed the compressed hole"
+        );
+        assert!(
+            t.files
+                .values()
+                .any(|f| f.kind == Kind::Gz && *f.path == *p),
+            "the hole was taken on from its `.gz`"
+        );
+        assert_eq!(settle(&mut t, &mut rx), ["a-0", "b-0", "c-0"]);
     }
 
     type Output = tokio::sync::mpsc::Receiver<Vec<crate::entry::Entry>>;
