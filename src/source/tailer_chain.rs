@@ -132,22 +132,7 @@ impl Tailer {
             if s.stamp.as_str() <= mark.as_str() {
                 continue;
             }
-            // A plain sibling gone since the listing was compressed
-            // meanwhile (the kubelet writes `X.gz`, then unlinks `X`): its
-            // `.gz` twin is looked at now, not at the path's next rotation
-            // — until then the stream's newer lines would be read first.
-            let gone_plain = |queue: &mut std::collections::VecDeque<Sibling>| {
-                if queue.front().is_none_or(|n| n.stamp != s.stamp) {
-                    let mut gz = s.path.clone().into_os_string();
-                    gz.push(".gz");
-                    queue.push_front(Sibling {
-                        path: PathBuf::from(gz),
-                        stamp: s.stamp.clone(),
-                        gz: true,
-                    });
-                }
-            };
-            match self.sibling_owner(path, s) {
+            let gone = match self.sibling_owner(path, s) {
                 Ok(Some((id, opened))) => {
                     if let Err(e) = self.widen_from_sibling(id, opened.as_ref()) {
                         // Its fingerprint could stay too short to find its
@@ -162,17 +147,11 @@ impl Tailer {
                         }
                     }
                     self.found_rotated(id, path);
+                    false
                 }
                 Ok(None) => match self.take_hole(path, ti, s) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => {
-                        gone_plain(&mut queue);
-                        if !widened {
-                            self.widen_fingerprints(path);
-                            widened = true;
-                        }
-                        continue;
-                    }
+                    Ok(()) => false,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => true,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         self.lost(
                             &s.path,
@@ -180,6 +159,7 @@ impl Tailer {
                             0,
                             "a rotated file that was never read was deleted before it could be; its lines are lost (size unknown)",
                         );
+                        false
                     }
                     Err(e) => {
                         self.file_error(&s.path, Self::io_reason(&e), &e);
@@ -187,19 +167,33 @@ impl Tailer {
                         break;
                     }
                 },
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => {
-                    gone_plain(&mut queue);
-                    if !widened {
-                        self.widen_fingerprints(path);
-                        widened = true;
-                    }
-                    continue;
-                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !s.gz => true,
                 Err(e) => {
                     self.file_error(&s.path, Self::io_reason(&e), &e);
                     self.chain_retry.insert((path.to_path_buf(), ti));
                     break;
                 }
+            };
+            if gone {
+                // A plain sibling gone since the listing was compressed
+                // meanwhile (the kubelet writes `X.gz`, then unlinks `X`):
+                // its `.gz` twin is looked at now, not at the path's next
+                // rotation — until then the stream's newer lines would be
+                // read first.
+                if queue.front().is_none_or(|n| n.stamp != s.stamp) {
+                    let mut gz = s.path.clone().into_os_string();
+                    gz.push(".gz");
+                    queue.push_front(Sibling {
+                        path: PathBuf::from(gz),
+                        stamp: s.stamp.clone(),
+                        gz: true,
+                    });
+                }
+                if !widened {
+                    self.widen_fingerprints(path);
+                    widened = true;
+                }
+                continue;
             }
             mark.clone_from(&s.stamp);
             self.positions.set_chain(path, &mark);
