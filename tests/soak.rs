@@ -13,8 +13,8 @@
 //! the kubelet deleted a file before the agent could read it, which the
 //! episode then reports), first arrivals in write order per pod, and a line
 //! arrives more than once only where a kill or a stored-then-dropped push
-//! allows it (it had been received before that kill or stop, or during
-//! that push's window). Trace context arrives as structured metadata, resends included.
+//! allows it (it had been received before that kill or stop, or stored by
+//! a push whose answer was dropped: once more per such push). Trace context arrives as structured metadata, resends included.
 //! The agent never panics.
 //!
 //! `a_random_worst_day` runs one episode of a fixed seed in the normal test
@@ -228,10 +228,10 @@ fn missing_ranges(d: &agent::Delivered) -> String {
     out.join("; ")
 }
 
-/// What the episode's checks allow beyond one arrival per line: for each
-/// kill, the lines received before it; for each stored-then-dropped push,
-/// the lines stored during it (first copies or not), as many more times as
-/// requests came in that window.
+/// What the episode's checks allow beyond one arrival per line for kills
+/// and stops: for each, the lines received before it. (Each arrival in a
+/// push Loki stored and then dropped allows one more, counted by the
+/// receiver.)
 #[derive(Default)]
 struct Allowance {
     extra: Vec<(HashSet<(usize, usize)>, usize)>,
@@ -330,22 +330,17 @@ fn run(plan: &Plan) {
                 rx.set_mode(Mode::Normal);
             }
             Event::StoreThenDrop => {
-                let before = received_counts(&rx);
                 let requests = rx.requests().len();
                 rx.set_mode(Mode::AcceptThenDrop);
                 // Until one push came (or a give-up bound: the agent may be
                 // idle), then normal again.
                 rx.wait_until(Duration::from_secs(5), |r| r.requests().len() > requests);
                 rx.set_mode(Mode::Normal);
-                let n = rx.requests().len() - requests;
-                // Every line stored in the window (first copies, and
-                // resends of a push dropped in an earlier window).
-                let during: HashSet<_> = received_counts(&rx)
-                    .into_iter()
-                    .filter(|(id, n)| before.get(id).is_none_or(|b| n > b))
-                    .map(|(id, _)| id)
-                    .collect();
-                allow.extra.push((during, n));
+                // What it stored and dropped may come again: counted per
+                // push by the receiver (`Receiver::stored_then_dropped`),
+                // not guessed from this window — a window's snapshot missed
+                // a push once (seed 7144 at a limit of 120: 2,727 lines
+                // "more often than allowed", three replays clean).
             }
             Event::Kill(down) | Event::Restart(down) => {
                 lost += lost_bytes(&agent);
@@ -482,11 +477,16 @@ fn run(plan: &Plan) {
         }
         last.insert(p, n);
     }
+    let mut resent: HashMap<(usize, usize), usize> = HashMap::new();
+    for l in rx.stored_then_dropped() {
+        *resent.entry(workload_id(&l)).or_default() += 1;
+    }
+    let allowed = |id: &(usize, usize)| allow.times(id) + resent.get(id).copied().unwrap_or(0);
     let mut bad: Vec<_> = d
         .seen
         .iter()
-        .filter(|(id, n)| **n > allow.times(id))
-        .map(|(id, n)| (*id, *n, allow.times(id)))
+        .filter(|(id, n)| **n > allowed(id))
+        .map(|(id, n)| (*id, *n, allowed(id)))
         .collect();
     bad.sort();
     if !bad.is_empty() {

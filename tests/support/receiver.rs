@@ -222,6 +222,9 @@ struct State {
     entries: Vec<Received>,
     count: usize,
     requests: Vec<RequestLog>,
+    /// Lines stored by pushes answered by a dropped connection
+    /// ([`Mode::AcceptThenDrop`]): the client will send them again.
+    stored_then_dropped: Vec<String>,
 }
 
 struct Shared {
@@ -416,6 +419,13 @@ impl Receiver {
         self.wait_until(timeout, |r| {
             r.shared.busy.load(std::sync::atomic::Ordering::SeqCst) == 0
         })
+    }
+
+    /// The lines stored by pushes whose connection was then dropped
+    /// ([`Mode::AcceptThenDrop`]), once per such push: each may arrive
+    /// once more, resent.
+    pub fn stored_then_dropped(&self) -> Vec<String> {
+        self.shared.state().stored_then_dropped.clone()
     }
 
     /// Every push request, in arrival order.
@@ -633,6 +643,10 @@ async fn push(
             {
                 let mut st = shared.state();
                 st.count += accepted;
+                if matches!(action, Action::ProcessThenDrop) {
+                    st.stored_then_dropped
+                        .extend(out.accepted.iter().map(|e| e.line.clone()));
+                }
                 if shared.opts.keep_entries {
                     st.entries.extend(out.accepted);
                 }
