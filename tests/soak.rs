@@ -14,7 +14,8 @@
 //! episode then reports), first arrivals in write order per pod, and a line
 //! arrives more than once only where a kill or a stored-then-dropped push
 //! allows it (it had been received before that kill or stop, or stored by
-//! a push whose answer was dropped: once more per such push). Trace context arrives as structured metadata, resends included.
+//! a push whose answer was dropped: once more per such push). Trace
+//! context arrives as structured metadata, resends included.
 //! The agent never panics.
 //!
 //! `a_random_worst_day` runs one episode of a fixed seed in the normal test
@@ -228,23 +229,24 @@ fn missing_ranges(d: &agent::Delivered) -> String {
     out.join("; ")
 }
 
-/// What the episode's checks allow beyond one arrival per line for kills
-/// and stops: for each, the lines received before it. (Each arrival in a
-/// push Loki stored and then dropped allows one more, counted by the
-/// receiver.)
+/// What the episode's checks allow beyond one arrival per line: for each
+/// kill or stop, the lines received before it, once more; for each push
+/// Loki stored and then dropped, the lines it stored, once more (counted
+/// by the receiver, [`Receiver::stored_then_dropped`]).
 #[derive(Default)]
 struct Allowance {
-    extra: Vec<(HashSet<(usize, usize)>, usize)>,
+    before_kills: Vec<HashSet<(usize, usize)>>,
+    resent: HashMap<(usize, usize), usize>,
 }
 
 impl Allowance {
     fn times(&self, id: &(usize, usize)) -> usize {
         1 + self
-            .extra
+            .before_kills
             .iter()
-            .filter(|(set, _)| set.contains(id))
-            .map(|(_, n)| n)
-            .sum::<usize>()
+            .filter(|set| set.contains(id))
+            .count()
+            + self.resent.get(id).copied().unwrap_or(0)
     }
 }
 
@@ -367,7 +369,7 @@ fn run(plan: &Plan) {
                 // allowed", on builds before and after the stop of
                 // 2026-12-04).
                 rx.wait_idle(Duration::from_secs(10));
-                allow.extra.push((received_ids(&rx), 1));
+                allow.before_kills.push(received_ids(&rx));
                 std::thread::sleep(*down);
                 agent.restart(&setup);
                 if !agent.wait_ready(Duration::from_secs(60)) {
@@ -477,16 +479,14 @@ fn run(plan: &Plan) {
         }
         last.insert(p, n);
     }
-    let mut resent: HashMap<(usize, usize), usize> = HashMap::new();
     for l in rx.stored_then_dropped() {
-        *resent.entry(workload_id(&l)).or_default() += 1;
+        *allow.resent.entry(workload_id(&l)).or_default() += 1;
     }
-    let allowed = |id: &(usize, usize)| allow.times(id) + resent.get(id).copied().unwrap_or(0);
     let mut bad: Vec<_> = d
         .seen
         .iter()
-        .filter(|(id, n)| **n > allowed(id))
-        .map(|(id, n)| (*id, *n, allowed(id)))
+        .filter(|(id, n)| **n > allow.times(id))
+        .map(|(id, n)| (*id, *n, allow.times(id)))
         .collect();
     bad.sort();
     if !bad.is_empty() {
