@@ -21,6 +21,7 @@
 //! siblings other than by stamp (a plain file and its `.gz` twin with the
 //! same stamp are the same data: the plain one comes first).
 
+use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,26 @@ pub struct Sibling {
     pub stamp: String,
     /// Compressed (`.gz`).
     pub gz: bool,
+}
+
+/// A log file's entry in a listing of its directory: its inode number as
+/// the listing gave it (`d_ino`), and its rotated siblings in the same
+/// listing. The siblings are those of the file at the path when it was
+/// listed; a file opened at the path later is that file only if its inode
+/// number is the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub ino: u64,
+    pub siblings: Vec<Sibling>,
+}
+
+impl Listed {
+    /// The siblings of `listed`, if it listed file `id` (the same inode
+    /// number): else the path was rotated (or replaced) since the listing,
+    /// which may therefore lack a sibling, and `None` asks for a fresh one.
+    pub fn of(listed: Option<Listed>, id: crate::positions::FileId) -> Option<Vec<Sibling>> {
+        listed.filter(|l| l.ino == id.ino).map(|l| l.siblings)
+    }
 }
 
 /// The rotation stamp of `name` if it is a kubelet-rotated sibling of
@@ -53,29 +74,38 @@ pub fn stamp_of<'a>(name: &'a str, base: &str) -> Option<(&'a str, bool)> {
 /// The kubelet-rotated siblings of `path`, oldest first (a plain file before
 /// its `.gz` twin). A missing directory is an empty list.
 pub fn siblings(path: &Path) -> io::Result<Vec<Sibling>> {
-    let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
+    let Some(dir) = path.parent() else {
         return Ok(Vec::new());
     };
-    let base = base.to_string_lossy();
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    let names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+    Ok(siblings_named(path, names.iter().map(|n| n.as_os_str())))
+}
+
+/// [`siblings`], from names of `path`'s directory already listed (a
+/// rescan's walk lists it to find `path` itself).
+pub fn siblings_named<'a>(path: &Path, names: impl IntoIterator<Item = &'a OsStr>) -> Vec<Sibling> {
+    let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let base = base.to_string_lossy();
     let mut out = Vec::new();
-    for ent in rd.flatten() {
-        let name = ent.file_name();
-        let name = name.to_string_lossy();
-        if let Some((stamp, gz)) = stamp_of(&name, &base) {
+    for name in names {
+        let name_s = name.to_string_lossy();
+        if let Some((stamp, gz)) = stamp_of(&name_s, &base) {
             out.push(Sibling {
-                path: ent.path(),
+                path: dir.join(name),
                 stamp: stamp.to_string(),
                 gz,
             });
         }
     }
     out.sort_by(|a, b| (&a.stamp, a.gz).cmp(&(&b.stamp, b.gz)));
-    Ok(out)
+    out
 }
 
 /// The stamp of the sibling at `path` (a rotated name), if kubelet-style.

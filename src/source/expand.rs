@@ -43,6 +43,7 @@
 //! (a `Scan` is dropped at the end of each).
 
 use super::discover::MATCH;
+use crate::source::chain::{Listed, Sibling};
 use glob::Pattern;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -246,8 +247,9 @@ enum Kind {
 #[derive(Default)]
 struct Listing {
     /// Exactly as long as the directory (a rescan at 5,000 pods holds
-    /// 10,000 listings of one entry each at once).
-    names: Box<[(OsString, Kind)]>,
+    /// 10,000 listings of one entry each at once), with each entry's inode
+    /// number as the listing gave it.
+    names: Box<[(OsString, Kind, u64)]>,
     /// Boxed, as few directories are big enough to need one.
     suffixes: Option<Box<SuffixIndex>>,
 }
@@ -270,13 +272,29 @@ impl Listing {
                 Ok(_) => Kind::Other,
                 Err(_) => Kind::Ask,
             };
-            names.push((e.file_name(), kind));
+            names.push((e.file_name(), kind, std::os::unix::fs::DirEntryExt::ino(&e)));
         }
         names.sort_unstable_by(|a, b| bytes(&a.0).cmp(bytes(&b.0)));
         Ok(Listing {
             names: names.into_boxed_slice(),
             suffixes: None,
         })
+    }
+
+    /// The rotated siblings of entry `name` (found at `path`): the entries
+    /// named `<name>.<stamp>[.gz]`, found by their common prefix in the
+    /// sorted names.
+    fn siblings_of(&self, name: &OsString, path: &Path) -> Vec<Sibling> {
+        let mut prefix = bytes(name).to_vec();
+        prefix.push(b'.');
+        let from = self
+            .names
+            .partition_point(|(n, ..)| bytes(n) < prefix.as_slice());
+        let named = self.names[from..]
+            .iter()
+            .take_while(|(n, ..)| bytes(n).starts_with(&prefix))
+            .map(|(n, ..)| n.as_os_str());
+        crate::source::chain::siblings_named(path, named)
     }
 
     /// Indices of the entries `c` matches, in name order.
@@ -287,7 +305,7 @@ impl Listing {
             Comp::Exact(x) => {
                 if let Ok(i) = self
                     .names
-                    .binary_search_by(|(n, _)| bytes(n).cmp(x.as_slice()))
+                    .binary_search_by(|(n, ..)| bytes(n).cmp(x.as_slice()))
                 {
                     out.push(i as u32);
                 }
@@ -301,7 +319,7 @@ impl Listing {
                 let suffixes = self.suffixes.get_or_insert_with(Default::default);
                 let index = suffixes.entry(x.len()).or_insert_with(|| {
                     let mut m: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-                    for (i, (n, _)) in names.iter().enumerate() {
+                    for (i, (n, ..)) in names.iter().enumerate() {
                         if let Some(t) = tail(bytes(n), x.len()) {
                             m.entry(t.to_vec()).or_default().push(i as u32);
                         }
@@ -313,7 +331,9 @@ impl Listing {
                 }
             }
             Comp::Prefix(x) => {
-                let from = self.names.partition_point(|(n, _)| bytes(n) < x.as_slice());
+                let from = self
+                    .names
+                    .partition_point(|(n, ..)| bytes(n) < x.as_slice());
                 out.extend(
                     (from..self.names.len())
                         .take_while(|&i| bytes(&self.names[i].0).starts_with(x))
@@ -351,9 +371,36 @@ pub struct Scan {
     linked: HashSet<PathBuf>,
     /// Directories read (a figure for tests and benchmarks).
     pub reads: usize,
+    /// Whether the walk keeps each found path's rotated siblings from the
+    /// listing that found it ([`Self::keep_siblings`]).
+    keep_siblings: bool,
+    /// Those siblings, by found path.
+    siblings: HashMap<PathBuf, Listed>,
 }
 
 impl Scan {
+    /// A scan whose walk also keeps, for each path it finds, the path's
+    /// kubelet-rotated siblings (`0.log.<stamp>[.gz]`) from the same
+    /// listing: what the tailer's start-up scan needs for each new path's
+    /// chain watermark, without reading every container's directory a
+    /// second time (~9 % of what 5,000 files cost).
+    pub fn keep_siblings() -> Scan {
+        Scan {
+            keep_siblings: true,
+            ..Default::default()
+        }
+    }
+
+    /// `path`'s entry in the listing that found it — its inode number and
+    /// its rotated siblings, oldest first as [`siblings`] gives them —
+    /// if the scan [keeps siblings](Self::keep_siblings) and its walk
+    /// found `path`; taken out of the scan.
+    ///
+    /// [`siblings`]: crate::source::chain::siblings
+    pub fn siblings_of(&mut self, path: &Path) -> Option<Listed> {
+        self.siblings.remove(path)
+    }
+
     /// Appends to `out` every path `walk` matches now, in the glob crate's
     /// order; an unreadable directory goes to `on_err` (once per scan), a
     /// missing one is nothing.
@@ -446,6 +493,8 @@ impl Scan {
         let mut levels: Vec<Vec<(PathBuf, bool)>> = vec![Vec::new(); walks.len()];
         let steps = walks.iter().map(|w| w.comps.len()).max().unwrap_or(0);
         let mut hits = Vec::new();
+        let mut found_siblings = Vec::new();
+        let keep_siblings = self.keep_siblings;
         for depth in 0..steps {
             for (level, starts) in levels.iter_mut().zip(starts.iter_mut()) {
                 starts.retain(|(d, dir, linked)| {
@@ -485,12 +534,22 @@ impl Scan {
                     };
                     listing.matching(c, &mut hits);
                     for &i in &hits {
-                        let (name, kind) = &listing.names[i as usize];
+                        let (name, kind, ino) = &listing.names[i as usize];
                         let path = dir.join(name);
                         let linked = *linked || *kind == Kind::Ask;
                         if last {
                             if linked {
                                 through_link.push(path.clone());
+                            }
+                            if keep_siblings {
+                                let siblings = listing.siblings_of(name, &path);
+                                found_siblings.push((
+                                    path.clone(),
+                                    Listed {
+                                        ino: *ino,
+                                        siblings,
+                                    },
+                                ));
                             }
                             outs[k].push(path);
                         } else if match kind {
@@ -504,6 +563,7 @@ impl Scan {
                 }
                 levels[k] = next;
                 self.linked.extend(through_link);
+                self.siblings.extend(found_siblings.drain(..));
             }
             if release {
                 for d in self.dirs.values_mut() {
@@ -761,6 +821,72 @@ mod tests {
         }
         assert!(full_scan.reads > 100, "{}", full_scan.reads);
         assert!(found_any > 20, "{found_any}");
+    }
+
+    /// A scan that keeps siblings gives, for every path it found, what
+    /// `chain::siblings` lists and the file's inode number — and nothing
+    /// for a path it did not find.
+    #[test]
+    fn a_walk_keeping_siblings_gives_each_found_paths_siblings() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("pods");
+        for (pod, extra) in [
+            ("a", &[][..]),
+            (
+                "b",
+                &[
+                    "0.log.20261122-101500.gz",
+                    "0.log.20261122-101600",
+                    "0.log.20261122-101600.gz.tmp",
+                    "0.log.1",
+                    "1.log.20261122-101500",
+                    "0.logx20261122-101500",
+                ][..],
+            ),
+            (
+                "c",
+                &["0.log.20261122-101500", "1.log.20261122-101700.gz"][..],
+            ),
+        ] {
+            let dir = root.join(pod).join("app");
+            std::fs::create_dir_all(&dir).unwrap();
+            for name in ["0.log", "1.log"].iter().chain(extra) {
+                std::fs::write(dir.join(name), name).unwrap();
+            }
+        }
+        let walk = Walk::new(&format!("{}/*/*/*.log", root.display())).unwrap();
+        let mut outs = vec![Vec::new()];
+        let mut scan = Scan::keep_siblings();
+        scan.expand_all(
+            &[&walk],
+            &mut outs,
+            &mut |p, e| panic!("{p:?}: {e}"),
+            &mut |_| {},
+        );
+        assert_eq!(outs[0].len(), 6);
+        let mut any = 0;
+        for p in &outs[0] {
+            let listed = scan.siblings_of(p).unwrap();
+            assert_eq!(listed.ino, std::fs::metadata(p).unwrap().ino(), "{p:?}");
+            assert_eq!(
+                listed.siblings,
+                crate::source::chain::siblings(p).unwrap(),
+                "{p:?}"
+            );
+            any += listed.siblings.len();
+        }
+        assert_eq!(any, 5);
+        assert!(scan.siblings_of(&root.join("a/app/2.log")).is_none());
+        let mut plain = Scan::default();
+        let mut outs = vec![Vec::new()];
+        plain.expand_all(
+            &[&walk],
+            &mut outs,
+            &mut |p, e| panic!("{p:?}: {e}"),
+            &mut |_| {},
+        );
+        assert!(plain.siblings_of(&outs[0][0]).is_none());
     }
 
     #[test]

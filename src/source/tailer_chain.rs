@@ -52,32 +52,63 @@ impl Tailer {
     /// Returns the siblings it listed (none if the path had a watermark
     /// already, or the listing failed), for [`Tailer::catch_up_chain`] to
     /// go on with instead of reading the directory again.
-    pub(super) fn chain_init(&mut self, path: &Path) -> Option<Vec<Sibling>> {
+    ///
+    /// `walked`: the siblings as the start-up walk's listing of the
+    /// directory showed them, taken instead of a listing of its own (at
+    /// 5,000 files, a second read of every container's directory). Only
+    /// when that listing named the very file now open (the same inode
+    /// number, see [`Listed::of`]): a rotation between the two would leave
+    /// the rotated file out of it.
+    ///
+    /// [`Listed::of`]: crate::source::chain::Listed::of
+    pub(super) fn chain_init(
+        &mut self,
+        path: &Path,
+        walked: Option<Vec<Sibling>>,
+    ) -> Option<Vec<Sibling>> {
         if self.positions.chain(path).is_some() {
             return None;
         }
         let history_before = self.history_before;
-        let mut listed = None;
-        let (mark, settled) = match siblings(path) {
-            Ok(v) => {
-                let mut mark = String::new();
-                let mut settled = true;
-                for s in &v {
-                    match fs::metadata(&s.path).and_then(|m| m.modified()) {
-                        Ok(t) if t < history_before => mark.clone_from(&s.stamp),
-                        Ok(_) => {
-                            settled = false;
-                            break;
-                        }
-                        Err(_) => settled = false,
+        // (mark, settled, a sibling listed is gone)
+        let mark_of = |v: &[Sibling]| {
+            let (mut mark, mut settled, mut gone) = (String::new(), true, false);
+            for s in v {
+                match fs::metadata(&s.path).and_then(|m| m.modified()) {
+                    Ok(t) if t < history_before => mark.clone_from(&s.stamp),
+                    Ok(_) => {
+                        settled = false;
+                        break;
+                    }
+                    Err(e) => {
+                        gone |= e.kind() == io::ErrorKind::NotFound;
+                        settled = false;
                     }
                 }
-                listed = Some(v);
-                (mark, settled)
             }
-            Err(e) => {
-                self.file_error(path, Self::io_reason(&e), &e);
-                (String::new(), false)
+            (mark, settled, gone)
+        };
+        let mut listed = None;
+        let mut from_walk = walked.is_some();
+        let mut listing = walked.map_or_else(|| siblings(path), Ok);
+        let (mark, settled) = loop {
+            match listing {
+                Ok(v) => {
+                    let (mark, settled, gone) = mark_of(&v);
+                    if gone && from_walk {
+                        // Compressed since the walk's listing (its `.gz`
+                        // is not in it): listed afresh.
+                        from_walk = false;
+                        listing = siblings(path);
+                        continue;
+                    }
+                    listed = Some(v);
+                    break (mark, settled);
+                }
+                Err(e) => {
+                    self.file_error(path, Self::io_reason(&e), &e);
+                    break (String::new(), false);
+                }
             }
         };
         // The watermark's key is the tailed file's own path, not a copy.
@@ -102,7 +133,7 @@ impl Tailer {
                 // A path seen for the first time (a new pod's file): the
                 // listing that set its watermark is the one gone through
                 // here, not a second read of the same directory.
-                let listed = self.chain_init(path);
+                let listed = self.chain_init(path, None);
                 match self.positions.chain(path) {
                     Some(m) => (m, listed),
                     None => return,
@@ -358,17 +389,30 @@ impl Tailer {
                 0,
                 Kind::Gz,
                 stamp,
+                None,
             );
         } else {
             let file = File::open(&s.path)?;
-            let id = fingerprint::file_id(&file.metadata()?);
+            let meta = file.metadata()?;
+            let id = fingerprint::file_id(&meta);
             if !self.free_reused_id(id, &file) {
                 return Ok(());
             }
             let fp = fingerprint::of_file(&file)?;
             tracing::info!(file = %path.display(), rotated = %s.path.display(),
                 "catching up on a rotated file that was never read");
-            self.add(path, ti, Src::Plain(file), id, fp, 0, Kind::Moved, stamp);
+            let born = fingerprint::born(&meta);
+            self.add(
+                path,
+                ti,
+                Src::Plain(file),
+                id,
+                fp,
+                0,
+                Kind::Moved,
+                stamp,
+                born,
+            );
         }
         Ok(())
     }
@@ -413,6 +457,7 @@ pub(super) mod tests {
     use super::*;
     use crate::ack::Budget;
     use crate::config::PositionsConfig;
+    use crate::source::chain::Listed;
     use crate::source::tailer_tests::{kubelet_gzip, kubelet_rotate};
     use crate::source::testkit::{append, test_opts};
     use crate::source::ScrapeJob;
@@ -600,7 +645,7 @@ pub(super) mod tests {
         append(&p, "x-0\n");
         // The next run's scan takes on the current file…
         let mut t = tailer_in(tmp.path(), test_opts());
-        t.candidate(&p, 0, false);
+        t.candidate(&p, 0, false, None);
         // …which is rotated before the claim; the first rotated file is
         // compressed and the next `0.log` reuses its inode number.
         kubelet_rotate(&dir, 19);
@@ -982,6 +1027,72 @@ pub(super) mod tests {
             "the hole was taken on from its `.gz`"
         );
         assert_eq!(settle(&mut t, &mut rx), ["a-0", "b-0", "c-0"]);
+    }
+
+    /// At start-up a new path's watermark is set from the walk's listing
+    /// of its directory (no second read of it) only when that listing
+    /// named the file opened at the path. Here the kubelet rotates between
+    /// the walk and the opening: the listing has no sibling, and taken as
+    /// it is, the path would be settled — its rotated file, written since
+    /// the start, read only at the path's next rotation, after newer lines.
+    #[test]
+    fn a_rotation_between_the_walk_and_the_opening_is_caught_up_at_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        let (mut t, mut rx) = tailer_and_output(tmp.path(), test_opts());
+        // Written after the start (a file time can lag the clock a tick).
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, "a-0\na-1\n");
+        let walked = Listed {
+            ino: fs::metadata(&p).unwrap().ino(),
+            siblings: siblings(&p).unwrap(),
+        };
+        assert!(walked.siblings.is_empty());
+        kubelet_rotate(&dir, 1);
+        append(&p, "b-0\n");
+        t.candidate(&p, 0, true, Some(walked));
+        t.claim_unclaimed();
+        t.chains_started = true;
+        t.chain_startup();
+        assert_eq!(sent(&mut t, &mut rx), Vec::<String>::new());
+        assert_eq!(settle(&mut t, &mut rx), ["a-0", "a-1", "b-0"]);
+    }
+
+    /// The walk's listing is what the start-up takes when it named the
+    /// file opened: a sibling the listing does not show (here a history
+    /// file hidden from it on purpose) leaves the watermark where the
+    /// listing put it.
+    #[test]
+    fn the_start_up_takes_the_walks_listing_of_the_file_it_opened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let [p, q] = ["ns_pod_uid", "ns_pod2_uid2"].map(|pod| {
+            let dir = tmp.path().join("logs").join(pod).join("app");
+            fs::create_dir_all(&dir).unwrap();
+            let p = dir.join("0.log");
+            append(&p, "old\n");
+            kubelet_rotate(&dir, 1);
+            append(&p, "x-0\n");
+            p
+        });
+        // The rotated files are history: last written before the start
+        // (a file time can lag the clock a tick).
+        std::thread::sleep(Duration::from_millis(20));
+        let mut t = tailer_in(tmp.path(), test_opts());
+        let listed = |p: &Path, ino| Listed {
+            ino,
+            siblings: siblings(p).unwrap().into_iter().skip(1).collect(),
+        };
+        let ino = fs::metadata(&p).unwrap().ino();
+        t.candidate(&p, 0, true, Some(listed(&p, ino)));
+        assert_eq!(t.positions.chain(p.as_path()).as_deref(), Some(""));
+        // Listed afresh when it named another file.
+        t.candidate(&q, 0, true, Some(listed(&q, u64::MAX)));
+        assert_eq!(
+            t.positions.chain(q.as_path()).as_deref(),
+            Some("20261122-000001")
+        );
     }
 
     type Output = tokio::sync::mpsc::Receiver<Vec<crate::entry::Entry>>;

@@ -7,6 +7,7 @@
 //! position of another whose inode number it reuses.
 
 use super::*;
+use crate::source::chain::Listed;
 
 impl Tailer {
     // ------------------------------------------------------------- discovery
@@ -21,7 +22,7 @@ impl Tailer {
             .map(|(ti, _)| ti)
             .partition(|&ti| self.targets.get(ti).is_some_and(|t| t.walk().is_some()));
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
-        let mut found: Vec<(PathBuf, usize, bool)> = Vec::new();
+        let mut found: Vec<FoundPath> = Vec::new();
         let mut prefix_unwatched = false;
         for ti in globbed {
             let Some(t) = self.targets.get(ti) else {
@@ -37,7 +38,7 @@ impl Tailer {
             t.expand(&mut Default::default(), &mut out, &mut |p, e| {
                 errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
             });
-            found.extend(out.into_iter().map(|p| (p, ti, false)));
+            found.extend(out.into_iter().map(|p| (p, ti, false, None)));
         }
         if let Some(w) = self.watch.as_mut() {
             w.new_pass();
@@ -52,10 +53,10 @@ impl Tailer {
         }
         // Taken on in target order, as the first target matching a file
         // claims it (stable: each target's paths in its walk's order).
-        found.sort_by_key(|&(_, ti, _)| ti);
+        found.sort_by_key(|&(_, ti, _, _)| ti);
         self.discovery_errors(errs);
-        for (p, ti, inside) in found {
-            self.candidate(&p, ti, inside);
+        for (p, ti, inside, listed) in found {
+            self.candidate(&p, ti, inside, listed);
         }
         self.claim_unclaimed();
         self.collect_targets();
@@ -104,8 +105,8 @@ impl Tailer {
         };
         self.watch_gaps |= walked.watch_failed;
         self.discovery_errors(walked.errs);
-        for (p, ti, inside) in walked.found {
-            self.candidate(&p, ti, inside);
+        for (p, ti, inside, listed) in walked.found {
+            self.candidate(&p, ti, inside, listed);
         }
         self.metrics.files_active_total.set(self.files.len() as i64);
         true
@@ -125,7 +126,14 @@ impl Tailer {
         let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
         let mut watch_errs = Vec::new();
         let watch = &mut self.watch;
-        let mut scan = crate::source::expand::Scan::default();
+        // At start-up each new path's watermark is set from the listing
+        // that found it (see `chain_init`); later, a new path's catch-up
+        // lists its directory afresh, after the file is open.
+        let mut scan = if self.chains_started {
+            crate::source::expand::Scan::default()
+        } else {
+            crate::source::expand::Scan::keep_siblings()
+        };
         let mut on_err = |p: &Path, e: &io::Error| {
             errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
         };
@@ -140,7 +148,7 @@ impl Tailer {
             }
             None => scan.expand_all(&walks, &mut outs, &mut on_err, &mut before_read),
         }
-        let mut found: Vec<(PathBuf, usize, bool)> = Vec::new();
+        let mut found: Vec<FoundPath> = Vec::new();
         for ((ti, t), mut out) in live.iter().zip(outs) {
             t.drop_excluded(&mut out, 0);
             // Found from the target's prefix through real directories only:
@@ -148,7 +156,8 @@ impl Tailer {
             let from_prefix = t.walk().is_some_and(|w| w.base() == t.prefix);
             found.extend(out.into_iter().map(|p| {
                 let inside = from_prefix && !scan.through_link(&p);
-                (p, *ti, inside)
+                let listed = scan.siblings_of(&p);
+                (p, *ti, inside, listed)
             }));
         }
         errs.extend(watch_failure(&watch_errs));
@@ -173,8 +182,15 @@ impl Tailer {
     /// A path that matched target `ti`: start tailing it unless known.
     /// `inside`: the rescan's walk reached it through real directories from
     /// the target's prefix, so it cannot lead out of the glob's tree (else
-    /// its symlinks are resolved to check).
-    pub(super) fn candidate(&mut self, path: &Path, ti: usize, inside: bool) {
+    /// its symlinks are resolved to check). `listed`: the path's rotated
+    /// siblings from the start-up walk's listing, for its chain watermark.
+    pub(super) fn candidate(
+        &mut self,
+        path: &Path,
+        ti: usize,
+        inside: bool,
+        listed: Option<Listed>,
+    ) {
         let meta = match fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
@@ -220,7 +236,7 @@ impl Tailer {
             // if it is rotated meanwhile — for which the path's watermark
             // is recorded now (and saved): without one, the next run would
             // take its rotations for history (found by the soak).
-            self.chain_init(path);
+            self.chain_init(path, Listed::of(listed, id));
             return self.file_error(
                 path,
                 "fd_limit",
@@ -240,13 +256,14 @@ impl Tailer {
         if !self.free_reused_id(id, &file) {
             return;
         }
-        let fp = match fingerprint::of_file(&file) {
-            Ok(fp) => fp,
+        let head = match fingerprint::Head::read(&file) {
+            Ok(h) => h,
             Err(e) => return self.file_error(path, "io", &e),
         };
+        let fp = head.fingerprint();
         let size = meta.len();
         let start = match self.positions.saved(id) {
-            Some(s) => match fingerprint::matches_file(&file, s.fingerprint()) {
+            Some(s) => match head.matches(&file, s.fingerprint()) {
                 Ok(true) if s.offset <= size => s.offset,
                 Ok(true) => {
                     tracing::warn!(file = %path.display(), saved = s.offset, size,
@@ -275,6 +292,7 @@ impl Tailer {
             start,
             Kind::Current,
             None,
+            fingerprint::born(&meta),
         );
         if let Some(f) = self.files.get(&id) {
             f.saw_size(size);
@@ -285,7 +303,7 @@ impl Tailer {
         if self.chains_started {
             self.catch_up_chain(path, ti);
         } else {
-            self.chain_init(path);
+            self.chain_init(path, Listed::of(listed, id));
         }
     }
 
@@ -300,6 +318,7 @@ impl Tailer {
         start: u64,
         kind: Kind,
         stamp: Option<String>,
+        born: Option<std::time::SystemTime>,
     ) {
         self.rekey_draining(id);
         if let Src::Plain(file) = &src {
@@ -319,10 +338,6 @@ impl Tailer {
         let size = Arc::new(std::sync::atomic::AtomicU64::new(start));
         self.positions
             .track(shared.clone(), id, fp, tracker.clone(), size.clone());
-        let born = match &src {
-            Src::Plain(file) => file.metadata().ok().and_then(|m| fingerprint::born(&m)),
-            _ => None,
-        };
         self.next_seq += 1;
         let job = self.jobs.get(t.job).map_or("", |j| j.name.as_str());
         tracing::debug!(file = %path.display(), job, offset = start, ?kind, ?id, "tailing");
@@ -501,7 +516,9 @@ impl Tailer {
                 self.positions.forget(s.id);
             }
             Ok(Some(Found::Plain { path, file })) => {
-                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let meta = file.metadata().ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
+                let born = meta.as_ref().and_then(fingerprint::born);
                 let start = if s.offset <= size { s.offset } else { 0 };
                 let kind = if path == s.path && !self.by_path.contains_key(path.as_path()) {
                     Kind::Current
@@ -522,6 +539,7 @@ impl Tailer {
                     start,
                     kind,
                     stamp,
+                    born,
                 );
                 if let Some(f) = self.files.get(&s.id) {
                     f.saw_size(s.size.max(size));
@@ -546,6 +564,7 @@ impl Tailer {
                     s.offset,
                     Kind::Gz,
                     stamp,
+                    None,
                 );
             }
             Ok(_) => {
@@ -620,7 +639,7 @@ impl Tailer {
             w.forget(&p);
         }
         if let Some(ti) = self.targets.find(&p) {
-            self.candidate(&p, ti, false);
+            self.candidate(&p, ti, false, None);
         } else if p.is_dir() {
             // A new directory: files created in it before its watch was
             // added produced no events. Walked (and watched) with the
@@ -650,8 +669,13 @@ fn watch_failure<E: std::fmt::Display>(
 /// What [`Tailer::walk`] found: the matching paths with their target slots
 /// and whether they lie inside the target's tree (in `tis` order), and what
 /// went wrong.
+/// A path a rescan found: its target, whether the walk reached it through
+/// real directories from the target's prefix, and its rotated siblings as
+/// the walk's listing showed them (start-up only: see `chain_init`).
+type FoundPath = (PathBuf, usize, bool, Option<Listed>);
+
 struct Walked {
-    found: Vec<(PathBuf, usize, bool)>,
+    found: Vec<FoundPath>,
     errs: Vec<(PathBuf, io::Error)>,
     /// A directory could not be watched.
     watch_failed: bool,

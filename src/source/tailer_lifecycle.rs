@@ -54,7 +54,7 @@ impl Tailer {
                 // (Looked up only now: with a target per container, a
                 // lookup per idle file per sweep would cost files × targets.)
                 if let Some(ti) = self.targets.find(&path) {
-                    self.candidate(&path, ti, false);
+                    self.candidate(&path, ti, false, None);
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.moved(id),
@@ -267,7 +267,7 @@ impl Tailer {
             self.catch_up_chain(&p, ti);
         }
         if let Some(ti) = self.targets.find(&path) {
-            self.candidate(&path, ti, false);
+            self.candidate(&path, ti, false, None);
         }
         Ok(())
     }
