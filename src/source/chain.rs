@@ -37,21 +37,35 @@ pub struct Sibling {
 
 /// A log file's entry in a listing of its directory: its inode number as
 /// the listing gave it (`d_ino`), and its rotated siblings in the same
-/// listing. The siblings are those of the file at the path when it was
-/// listed; a file opened at the path later is that file only if its inode
-/// number is the same.
+/// listing, read after `walked_at`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
     pub ino: u64,
     pub siblings: Vec<Sibling>,
+    pub walked_at: std::time::SystemTime,
 }
 
+/// How long before a walk began a file must have been born for its
+/// listing to be trusted: a file's times come from a clock that can lag
+/// the one read for `walked_at` by a tick.
+const BORN_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Listed {
-    /// The siblings of `listed`, if it listed file `id` (the same inode
-    /// number): else the path was rotated (or replaced) since the listing,
-    /// which may therefore lack a sibling, and `None` asks for a fresh one.
-    pub fn of(listed: Option<Listed>, id: crate::positions::FileId) -> Option<Vec<Sibling>> {
-        listed.filter(|l| l.ino == id.ino).map(|l| l.siblings)
+    /// The siblings of `listed`, if it listed the very file now open as
+    /// `id`, born at `born`: the same inode number, and born before the
+    /// walk began (the number cannot have been given to a new file since:
+    /// rotated, compressed and unlinked, and the number reused). Else the
+    /// path was rotated (or replaced) since the listing, which may lack a
+    /// sibling, and `None` asks for a fresh one — as does a file system
+    /// without birth times.
+    pub fn of(
+        listed: Option<Listed>,
+        id: crate::positions::FileId,
+        born: Option<std::time::SystemTime>,
+    ) -> Option<Vec<Sibling>> {
+        listed
+            .filter(|l| l.ino == id.ino && born.is_some_and(|b| b + BORN_MARGIN < l.walked_at))
+            .map(|l| l.siblings)
     }
 }
 
@@ -118,6 +132,50 @@ pub fn stamp_of_path(path: &Path, base: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listing stands for the file open only if it named that inode and
+    /// the file was born before the walk (by more than a clock tick).
+    #[test]
+    fn a_listing_is_taken_only_for_the_file_it_named_born_before_it() {
+        use std::time::{Duration, SystemTime};
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let sib = Sibling {
+            path: "/p/0.log.20261122-101500".into(),
+            stamp: "20261122-101500".into(),
+            gz: false,
+        };
+        let listed = Some(Listed {
+            ino: 7,
+            siblings: vec![sib.clone()],
+            walked_at: at,
+        });
+        let id = |ino| crate::positions::FileId { dev: 1, ino };
+        let before = Some(at - Duration::from_secs(5));
+        assert_eq!(Listed::of(listed.clone(), id(7), before), Some(vec![sib]));
+        assert_eq!(
+            Listed::of(listed.clone(), id(8), before),
+            None,
+            "another inode"
+        );
+        assert_eq!(
+            Listed::of(listed.clone(), id(7), None),
+            None,
+            "no birth time"
+        );
+        let just = Some(at - Duration::from_millis(10));
+        assert_eq!(
+            Listed::of(listed.clone(), id(7), just),
+            None,
+            "born within a tick"
+        );
+        let after = Some(at + Duration::from_secs(1));
+        assert_eq!(
+            Listed::of(listed, id(7), after),
+            None,
+            "born after the walk"
+        );
+        assert_eq!(Listed::of(None, id(7), before), None);
+    }
 
     #[test]
     fn stamps_are_recognised_only_in_kubelet_form() {

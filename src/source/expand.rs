@@ -376,6 +376,8 @@ pub struct Scan {
     keep_siblings: bool,
     /// Those siblings, by found path.
     siblings: HashMap<PathBuf, Listed>,
+    /// When the scan was made (before it read anything).
+    began: Option<std::time::SystemTime>,
 }
 
 impl Scan {
@@ -387,6 +389,7 @@ impl Scan {
     pub fn keep_siblings() -> Scan {
         Scan {
             keep_siblings: true,
+            began: Some(std::time::SystemTime::now()),
             ..Default::default()
         }
     }
@@ -495,6 +498,7 @@ impl Scan {
         let mut hits = Vec::new();
         let mut found_siblings = Vec::new();
         let keep_siblings = self.keep_siblings;
+        let walked_at = self.began.unwrap_or(std::time::UNIX_EPOCH);
         for depth in 0..steps {
             for (level, starts) in levels.iter_mut().zip(starts.iter_mut()) {
                 starts.retain(|(d, dir, linked)| {
@@ -548,6 +552,7 @@ impl Scan {
                                     Listed {
                                         ino: *ino,
                                         siblings,
+                                        walked_at,
                                     },
                                 ));
                             }

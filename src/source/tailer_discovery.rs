@@ -236,7 +236,7 @@ impl Tailer {
             // if it is rotated meanwhile — for which the path's watermark
             // is recorded now (and saved): without one, the next run would
             // take its rotations for history (found by the soak).
-            self.chain_init(path, Listed::of(listed, id));
+            self.chain_init(path, Listed::of(listed, id, fingerprint::born(&meta)));
             return self.file_error(
                 path,
                 "fd_limit",
@@ -303,7 +303,7 @@ impl Tailer {
         if self.chains_started {
             self.catch_up_chain(path, ti);
         } else {
-            self.chain_init(path, Listed::of(listed, id));
+            self.chain_init(path, Listed::of(listed, id, fingerprint::born(&meta)));
         }
     }
 
