@@ -1,9 +1,11 @@
 //! Rotation chains: a container log file's rotated siblings, in rotation
 //! order, as the kubelet names them.
 //!
-//! Owns: [`stamp_of`] (the rotation stamp in a sibling's name) and
+//! Owns: [`stamp_of`] (the rotation stamp in a sibling's name),
 //! [`siblings`] (a directory listing of `<name>.<stamp>` and
-//! `<name>.<stamp>.gz`, oldest first). The kubelet renames `0.log` to
+//! `<name>.<stamp>.gz`, oldest first; [`siblings_named`] from names
+//! already listed) and [`Listed`] (a file's siblings as a rescan's walk
+//! listed them, and when that listing may stand for the file opened). The kubelet renames `0.log` to
 //! `0.log.<YYYYMMDD-hhmmss>` at each rotation and later compresses it to
 //! `….gz`; the stamp is the rotation time, so stamps sort in rotation order.
 //!
