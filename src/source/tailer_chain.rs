@@ -396,6 +396,8 @@ impl Tailer {
             let meta = file.metadata()?;
             let id = fingerprint::file_id(&meta);
             if !self.free_reused_id(id, &file) {
+                tracing::debug!(file = %path.display(), rotated = %s.path.display(),
+                    "a rotated sibling is a file already tracked (the same inode and content): not a hole");
                 return Ok(());
             }
             let fp = fingerprint::of_file(&file)?;
