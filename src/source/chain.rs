@@ -102,26 +102,57 @@ pub fn siblings(path: &Path) -> io::Result<Vec<Sibling>> {
     Ok(siblings_named(path, names.iter().map(|n| n.as_os_str())))
 }
 
-/// [`siblings`], from names of `path`'s directory already listed (a
-/// rescan's walk lists it to find `path` itself).
+/// [`siblings`], from names of `path`'s directory already listed.
 pub fn siblings_named<'a>(path: &Path, names: impl IntoIterator<Item = &'a OsStr>) -> Vec<Sibling> {
-    let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
-        return Vec::new();
-    };
-    let base = base.to_string_lossy();
-    let mut out = Vec::new();
-    for name in names {
-        let name_s = name.to_string_lossy();
-        if let Some((stamp, gz)) = stamp_of(&name_s, &base) {
-            out.push(Sibling {
-                path: dir.join(name),
-                stamp: stamp.to_string(),
-                gz,
-            });
-        }
+    match path.file_name() {
+        Some(base) => Stamps::of_names(base, names).siblings(path),
+        None => Vec::new(),
     }
-    out.sort_by(|a, b| (&a.stamp, a.gz).cmp(&(&b.stamp, b.gz)));
-    out
+}
+
+/// The rotation stamps of a file's siblings in a listing, oldest first (a
+/// plain file before its `.gz` twin): 16 bytes each, what a rescan's walk
+/// keeps for thousands of files at once (see [`Listed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stamps(Box<[([u8; 15], bool)]>);
+
+impl Stamps {
+    /// The stamps of the names that are kubelet-rotated siblings of `base`.
+    pub fn of_names<'a>(base: &OsStr, names: impl IntoIterator<Item = &'a OsStr>) -> Stamps {
+        let base = base.to_string_lossy();
+        let mut v: Vec<([u8; 15], bool)> = names
+            .into_iter()
+            .filter_map(|name| {
+                let (stamp, gz) = stamp_of(&name.to_string_lossy(), &base)
+                    .map(|(s, gz)| (<[u8; 15]>::try_from(s.as_bytes()), gz))?;
+                Some((stamp.ok()?, gz))
+            })
+            .collect();
+        v.sort_unstable();
+        Stamps(v.into_boxed_slice())
+    }
+
+    /// The siblings of `path` these stamps name (each path rebuilt as
+    /// `<path>.<stamp>[.gz]`).
+    pub fn siblings(&self, path: &Path) -> Vec<Sibling> {
+        self.0
+            .iter()
+            .map(|(stamp, gz)| {
+                let stamp = String::from_utf8_lossy(stamp).into_owned();
+                let mut name = path.as_os_str().to_os_string();
+                name.push(".");
+                name.push(&stamp);
+                if *gz {
+                    name.push(".gz");
+                }
+                Sibling {
+                    path: name.into(),
+                    stamp,
+                    gz: *gz,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The stamp of the sibling at `path` (a rotated name), if kubelet-style.
