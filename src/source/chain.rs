@@ -3,11 +3,11 @@
 //!
 //! Owns: [`stamp_of`] (the rotation stamp in a sibling's name),
 //! [`siblings`] (a directory listing of `<name>.<stamp>` and
-//! `<name>.<stamp>.gz`, oldest first; [`siblings_named`] from names
-//! already listed) and [`Listed`] (a file's siblings as a rescan's walk
-//! listed them, and when that listing may stand for the file opened). The kubelet renames `0.log` to
-//! `0.log.<YYYYMMDD-hhmmss>` at each rotation and later compresses it to
-//! `….gz`; the stamp is the rotation time, so stamps sort in rotation order.
+//! `<name>.<stamp>.gz`, oldest first), [`Stamps`] (the same from names
+//! already listed, kept compact) and [`Listed`] (a file's siblings as a
+//! rescan's walk listed them, and when that listing may stand for the file
+//! opened). The kubelet renames `0.log` to `0.log.<YYYYMMDD-hhmmss>` at
+//! each rotation and later compresses it to `….gz`; the stamp is the rotation time, so stamps sort in rotation order.
 //!
 //! What the tailer does with it (see `tailer_chain.rs`): per path it keeps a
 //! *watermark*, the newest stamp whose file it has read or taken on (stored
@@ -38,12 +38,12 @@ pub struct Sibling {
 }
 
 /// A log file's entry in a listing of its directory: its inode number as
-/// the listing gave it (`d_ino`), and its rotated siblings in the same
-/// listing, read after `walked_at`.
+/// the listing gave it (`d_ino`), and its rotated siblings' stamps in the
+/// same listing, read after `walked_at`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
     pub ino: u64,
-    pub siblings: Vec<Sibling>,
+    pub stamps: Stamps,
     pub walked_at: std::time::SystemTime,
 }
 
@@ -53,8 +53,8 @@ pub struct Listed {
 const BORN_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Listed {
-    /// The siblings of `listed`, if it listed the very file now open as
-    /// `id`, born at `born`: the same inode number, and born before the
+    /// The sibling stamps of `listed`, if it listed the very file now open
+    /// as `id`, born at `born`: the same inode number, and born before the
     /// walk began (the number cannot have been given to a new file since:
     /// rotated, compressed and unlinked, and the number reused). Else the
     /// path was rotated (or replaced) since the listing, which may lack a
@@ -64,10 +64,10 @@ impl Listed {
         listed: Option<Listed>,
         id: crate::positions::FileId,
         born: Option<std::time::SystemTime>,
-    ) -> Option<Vec<Sibling>> {
+    ) -> Option<Stamps> {
         listed
             .filter(|l| l.ino == id.ino && born.is_some_and(|b| b + BORN_MARGIN < l.walked_at))
-            .map(|l| l.siblings)
+            .map(|l| l.stamps)
     }
 }
 
@@ -98,16 +98,11 @@ pub fn siblings(path: &Path) -> io::Result<Vec<Sibling>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
-    Ok(siblings_named(path, names.iter().map(|n| n.as_os_str())))
-}
-
-/// [`siblings`], from names of `path`'s directory already listed.
-pub fn siblings_named<'a>(path: &Path, names: impl IntoIterator<Item = &'a OsStr>) -> Vec<Sibling> {
-    match path.file_name() {
-        Some(base) => Stamps::of_names(base, names).siblings(path),
-        None => Vec::new(),
-    }
+    let Some(base) = path.file_name() else {
+        return Ok(Vec::new());
+    };
+    let names = rd.flatten().map(|e| e.file_name());
+    Ok(Stamps::of_names(base, names).siblings(path))
 }
 
 /// The rotation stamps of a file's siblings in a listing, oldest first (a
@@ -118,14 +113,14 @@ pub struct Stamps(Box<[([u8; 15], bool)]>);
 
 impl Stamps {
     /// The stamps of the names that are kubelet-rotated siblings of `base`.
-    pub fn of_names<'a>(base: &OsStr, names: impl IntoIterator<Item = &'a OsStr>) -> Stamps {
+    pub fn of_names<N: AsRef<OsStr>>(base: &OsStr, names: impl IntoIterator<Item = N>) -> Stamps {
         let base = base.to_string_lossy();
         let mut v: Vec<([u8; 15], bool)> = names
             .into_iter()
             .filter_map(|name| {
-                let (stamp, gz) = stamp_of(&name.to_string_lossy(), &base)
-                    .map(|(s, gz)| (<[u8; 15]>::try_from(s.as_bytes()), gz))?;
-                Some((stamp.ok()?, gz))
+                let name = name.as_ref().to_string_lossy();
+                let (stamp, gz) = stamp_of(&name, &base)?;
+                Some((stamp.as_bytes().try_into().ok()?, gz))
             })
             .collect();
         v.sort_unstable();
@@ -172,19 +167,16 @@ mod tests {
     fn a_listing_is_taken_only_for_the_file_it_named_born_before_it() {
         use std::time::{Duration, SystemTime};
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let sib = Sibling {
-            path: "/p/0.log.20261122-101500".into(),
-            stamp: "20261122-101500".into(),
-            gz: false,
-        };
+        let stamps = Stamps::of_names(OsStr::new("0.log"), ["0.log.20261122-101500"]);
+        assert_eq!(stamps.siblings(Path::new("/p/0.log")).len(), 1);
         let listed = Some(Listed {
             ino: 7,
-            siblings: vec![sib.clone()],
+            stamps: stamps.clone(),
             walked_at: at,
         });
         let id = |ino| crate::positions::FileId { dev: 1, ino };
         let before = Some(at - Duration::from_secs(5));
-        assert_eq!(Listed::of(listed.clone(), id(7), before), Some(vec![sib]));
+        assert_eq!(Listed::of(listed.clone(), id(7), before), Some(stamps));
         assert_eq!(
             Listed::of(listed.clone(), id(8), before),
             None,

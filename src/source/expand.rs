@@ -371,15 +371,13 @@ pub struct Scan {
     linked: HashSet<PathBuf>,
     /// Directories read (a figure for tests and benchmarks).
     pub reads: usize,
-    /// Whether the walk keeps each found path's rotated siblings from the
-    /// listing that found it ([`Self::keep_siblings`]).
-    keep_siblings: bool,
     /// Those siblings, by the hash of the found path ([`Self::key`]): its
     /// inode number in the listing, and its siblings' stamps (at 5,000
     /// files, a path and its siblings' paths each were ~1.2 MiB of peak
     /// RSS).
     siblings: HashMap<u64, (u64, Stamps)>,
-    /// When the scan was made (before it read anything).
+    /// When the scan was made (before it read anything), if its walk
+    /// keeps each found path's rotated siblings ([`Self::keep_siblings`]).
     began: Option<std::time::SystemTime>,
 }
 
@@ -391,23 +389,20 @@ impl Scan {
     /// second time (~9 % of what 5,000 files cost).
     pub fn keep_siblings() -> Scan {
         Scan {
-            keep_siblings: true,
             began: Some(std::time::SystemTime::now()),
             ..Default::default()
         }
     }
 
     /// `path`'s entry in the listing that found it — its inode number and
-    /// its rotated siblings, oldest first as [`siblings`] gives them —
-    /// if the scan [keeps siblings](Self::keep_siblings) and its walk
-    /// found `path`; taken out of the scan.
-    ///
-    /// [`siblings`]: crate::source::chain::siblings
+    /// its rotated siblings' stamps — if the scan
+    /// [keeps siblings](Self::keep_siblings) and its walk found `path`;
+    /// taken out of the scan.
     pub fn siblings_of(&mut self, path: &Path) -> Option<Listed> {
         let (ino, stamps) = self.siblings.remove(&self.key(path))?;
         Some(Listed {
             ino,
-            siblings: stamps.siblings(path),
+            stamps,
             walked_at: self.began?,
         })
     }
@@ -505,7 +500,7 @@ impl Scan {
         let steps = walks.iter().map(|w| w.comps.len()).max().unwrap_or(0);
         let mut hits = Vec::new();
         let mut found_siblings = Vec::new();
-        let keep_siblings = self.keep_siblings;
+        let keep_siblings = self.began.is_some();
         let hasher = self.hasher.clone();
         for depth in 0..steps {
             for (level, starts) in levels.iter_mut().zip(starts.iter_mut()) {
@@ -877,12 +872,13 @@ mod tests {
         for p in &outs[0] {
             let listed = scan.siblings_of(p).unwrap();
             assert_eq!(listed.ino, std::fs::metadata(p).unwrap().ino(), "{p:?}");
+            let siblings = listed.stamps.siblings(p);
             assert_eq!(
-                listed.siblings,
+                siblings,
                 crate::source::chain::siblings(p).unwrap(),
                 "{p:?}"
             );
-            any += listed.siblings.len();
+            any += siblings.len();
         }
         assert_eq!(any, 5);
         assert!(scan.siblings_of(&root.join("a/app/2.log")).is_none());

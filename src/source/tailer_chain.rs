@@ -39,7 +39,7 @@
 //! the descriptor bound a hole is taken on closed (see `tailer_wait.rs`).
 
 use super::*;
-use crate::source::chain::{siblings, Sibling};
+use crate::source::chain::{siblings, Sibling, Stamps};
 use crate::source::gz::{self, GzStream};
 
 impl Tailer {
@@ -64,16 +64,16 @@ impl Tailer {
     pub(super) fn chain_init(
         &mut self,
         path: &Path,
-        walked: Option<Vec<Sibling>>,
+        walked: Option<Stamps>,
     ) -> Option<Vec<Sibling>> {
         if self.positions.chain(path).is_some() {
             return None;
         }
         let history_before = self.history_before;
-        // (mark, settled, a sibling listed is gone)
-        let mark_of = |v: &[Sibling]| {
+        // A listing, with (mark, settled, a sibling listed is gone).
+        let marked = |v: Vec<Sibling>| {
             let (mut mark, mut settled, mut gone) = (String::new(), true, false);
-            for s in v {
+            for s in &v {
                 match fs::metadata(&s.path).and_then(|m| m.modified()) {
                     Ok(t) if t < history_before => mark.clone_from(&s.stamp),
                     Ok(_) => {
@@ -86,29 +86,22 @@ impl Tailer {
                     }
                 }
             }
-            (mark, settled, gone)
+            (v, (mark, settled, gone))
         };
+        // The walk's listing, unless a sibling it showed is gone
+        // (compressed since: its `.gz` is not in it); else one of its own.
+        let walked = walked
+            .map(|w| marked(w.siblings(path)))
+            .filter(|(_, (_, _, gone))| !gone);
         let mut listed = None;
-        let mut from_walk = walked.is_some();
-        let mut listing = walked.map_or_else(|| siblings(path), Ok);
-        let (mark, settled) = loop {
-            match listing {
-                Ok(v) => {
-                    let (mark, settled, gone) = mark_of(&v);
-                    if gone && from_walk {
-                        // Compressed since the walk's listing (its `.gz`
-                        // is not in it): listed afresh.
-                        from_walk = false;
-                        listing = siblings(path);
-                        continue;
-                    }
-                    listed = Some(v);
-                    break (mark, settled);
-                }
-                Err(e) => {
-                    self.file_error(path, Self::io_reason(&e), &e);
-                    break (String::new(), false);
-                }
+        let (mark, settled) = match walked.map_or_else(|| siblings(path).map(marked), Ok) {
+            Ok((v, (mark, settled, _))) => {
+                listed = Some(v);
+                (mark, settled)
+            }
+            Err(e) => {
+                self.file_error(path, Self::io_reason(&e), &e);
+                (String::new(), false)
             }
         };
         // The watermark's key is the tailed file's own path, not a copy.
@@ -1049,10 +1042,10 @@ pub(super) mod tests {
         append(&p, "a-0\na-1\n");
         let walked = Listed {
             ino: fs::metadata(&p).unwrap().ino(),
-            siblings: siblings(&p).unwrap(),
+            stamps: Stamps::default(),
             walked_at: std::time::SystemTime::now(),
         };
-        assert!(walked.siblings.is_empty());
+        assert!(siblings(&p).unwrap().is_empty());
         kubelet_rotate(&dir, 1);
         append(&p, "b-0\n");
         t.candidate(&p, 0, true, Some(walked));
@@ -1088,16 +1081,17 @@ pub(super) mod tests {
         // of the file system's clock).
         std::thread::sleep(Duration::from_millis(100));
         let mut t = tailer_in(tmp.path(), test_opts());
-        let listed = |p: &Path, ino| Listed {
+        // Listings that leave out the one rotated file.
+        let listed = |ino| Listed {
             ino,
-            siblings: siblings(p).unwrap().into_iter().skip(1).collect(),
+            stamps: Stamps::default(),
             walked_at: std::time::SystemTime::now(),
         };
         let ino = fs::metadata(&p).unwrap().ino();
-        t.candidate(&p, 0, true, Some(listed(&p, ino)));
+        t.candidate(&p, 0, true, Some(listed(ino)));
         assert_eq!(t.positions.chain(p.as_path()).as_deref(), Some(""));
         // Listed afresh when it named another file.
-        t.candidate(&q, 0, true, Some(listed(&q, u64::MAX)));
+        t.candidate(&q, 0, true, Some(listed(u64::MAX)));
         assert_eq!(
             t.positions.chain(q.as_path()).as_deref(),
             Some("20261122-000001")

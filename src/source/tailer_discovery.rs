@@ -666,14 +666,14 @@ fn watch_failure<E: std::fmt::Display>(
     ))
 }
 
-/// What [`Tailer::walk`] found: the matching paths with their target slots
-/// and whether they lie inside the target's tree (in `tis` order), and what
-/// went wrong.
 /// A path a rescan found: its target, whether the walk reached it through
 /// real directories from the target's prefix, and its rotated siblings as
 /// the walk's listing showed them (start-up only: see `chain_init`).
 type FoundPath = (PathBuf, usize, bool, Option<Listed>);
 
+/// What [`Tailer::walk`] found: the matching paths with their target slots
+/// and whether they lie inside the target's tree (in `tis` order), and what
+/// went wrong.
 struct Walked {
     found: Vec<FoundPath>,
     errs: Vec<(PathBuf, io::Error)>,
