@@ -30,7 +30,7 @@ pub struct GzStream {
 
 impl GzStream {
     pub fn open(path: &Path) -> io::Result<GzStream> {
-        let f = File::open(path)?;
+        let f = super::open::for_reading(path)?;
         let id = fingerprint::file_id(&f.metadata()?);
         Ok(GzStream {
             id,

@@ -19,6 +19,7 @@ pub mod gz;
 pub mod journal;
 #[cfg(test)]
 mod model_tests;
+pub mod open;
 pub mod reader;
 pub mod relocate;
 pub mod tailer;

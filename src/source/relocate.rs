@@ -85,7 +85,9 @@ fn search(
     plain[1..].sort();
     gzs.sort();
     for p in plain {
-        let Ok(file) = File::open(&p) else { continue };
+        let Ok(file) = super::open::for_reading(&p) else {
+            continue;
+        };
         let Ok(meta) = file.metadata() else { continue };
         if !fingerprint::is_file(&meta, id, born) {
             continue;

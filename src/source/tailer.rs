@@ -66,6 +66,7 @@
 use super::discover::{self, Target, Wake};
 use super::file::{ChunkStats, FileMetrics, Kind, Tailed};
 use super::fingerprint::{self, Widen, FP_MAX};
+use super::open;
 use super::reader::{LineSplitter, Src};
 use super::relocate::{relocate, Found};
 use super::watch::Watch;

@@ -308,7 +308,7 @@ impl Tailer {
             // The sibling, if it is the file of fingerprint `fp`, born at
             // `born`: its inode number may have been given out again.
             let is = |fp, born| -> io::Result<Option<(FileId, Option<File>)>> {
-                let file = File::open(&s.path)?;
+                let file = open::for_reading(&s.path)?;
                 let same = !fingerprint::other_birth(born, &file.metadata()?)
                     && fingerprint::matches_file(&file, fp)?;
                 Ok(same.then_some((id, Some(file))))
@@ -385,7 +385,7 @@ impl Tailer {
                 None,
             );
         } else {
-            let file = File::open(&s.path)?;
+            let file = open::for_reading(&s.path)?;
             let meta = file.metadata()?;
             let id = fingerprint::file_id(&meta);
             if !self.free_reused_id(id, &file) {

@@ -214,7 +214,7 @@ impl Tailer {
             }
             // A closed file under `id`: this one, or a new file reusing its
             // inode number? Looked at before a descriptor is freed for it.
-            match File::open(path) {
+            match open::for_reading(path) {
                 Ok(file) if self.free_reused_id(id, &file) => {}
                 _ => return,
             }
@@ -243,7 +243,7 @@ impl Tailer {
                 &"every descriptor holds a rotated file with unread data; taking this file on later",
             );
         }
-        let file = match File::open(path) {
+        let file = match open::for_reading(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => return self.file_error(path, Self::io_reason(&e), &e),

@@ -176,7 +176,7 @@ impl Tailer {
         }
         let mut found = None;
         if same {
-            if let Ok(file) = File::open(&path) {
+            if let Ok(file) = open::for_reading(&path) {
                 let meta = file.metadata().ok();
                 if meta.as_ref().map(fingerprint::file_id) == Some(id) {
                     let size = meta.map(|m| m.len()).unwrap_or(0);

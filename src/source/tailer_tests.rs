@@ -151,6 +151,57 @@ fn rotated_while_stopped_is_found_by_inode() {
     assert_once(&h, &all);
 }
 
+/// The tailer's reads leave the access time of what it reads alone
+/// (`O_NOATIME`, `open.rs`): under `relatime` every read that followed a
+/// write updated it, a journalled inode update per read. Covers the file
+/// taken on, its reads after each write, and at a restart the file rotated
+/// meanwhile (found by inode) and its successor.
+#[test]
+fn reading_leaves_the_files_access_times_alone() {
+    use super::open::probe::{age_atime, atime, reads_update_atime};
+    let mut h = Harness::new("*.log", test_opts(), AckMode::Immediate);
+    if !reads_update_atime(&h.logs()) {
+        eprintln!("skipped: reads do not update access times on this file system");
+        return;
+    }
+    let p = h.logs().join("0.log");
+    let a = lines("a", 0..20);
+    write_lines(&p, &a);
+    age_atime(&p);
+    let first = atime(&p);
+    h.start();
+    h.wait_acked(&a);
+    for round in 0..3 {
+        let b = lines(&format!("b{round}"), 0..20);
+        write_lines(&p, &b);
+        h.wait_acked(&b);
+    }
+    assert_eq!(atime(&p), first, "reading the file updated its access time");
+    h.stop();
+    let c = lines("c", 0..20);
+    write_lines(&p, &c);
+    let r = h.logs().join("0.log.20261122-101500");
+    std::fs::rename(&p, &r).unwrap();
+    let d = lines("d", 0..20);
+    write_lines(&p, &d);
+    age_atime(&r);
+    age_atime(&p);
+    let (rotated, current) = (atime(&r), atime(&p));
+    h.start();
+    h.wait_acked(&c);
+    h.wait_acked(&d);
+    assert_eq!(
+        atime(&r),
+        rotated,
+        "reading the rotated file updated its access time"
+    );
+    assert_eq!(
+        atime(&p),
+        current,
+        "reading the new file updated its access time"
+    );
+}
+
 #[test]
 fn rotated_and_gzipped_while_stopped_is_caught_up_from_the_gz() {
     let mut h = Harness::new("*.log", test_opts(), AckMode::Immediate);
