@@ -2,7 +2,8 @@
 //! ([`journal`]: journalctl run per `journal` scrape config).
 //!
 //! File tailing is split by concern: [`discover`] finds files (globs, and
-//! [`watch`]: inotify), [`fingerprint`] says which file is which, [`reader`]
+//! [`watch`]: inotify), [`open`] opens what is read (without updating access
+//! times), [`fingerprint`] says which file is which, [`reader`]
 //! turns one file's bytes into lines with offsets, [`gz`] catches up from compressed
 //! rotated files, [`relocate`] finds files that moved while unobserved,
 //! [`file`] is one tailed file, and [`tailer`] schedules them all.

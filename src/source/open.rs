@@ -9,7 +9,7 @@
 //! the agent makes dirtied the inode: a journalled metadata update per read,
 //! written back to the node's disk. At 10,000 lines/s over 5,000 files that
 //! was ~10,000 inode updates a second (`ext4:ext4_mark_inode_dirty`) and
-//! ~9 % of the agent's CPU. `O_NOATIME` reads leave the access time alone.
+//! ~10 % of the agent's CPU. `O_NOATIME` reads leave the access time alone.
 //!
 //! The kernel grants `O_NOATIME` to the file's owner or a holder of
 //! `CAP_FOWNER`: the DaemonSet's root user owns `/var/log/pods`'s files.
