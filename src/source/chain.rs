@@ -7,7 +7,8 @@
 //! already listed, kept compact) and [`Listed`] (a file's siblings as a
 //! rescan's walk listed them, and when that listing may stand for the file
 //! opened). The kubelet renames `0.log` to `0.log.<YYYYMMDD-hhmmss>` at
-//! each rotation and later compresses it to `….gz`; the stamp is the rotation time, so stamps sort in rotation order.
+//! each rotation and later compresses it to `….gz`; the stamp is the
+//! rotation time, so stamps sort in rotation order.
 //!
 //! What the tailer does with it (see `tailer_chain.rs`): per path it keeps a
 //! *watermark*, the newest stamp whose file it has read or taken on (stored
@@ -35,6 +36,24 @@ pub struct Sibling {
     pub stamp: String,
     /// Compressed (`.gz`).
     pub gz: bool,
+}
+
+impl Sibling {
+    /// The sibling of `path` rotated at `stamp`: `<path>.<stamp>`, and
+    /// `.gz` after it if `gz`.
+    pub fn of(path: &Path, stamp: &str, gz: bool) -> Sibling {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(".");
+        name.push(stamp);
+        if gz {
+            name.push(".gz");
+        }
+        Sibling {
+            path: name.into(),
+            stamp: stamp.to_string(),
+            gz,
+        }
+    }
 }
 
 /// A log file's entry in a listing of its directory: its inode number as
@@ -132,20 +151,7 @@ impl Stamps {
     pub fn siblings(&self, path: &Path) -> Vec<Sibling> {
         self.0
             .iter()
-            .map(|(stamp, gz)| {
-                let stamp = String::from_utf8_lossy(stamp).into_owned();
-                let mut name = path.as_os_str().to_os_string();
-                name.push(".");
-                name.push(&stamp);
-                if *gz {
-                    name.push(".gz");
-                }
-                Sibling {
-                    path: name.into(),
-                    stamp,
-                    gz: *gz,
-                }
-            })
+            .map(|(stamp, gz)| Sibling::of(path, &String::from_utf8_lossy(stamp), *gz))
             .collect()
     }
 }
@@ -160,6 +166,44 @@ pub fn stamp_of_path(path: &Path, base: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each sibling's path, built from its stamp, is the rotated file the
+    /// directory holds (the catch-up opens it, and a `.gz` twin named by
+    /// [`Sibling::of`] alone).
+    #[test]
+    fn sibling_paths_name_the_files_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.log");
+        for name in [
+            "0.log",
+            "0.log.20261122-101500",
+            "0.log.20261122-101500.gz",
+            "0.log.20261122-111500.gz",
+            "0.log.1",
+            "1.log.20261122-101500",
+        ] {
+            std::fs::write(dir.path().join(name), "x\n").unwrap();
+        }
+        let sibs = siblings(&p).unwrap();
+        let got: Vec<(&str, bool)> = sibs.iter().map(|s| (s.stamp.as_str(), s.gz)).collect();
+        assert_eq!(
+            got,
+            [
+                ("20261122-101500", false),
+                ("20261122-101500", true),
+                ("20261122-111500", true)
+            ]
+        );
+        for s in &sibs {
+            assert!(s.path.is_file(), "{:?}", s.path);
+            assert_eq!(
+                stamp_of_path(&s.path, &p).as_deref(),
+                Some(s.stamp.as_str())
+            );
+            assert_eq!(s.path.extension() == Some(OsStr::new("gz")), s.gz);
+        }
+        assert_eq!(Sibling::of(&p, &sibs[0].stamp, true), sibs[1]);
+    }
 
     /// A listing stands for the file open only if it named that inode and
     /// the file was born before the walk (by more than a clock tick).

@@ -205,13 +205,7 @@ impl Tailer {
                 // rotation — until then the stream's newer lines would be
                 // read first.
                 if queue.front().is_none_or(|n| n.stamp != s.stamp) {
-                    let mut gz = s.path.clone().into_os_string();
-                    gz.push(".gz");
-                    queue.push_front(Sibling {
-                        path: PathBuf::from(gz),
-                        stamp: s.stamp.clone(),
-                        gz: true,
-                    });
+                    queue.push_front(Sibling::of(path, &s.stamp, true));
                 }
                 if !widened {
                     self.widen_fingerprints(path);
