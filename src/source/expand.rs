@@ -42,6 +42,7 @@
 //! directory vanishing mid-scan as an error; keep listings past its rescan
 //! (a `Scan` is dropped at the end of each).
 
+use super::dirents;
 use super::discover::MATCH;
 use crate::source::chain::{Listed, Stamps};
 use glob::Pattern;
@@ -263,17 +264,17 @@ fn bytes(n: &OsString) -> &[u8] {
 
 impl Listing {
     fn read(dir: &Path) -> io::Result<Listing> {
-        let mut names = Vec::new();
-        for e in std::fs::read_dir(dir)? {
-            let e = e?;
-            let kind = match e.file_type() {
-                Ok(t) if t.is_dir() => Kind::Dir,
-                Ok(t) if t.is_symlink() => Kind::Ask,
-                Ok(_) => Kind::Other,
-                Err(_) => Kind::Ask,
-            };
-            names.push((e.file_name(), kind, std::os::unix::fs::DirEntryExt::ino(&e)));
-        }
+        let mut names: Vec<(OsString, Kind, u64)> = dirents::read(dir)?
+            .into_iter()
+            .map(|(name, t, ino)| {
+                let kind = match t {
+                    dirents::Type::Dir => Kind::Dir,
+                    dirents::Type::Other => Kind::Other,
+                    dirents::Type::Symlink | dirents::Type::Unknown => Kind::Ask,
+                };
+                (name, kind, ino)
+            })
+            .collect();
         names.sort_unstable_by(|a, b| bytes(&a.0).cmp(bytes(&b.0)));
         Ok(Listing {
             names: names.into_boxed_slice(),

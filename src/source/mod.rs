@@ -1,7 +1,7 @@
 //! Sources: where entries come from: tailed files, and the systemd journal
 //! ([`journal`]: journalctl run per `journal` scrape config).
 //!
-//! File tailing is split by concern: [`discover`] finds files (globs, and
+//! File tailing is split by concern: [`discover`] finds files (globs read with [`dirents`], and
 //! [`watch`]: inotify), [`open`] opens what is read (without updating access
 //! times), [`fingerprint`] says which file is which, [`reader`]
 //! turns one file's bytes into lines with offsets, [`gz`] catches up from compressed
@@ -10,6 +10,7 @@
 
 pub mod chain;
 pub mod cri;
+pub mod dirents;
 pub mod discover;
 pub mod docker;
 pub mod expand;
