@@ -105,6 +105,12 @@ pub struct Tailed {
     /// inotify reported its path changed while it was being read (its
     /// path not checked then): the next sweep checks it, whatever the spread.
     pub path_event: bool,
+    /// inotify reported a write, or a change at its path, since the sweep
+    /// last `fstat`ed it. A write is what a truncation looks like to
+    /// inotify (`IN_MODIFY`), so a file waiting for delivery is looked at in
+    /// the next sweep, not only in its spread turn (see `Look` in
+    /// `tailer.rs`).
+    pub event_since_look: bool,
     /// Opened (or reopened) and not read since: not parked for another
     /// file before it had its turn.
     pub awaiting_turn: bool,

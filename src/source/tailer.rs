@@ -204,6 +204,51 @@ const PATH_CHECK_SPREAD: u64 = 4;
 fn path_check_due(seq: u64, sweep: u64, spread: u64) -> bool {
     spread <= 1 || seq.wrapping_add(sweep).is_multiple_of(spread)
 }
+/// What the sweep knows of a current, open file when it decides whether to
+/// look at it (`fstat`, and its path if it is due) this round. With inotify
+/// working every change to a file comes as an event first; the sweep's look
+/// is the net under lost events, spread over [`PATH_CHECK_SPREAD`] sweeps
+/// (`due`), and taken at once only where nothing else would tell soon:
+/// - read to its end, no event since (`idle`): a write, truncation or
+///   removal is an event, which makes it read, and a read of nothing
+///   `fstat`s it at once (`tailer_turn.rs`);
+/// - data still to read while delivery keeps up (`reading`): its next turn
+///   reads it, and the read that reaches its end tells what a `fstat`
+///   would (a short read: the end; a read of nothing: `fstat`ed, shrunk?);
+/// - data still to read while delivery is stuck, and no event since the
+///   last look (`waiting`): it stays to be read, and what a look could find
+///   — a truncation (`IN_MODIFY`), a removal or rename — would have been
+///   an event. A file written or changed since is looked at in the next
+///   sweep, so a truncation is still found while delivery waits, before
+///   the file can grow past the offset again. At 5,000 files in a drain,
+///   one `fstat` of each per second while delivery was behind was ~20,000
+///   `fstat`s in a 256 MiB drain (`benches/HISTORY.md`).
+///
+/// Without inotify, after lost events or while a directory is not watched,
+/// `due` holds at every sweep, so every file is looked at every time.
+#[derive(Clone, Copy, Debug)]
+struct Look {
+    at_eof: bool,
+    active: bool,
+    stuck: bool,
+    path_event: bool,
+    event_since_look: bool,
+    due: bool,
+}
+
+impl Look {
+    /// Whether this sweep may leave the file alone.
+    fn may_skip(self) -> bool {
+        if self.due || self.path_event {
+            return false;
+        }
+        let idle = self.at_eof && !self.active;
+        let reading = !self.at_eof && self.active && !self.stuck;
+        let waiting = !self.at_eof && self.active && self.stuck && !self.event_since_look;
+        idle || reading || waiting
+    }
+}
+
 /// Shortest time between two rescans triggered by events.
 const QUICK_RESCAN: Duration = Duration::from_secs(1);
 /// While delivery is stuck: how often file events are looked at (new files
@@ -589,27 +634,20 @@ impl Tailer {
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
             };
-            // A current file read to its end with no event since is looked
-            // at (`fstat`, path) only in its due sweep: with inotify, a
-            // write, truncation or removal comes as an event first, which
-            // makes it read, and a read of nothing `fstat`s it at once
-            // (`tailer_turn.rs`). This is the net under lost events. So is
-            // a current file with data still to read while delivery keeps
-            // up: its next turn reads it, and the read that reaches its end
-            // tells what a `fstat` would (a short read: the end; a read of
-            // nothing: `fstat`ed, shrunk?) — at 5,000 files just taken on,
-            // one `fstat` of each per second until each had its turn.
-            let idle = f.at_eof && !f.active;
-            let reading = !f.at_eof && f.active && !stuck;
-            if f.kind == Kind::Current
-                && f.src.is_some()
-                && (idle || reading)
-                && !f.path_event
-                && !path_check_due(f.seq, sweep_no, spread)
-            {
+            // Which current files are looked at: see `Look`.
+            let look = Look {
+                at_eof: f.at_eof,
+                active: f.active,
+                stuck,
+                path_event: f.path_event,
+                event_since_look: f.event_since_look,
+                due: path_check_due(f.seq, sweep_no, spread),
+            };
+            if f.kind == Kind::Current && f.src.is_some() && look.may_skip() {
                 self.maybe_close(id, now)?;
                 continue;
             }
+            f.event_since_look = false;
             let meta = match &f.src {
                 None => {
                     self.check_parked(id)?;
@@ -850,7 +888,66 @@ fn pipes_by_tracker(
 
 #[cfg(test)]
 mod sweep_tests {
-    use super::{path_check_due, PATH_CHECK_SPREAD};
+    use super::{path_check_due, Look, PATH_CHECK_SPREAD};
+
+    fn look(at_eof: bool, active: bool, stuck: bool) -> Look {
+        Look {
+            at_eof,
+            active,
+            stuck,
+            path_event: false,
+            event_since_look: false,
+            due: false,
+        }
+    }
+
+    #[test]
+    fn a_file_waiting_for_delivery_is_looked_at_after_an_event_or_in_its_turn() {
+        // Data still to read, delivery stuck: left alone until an event...
+        let waiting = look(false, true, true);
+        assert!(waiting.may_skip());
+        // ...a write (a truncation is one) or a change at its path...
+        let written = Look {
+            event_since_look: true,
+            ..waiting
+        };
+        assert!(
+            !written.may_skip(),
+            "a truncation must be found while stuck"
+        );
+        // ...or its spread turn (every turn without inotify).
+        assert!(!Look {
+            due: true,
+            ..waiting
+        }
+        .may_skip());
+        assert!(!Look {
+            path_event: true,
+            ..waiting
+        }
+        .may_skip());
+    }
+
+    #[test]
+    fn which_files_a_sweep_leaves_alone_between_their_turns() {
+        // Read to its end, nothing since: an event would have made it active.
+        assert!(look(true, false, false).may_skip());
+        assert!(look(true, false, true).may_skip());
+        // Data to read while delivery keeps up: its next read tells.
+        assert!(look(false, true, false).may_skip());
+        // Not active with data left: nothing will read it unless looked at.
+        assert!(!look(false, false, false).may_skip());
+        assert!(!look(false, false, true).may_skip());
+        // At its end but active (an event came): looked at.
+        assert!(!look(true, true, false).may_skip());
+        assert!(!look(true, true, true).may_skip());
+        // An event since the last look matters only while delivery waits.
+        let read = Look {
+            event_since_look: true,
+            ..look(false, true, false)
+        };
+        assert!(read.may_skip());
+    }
 
     #[test]
     fn spread_path_checks_reach_every_file_once_in_any_run_of_spread_sweeps() {

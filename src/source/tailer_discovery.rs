@@ -363,6 +363,7 @@ impl Tailer {
             awaiting_turn: true,
             active: true,
             path_event: false,
+            event_since_look: false,
             m: FileMetrics::new(&self.metrics, &shared),
             warned_utf8: false,
             warned_cut: false,
@@ -599,6 +600,7 @@ impl Tailer {
     pub(super) fn on_written(&mut self, p: PathBuf) -> Result<(), Stopped> {
         if let Some(&id) = self.by_path.get(p.as_path()) {
             if let Some(f) = self.files.get_mut(&id) {
+                f.event_since_look = true;
                 if f.src.is_some() && !f.path_event {
                     self.plan.activate(f);
                     return Ok(());
@@ -615,6 +617,9 @@ impl Tailer {
             match parked {
                 Some(true) => self.check_parked(id)?,
                 Some(false) => {
+                    if let Some(f) = self.files.get_mut(&id) {
+                        f.event_since_look = true;
+                    }
                     // A file being read notices a rotation when it reaches its
                     // end; while delivery is stuck it does not get there, so
                     // the path is checked at once (the successor must be

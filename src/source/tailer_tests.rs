@@ -297,6 +297,40 @@ fn copytruncate_reads_again_from_the_start() {
 }
 
 #[test]
+fn copytruncate_while_delivery_is_stuck_is_found_before_delivery_resumes() {
+    // Loki is down and the budget tiny: most of the file is still to read
+    // when it is truncated. A file waiting for delivery is left alone
+    // between its spread turns unless inotify reports a write or change, and
+    // a truncation is a write: it is found while delivery still waits, and
+    // the new content is read from its start once Loki is back.
+    let mut h = Harness::new("*.log", test_opts(), AckMode::Held);
+    h.budget = 8 * 1024;
+    let p = h.logs().join("0.log");
+    let a = lines("a", 0..2_000);
+    write_lines(&p, &a);
+    h.start();
+    h.wait_received(&a[..1]);
+    let before = h.counter("truncated");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    h.wait_counter_above("truncated", before);
+    assert_eq!(
+        count(&h, a.last().unwrap()),
+        0,
+        "still stuck: nothing past the budget was read"
+    );
+    let b = lines("b", 0..20);
+    write_lines(&p, &b);
+    h.release();
+    h.wait_received(&b);
+    assert_once(&h, &b);
+}
+
+#[test]
 fn deleted_file_is_read_to_its_end_then_forgotten() {
     let mut h = Harness::new("*.log", test_opts(), AckMode::Immediate);
     let p = h.logs().join("0.log");
