@@ -112,15 +112,15 @@ pub fn siblings(path: &Path) -> io::Result<Vec<Sibling>> {
     let Some(dir) = path.parent() else {
         return Ok(Vec::new());
     };
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
+    let listed = match super::dirents::read(dir) {
+        Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let Some(base) = path.file_name() else {
         return Ok(Vec::new());
     };
-    let names = rd.flatten().map(|e| e.file_name());
+    let names = listed.into_iter().map(|(name, ..)| name);
     Ok(Stamps::of_names(base, names).siblings(path))
 }
 

@@ -1,12 +1,13 @@
 //! Sources: where entries come from: tailed files, and the systemd journal
 //! ([`journal`]: journalctl run per `journal` scrape config).
 //!
-//! File tailing is split by concern: [`discover`] finds files (globs read with [`dirents`], and
-//! [`watch`]: inotify), [`open`] opens what is read (without updating access
-//! times), [`fingerprint`] says which file is which, [`reader`]
-//! turns one file's bytes into lines with offsets, [`gz`] catches up from compressed
-//! rotated files, [`relocate`] finds files that moved while unobserved,
-//! [`file`] is one tailed file, and [`tailer`] schedules them all.
+//! File tailing is split by concern: [`discover`] finds files (globs, and
+//! [`watch`]: inotify), [`dirents`] lists a directory, [`open`] opens what
+//! is read (without updating access times), [`fingerprint`] says which file
+//! is which, [`reader`] turns one file's bytes into lines with offsets,
+//! [`gz`] catches up from compressed rotated files, [`relocate`] finds files
+//! that moved while unobserved, [`file`] is one tailed file, and [`tailer`]
+//! schedules them all.
 
 pub mod chain;
 pub mod cri;

@@ -66,20 +66,20 @@ fn search(
     let prefix = format!("{name}.");
     let mut plain = vec![orig.to_path_buf()];
     let mut gzs = Vec::new();
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
+    let listed = match super::dirents::read(dir) {
+        Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    for ent in rd.flatten() {
-        let n = ent.file_name().to_string_lossy().into_owned();
+    for (name, ..) in listed {
+        let n = name.to_string_lossy().into_owned();
         if !n.starts_with(&prefix) || n.ends_with(".tmp") {
             continue;
         }
         if n.ends_with(".gz") {
-            gzs.push(ent.path());
+            gzs.push(dir.join(&name));
         } else {
-            plain.push(ent.path());
+            plain.push(dir.join(&name));
         }
     }
     plain[1..].sort();
