@@ -204,6 +204,7 @@ const PATH_CHECK_SPREAD: u64 = 4;
 fn path_check_due(seq: u64, sweep: u64, spread: u64) -> bool {
     spread <= 1 || seq.wrapping_add(sweep).is_multiple_of(spread)
 }
+
 /// What the sweep knows of a current, open file when it decides whether to
 /// look at it (`fstat`, and its path if it is due) this round. With inotify
 /// working every change to a file comes as an event first; the sweep's look
@@ -220,9 +221,9 @@ fn path_check_due(seq: u64, sweep: u64, spread: u64) -> bool {
 ///   — a truncation (`IN_MODIFY`), a removal or rename — would have been
 ///   an event. A file written or changed since is looked at in the next
 ///   sweep, so a truncation is still found while delivery waits, before
-///   the file can grow past the offset again. At 5,000 files in a drain,
-///   one `fstat` of each per second while delivery was behind was ~20,000
-///   `fstat`s in a 256 MiB drain (`benches/HISTORY.md`).
+///   the file can grow past the offset again. In a drain of 294 MiB over
+///   5,000 files that was ~3,700 `fstat`s fewer, of ~36,500 (`statx` by
+///   path and by descriptor) in the run (`benches/HISTORY.md`).
 ///
 /// Without inotify, after lost events or while a directory is not watched,
 /// `due` holds at every sweep, so every file is looked at every time.
