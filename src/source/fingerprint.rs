@@ -62,9 +62,20 @@ pub fn of_bytes(bytes: &[u8]) -> Fingerprint {
 /// Reads up to `len` bytes at offset 0 without moving the cursor; returns
 /// fewer only at end of file.
 fn read_prefix(file: &File, len: usize) -> io::Result<Vec<u8>> {
+    read_prefix_sized(file, len, u64::MAX)
+}
+
+/// [`read_prefix`] of a file whose size a `fstat` just gave as `size`:
+/// once it has that many bytes, a short read is taken as the end without
+/// a further read that returns nothing to say so (one `pread` fewer for
+/// each file shorter than `FP_MAX` taken on). A file that grew meanwhile
+/// gives at least `size` bytes: a shorter fingerprint than it could have,
+/// widened as it is read (see [`widen`]), as for a file that grows just
+/// after its head was read.
+fn read_prefix_sized(file: &File, len: usize, size: u64) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let mut got = 0;
-    while got < len {
+    while got < len && (got as u64) < size {
         match file.read_at(&mut buf[got..], got as u64) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -89,6 +100,12 @@ pub struct Head(Vec<u8>);
 impl Head {
     pub fn read(file: &File) -> io::Result<Head> {
         Ok(Head(read_prefix(file, FP_MAX)?))
+    }
+
+    /// [`Self::read`] of a file a `fstat` just said is `size` bytes long
+    /// (see [`read_prefix_sized`]).
+    pub fn read_sized(file: &File, size: u64) -> io::Result<Head> {
+        Ok(Head(read_prefix_sized(file, FP_MAX, size)?))
     }
 
     /// [`of_file`] of the file when it was read.
@@ -202,6 +219,30 @@ mod tests {
                     matches_file(&f, fp).unwrap(),
                     "size {size}, {fp:?}"
                 );
+            }
+        }
+    }
+
+    /// A head read with the size a `fstat` gave is the head read without
+    /// it; with a stale size (the file grew since) it covers at least that
+    /// size, and is the prefix of the file's.
+    #[test]
+    fn a_head_read_to_a_known_size_is_the_files_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        for size in [0u64, 1, 100, FP_MAX as u64 - 1, FP_MAX as u64, 3000] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            let f = File::open(&p).unwrap();
+            let full = Head::read(&f).unwrap();
+            assert_eq!(Head::read_sized(&f, size).unwrap().0, full.0, "size {size}");
+            for stale in [0, size / 2, size.saturating_sub(1)] {
+                let h = Head::read_sized(&f, stale).unwrap();
+                assert!(
+                    h.0.len() as u64 >= stale.min(FP_MAX as u64),
+                    "{size}/{stale}"
+                );
+                assert!(full.0.starts_with(&h.0), "{size}/{stale}");
             }
         }
     }

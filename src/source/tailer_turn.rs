@@ -278,7 +278,13 @@ impl Tailer {
                     f.last_data = Instant::now();
                     Self::count_stats(&self.metrics, f, &st);
                     let (job, pipe) = (f.job, f.pipe);
-                    let widen = if (f.fp.len as usize) < FP_MAX {
+                    // Only once the read has passed what the fingerprint
+                    // covers: before that, a re-read of the file's head
+                    // (two `pread`s) could neither widen it nor tell a
+                    // rewrite the read did not already show. A small file
+                    // was re-read at every turn that read it.
+                    let covered = (f.fp.len as u64) >= f.split.pos().min(FP_MAX as u64);
+                    let widen = if !covered {
                         f.src
                             .as_ref()
                             .and_then(|s| s.file())
