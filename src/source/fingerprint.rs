@@ -156,10 +156,19 @@ pub enum Widen {
 /// Re-checks a short fingerprint (`fp.len < FP_MAX`) and widens it if the
 /// file has grown.
 pub fn widen(file: &File, fp: Fingerprint) -> io::Result<Widen> {
+    widen_sized(file, fp, u64::MAX)
+}
+
+/// [`widen`] of a file known to hold at least `size` bytes (a `fstat`'s
+/// size, or the offset it was just read to): the head read stops there
+/// (see [`read_prefix_sized`]), so a small file costs one `pread`, not a
+/// second that returns nothing. A file shorter than `size` (truncated)
+/// is read to its end, as by [`widen`].
+pub fn widen_sized(file: &File, fp: Fingerprint, size: u64) -> io::Result<Widen> {
     if fp.len as usize >= FP_MAX {
         return Ok(Widen::Same);
     }
-    let bytes = read_prefix(file, FP_MAX)?;
+    let bytes = read_prefix_sized(file, FP_MAX, size)?;
     let n = fp.len as usize;
     if bytes.len() < n || of_bytes(&bytes[..n]) != fp {
         return Ok(Widen::Changed(of_bytes(&bytes)));
@@ -272,6 +281,36 @@ mod tests {
         assert_eq!(file_id(&std::fs::metadata(&q).unwrap()), id);
         std::fs::write(&p, b"a\n").unwrap();
         assert_ne!(file_id(&std::fs::metadata(&p).unwrap()), id);
+    }
+
+    /// With the size a read reached, widening answers as without it: a
+    /// file grown, the same, rewritten, or truncated shorter than that size.
+    #[test]
+    fn widening_to_a_known_size_answers_as_widening_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        let fp = of_bytes(b"hello\n");
+        for (content, read_to) in [
+            (&b"hello\n"[..], 6u64),
+            (b"hello\nworld\n", 12),
+            (b"hello\nworld\n", 6),
+            (b"HELLO\nworld\n", 12),
+            (b"hel", 6),
+            (b"", 6),
+        ] {
+            std::fs::write(&p, content).unwrap();
+            let f = File::open(&p).unwrap();
+            assert_eq!(
+                widen_sized(&f, fp, read_to).unwrap(),
+                widen(&f, fp).unwrap(),
+                "{content:?} read to {read_to}"
+            );
+        }
+        assert_eq!(
+            widen_sized(&File::open(&p).unwrap(), fp, 6).unwrap(),
+            Widen::Changed(of_bytes(b"")),
+            "truncated to nothing"
+        );
     }
 
     #[test]

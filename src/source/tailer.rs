@@ -692,7 +692,7 @@ impl Tailer {
                     // Not widened by reading (delivery stuck): a short
                     // fingerprint could not find the file's `.gz` later.
                     if let Some(Src::Plain(file)) = &f.src {
-                        if let Ok(Widen::Wider(fp)) = fingerprint::widen(file, f.fp) {
+                        if let Ok(Widen::Wider(fp)) = fingerprint::widen_sized(file, f.fp, size) {
                             f.fp = fp;
                             self.positions.refingerprint(id, fp);
                         }

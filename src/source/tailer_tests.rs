@@ -331,6 +331,53 @@ fn copytruncate_while_delivery_is_stuck_is_found_before_delivery_resumes() {
 }
 
 #[test]
+fn a_small_file_rewritten_shorter_before_its_first_read_is_read_once() {
+    // Delivery is stuck on a busy file when a small one is taken on: its
+    // fingerprint is taken, its first read waits. Meanwhile it is rewritten
+    // with other, shorter content. When delivery resumes, the first read
+    // must find the fingerprint stale (a re-read of the head), not only
+    // when the file later grows past it — which would read it all again.
+    let mut h = Harness::new("*.log", test_opts(), AckMode::Held);
+    h.budget = 8 * 1024;
+    let busy = h.logs().join("0.log");
+    let a = lines("a", 0..2_000);
+    write_lines(&busy, &a);
+    h.start();
+    h.wait_received(&a[..1]);
+    let small = h.logs().join("1.log");
+    write_lines(&small, &lines("old-content-of-the-small-file", 0..12));
+    let deadline = std::time::Instant::now() + h.timeout;
+    while h.live_positions.as_ref().map_or(0, |p| p.file_count()) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the small file taken on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        count(&h, "old-content-of-the-small-file-0"),
+        0,
+        "not read yet"
+    );
+    let b = lines("b", 0..5);
+    std::fs::write(
+        &small,
+        b.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    h.release();
+    h.wait_received(&b);
+    // Grown past what the stale fingerprint covered.
+    let c = lines("c", 0..200);
+    write_lines(&small, &c);
+    h.wait_received(&c);
+    h.wait_received(&a);
+    std::thread::sleep(Duration::from_millis(300));
+    let all: Vec<String> = a.iter().chain(&b).chain(&c).cloned().collect();
+    assert_once(&h, &all);
+}
+
+#[test]
 fn deleted_file_is_read_to_its_end_then_forgotten() {
     let mut h = Harness::new("*.log", test_opts(), AckMode::Immediate);
     let p = h.logs().join("0.log");

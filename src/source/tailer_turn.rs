@@ -278,17 +278,14 @@ impl Tailer {
                     f.last_data = Instant::now();
                     Self::count_stats(&self.metrics, f, &st);
                     let (job, pipe) = (f.job, f.pipe);
-                    // Only once the read has passed what the fingerprint
-                    // covers: before that, a re-read of the file's head
-                    // (two `pread`s) could neither widen it nor tell a
-                    // rewrite the read did not already show. A small file
-                    // was re-read at every turn that read it.
-                    let covered = (f.fp.len as u64) >= f.split.pos().min(FP_MAX as u64);
-                    let widen = if !covered {
+                    let widen = if (f.fp.len as usize) < FP_MAX {
+                        // The file holds at least what was read: a head
+                        // read that reaches it needs no read of nothing.
+                        let read = f.split.pos();
                         f.src
                             .as_ref()
                             .and_then(|s| s.file())
-                            .and_then(|file| fingerprint::widen(file, f.fp).ok())
+                            .and_then(|file| fingerprint::widen_sized(file, f.fp, read).ok())
                     } else {
                         None
                     };
