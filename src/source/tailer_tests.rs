@@ -296,13 +296,9 @@ fn copytruncate_reads_again_from_the_start() {
     assert_once(&h, &all);
 }
 
-#[test]
-fn copytruncate_while_delivery_is_stuck_is_found_before_delivery_resumes() {
-    // Loki is down and the budget tiny: most of the file is still to read
-    // when it is truncated. A file waiting for delivery is left alone
-    // between its spread turns unless inotify reports a write or change, and
-    // a truncation is a write: it is found while delivery still waits, and
-    // the new content is read from its start once Loki is back.
+/// Loki down (nothing acknowledged) and a tiny budget, spent on `0.log`
+/// (2,000 lines, returned): reading has stopped with most of it unread.
+fn stuck_on_a_busy_file() -> (Harness, std::path::PathBuf, Vec<String>) {
     let mut h = Harness::new("*.log", test_opts(), AckMode::Held);
     h.budget = 8 * 1024;
     let p = h.logs().join("0.log");
@@ -310,6 +306,17 @@ fn copytruncate_while_delivery_is_stuck_is_found_before_delivery_resumes() {
     write_lines(&p, &a);
     h.start();
     h.wait_received(&a[..1]);
+    (h, p, a)
+}
+
+#[test]
+fn copytruncate_while_delivery_is_stuck_is_found_before_delivery_resumes() {
+    // Loki is down and the budget tiny: most of the file is still to read
+    // when it is truncated. A file waiting for delivery is left alone
+    // between its spread turns unless inotify reports a write or change, and
+    // a truncation is a write: it is found while delivery still waits, and
+    // the new content is read from its start once Loki is back.
+    let (h, p, a) = stuck_on_a_busy_file();
     let before = h.counter("truncated");
     std::fs::OpenOptions::new()
         .write(true)
@@ -337,13 +344,7 @@ fn a_small_file_rewritten_shorter_before_its_first_read_is_read_once() {
     // with other, shorter content. When delivery resumes, the first read
     // must find the fingerprint stale (a re-read of the head), not only
     // when the file later grows past it — which would read it all again.
-    let mut h = Harness::new("*.log", test_opts(), AckMode::Held);
-    h.budget = 8 * 1024;
-    let busy = h.logs().join("0.log");
-    let a = lines("a", 0..2_000);
-    write_lines(&busy, &a);
-    h.start();
-    h.wait_received(&a[..1]);
+    let (h, _, a) = stuck_on_a_busy_file();
     let small = h.logs().join("1.log");
     write_lines(&small, &lines("old-content-of-the-small-file", 0..12));
     let deadline = std::time::Instant::now() + h.timeout;
