@@ -266,6 +266,19 @@ fn a_file_gone_while_stopped_is_counted_as_lost_and_forgotten() {
     assert_eq!(lost(&h), size);
 }
 
+/// Truncates `p` to nothing (as `copytruncate` does) and waits until the
+/// tailer has counted a truncation.
+fn truncate_and_wait(h: &Harness, p: &std::path::Path) {
+    let before = h.counter("truncated");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    h.wait_counter_above("truncated", before);
+}
+
 #[test]
 fn copytruncate_reads_again_from_the_start() {
     let mut h = Harness::new("*.log", test_opts(), AckMode::Immediate);
@@ -274,14 +287,7 @@ fn copytruncate_reads_again_from_the_start() {
     write_lines(&p, &a);
     h.start();
     h.wait_acked(&a);
-    let before = h.counter("truncated");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
-    h.wait_counter_above("truncated", before);
+    truncate_and_wait(&h, &p);
     let b = lines("b", 0..5);
     write_lines(&p, &b);
     h.wait_received(&b);
@@ -317,14 +323,7 @@ fn copytruncate_while_delivery_is_stuck_is_found_before_delivery_resumes() {
     // a truncation is a write: it is found while delivery still waits, and
     // the new content is read from its start once Loki is back.
     let (h, p, a) = stuck_on_a_busy_file();
-    let before = h.counter("truncated");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
-    h.wait_counter_above("truncated", before);
+    truncate_and_wait(&h, &p);
     assert_eq!(
         count(&h, a.last().unwrap()),
         0,
