@@ -98,13 +98,9 @@ pub fn of_file(file: &File) -> io::Result<Fingerprint> {
 pub struct Head(Vec<u8>);
 
 impl Head {
-    pub fn read(file: &File) -> io::Result<Head> {
-        Ok(Head(read_prefix(file, FP_MAX)?))
-    }
-
-    /// [`Self::read`] of a file a `fstat` just said is `size` bytes long
-    /// (see [`read_prefix_sized`]).
-    pub fn read_sized(file: &File, size: u64) -> io::Result<Head> {
+    /// The head of a file a `fstat` just said is `size` bytes long (see
+    /// [`read_prefix_sized`]; `u64::MAX` when the size is not known).
+    pub fn read(file: &File, size: u64) -> io::Result<Head> {
         Ok(Head(read_prefix_sized(file, FP_MAX, size)?))
     }
 
@@ -209,7 +205,7 @@ mod tests {
             let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             std::fs::write(&p, &data).unwrap();
             let f = File::open(&p).unwrap();
-            let head = Head::read(&f).unwrap();
+            let head = Head::read(&f, u64::MAX).unwrap();
             assert_eq!(head.fingerprint(), of_file(&f).unwrap());
             let mut saved = Vec::new();
             for n in [0, 1, 50, FP_MAX - 1, FP_MAX, FP_MAX + 1, 2000, 4000] {
@@ -243,10 +239,10 @@ mod tests {
             let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             std::fs::write(&p, &data).unwrap();
             let f = File::open(&p).unwrap();
-            let full = Head::read(&f).unwrap();
-            assert_eq!(Head::read_sized(&f, size).unwrap().0, full.0, "size {size}");
+            let full = Head::read(&f, u64::MAX).unwrap();
+            assert_eq!(Head::read(&f, size).unwrap().0, full.0, "size {size}");
             for stale in [0, size / 2, size.saturating_sub(1)] {
-                let h = Head::read_sized(&f, stale).unwrap();
+                let h = Head::read(&f, stale).unwrap();
                 assert!(
                     h.0.len() as u64 >= stale.min(FP_MAX as u64),
                     "{size}/{stale}"

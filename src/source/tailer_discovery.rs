@@ -256,7 +256,7 @@ impl Tailer {
         if !self.free_reused_id(id, &file) {
             return;
         }
-        let head = match fingerprint::Head::read_sized(&file, meta.len()) {
+        let head = match fingerprint::Head::read(&file, meta.len()) {
             Ok(h) => h,
             Err(e) => return self.file_error(path, "io", &e),
         };
