@@ -617,9 +617,6 @@ impl Tailer {
             match parked {
                 Some(true) => self.check_parked(id)?,
                 Some(false) => {
-                    if let Some(f) = self.files.get_mut(&id) {
-                        f.event_since_look = true;
-                    }
                     // A file being read notices a rotation when it reaches its
                     // end; while delivery is stuck it does not get there, so
                     // the path is checked at once (the successor must be
@@ -632,6 +629,7 @@ impl Tailer {
                     if let Some(f) = self.files.get_mut(&id) {
                         self.plan.activate(f);
                         f.path_event |= !checked;
+                        f.event_since_look = true;
                     }
                 }
                 None => {}
