@@ -167,23 +167,30 @@ pub fn stamp_of_path(path: &Path, base: &Path) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A temporary directory holding a file of each name, and the path of
+    /// its `0.log` (whose siblings the tests list).
+    fn dir_of(names: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            std::fs::write(dir.path().join(name), "x\n").unwrap();
+        }
+        let p = dir.path().join("0.log");
+        (dir, p)
+    }
+
     /// Each sibling's path, built from its stamp, is the rotated file the
     /// directory holds (the catch-up opens it, and a `.gz` twin named by
     /// [`Sibling::of`] alone).
     #[test]
     fn sibling_paths_name_the_files_listed() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("0.log");
-        for name in [
+        let (_dir, p) = dir_of(&[
             "0.log",
             "0.log.20261122-101500",
             "0.log.20261122-101500.gz",
             "0.log.20261122-111500.gz",
             "0.log.1",
             "1.log.20261122-101500",
-        ] {
-            std::fs::write(dir.path().join(name), "x\n").unwrap();
-        }
+        ]);
         let sibs = siblings(&p).unwrap();
         let got: Vec<(&str, bool)> = sibs.iter().map(|s| (s.stamp.as_str(), s.gz)).collect();
         assert_eq!(
@@ -272,9 +279,7 @@ mod tests {
 
     #[test]
     fn siblings_are_listed_in_rotation_order_plain_before_gz() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("0.log");
-        for n in [
+        let (dir, p) = dir_of(&[
             "0.log",
             "0.log.20261122-101510.gz",
             "0.log.20261122-101500.gz",
@@ -283,9 +288,7 @@ mod tests {
             "0.log.20261122-101530.tmp",
             "1.log.20261122-101505",
             "0.log.3",
-        ] {
-            std::fs::write(dir.path().join(n), b"x").unwrap();
-        }
+        ]);
         let got: Vec<(String, bool)> = siblings(&p)
             .unwrap()
             .into_iter()
