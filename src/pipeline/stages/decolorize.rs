@@ -20,7 +20,7 @@
 
 use super::BuildCtx;
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::Stage;
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -74,11 +74,14 @@ impl Stage for DecolorizeStage {
         false
     }
 
-    fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, entry: &mut Entry) {
         if let Cow::Owned(s) = self.strip(&entry.line) {
             entry.line = s.into();
         }
-        ctx.emit(entry);
     }
 }
 

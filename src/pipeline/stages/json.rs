@@ -115,6 +115,19 @@ impl JsonStage {
 
     /// The values the expressions find in `input`, or `Err` if it is not a
     /// JSON object.
+    /// Extracts the configured values from the entry's source into its
+    /// extracted map; `Err` if the source is not JSON (nothing extracted).
+    fn apply(&self, entry: &mut Entry) -> Result<(), ()> {
+        let found = match source_text(entry, self.source.as_deref()) {
+            Some(input) => self.extract(&input)?,
+            None => Vec::new(),
+        };
+        for (i, v) in found {
+            entry.extracted.insert(&self.expressions.0[i].0, v);
+        }
+        Ok(())
+    }
+
     fn extract(&self, input: &str) -> Result<Vec<(usize, Value)>, ()> {
         let doc = parse_document(input)?;
         let mut found = Vec::with_capacity(self.expressions.0.len());
@@ -136,20 +149,19 @@ impl Stage for JsonStage {
         "json"
     }
 
+    /// Without `drop_malformed`, a line that is not JSON passes unchanged.
+    fn edits_only(&self) -> bool {
+        !self.drop_malformed
+    }
+
+    fn edit(&mut self, entry: &mut Entry) {
+        let _malformed = self.apply(entry);
+    }
+
     fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
-        let result = match source_text(&entry, self.source.as_deref()) {
-            Some(input) => self.extract(&input),
-            None => Ok(Vec::new()),
-        };
-        match result {
-            Ok(found) => {
-                for (i, v) in found {
-                    entry.extracted.insert(&self.expressions.0[i].0, v);
-                }
-                ctx.emit(entry);
-            }
+        match self.apply(&mut entry) {
             Err(()) if self.drop_malformed => ctx.drop(entry, DROP_REASON),
-            Err(()) => ctx.emit(entry),
+            _ => ctx.emit(entry),
         }
     }
 }

@@ -17,7 +17,7 @@ use super::labels::LabelCache;
 use super::BuildCtx;
 use crate::entry::Entry;
 use crate::labels::LabelSet;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::Stage;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -54,14 +54,17 @@ impl Stage for LabelAllowStage {
         false
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         if !e.labels.iter().all(|(k, _)| self.allowed(k)) {
             let names = &self.names;
             e.labels = self.cache.get_or_build(&e.labels, (), |l, _| {
                 LabelSet::new(l.iter().filter(|(k, _)| names.iter().any(|n| **n == **k)))
             });
         }
-        ctx.emit(e);
     }
 }
 

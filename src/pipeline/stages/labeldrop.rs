@@ -16,7 +16,7 @@ use super::labels::LabelCache;
 use super::BuildCtx;
 use crate::entry::Entry;
 use crate::labels::LabelSet;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::Stage;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -47,14 +47,17 @@ impl Stage for LabelDropStage {
         false
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         if self.names.iter().any(|n| e.labels.get(n).is_some()) {
             let names = &self.names;
             e.labels = self.cache.get_or_build(&e.labels, (), |l, _| {
                 LabelSet::new(l.iter().filter(|(k, _)| !names.iter().any(|n| **n == **k)))
             });
         }
-        ctx.emit(e);
     }
 }
 

@@ -26,7 +26,7 @@ use super::BuildCtx;
 use crate::entry::Entry;
 use crate::labels::{LabelMap, LabelSet};
 use crate::pipeline::extracted::to_go_string;
-use crate::pipeline::{Ctx, Stage, Value};
+use crate::pipeline::{Stage, Value};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use std::fmt;
 
@@ -104,7 +104,11 @@ impl Stage for LabelsStage {
         "labels"
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         let mut changes: Vec<(usize, String)> = Vec::new();
         for (i, (name, src)) in self.pairs.iter().enumerate() {
             let Some(v) = e.extracted.get(src) else {
@@ -121,7 +125,6 @@ impl Stage for LabelsStage {
                 l.merged(ch.iter().map(|(i, v)| (&*pairs[*i].0, v.as_str())))
             });
         }
-        ctx.emit(e);
     }
 }
 

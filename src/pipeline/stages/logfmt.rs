@@ -36,7 +36,7 @@
 use super::common::source_text;
 use super::BuildCtx;
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage, Value};
+use crate::pipeline::{Stage, Value};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -108,9 +108,13 @@ impl Stage for LogfmtStage {
         "logfmt"
     }
 
-    fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, entry: &mut Entry) {
         let mut found: Vec<(usize, String)> = Vec::new();
-        if let Some(input) = source_text(&entry, self.source.as_deref()) {
+        if let Some(input) = source_text(entry, self.source.as_deref()) {
             decode(&input, |k, v| {
                 if let Some(&i) = self.keys.get(k) {
                     found.push((i, v.into_owned()));
@@ -122,7 +126,6 @@ impl Stage for LogfmtStage {
                 entry.extracted.insert(name, Value::String(v.clone()));
             }
         }
-        ctx.emit(entry);
     }
 }
 
@@ -295,6 +298,7 @@ mod tests {
     use crate::labels::LabelSet;
     use crate::metrics::Metrics;
     use crate::pipeline::stages::test_harness::Harness;
+    use crate::pipeline::Ctx;
     use std::sync::Arc;
 
     fn pairs(s: &str) -> (Vec<(String, String)>, bool) {

@@ -15,7 +15,7 @@
 
 use super::BuildCtx;
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage, Value};
+use crate::pipeline::{Stage, Value};
 use serde::Deserialize;
 
 /// Whether the stage runs.
@@ -50,7 +50,11 @@ impl Stage for OutputStage {
         "output"
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         match e.extracted.get(&self.source) {
             Some(Value::String(s)) if *s != e.line => {
                 if e.line.is_shared() {
@@ -69,7 +73,6 @@ impl Stage for OutputStage {
             }
             None => {}
         }
-        ctx.emit(e);
     }
 }
 

@@ -25,7 +25,7 @@ use super::labels::{with_text, LabelCache};
 use super::BuildCtx;
 use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::Stage;
 use serde::Deserialize;
 
 /// Whether the stage runs.
@@ -89,7 +89,11 @@ impl Stage for PackStage {
         "pack"
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         let mut out = String::with_capacity(e.line.len() + 16 + 32 * self.names.len());
         out.push('{');
         let mut found: Vec<usize> = Vec::new();
@@ -133,7 +137,6 @@ impl Stage for PackStage {
         if self.ingest_timestamp {
             e.timestamp = Timestamp::now();
         }
-        ctx.emit(e);
     }
 }
 

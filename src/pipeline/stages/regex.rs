@@ -30,7 +30,7 @@
 use super::common::source_text;
 use super::BuildCtx;
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage, Value};
+use crate::pipeline::{Stage, Value};
 use serde::Deserialize;
 
 /// Whether the stage runs.
@@ -90,8 +90,12 @@ impl Stage for RegexStage {
         "regex"
     }
 
-    fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
-        let found: Option<Vec<String>> = match source_text(&entry, self.source.as_deref()) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, entry: &mut Entry) {
+        let found: Option<Vec<String>> = match source_text(entry, self.source.as_deref()) {
             Some(input) if self.re.captures_read(&mut self.locs, &input).is_some() => Some(
                 self.names
                     .iter()
@@ -108,7 +112,6 @@ impl Stage for RegexStage {
                 entry.extracted.insert(name, Value::String(v));
             }
         }
-        ctx.emit(entry);
     }
 }
 
@@ -280,6 +283,7 @@ mod tests {
     use crate::labels::LabelSet;
     use crate::metrics::Metrics;
     use crate::pipeline::stages::test_harness::Harness;
+    use crate::pipeline::Ctx;
     use std::sync::Arc;
 
     fn stage(yaml: &str) -> Result<RegexStage, String> {

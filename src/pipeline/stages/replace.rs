@@ -41,7 +41,7 @@ use super::regex::compile_go;
 use super::BuildCtx;
 use crate::entry::Entry;
 use crate::pipeline::extracted::to_go_string;
-use crate::pipeline::{Ctx, Extracted, Stage, Value};
+use crate::pipeline::{Extracted, Stage, Value};
 use serde::Deserialize;
 
 /// Whether the stage runs.
@@ -145,8 +145,12 @@ impl Stage for ReplaceStage {
         "replace"
     }
 
-    fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
-        let outcome = source_text(&entry, self.source.as_deref())
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, entry: &mut Entry) {
+        let outcome = source_text(entry, self.source.as_deref())
             .and_then(|input| self.rewrite(&input, &entry.extracted));
         if let Some((result, named)) = outcome {
             match &self.source {
@@ -157,7 +161,6 @@ impl Stage for ReplaceStage {
                 entry.extracted.insert(&self.names[n].1, Value::String(v));
             }
         }
-        ctx.emit(entry);
     }
 }
 

@@ -20,7 +20,7 @@ use super::common::valid_label_name;
 use super::labels::LabelCache;
 use super::BuildCtx;
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::Stage;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -61,7 +61,11 @@ impl Stage for StaticLabelsStage {
         false
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         if self
             .pairs
             .iter()
@@ -72,7 +76,6 @@ impl Stage for StaticLabelsStage {
                 l.merged(pairs.iter().map(|(k, v)| (&**k, &**v)))
             });
         }
-        ctx.emit(e);
     }
 }
 

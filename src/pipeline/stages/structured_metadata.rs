@@ -26,7 +26,7 @@ use super::labels::{with_text, LabelCache};
 use super::BuildCtx;
 use crate::entry::{Entry, MetaStr};
 use crate::labels::LabelSet;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::Stage;
 
 /// Whether the stage runs.
 pub const HONOURED: bool = true;
@@ -59,7 +59,11 @@ impl Stage for StructuredMetadataStage {
         "structured_metadata"
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         // Per pair: the value its source was sent with, if any.
         let mut used: Vec<Option<usize>> = vec![None; self.pairs.len()];
         for (i, (name, src)) in self.pairs.iter().enumerate() {
@@ -96,7 +100,6 @@ impl Stage for StructuredMetadataStage {
                 )
             });
         }
-        ctx.emit(e);
     }
 }
 
@@ -116,6 +119,7 @@ impl StructuredMetadataStage {
 mod tests {
     use super::super::labels::test_support::*;
     use super::*;
+    use crate::pipeline::Ctx;
 
     fn cfg(yaml: &str) -> Config {
         serde_yaml_ng::from_str(yaml).unwrap()

@@ -41,7 +41,7 @@ mod parse;
 
 use super::BuildCtx;
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage, Value};
+use crate::pipeline::{Stage, Value};
 use serde::Deserialize;
 
 /// Whether the stage runs.
@@ -99,8 +99,12 @@ impl Stage for TemplateStage {
         "template"
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
-        match self.render(&e) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
+        match self.render(e) {
             Ok(s) if s.is_empty() => {
                 e.extracted.remove(&self.source);
             }
@@ -109,7 +113,6 @@ impl Stage for TemplateStage {
                 tracing::debug!(stage = "template", error = %err, "failed to execute template on extracted value");
             }
         }
-        ctx.emit(e);
     }
 }
 

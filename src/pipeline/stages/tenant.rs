@@ -21,7 +21,7 @@
 use super::labels::{with_text, LabelCache};
 use super::BuildCtx;
 use crate::entry::Entry;
-use crate::pipeline::{Ctx, Stage};
+use crate::pipeline::Stage;
 use crate::sink::prepare::TENANT_LABEL;
 use serde::Deserialize;
 
@@ -81,7 +81,11 @@ impl Stage for TenantStage {
         matches!(self.from, From::Source(_))
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         let current = e.labels.get(TENANT_LABEL);
         // The new tenant, when it differs from the current one.
         let tenant: Option<Box<str>> = match &self.from {
@@ -103,7 +107,6 @@ impl Stage for TenantStage {
                 .cache
                 .get_or_build(&e.labels, t, |l, t| l.with(TENANT_LABEL, t));
         }
-        ctx.emit(e);
     }
 }
 

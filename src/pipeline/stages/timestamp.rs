@@ -46,7 +46,7 @@ use crate::entry::{Entry, Timestamp};
 use crate::labels::{LabelMap, LabelSet};
 use crate::pipeline::extracted::to_go_string;
 use crate::pipeline::gotime::{civil_from_days, GoLocation, Layout};
-use crate::pipeline::{Ctx, Stage, Value};
+use crate::pipeline::{Stage, Value};
 use serde::Deserialize;
 
 /// Whether the stage runs.
@@ -322,7 +322,11 @@ impl Stage for TimestampStage {
         "timestamp"
     }
 
-    fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, entry: &mut Entry) {
         let parsed = entry
             .extracted
             .get(&self.source)
@@ -340,7 +344,6 @@ impl Stage for TimestampStage {
             }
             (None, OnFailure::Skip) => {}
         }
-        ctx.emit(entry);
     }
 }
 

@@ -52,7 +52,7 @@ use super::BuildCtx;
 use crate::entry::{Entry, MetaStr};
 use crate::labels::LabelSet;
 use crate::metrics::{labels, CounterF};
-use crate::pipeline::{Ctx, Stage, Value};
+use crate::pipeline::{Stage, Value};
 use detect::{Detector, Format, Formats};
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
@@ -217,19 +217,23 @@ impl Stage for TraceStage {
         self.extract = yes;
     }
 
-    fn process(&mut self, mut e: Entry, ctx: &mut Ctx) {
+    fn edits_only(&self) -> bool {
+        true
+    }
+
+    fn edit(&mut self, e: &mut Entry) {
         let has = |e: &Entry, name: &MetaStr| e.metadata.iter().any(|(k, _)| k == name);
-        let found = if has(&e, &self.trace_name) {
+        let found = if has(e, &self.trace_name) {
             true
         } else {
             let tc = match self.source.as_deref() {
                 None => self.detector.detect(&e.line),
                 Some(src) => {
-                    source_text(&e, Some(src)).and_then(|v| self.detector.detect_field(src, &v))
+                    source_text(e, Some(src)).and_then(|v| self.detector.detect_field(src, &v))
                 }
             };
             if let Some(tc) = tc {
-                let span = tc.span_id().filter(|_| !has(&e, &self.span_name));
+                let span = tc.span_id().filter(|_| !has(e, &self.span_name));
                 let ids = [
                     Some((&self.trace_name, tc.trace_id())),
                     span.map(|s| (&self.span_name, s)),
@@ -247,7 +251,6 @@ impl Stage for TraceStage {
             tc.is_some()
         };
         self.count(&e.labels, found);
-        ctx.emit(e);
     }
 }
 

@@ -8,6 +8,7 @@ use crate::entry::Timestamp;
 use crate::labels::LabelSet;
 use crate::metrics::Metrics;
 use crate::pipeline::stages::test_harness::Harness;
+use crate::pipeline::Ctx;
 use std::sync::Arc;
 
 const LOG: &str = r#"11.11.11.11 - frank [25/Jan/2000:14:00:01 -0500] "GET /1986.js HTTP/1.1" 200 932 "-" "Mozilla/5.0""#;

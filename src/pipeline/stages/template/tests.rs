@@ -5,6 +5,7 @@
 use super::super::labels::test_support::*;
 use super::*;
 use crate::labels::LabelSet;
+use crate::pipeline::Ctx;
 
 fn cfg(source: &str, template: &str) -> Config {
     Config {

@@ -5,6 +5,7 @@
 use super::*;
 use crate::ack::Ack;
 use crate::metrics::Metrics;
+use crate::pipeline::Ctx;
 
 const S: i64 = 1_000_000_000;
 

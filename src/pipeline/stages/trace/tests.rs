@@ -2,6 +2,7 @@ use super::super::labels::test_support::*;
 use super::super::test_harness::Harness;
 use super::*;
 use crate::metrics::Metrics;
+use crate::pipeline::Ctx;
 use std::sync::Arc;
 
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
