@@ -112,6 +112,12 @@ impl StreamKey {
         &self.source
     }
 
+    /// True if the key was made from `labels` (the same set, or an equal
+    /// one).
+    pub fn is_of(&self, labels: &LabelSet) -> bool {
+        self.source == *labels
+    }
+
     /// The value sent for label `name`, if any.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.public().find(|(k, _)| *k == name).map(|(_, v)| v)
@@ -186,6 +192,9 @@ pub struct Batch {
     bytes: usize,
     entries: usize,
     created: Instant,
+    /// The stream added to last (lines come in runs of one stream: a
+    /// comparison of keys is cheaper than a lookup).
+    last: usize,
 }
 
 impl Batch {
@@ -197,6 +206,7 @@ impl Batch {
             bytes: 0,
             entries: 0,
             created: now,
+            last: 0,
         }
     }
 
@@ -206,7 +216,19 @@ impl Batch {
         entry.line.compact();
         self.bytes += entry.size();
         self.entries += 1;
-        let i = match self.index.get(key) {
+        let i = match self.streams.get(self.last) {
+            Some(s) if s.key == *key => self.last,
+            _ => self.stream_of(key),
+        };
+        self.last = i;
+        let s = &mut self.streams[i];
+        s.wire += super::proto::entry_wire_len(&entry);
+        s.entries.push(entry);
+    }
+
+    /// The index of stream `key`, added if it is new.
+    fn stream_of(&mut self, key: &StreamKey) -> usize {
+        match self.index.get(key) {
             Some(&i) => i,
             None => {
                 // Room for one entry, not Vec's first four: at a steady
@@ -220,10 +242,7 @@ impl Batch {
                 self.index.insert(key.clone(), self.streams.len() - 1);
                 self.streams.len() - 1
             }
-        };
-        let s = &mut self.streams[i];
-        s.wire += super::proto::entry_wire_len(&entry);
-        s.entries.push(entry);
+        }
     }
 
     pub fn tenant(&self) -> Option<&str> {
@@ -495,8 +514,20 @@ mod tests {
     fn groups_by_stream_keeping_order() {
         let now = Instant::now();
         let mut b = Batcher::new(1000, Duration::from_secs(1));
-        for (app, l) in [("a", "1"), ("b", "2"), ("a", "3"), ("b", "4"), ("a", "5")] {
-            assert!(b.add(&None, &key(app), entry(l), now).is_none());
+        // Runs of one stream and single lines, one key shared by a run
+        // (as the router hands it out) or made anew.
+        let (ka, kb) = (key("a"), key("b"));
+        let input = [
+            (&ka, "1"),
+            (&ka, "2"),
+            (&kb, "3"),
+            (&key("a"), "4"),
+            (&kb, "5"),
+            (&key("b"), "6"),
+            (&ka, "7"),
+        ];
+        for (k, l) in input {
+            assert!(b.add(&None, k, entry(l), now).is_none());
         }
         let out = b.drain();
         assert_eq!(out.len(), 1);
@@ -505,13 +536,16 @@ mod tests {
             vec![
                 (
                     "{app=\"a\"}".to_string(),
-                    vec!["1".into(), "3".into(), "5".into()]
+                    vec!["1".into(), "2".into(), "4".into(), "7".into()]
                 ),
-                ("{app=\"b\"}".to_string(), vec!["2".into(), "4".into()]),
+                (
+                    "{app=\"b\"}".to_string(),
+                    vec!["3".into(), "5".into(), "6".into()]
+                ),
             ]
         );
-        assert_eq!(out[0].size_bytes(), 5);
-        assert_eq!(out[0].len(), 5);
+        assert_eq!(out[0].size_bytes(), 7);
+        assert_eq!(out[0].len(), 7);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct Router {
     cache: crate::labels::LabelMap<Option<usize>>,
     /// The routes the cache points into.
     routes: Vec<Route>,
+    /// The route found last: lines come in runs of one stream, and
+    /// comparing a set with the route's own (a pointer comparison) is
+    /// cheaper than a lookup.
+    last: Option<usize>,
 }
 
 impl Router {
@@ -65,6 +69,7 @@ impl Router {
             default_tenant: default_tenant.filter(|t| !t.is_empty()).map(Arc::from),
             cache: Default::default(),
             routes: Vec::new(),
+            last: None,
         }
     }
 
@@ -80,18 +85,26 @@ impl Router {
     /// or `None` if it has no public label to send. Looked up once per
     /// line: no hashing beyond the set's own, no clone.
     pub fn route(&mut self, labels: &LabelSet) -> Option<usize> {
+        if let Some(i) = self.last {
+            if self.routes[i].key.is_of(labels) {
+                return Some(i);
+            }
+        }
         if let Some(r) = self.cache.get(labels) {
+            self.last = *r;
             return *r;
         }
         if self.cache.len() >= CACHE_CAP {
             self.cache.clear();
             self.routes.clear();
+            self.last = None;
         }
         let r = self.compute(labels).map(|route| {
             self.routes.push(route);
             self.routes.len() - 1
         });
         self.cache.insert(labels.clone(), r);
+        self.last = r;
         r
     }
 
@@ -213,6 +226,39 @@ mod tests {
         // Cached: the same route comes back.
         let again = r.route(&l).unwrap();
         assert_eq!(again, i);
+    }
+
+    #[test]
+    fn each_set_gets_its_own_route_in_runs_in_turn_and_after_the_cache_is_cleared() {
+        let none: BTreeMap<String, String> = BTreeMap::new();
+        let mut r = Router::new(&none, None);
+        let sets: Vec<LabelSet> = (0..CACHE_CAP + 3)
+            .map(|i| LabelSet::new([("job", i.to_string())]))
+            .collect();
+        let dropped = LabelSet::new([("__path__", "/x")]);
+        // Runs, single lines, an equal set made anew, an unroutable set
+        // between two of a run, and every set once (the cache fills and
+        // is cleared on the way).
+        let order = [0, 0, 1, 0, 2, 2, 1]
+            .into_iter()
+            .chain(0..sets.len())
+            .chain([1, 1, 0]);
+        for (n, i) in order.enumerate() {
+            let set = if n == 3 {
+                LabelSet::new([("job", "0")])
+            } else {
+                sets[i].clone()
+            };
+            if n == 5 {
+                assert!(r.route(&dropped).is_none());
+            }
+            let got = r.route(&set).expect("routed");
+            assert_eq!(
+                r.get(got).key.render(),
+                format!("{{job=\"{i}\"}}"),
+                "line {n}"
+            );
+        }
     }
 
     #[test]
