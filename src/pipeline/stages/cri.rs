@@ -128,8 +128,8 @@ impl Stage for CriStage {
     }
 
     fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
-        let (start, stream, partial, ts) = match cri::split(entry.line.as_bytes()) {
-            Ok(f) => {
+        let (start, stream, partial, ts) = match cri::split_timed(entry.line.as_bytes()) {
+            Ok((f, ts)) => {
                 if self.extract {
                     let x = &mut entry.extracted;
                     let text = |b: &[u8]| Value::from(String::from_utf8_lossy(b).into_owned());
@@ -137,12 +137,7 @@ impl Stage for CriStage {
                     x.insert("stream", Value::from(f.stream.as_str()));
                     x.insert("flags", Value::from(if f.partial { "P" } else { "F" }));
                 }
-                (
-                    f.content_start,
-                    f.stream,
-                    f.partial,
-                    cri::parse_rfc3339(f.time),
-                )
+                (f.content_start, f.stream, f.partial, ts)
             }
             Err(_) => return ctx.emit(entry),
         };
