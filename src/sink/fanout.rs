@@ -206,6 +206,35 @@ impl Fanout {
         Ok(true)
     }
 
+    /// Hands `entries` (left empty), in order, to
+    /// [`try_send`](Self::try_send) after `backlog`'s: straight from the
+    /// `Vec` while the backlog is empty, so that a read's entries are not
+    /// moved into the backlog and out again; what is refused goes to the
+    /// back of the backlog. `Ok(true)`: the backlog is empty.
+    pub fn send_all(
+        &self,
+        entries: &mut Vec<Entry>,
+        backlog: &mut VecDeque<Entry>,
+    ) -> Result<bool, Stopped> {
+        if !backlog.is_empty() {
+            backlog.extend(entries.drain(..));
+            return self.send_backlog(backlog);
+        }
+        let mut rest = entries.drain(..);
+        while let Some(e) = rest.next() {
+            match self.try_send(e) {
+                Ok(()) => {}
+                Err(NotTaken::Full(e)) => {
+                    backlog.push_back(e);
+                    backlog.extend(rest);
+                    return Ok(false);
+                }
+                Err(NotTaken::Stopped) => return Err(Stopped),
+            }
+        }
+        Ok(true)
+    }
+
     /// Buffers `e` for outlet `i`, sending the chunk when it is full.
     fn push(&self, i: usize, e: Entry) -> Result<(), Stopped> {
         let full = {
@@ -360,6 +389,36 @@ mod tests {
         crate::ack::ack_many(chunk.into_iter().map(|e| e.ack));
         assert_eq!(budget.used(), 0);
         f.try_send(back).unwrap();
+    }
+
+    #[test]
+    fn a_reads_entries_go_in_order_after_the_backlog_and_the_refused_wait_in_it() {
+        let (t1, mut r1) = mpsc::channel(64);
+        // Budget for 3 entries of one byte.
+        let budget = Budget::new(3 * (1 + ENTRY_OVERHEAD));
+        let f = Fanout::to_clients(vec![t1], budget, Arc::new(AtomicBool::new(false)));
+        let read = |ls: &[&str]| -> Vec<Entry> {
+            ls.iter()
+                .map(|l| entry(l, crate::ack::Ack::none()))
+                .collect()
+        };
+        let mut backlog = VecDeque::new();
+        let mut v = read(&["a", "b", "c", "d", "e"]);
+        assert!(!f.send_all(&mut v, &mut backlog).unwrap());
+        assert!(v.is_empty());
+        let waiting: Vec<_> = backlog.iter().map(|e| e.line.to_string()).collect();
+        assert_eq!(waiting, ["d", "e"]);
+        // The next read goes behind the backlog, even with room again.
+        let taken = r1.try_recv().expect("flushed before handing back");
+        // Dropping the entries taken gives their budget back.
+        let mut sent: Vec<String> = taken.into_iter().map(|e| e.line.to_string()).collect();
+        let mut v = read(&["f"]);
+        assert!(f.send_all(&mut v, &mut backlog).unwrap());
+        assert!(f.flush().unwrap());
+        while let Ok(chunk) = r1.try_recv() {
+            sent.extend(chunk.into_iter().map(|e| e.line.to_string()));
+        }
+        assert_eq!(sent, ["a", "b", "c", "d", "e", "f"]);
     }
 
     #[test]

@@ -823,9 +823,9 @@ impl Tailer {
                 named.process_all(&mut mid, &mut self.outv);
             }
         }
-        self.backlog.extend(self.outv.drain(..));
+        let sent = self.out.send_all(&mut self.outv, &mut self.backlog);
         self.outv.shrink_to(crate::pipeline::KEEP_ENTRIES);
-        self.pump().map(|_| ())
+        sent.map(|_| ()).map_err(|_| Stopped)
     }
 
     /// Hands backlog entries to the fan-out while it takes them. `Ok(true)`:
