@@ -330,92 +330,6 @@ mod tests {
         parse_rfc3339(s.as_bytes()).map(|t| t.0)
     }
 
-    /// The parser as it was before it remembered the last date: the
-    /// property test below holds the two to the same answers.
-    fn parse_reference(s: &[u8]) -> Option<Timestamp> {
-        let year = digits::<4>(s, 0)?;
-        if s.get(4) != Some(&b'-') {
-            return None;
-        }
-        let month = digits::<2>(s, 5)?;
-        if s.get(7) != Some(&b'-') {
-            return None;
-        }
-        let day = digits::<2>(s, 8)?;
-        if s.get(10) != Some(&b'T') {
-            return None;
-        }
-        let hour = digits::<2>(s, 11)?;
-        if s.get(13) != Some(&b':') {
-            return None;
-        }
-        let min = digits::<2>(s, 14)?;
-        if s.get(16) != Some(&b':') {
-            return None;
-        }
-        let sec = digits::<2>(s, 17)?;
-        if !(1..=12).contains(&month)
-            || day < 1
-            || day > days_in_month(year, month)
-            || hour > 23
-            || min > 59
-            || sec > 59
-        {
-            return None;
-        }
-        let mut i = 19;
-        let mut nanos: i64 = 0;
-        if s.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while let Some(c) = s.get(i).filter(|c| c.is_ascii_digit()) {
-                if i - start < 9 {
-                    nanos = nanos * 10 + i64::from(c - b'0');
-                }
-                i += 1;
-            }
-            let n = i - start;
-            if n == 0 {
-                return None;
-            }
-            for _ in n..9 {
-                nanos *= 10;
-            }
-        }
-        let offset_secs = match s.get(i)? {
-            b'Z' => {
-                i += 1;
-                0
-            }
-            &sign @ (b'+' | b'-') => {
-                let oh = digits::<2>(s, i + 1)?;
-                if s.get(i + 3) != Some(&b':') {
-                    return None;
-                }
-                let om = digits::<2>(s, i + 4)?;
-                if oh > 23 || om > 59 {
-                    return None;
-                }
-                i += 6;
-                let o = oh * 3600 + om * 60;
-                if sign == b'-' {
-                    -o
-                } else {
-                    o
-                }
-            }
-            _ => return None,
-        };
-        if i != s.len() {
-            return None;
-        }
-        let secs =
-            days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
-        secs.checked_mul(1_000_000_000)?
-            .checked_add(nanos)
-            .map(Timestamp)
-    }
-
     #[test]
     fn containerd_timestamps_with_trimmed_fraction() {
         // date -u -d 2016-10-20T18:39:20Z +%s = 1476988760
@@ -619,7 +533,10 @@ mod tests {
             ),
         ) {
             for t in &times {
-                prop_assert_eq!(parse_rfc3339(t.as_bytes()), parse_reference(t.as_bytes()), "{}", t);
+                // With whatever date the last one left, then with none.
+                let warm = parse_rfc3339(t.as_bytes());
+                LAST_DATE.set((*b"1970-01-01", 0));
+                prop_assert_eq!(warm, parse_rfc3339(t.as_bytes()), "{}", t);
             }
         }
 
