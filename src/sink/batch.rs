@@ -611,6 +611,42 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_that_filled_a_batch_gets_room_for_as_many_in_the_next() {
+        let now = Instant::now();
+        let mut b = Batcher::new(1000, Duration::from_secs(1));
+        let (ka, kb) = (key("a"), key("b"));
+        let mut closed = Vec::new();
+        // 100 entries of "a" (10 bytes each) fill a batch; "b" has one.
+        for i in 0..100 {
+            closed.extend(b.add(&None, &ka, entry("0123456789"), now));
+            if i == 50 {
+                closed.extend(b.add(&None, &kb, entry("x"), now));
+            }
+        }
+        closed.extend(b.add(&None, &ka, entry("0123456789"), now));
+        closed.extend(b.add(&None, &kb, entry("x"), now));
+        assert_eq!(closed.len(), 1);
+        let had = closed[0].streams()[0].entries.len();
+        assert!(had >= Sizes::MIN, "{had}");
+        let open = b.drain();
+        let room = |k: &StreamKey| {
+            let s = open[0].streams().iter().find(|s| s.key == *k).unwrap();
+            s.entries.capacity()
+        };
+        assert!(room(&ka) >= had, "room for {} of {had}", room(&ka));
+        assert!(room(&kb) < Sizes::MIN, "a small stream is not remembered");
+        // A batch where "a" has few entries makes it forgotten.
+        let mut sizes = Sizes::default();
+        sizes.remember(&closed[0]);
+        assert_eq!(sizes.get(&ka), had);
+        sizes.remember(&open[0]);
+        assert_eq!(sizes.get(&ka), 1);
+        for batch in closed.into_iter().chain(open) {
+            batch.ack_all();
+        }
+    }
+
+    #[test]
     fn closes_a_batch_when_the_next_entry_would_exceed_batchsize() {
         let now = Instant::now();
         let mut b = Batcher::new(10, Duration::from_secs(1));
