@@ -5,7 +5,8 @@
 //! grouped by stream in first-seen order, each stream keeping arrival order),
 //! and [`Batcher`] (one open batch per tenant and Promtail's two send rules:
 //! a batch goes when adding an entry would take it over `batchsize` bytes,
-//! or when its oldest entry has waited `batchwait`).
+//! or when its oldest entry has waited `batchwait`; and `Sizes`, the room
+//! a stream that filled the last batch gets at once in the next).
 //!
 //! Pure logic: no I/O, no clock of its own (callers pass `now`), so it is
 //! tested without a runtime.
