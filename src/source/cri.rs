@@ -111,11 +111,17 @@ fn has_go_space(b: &[u8]) -> bool {
         .any(|&c| matches!(c, b'\t' | b'\n' | b'\x0c' | b'\r'))
 }
 
+/// Whether Promtail's `cri` regex refuses a line for its time field
+/// (`\S+`: empty, or holding one of Go's other spaces).
+fn bad_time(time: &[u8]) -> bool {
+    time.is_empty() || has_go_space(time)
+}
+
 /// Splits `line` into its CRI fields without parsing the timestamp: the
 /// lines this accepts are exactly those Promtail's `cri` regex matches.
 pub fn split(line: &[u8]) -> Result<CriFields<'_>, CriError> {
     let f = split_fields(line)?;
-    if f.time.is_empty() || has_go_space(f.time) {
+    if bad_time(f.time) {
         return Err(CriError::BadField);
     }
     Ok(f)
@@ -132,7 +138,7 @@ pub fn split_timed(line: &[u8]) -> Result<(CriFields<'_>, Option<Timestamp>), Cr
     let f = split_fields(line)?;
     match parse_rfc3339(f.time) {
         Some(ts) => Ok((f, Some(ts))),
-        None if f.time.is_empty() || has_go_space(f.time) => Err(CriError::BadField),
+        None if bad_time(f.time) => Err(CriError::BadField),
         None => Ok((f, None)),
     }
 }
