@@ -261,6 +261,9 @@ pub struct ChunkBuilder {
     last_ts: i64,
     /// Payload scratch (label table + body) before compression.
     raw: Vec<u8>,
+    /// `body` holds the entries of the chunk sealed last, not the open
+    /// one's (see [`ChunkBuilder::seal_in_place`]).
+    sealed: bool,
 }
 
 impl ChunkBuilder {
@@ -273,6 +276,7 @@ impl ChunkBuilder {
             entries: 0,
             last_ts: 0,
             raw: Vec::new(),
+            sealed: false,
         }
     }
 
@@ -292,11 +296,16 @@ impl ChunkBuilder {
 
     /// Bytes of the open chunk's entries section (its size, near enough).
     pub fn body_len(&self) -> usize {
-        self.body.len()
+        if self.sealed {
+            0
+        } else {
+            self.body.len()
+        }
     }
 
     /// Appends one entry (its labels, timestamp, line and metadata).
     pub fn add(&mut self, e: &Entry) {
+        self.drop_sealed();
         let next = self.labels.len() as u32;
         let li = *self.index.entry(e.labels.clone()).or_insert_with(|| {
             self.labels.push(e.labels.clone());
@@ -318,11 +327,26 @@ impl ChunkBuilder {
     /// Seals the open chunk: appends the whole chunk (header and payload) to
     /// `out` and starts a new one. Returns the header (`None` if empty).
     pub fn seal(&mut self, written: i64, out: &mut Vec<u8>) -> Option<Header> {
+        let h = self.seal_in_place(written, out)?;
+        out.extend_from_slice(self.sealed_tail());
+        self.body.clear();
+        self.sealed = false;
+        Some(h)
+    }
+
+    /// [`ChunkBuilder::seal`] without copying an uncompressed chunk's
+    /// entries: `out` gets the header and the label table, and the entries
+    /// stay where they were built, as [`ChunkBuilder::sealed_tail`], until
+    /// the next [`ChunkBuilder::add`]. Written after `out`, they make the
+    /// chunk `seal` makes (the spool's writer writes the two in turn: in a
+    /// drain the copy was as many bytes again as the lines).
+    pub fn seal_in_place(&mut self, written: i64, out: &mut Vec<u8>) -> Option<Header> {
+        self.drop_sealed();
         if self.entries == 0 {
             return None;
         }
-        // The label table goes to `raw`; the entries are copied once: to
-        // `out` as they are, or through `raw` into the compressor.
+        // The label table goes to `raw`; the entries are copied once, into
+        // the compressor, or not at all.
         self.raw.clear();
         put_uvarint(&mut self.raw, self.labels.len() as u64);
         for ls in &self.labels {
@@ -341,7 +365,10 @@ impl ChunkBuilder {
             let max = lz4_flex::block::get_maximum_output_size(self.raw.len());
             out.resize(start + HEADER_LEN + max, 0);
             match lz4_flex::block::compress_into(&self.raw, &mut out[start + HEADER_LEN..]) {
-                Ok(n) => out.truncate(start + HEADER_LEN + n),
+                Ok(n) => {
+                    out.truncate(start + HEADER_LEN + n);
+                    self.body.clear();
+                }
                 Err(_) => {
                     // Cannot happen with a buffer of the maximum size;
                     // store it uncompressed rather than fail.
@@ -353,24 +380,47 @@ impl ChunkBuilder {
         }
         if codec == Codec::None {
             out.extend_from_slice(&self.raw);
-            out.extend_from_slice(&self.body);
         }
-        let data_len = out.len() - start - HEADER_LEN;
+        // What is left in `body` (all of it, or nothing) is the tail.
+        let data_len = out.len() - start - HEADER_LEN + self.body.len();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&out[start + HEADER_LEN..]);
+        crc.update(&self.body);
         let h = Header {
             codec,
             entries: self.entries,
             raw_len: raw_len as u32,
             data_len: data_len as u32,
             written,
-            data_crc: crc32fast::hash(&out[start + HEADER_LEN..]),
+            data_crc: crc.finalize(),
         };
         out[start..start + HEADER_LEN].copy_from_slice(&h.encode());
-        self.body.clear();
+        self.sealed = true;
         self.labels.clear();
         self.index.clear();
         self.entries = 0;
         self.last_ts = 0;
         Some(h)
+    }
+
+    /// The end of the chunk sealed last by [`ChunkBuilder::seal_in_place`]
+    /// (its entries, when stored as they are); empty once an entry was
+    /// added since.
+    pub fn sealed_tail(&self) -> &[u8] {
+        if self.sealed {
+            &self.body
+        } else {
+            &[]
+        }
+    }
+
+    /// Forgets a sealed tail (its chunk was written): the entries section
+    /// starts again.
+    fn drop_sealed(&mut self) {
+        if self.sealed {
+            self.body.clear();
+            self.sealed = false;
+        }
     }
 }
 
@@ -782,6 +832,44 @@ mod tests {
                 prop_assert_eq!(g.1, *ts);
                 prop_assert_eq!(&g.2, line);
                 prop_assert_eq!(&g.3, md);
+            }
+        }
+
+        /// Chunks sealed in place, one after another from one builder, are
+        /// byte for byte what `seal` makes of the same entries (the header
+        /// and label table, then the tail), whatever the codec; the tail
+        /// is gone once an entry is added, and the next chunk holds only
+        /// its own entries.
+        #[test]
+        fn sealed_in_place_is_what_seal_writes(
+            chunks in proptest::collection::vec(
+                (proptest::collection::vec((0usize..3, any::<i64>(), ".{0,40}"), 0..12), any::<bool>()),
+                1..6),
+        ) {
+            let sets: Vec<LabelSet> = (0..3).map(|i| LabelSet::new([("app", format!("a{i}"))])).collect();
+            let (mut copied, mut in_place) = (ChunkBuilder::new(Codec::None), ChunkBuilder::new(Codec::None));
+            for (es, lz4) in &chunks {
+                let codec = if *lz4 { Codec::Lz4 } else { Codec::None };
+                copied.set_codec(codec);
+                in_place.set_codec(codec);
+                for (l, ts, line) in es {
+                    let e = entry(&sets[*l], *ts, line, &[("trace_id", "x")]);
+                    copied.add(&e);
+                    in_place.add(&e);
+                    prop_assert!(in_place.sealed_tail().is_empty());
+                }
+                prop_assert_eq!(in_place.body_len(), copied.body_len());
+                let (mut want, mut got) = (vec![7u8], vec![7u8]);
+                let hw = copied.seal(5, &mut want);
+                let hg = in_place.seal_in_place(5, &mut got);
+                prop_assert_eq!(hw, hg);
+                prop_assert_eq!(in_place.body_len(), 0);
+                prop_assert!(in_place.is_empty());
+                got.extend_from_slice(in_place.sealed_tail());
+                prop_assert_eq!(&got, &want);
+                if !es.is_empty() {
+                    prop_assert_eq!(decode_all(&got[1..]).unwrap().len(), es.len());
+                }
             }
         }
 

@@ -315,7 +315,9 @@ impl LaneReader {
             }
         }
         let labels = p.labels().to_vec();
-        let mut picked = Vec::new();
+        // Every entry takes 4 bytes at least: a damaged count reserves no
+        // more than the payload could hold.
+        let mut picked = Vec::with_capacity((h.entries as usize).min(h.raw_len as usize / 4));
         let mut text_len = 0;
         while let Some(e) = p.next_entry() {
             let e = e?;
