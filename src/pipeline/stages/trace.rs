@@ -233,19 +233,20 @@ impl Stage for TraceStage {
                 }
             };
             if let Some(tc) = tc {
-                let span = tc.span_id().filter(|_| !has(e, &self.span_name));
+                let span = tc.span_meta().filter(|_| !has(e, &self.span_name));
                 let ids = [
-                    Some((&self.trace_name, tc.trace_id())),
+                    Some((&self.trace_name, tc.trace_meta())),
                     span.map(|s| (&self.span_name, s)),
                 ];
                 // Exactly: `reserve` would round an empty `Vec` up to 4
                 // pairs (320 bytes) on every traced line.
                 e.metadata.reserve_exact(ids.iter().flatten().count());
                 for (name, id) in ids.into_iter().flatten() {
-                    e.metadata.push((name.clone(), id.into()));
                     if self.extract {
-                        e.extracted.insert(name, Value::String(id.to_string()));
+                        e.extracted
+                            .insert(name, Value::String(id.as_str().to_string()));
                     }
+                    e.metadata.push((name.clone(), id));
                 }
             }
             tc.is_some()

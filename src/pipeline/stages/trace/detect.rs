@@ -54,6 +54,7 @@
 //! Must never: panic on any input, allocate per line, or report an ID that
 //! did not pass validation.
 
+use crate::entry::MetaStr;
 use aho_corasick::packed::{Config as PackedConfig, MatchKind as PackedKind, Searcher};
 use memchr::memmem;
 
@@ -150,6 +151,17 @@ impl TraceContext {
         self.span.as_ref().map(|s| ascii(s))
     }
 
+    /// [`TraceContext::trace_id`] as structured-metadata text, without
+    /// checking the ASCII digits as UTF-8 again.
+    pub fn trace_meta(&self) -> MetaStr {
+        ascii_meta(&self.trace)
+    }
+
+    /// [`TraceContext::span_id`] as structured-metadata text.
+    pub fn span_meta(&self) -> Option<MetaStr> {
+        self.span.as_ref().map(|s| ascii_meta(s))
+    }
+
     /// The form the trace ID was read from.
     pub fn format(&self) -> Format {
         self.format
@@ -169,6 +181,11 @@ impl std::fmt::Debug for TraceContext {
 /// The IDs are built from ASCII hex digits only.
 fn ascii(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
+}
+
+/// [`ascii`] as structured-metadata text.
+fn ascii_meta(b: &[u8]) -> MetaStr {
+    MetaStr::from_ascii(b).unwrap_or_else(|| ascii(b).into())
 }
 
 /// What a prefilter hit is.

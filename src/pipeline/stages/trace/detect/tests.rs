@@ -7,9 +7,15 @@ const S: &str = "00f067aa0ba902b7";
 /// (trace ID, span ID), owned.
 type Ids = Option<(String, Option<String>)>;
 
-/// What both the SIMD prefilter and the fallback find (they must agree).
+/// What both the SIMD prefilter and the fallback find (they must agree,
+/// and the IDs as metadata text must be the IDs).
 fn found(line: &str) -> Ids {
-    let id = |c: TraceContext| (c.trace_id().to_string(), c.span_id().map(str::to_string));
+    let id = |c: TraceContext| {
+        assert_eq!(c.trace_meta().as_str(), c.trace_id());
+        assert!(c.trace_meta().is_inline());
+        assert_eq!(c.span_meta().as_deref(), c.span_id());
+        (c.trace_id().to_string(), c.span_id().map(str::to_string))
+    };
     let simd = Detector::default().detect(line).map(id);
     let fallback = Detector::build(Formats::ALL, false).detect(line).map(id);
     assert_eq!(simd, fallback, "{line}");
