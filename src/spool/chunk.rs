@@ -239,6 +239,17 @@ impl<'a> Cur<'a> {
         Ok(s)
     }
 
+    /// [`Cur::str`]'s check without the `&str`: ASCII text (metadata
+    /// names and IDs) clears it in a few word compares.
+    fn check_str(&mut self) -> Result<(), ChunkError> {
+        let b = self.bytes()?;
+        if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+            Ok(())
+        } else {
+            Err(ChunkError::Payload("invalid UTF-8"))
+        }
+    }
+
     fn str(&mut self) -> Result<&'a str, ChunkError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| ChunkError::Payload("invalid UTF-8"))
     }
@@ -461,6 +472,22 @@ impl<'a> RawMeta<'a> {
         // only end the pairs early.
         (0..self.n).map_while(move |_| Some((c.str().ok()?, c.str().ok()?)))
     }
+
+    /// The pairs as metadata text, in order: [`RawMeta::iter`]'s, without
+    /// a second UTF-8 check of the ASCII ones (names, IDs, UIDs), which
+    /// `is_ascii` clears for a few word compares. A lane makes every
+    /// entry's metadata through this.
+    pub fn pairs(&self) -> impl Iterator<Item = crate::entry::MetaPair> + 'a {
+        let mut c = self.cur;
+        (0..self.n)
+            .map_while(move |_| Some((meta_text(c.bytes().ok()?)?, meta_text(c.bytes().ok()?)?)))
+    }
+}
+
+/// Checked text as metadata (see [`RawMeta::pairs`]).
+fn meta_text(b: &[u8]) -> Option<crate::entry::MetaStr> {
+    crate::entry::MetaStr::from_ascii(b)
+        .or_else(|| std::str::from_utf8(b).ok().map(crate::entry::MetaStr::new))
 }
 
 impl PartialEq for RawMeta<'_> {
@@ -494,11 +521,7 @@ impl RawEntry<'_> {
         );
         if !self.metadata.is_empty() {
             let mut md = Vec::with_capacity(self.metadata.len());
-            md.extend(
-                self.metadata
-                    .iter()
-                    .map(|(k, v)| crate::entry::meta_pair(k, v)),
-            );
+            md.extend(self.metadata.pairs());
             e.metadata = md;
         }
         e
@@ -612,7 +635,7 @@ impl<'a> Payload<'a> {
         let n = self.cur.count(2)?;
         let metadata = RawMeta { n, cur: self.cur };
         for _ in 0..2 * n {
-            self.cur.str()?;
+            self.cur.check_str()?;
         }
         Ok(RawEntry {
             label,
@@ -670,13 +693,64 @@ mod tests {
                 labels[e.label].clone(),
                 e.timestamp.0,
                 e.line.to_string(),
-                e.metadata
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                {
+                    // What a lane makes of the pairs is what they read as.
+                    let made: Pairs = e
+                        .to_entry(&LabelSet::empty())
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    let read: Pairs = e
+                        .metadata
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    assert_eq!(made, read);
+                    made
+                },
             ));
         }
         Ok(out)
+    }
+
+    /// Text that is not UTF-8 in an entry (its line, a metadata name or
+    /// value) is refused when the entry is read, though the checksums hold.
+    #[test]
+    fn an_entry_whose_text_is_not_utf8_is_refused() {
+        let ls = LabelSet::new([("app", "a")]);
+        for (line, md) in [
+            ("lin\u{e9}", ("k", "v")),
+            ("line", ("k\u{e9}", "v")),
+            ("line", ("k", "\u{e9}v")),
+        ] {
+            let mut cb = ChunkBuilder::new(Codec::None);
+            cb.add(&entry(
+                &ls,
+                1,
+                "ascii",
+                &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")],
+            ));
+            cb.add(&entry(&ls, 2, line, &[md]));
+            let mut out = Vec::new();
+            cb.seal(0, &mut out).unwrap();
+            assert_eq!(decode_all(&out).unwrap().len(), 2);
+            // The one non-ASCII character: its second byte made invalid.
+            let at = out.iter().rposition(|&b| b == 0xa9).unwrap();
+            out[at] = 0xff;
+            let mut h = Header::decode(&out).unwrap();
+            h.data_crc = crc32fast::hash(&out[HEADER_LEN..]);
+            out[..HEADER_LEN].copy_from_slice(&h.encode());
+            let mut scratch = Vec::new();
+            let mut p = Payload::open(&h, &out[HEADER_LEN..], &mut scratch).unwrap();
+            assert!(p.next_entry().unwrap().is_ok());
+            assert_eq!(
+                p.next_entry().unwrap().unwrap_err(),
+                ChunkError::Payload("invalid UTF-8"),
+                "{line:?} {md:?}"
+            );
+            assert!(p.next_entry().is_none());
+        }
     }
 
     #[test]
