@@ -15,7 +15,8 @@
 //! a longer one is a shared `Arc<str>`, as before.
 //!
 //! Must never: hold text that is not valid UTF-8 (it is only ever made from
-//! a `str`, and inline text is a whole `str` copied), or be bigger than 40
+//! a `str`, or from bytes checked to be ASCII, and inline text is a whole
+//! `str` or those bytes copied), or be bigger than 40
 //! bytes (a pair is moved with every entry that has one; a unit test
 //! checks the size).
 
