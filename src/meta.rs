@@ -53,7 +53,7 @@ impl MetaStr {
     /// `&str` of it would cost a full UTF-8 check (~1 % of a one-file
     /// drain's instructions, once per traced line). `None` if `b` is not
     /// ASCII or is longer than [`INLINE`].
-    pub fn from_ascii(b: &[u8]) -> Option<Self> {
+    fn from_ascii(b: &[u8]) -> Option<Self> {
         if b.len() > INLINE || !b.is_ascii() {
             return None;
         }
@@ -63,6 +63,12 @@ impl MetaStr {
             len: b.len() as u8,
             bytes,
         }))
+    }
+
+    /// Bytes checked as UTF-8 (`None` if they are not): ASCII ones, as
+    /// names and IDs are, by [`Self::from_ascii`]'s cheaper check.
+    pub fn from_utf8(b: &[u8]) -> Option<Self> {
+        Self::from_ascii(b).or_else(|| std::str::from_utf8(b).ok().map(Self::new))
     }
 
     fn inline(s: &str) -> Option<Self> {
@@ -231,6 +237,10 @@ mod tests {
             );
             assert!(m == MetaStr::new(s));
         }
+        for s in ["é", &"a".repeat(INLINE + 1), &"é".repeat(30)] {
+            assert!(MetaStr::from_utf8(s.as_bytes()).unwrap() == MetaStr::new(s));
+        }
+        assert!(MetaStr::from_utf8(&[b'a', 0xff]).is_none());
         assert!(MetaStr::from_ascii("é".as_bytes()).is_none());
         assert!(MetaStr::from_ascii(&[b'a', 0xff]).is_none());
         assert!(MetaStr::from_ascii("a".repeat(INLINE + 1).as_bytes()).is_none());

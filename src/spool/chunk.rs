@@ -340,8 +340,7 @@ impl ChunkBuilder {
     pub fn seal(&mut self, written: i64, out: &mut Vec<u8>) -> Option<Header> {
         let h = self.seal_in_place(written, out)?;
         out.extend_from_slice(self.sealed_tail());
-        self.body.clear();
-        self.sealed = false;
+        self.drop_sealed();
         Some(h)
     }
 
@@ -473,21 +472,15 @@ impl<'a> RawMeta<'a> {
         (0..self.n).map_while(move |_| Some((c.str().ok()?, c.str().ok()?)))
     }
 
-    /// The pairs as metadata text, in order: [`RawMeta::iter`]'s, without
-    /// a second UTF-8 check of the ASCII ones (names, IDs, UIDs), which
-    /// `is_ascii` clears for a few word compares. A lane makes every
-    /// entry's metadata through this.
+    /// The pairs as metadata text, in order: [`RawMeta::iter`]'s, the
+    /// ASCII ones (names, IDs, UIDs) cleared by `is_ascii`
+    /// ([`crate::entry::MetaStr::from_utf8`]). A lane makes every entry's
+    /// metadata through this.
     pub fn pairs(&self) -> impl Iterator<Item = crate::entry::MetaPair> + 'a {
         let mut c = self.cur;
-        (0..self.n)
-            .map_while(move |_| Some((meta_text(c.bytes().ok()?)?, meta_text(c.bytes().ok()?)?)))
+        let mut text = move || crate::entry::MetaStr::from_utf8(c.bytes().ok()?);
+        (0..self.n).map_while(move |_| Some((text()?, text()?)))
     }
-}
-
-/// Checked text as metadata (see [`RawMeta::pairs`]).
-fn meta_text(b: &[u8]) -> Option<crate::entry::MetaStr> {
-    crate::entry::MetaStr::from_ascii(b)
-        .or_else(|| std::str::from_utf8(b).ok().map(crate::entry::MetaStr::new))
 }
 
 impl PartialEq for RawMeta<'_> {

@@ -303,7 +303,7 @@ impl Writer {
         let m = &self.spool.shared.metrics;
         m.spool_raw_bytes_total.inc_by(u64::from(h.raw_len));
         m.spool_stored_bytes_total.inc_by(u64::from(h.data_len));
-        let n = (self.chunk.len() + self.builder.sealed_tail().len()) as u64;
+        let n = self.sealed_len();
         if !self.has_space(n) {
             // Commit what is written first: waiting with it uncommitted
             // could wait for ever (a spool smaller than a commit).
@@ -527,9 +527,14 @@ impl Writer {
     }
 
     /// Appends the chunk (`self.chunk`, then the builder's sealed tail) to
-    /// the last segment (a new one
-    /// once it reaches `segment_size`), unsynced. Returns its spool offset.
-    /// On error the segment is cut back to where the chunk began.
+    /// the last segment (a new one once it reaches `segment_size`),
+    /// unsynced. Returns its spool offset. On error the segment is cut back
+    /// to where the chunk began.
+    /// Bytes of the chunk sealed last: `self.chunk` and the builder's tail.
+    fn sealed_len(&self) -> u64 {
+        (self.chunk.len() + self.builder.sealed_tail().len()) as u64
+    }
+
     fn append_chunk(&mut self) -> std::io::Result<u64> {
         let (seg_start, seg_len) = self.open_last()?;
         if self.touched.last().map(|t| t.0) != Some(seg_start) {
@@ -547,7 +552,7 @@ impl Writer {
             return Err(e);
         }
         self.unsynced = true;
-        let n = (self.chunk.len() + tail.len()) as u64;
+        let n = self.sealed_len();
         let mut st = lock(&self.spool.shared.state);
         if let Some(l) = st.segments.get_mut(&seg_start) {
             *l = seg_len + n;

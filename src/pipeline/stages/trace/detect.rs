@@ -185,7 +185,7 @@ fn ascii(b: &[u8]) -> &str {
 
 /// [`ascii`] as structured-metadata text.
 fn ascii_meta(b: &[u8]) -> MetaStr {
-    MetaStr::from_ascii(b).unwrap_or_else(|| ascii(b).into())
+    MetaStr::from_utf8(b).unwrap_or_else(|| MetaStr::new(""))
 }
 
 /// What a prefilter hit is.
