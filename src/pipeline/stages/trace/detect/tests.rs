@@ -369,3 +369,26 @@ proptest! {
         prop_assert!(Detector::default().detect(&line).is_none(), "{}", line);
     }
 }
+
+#[test]
+fn every_key_is_told_apart_and_near_misses_are_not_keys() {
+    for (word, want) in [
+        ("trace_id", Some(Key::OtelTrace)),
+        ("TRACE-ID", Some(Key::OtelTrace)),
+        ("mdc.trace_id", Some(Key::OtelTrace)),
+        ("X-B3-SpanId", Some(Key::B3Span)),
+        ("uber-trace-id", Some(Key::Uber)),
+        ("traceparent", Some(Key::Traceparent)),
+        ("trace_parent_", Some(Key::Traceparent)),
+        ("dd", Some(Key::DdObject)),
+        ("d", None),
+        ("dd\0", None),
+        ("\0dd", None),
+        ("traceidx", None),
+        ("xtraceid", None),
+        ("traceparenttraceparent", None),
+        ("", None),
+    ] {
+        assert_eq!(classify(word.as_bytes()), want, "{word:?}");
+    }
+}
