@@ -392,3 +392,15 @@ fn every_key_is_told_apart_and_near_misses_are_not_keys() {
         assert_eq!(classify(word.as_bytes()), want, "{word:?}");
     }
 }
+
+#[test]
+fn a_lowercase_span_key_is_taken_before_an_upper_case_one() {
+    let other = "1111111111111111";
+    let upper_first = format!("SPAN_ID={other} trace_id={T} span_id={S}");
+    assert_eq!(found(&upper_first), both(T, S));
+    let lower_first = format!("span_id={S} trace_id={T} SPAN_ID={other}");
+    assert_eq!(found(&lower_first), both(T, S));
+    // A span key whose value is no ID is passed over.
+    let bad = format!("span_id=xyz trace_id={T} SPAN_ID={S}");
+    assert_eq!(found(&bad), both(T, S));
+}
