@@ -526,15 +526,15 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends the chunk (`self.chunk`, then the builder's sealed tail) to
-    /// the last segment (a new one once it reaches `segment_size`),
-    /// unsynced. Returns its spool offset. On error the segment is cut back
-    /// to where the chunk began.
     /// Bytes of the chunk sealed last: `self.chunk` and the builder's tail.
     fn sealed_len(&self) -> u64 {
         (self.chunk.len() + self.builder.sealed_tail().len()) as u64
     }
 
+    /// Appends the chunk (`self.chunk`, then the builder's sealed tail) to
+    /// the last segment (a new one once it reaches `segment_size`),
+    /// unsynced. Returns its spool offset. On error the segment is cut back
+    /// to where the chunk began.
     fn append_chunk(&mut self) -> std::io::Result<u64> {
         let (seg_start, seg_len) = self.open_last()?;
         if self.touched.last().map(|t| t.0) != Some(seg_start) {
