@@ -151,15 +151,13 @@ pub fn split_timed(line: &[u8]) -> Result<(CriFields<'_>, Option<Timestamp>), Cr
 /// ([`split_searched`]), with the same answer for every line.
 fn split_fields(line: &[u8]) -> Result<CriFields<'_>, CriError> {
     let sp1 = memchr::memchr(b' ', line).ok_or(CriError::MissingField)?;
-    if let Some(&[s0, s1, s2, s3, s4, s5, b' ', tag @ (b'F' | b'P'), b' ']) =
-        line.get(sp1 + 1..sp1 + 10)
-    {
-        if let Some(stream) = Stream::from_bytes(&[s0, s1, s2, s3, s4, s5]) {
+    if let Some([stream @ .., b' ', tag @ (b'F' | b'P'), b' ']) = line.get(sp1 + 1..sp1 + 10) {
+        if let Some(stream) = Stream::from_bytes(stream) {
             let content_start = sp1 + 10;
             return Ok(CriFields {
                 time: &line[..sp1],
                 stream,
-                partial: tag == b'P',
+                partial: *tag == b'P',
                 content_start,
                 content: &line[content_start..],
             });
