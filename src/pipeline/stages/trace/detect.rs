@@ -645,7 +645,28 @@ fn classify_joined(outer: &[u8], inner: &[u8]) -> Option<Key> {
     classify(&buf[..n])
 }
 
+/// The spellings most loggers write, as they are written, with what
+/// [`classify_normalised`] makes of them: looked up first, since
+/// normalising a key costs ~300 instructions (~2 % of a drain with trace
+/// detection on).
+const AS_WRITTEN: &[(&[u8], Key)] = &[
+    (b"trace_id", Key::OtelTrace),
+    (b"span_id", Key::OtelSpan),
+    (b"traceId", Key::OtelTrace),
+    (b"spanId", Key::OtelSpan),
+];
+
 fn classify_exact(key: &[u8]) -> Option<Key> {
+    for &(k, v) in AS_WRITTEN {
+        if key == k {
+            return Some(v);
+        }
+    }
+    classify_normalised(key)
+}
+
+/// What `key` is once lowercased without `_`, `-`, `.` (see [`KEYS`]).
+fn classify_normalised(key: &[u8]) -> Option<Key> {
     let mut buf = [0u8; 16];
     let mut n = 0;
     for &c in key {

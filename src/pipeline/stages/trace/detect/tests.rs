@@ -300,6 +300,13 @@ proptest! {
     }
 
     #[test]
+    fn looking_keys_up_as_written_changes_no_answer(
+        k in "(trace|span|Trace|TRACE|span)?[_.\\-]?(id|Id|ID|iD)?[_d]?",
+    ) {
+        prop_assert_eq!(classify_exact(k.as_bytes()), classify_normalised(k.as_bytes()));
+    }
+
+    #[test]
     fn never_panics_on_near_misses(s in "[0-9a-fA-FtTrRcCoO\"{}:=;.\\-_ \\[\\]%3bBdDpPnNxXiI]{0,300}") {
         let d = Detector::default();
         let _ = d.detect(&s);
@@ -390,6 +397,13 @@ fn every_key_is_told_apart_and_near_misses_are_not_keys() {
         ("", None),
     ] {
         assert_eq!(classify(word.as_bytes()), want, "{word:?}");
+    }
+}
+
+#[test]
+fn a_key_looked_up_as_written_is_what_normalising_it_gives() {
+    for &(k, v) in AS_WRITTEN {
+        assert_eq!(classify_normalised(k), Some(v), "{:?}", ascii(k));
     }
 }
 
