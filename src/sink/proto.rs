@@ -339,6 +339,8 @@ mod tests {
                 vec![("trace_id".into(), "ab".into())],
             ),
             (2, 1_000_000_000, "whole second".into(), vec![]),
+            // Nothing but empty pairs: keys and zero lengths only.
+            (2, 5, String::new(), vec![(String::new(), String::new()); 40]),
         ]);
         let mut buf = Vec::new();
         encode_request(&b, &mut buf);
@@ -390,7 +392,7 @@ mod tests {
         #[test]
         fn hand_encoder_is_byte_identical_to_prost(
             items in proptest::collection::vec(
-                (0usize..4, any::<i64>(), ".{0,40}",
+                (0usize..4, any::<i64>(), prop_oneof![".{0,40}", "[a-z]{120,400}"],
                  proptest::collection::vec(("[a-z_]{0,8}", ".{0,8}"), 0..3)),
                 0..30)
         ) {
