@@ -340,7 +340,12 @@ mod tests {
             ),
             (2, 1_000_000_000, "whole second".into(), vec![]),
             // Nothing but empty pairs: keys and zero lengths only.
-            (2, 5, String::new(), vec![(String::new(), String::new()); 40]),
+            (
+                2,
+                5,
+                String::new(),
+                vec![(String::new(), String::new()); 40],
+            ),
         ]);
         let mut buf = Vec::new();
         encode_request(&b, &mut buf);

@@ -665,6 +665,22 @@ impl Tailer {
                 continue;
             }
             f.event_since_look = false;
+            // A current file due a look at its path (see `check_path`'s
+            // call below): while the path still names it, the path's `stat`
+            // is the file's too, so the `fstat` is not made. (At 5,000 idle
+            // files, ~1,250 `fstat`s a second fewer.)
+            let path_due = matches!(f.src, Some(Src::Plain(_)))
+                && f.kind == Kind::Current
+                && ((f.at_eof && !f.active) || stuck)
+                && (f.path_event || look.due);
+            let path_seen = if path_due {
+                fs::metadata(&f.path)
+                    .ok()
+                    .filter(|m| fingerprint::file_id(m) == id)
+            } else {
+                None
+            };
+            let path_checked = path_seen.is_some();
             let meta = match &f.src {
                 None => {
                     self.check_parked(id)?;
@@ -679,6 +695,7 @@ impl Tailer {
                     continue;
                 }
                 Some(Src::Gz(_)) => None,
+                Some(Src::Plain(_)) if path_checked => path_seen.map(Ok),
                 Some(Src::Plain(file)) => Some(file.metadata()),
             };
             if let Some(meta) = meta {
@@ -717,7 +734,10 @@ impl Tailer {
                 if f.kind == Kind::Current {
                     f.m.series.set_size(size as i64);
                     f.m.series.set_lag((size - pos) as i64);
-                    if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
+                    if path_checked {
+                        // What `check_path` would have found: the same file.
+                        f.path_event = false;
+                    } else if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
                         self.moved(id);
                     } else if ((f.at_eof && !f.active) || stuck)
                         && (f.path_event || path_check_due(f.seq, sweep_no, spread))

@@ -410,6 +410,29 @@ fn deleted_file_is_read_to_its_end_then_forgotten() {
 }
 
 #[test]
+fn a_write_no_event_reports_is_found_by_the_sweep() {
+    // Written through a hard link in a directory nobody watches: inotify
+    // reports the write to that directory only, so the idle file's growth
+    // is found by the sweep's spread look at it (its path's `stat`, which
+    // then stands for the file's `fstat`) — the net under lost events.
+    let mut h = Harness::new("*.log", test_opts(), AckMode::Immediate);
+    let p = h.logs().join("0.log");
+    let a = lines("a", 0..3);
+    write_lines(&p, &a);
+    h.start();
+    h.wait_received(&a);
+    let unwatched = h.dir.path().join("unwatched");
+    std::fs::create_dir(&unwatched).unwrap();
+    let link = unwatched.join("0.log");
+    std::fs::hard_link(&p, &link).unwrap();
+    let b = lines("b", 0..3);
+    write_lines(&link, &b);
+    h.wait_received(&b);
+    let all: Vec<String> = a.iter().chain(&b).cloned().collect();
+    assert_once(&h, &all);
+}
+
+#[test]
 fn a_busy_file_does_not_starve_a_quiet_one() {
     let mut o = test_opts();
     o.read_chunk = 4096;
