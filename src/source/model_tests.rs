@@ -39,6 +39,11 @@ enum Op {
     Rotate {
         c: usize,
     },
+    /// Rotation whose rotated name is deleted before the tailer looks (the
+    /// kubelet keeps few rotated files; the agent lags behind).
+    RotateGone {
+        c: usize,
+    },
     Gzip {
         c: usize,
     },
@@ -66,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (c.clone(), 1usize..6, prop_oneof![3 => 0usize..40, 1 => 900usize..2500], any::<bool>())
             .prop_map(|(c, n, pad, split)| Op::Write { c, n, pad, split }),
         3 => c.clone().prop_map(|c| Op::Rotate { c }),
+        1 => c.clone().prop_map(|c| Op::RotateGone { c }),
         2 => c.clone().prop_map(|c| Op::Gzip { c }),
         1 => c.clone().prop_map(|c| Op::DeleteOldest { c }),
         1 => c.clone().prop_map(|c| Op::DeleteCurrent { c }),
@@ -221,6 +227,28 @@ impl World {
                 self.m.conts[c].rotated.push_back(f);
                 self.new_file(c);
             }
+            Op::RotateGone { c } => {
+                // Safe only while this run holds the file open (descriptors
+                // not bounded, and a line of it read by this run), and once
+                // it has read the file to its end: a stop before that would
+                // lose the rest with the name.
+                let Some(f) = self.m.conts[c].current else {
+                    return;
+                };
+                if !running || self.h.opts.max_open_files <= 2 || !self.read_by_this_run(f) {
+                    return;
+                }
+                self.m.conts[c].nrot += 1;
+                let to = self
+                    .dir(c)
+                    .join(format!("0.log.2026{:04}", self.m.conts[c].nrot));
+                std::fs::rename(&self.m.files[f].path, &to).unwrap();
+                std::fs::remove_file(&to).unwrap();
+                self.m.files[f].path = to;
+                self.new_file(c);
+                let rest = self.m.files[f].lines.clone();
+                self.h.wait_acked(&rest);
+            }
             Op::Gzip { c } => {
                 let Some(&f) = self.m.conts[c]
                     .rotated
@@ -289,6 +317,22 @@ impl World {
             Op::Stop => self.stop(),
             Op::Start => self.start(),
             Op::Pause { ms } => std::thread::sleep(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Whether the running tailer has read a line of file `f` (so it holds
+    /// it open), waiting a little for lines written since it started.
+    fn read_by_this_run(&self, f: usize) -> bool {
+        let run = self.h.run_no;
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let read = self.h.log.lock().unwrap().got.iter().any(|g| {
+                g.run == run && self.m.where_.get(&g.line).is_some_and(|&(g_f, _)| g_f == f)
+            });
+            if read || std::time::Instant::now() > deadline {
+                return read;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

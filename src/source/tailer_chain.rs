@@ -652,11 +652,7 @@ pub(super) mod tests {
             .files
             .values()
             .filter(|f| turn::may_be_first(f))
-            .min_by(|a, b| match (turn::before(a, b), turn::before(b, a)) {
-                (true, _) => std::cmp::Ordering::Less,
-                (_, true) => std::cmp::Ordering::Greater,
-                _ => std::cmp::Ordering::Equal,
-            })
+            .min_by(|a, b| turn::order(a, b))
             .map(|f| (f.kind, f.stamp.clone()));
         assert_eq!(
             first,
@@ -758,7 +754,7 @@ pub(super) mod tests {
             .files
             .values()
             .filter(|f| turn::may_be_first(f))
-            .min_by_key(|f| f.chain_key())
+            .min_by(|a, b| turn::order(a, b))
             .map(|f| (f.src.is_some(), f.stamp.clone()));
         assert_eq!(
             first,

@@ -348,6 +348,11 @@ impl Tailer {
             target: ti,
             stamp: stamp.map(String::into_boxed_str),
             seq: self.next_seq,
+            rotated_seq: if kind == Kind::Current {
+                u64::MAX
+            } else {
+                self.next_seq
+            },
             size,
             labels: t.labels.with("filename", &path_s),
             metadata: t.spec.metadata.clone().into(),

@@ -29,6 +29,7 @@ impl Tailer {
         }
         tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
         f.kind = Kind::Moved;
+        f.rotated_seq = self.next_seq;
         self.plan.activate(f);
         self.plan.stale = true;
         if self.by_path.get(&f.path) == Some(&id) {

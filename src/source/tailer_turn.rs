@@ -78,8 +78,18 @@ pub(super) fn before(a: &Tailed, b: &Tailed) -> bool {
     match (a.kind != Kind::Current, b.kind != Kind::Current) {
         (true, false) => true,
         (false, true) => false,
-        (true, true) => a.chain_key() < b.chain_key(),
+        (true, true) => a.rotated_before(b),
         (false, false) => a.seq < b.seq,
+    }
+}
+
+/// [`before`] as an ordering (tests: the first file of a stream).
+#[cfg(test)]
+pub(super) fn order(a: &Tailed, b: &Tailed) -> std::cmp::Ordering {
+    match (before(a, b), before(b, a)) {
+        (true, _) => std::cmp::Ordering::Less,
+        (_, true) => std::cmp::Ordering::Greater,
+        _ => std::cmp::Ordering::Equal,
     }
 }
 
