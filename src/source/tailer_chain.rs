@@ -14,6 +14,10 @@
 //!   and a *current* file found so at a rotated name (its rotation not seen
 //!   yet: closed at the descriptor bound) becomes a rotated one, which holds
 //!   its stream back until it is read;
+//! - a current file no longer at its path whose copy the listing does not
+//!   show is older than every sibling left (the kubelet deletes rotated
+//!   files oldest first): it becomes a rotated one before any hole is
+//!   taken on, so that it is read first;
 //! - any other is a hole: it is opened (a plain file keeps its identity, a
 //!   `.gz` gets a synthetic one, as at start-up) and read from its start,
 //!   before the current file of the stream, in stamp order;
@@ -150,6 +154,7 @@ impl Tailer {
         if widened {
             self.widen_fingerprints(path);
         }
+        self.rotated_out_of_listing(path, &sibs, &mark);
         let mut queue = std::collections::VecDeque::from(sibs);
         while let Some(s) = queue.pop_front() {
             let s = &s;
@@ -237,6 +242,40 @@ impl Tailer {
         if !fs::metadata(path).is_ok_and(|m| fingerprint::is_file(&m, id, born)) {
             self.no_longer_current(id);
         }
+    }
+
+    /// The path's current file is no longer at `path`, and no sibling the
+    /// listing shows newer than the watermark is it: its rotated copy is
+    /// gone already, and the kubelet deletes rotated files oldest first, so
+    /// every sibling left is newer than it. It becomes a rotated file now,
+    /// before they are taken on as holes, so that it is read before them
+    /// (see [`Tailed::rotated_before`]). Left current, it was read after
+    /// them (found by the soak, seed 31321: a catch-up at start-up, the
+    /// file the scan took on rotated twice over meanwhile). A copy that is
+    /// in the listing gives the file its stamp in the loop instead
+    /// ([`Self::found_rotated`]). Not a catch-up of its own: this one is.
+    fn rotated_out_of_listing(&mut self, path: &Path, sibs: &[Sibling], mark: &str) {
+        let Some(&id) = self.by_path.get(path) else {
+            return;
+        };
+        let Some(born) = self
+            .files
+            .get(&id)
+            .filter(|f| f.kind == Kind::Current)
+            .map(|f| f.born)
+        else {
+            return;
+        };
+        if fs::metadata(path).is_ok_and(|m| fingerprint::is_file(&m, id, born)) {
+            return;
+        }
+        let newer = sibs.iter().filter(|s| s.stamp.as_str() > mark);
+        for s in newer {
+            if matches!(self.sibling_owner(path, s), Ok(Some((o, _))) if o == id) {
+                return;
+            }
+        }
+        self.no_longer_current(id);
     }
 
     /// Widens the short fingerprints of `path`'s open files (taken while
@@ -602,6 +641,65 @@ pub(super) mod tests {
             t.positions.committed(closed[0].id),
             Some(0),
             "with its position"
+        );
+    }
+
+    /// Found by the soak (seed 31321, after a `kill -9`: a pod's line 12810
+    /// first arrived after its line 12992). The start-up scan takes on the
+    /// current file; before the start-up catch-up lists the siblings, it is
+    /// rotated, the next `0.log` is rotated too, and the kubelet deletes
+    /// the first one's rotated name (rotated files go oldest first). The
+    /// sibling left is newer than the file the scan took on, which is no
+    /// longer at its path: that file is read before it, not after.
+    #[test]
+    fn a_current_file_rotated_away_before_the_startup_catch_up_is_read_before_newer_holes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, "a-0\na-1\n");
+        {
+            // The first run reads nothing before it dies, but saves.
+            let mut t = tailer_in(tmp.path(), test_opts());
+            assert!(t.rescan().is_ok());
+            t.positions.save().unwrap();
+        }
+        // While no agent runs, `a` is rotated.
+        kubelet_rotate(&dir, 1);
+        append(&p, "c-0\n");
+        // The next run's scan takes on `c` and claims `a`'s saved entry…
+        let mut t = tailer_in(tmp.path(), test_opts());
+        t.candidate(&p, 0, false, None);
+        t.claim_unclaimed();
+        let c = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        // …then `c` is rotated, and so is the next file, `x`; the kubelet
+        // deletes the two oldest rotated names (`a` and `c` are held open).
+        let rotated_c = kubelet_rotate(&dir, 2);
+        append(&p, "x-0\n");
+        let rotated_x = kubelet_rotate(&dir, 3);
+        let x = fingerprint::file_id(&fs::metadata(&rotated_x).unwrap());
+        append(&p, "y-0\n");
+        fs::remove_file(dir.join("0.log.20261122-000001")).unwrap();
+        fs::remove_file(&rotated_c).unwrap();
+        t.chains_started = true;
+        t.chain_startup();
+        let (fc, fx) = (t.files.get(&c).unwrap(), t.files.get(&x));
+        assert!(fx.is_some(), "the newer file was taken on as a hole");
+        assert!(
+            turn::before(fc, fx.unwrap()),
+            "the file the scan took on ({:?}) is read before the newer hole",
+            fc.kind
+        );
+        let first = t
+            .files
+            .values()
+            .filter(|f| turn::may_be_first(f))
+            .min_by(|a, b| turn::order(a, b))
+            .map(|f| f.stamp.clone());
+        assert_eq!(
+            first,
+            Some(Some("20261122-000001".into())),
+            "the oldest file, rotated while no agent ran, comes first"
         );
     }
 
