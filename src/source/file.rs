@@ -110,6 +110,10 @@ pub struct Tailed {
     /// inotify reported its path changed while it was being read (its
     /// path not checked then): the next sweep checks it, whatever the spread.
     pub path_event: bool,
+    /// The tailer's sweep count when its path was last found to name it
+    /// (0: never). A rescan leaves a file alone whose path was looked at
+    /// within the last `PATH_CHECK_SPREAD` sweeps (`tailer.rs`).
+    pub path_looked: u64,
     /// inotify reported a write, or a change at its path, since the sweep
     /// last `fstat`ed it. A write is what a truncation looks like to
     /// inotify (`IN_MODIFY`), so a file waiting for delivery is looked at in

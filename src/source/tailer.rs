@@ -737,6 +737,7 @@ impl Tailer {
                     if path_checked {
                         // What `check_path` would have found: the same file.
                         f.path_event = false;
+                        f.path_looked = self.sweeps;
                     } else if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
                         self.moved(id);
                     } else if ((f.at_eof && !f.active) || stuck)

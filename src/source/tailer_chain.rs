@@ -568,6 +568,41 @@ pub(super) mod tests {
         (t, rx)
     }
 
+    /// A rescan leaves to the sweep an idle file whose path a sweep found
+    /// naming it within the spread (the sweep looks again in its turn), and
+    /// looks itself at one with data to read or no recent look — so a
+    /// rotation no sweep has had the chance to see is still found by the
+    /// rescan alone.
+    #[test]
+    fn a_rescan_leaves_an_idle_file_the_sweep_just_looked_at_to_the_sweep() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, "a-0\n");
+        let (mut t, mut rx) = tailer_and_output(tmp.path(), test_opts());
+        assert!(t.rescan().is_ok());
+        assert!(!t.idle_at(&p), "no sweep has looked at it yet");
+        for _ in 0..3 {
+            assert!(t.turn().is_ok());
+        }
+        for _ in 0..=PATH_CHECK_SPREAD {
+            assert!(t.sweep().is_ok());
+        }
+        assert!(t.idle_at(&p), "read to its end, its path just looked at");
+        let looked = t.sweeps;
+        t.sweeps = looked + PATH_CHECK_SPREAD + 1;
+        assert!(!t.idle_at(&p), "its last look is older than the spread");
+        t.sweeps = looked;
+        append(&p, "a-1\n");
+        let id = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        if let Some(f) = t.files.get_mut(&id) {
+            t.plan.activate(f);
+        }
+        assert!(!t.idle_at(&p), "data to read");
+        assert_eq!(sent(&mut t, &mut rx), ["a-0"]);
+    }
+
     fn reused_inode_number(in_another_pod: bool) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("logs/ns_pod_uid/app");

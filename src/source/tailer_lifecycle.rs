@@ -49,7 +49,7 @@ impl Tailer {
         }
         let path = f.path.clone();
         match fs::metadata(&path) {
-            Ok(m) if fingerprint::file_id(&m) == id => {}
+            Ok(m) if fingerprint::file_id(&m) == id => f.path_looked = self.sweeps,
             Ok(_) => {
                 self.moved(id);
                 // (Looked up only now: with a target per container, a
