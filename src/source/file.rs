@@ -80,10 +80,10 @@ pub struct Tailed {
     pub stamp: Option<Box<str>>,
     /// Order of taking on (ties between equal stamps).
     pub seq: u64,
-    /// The tailer's `seq` counter when it stopped being the current file
-    /// (its rotation seen; its own `seq` if taken on rotated, `u64::MAX`
-    /// while current): files taken on up to then are older than it, later
-    /// ones newer (see [`Tailed::rotated_before`]).
+    /// A `seq` number of its own, taken when it stopped being the current
+    /// file (its rotation seen; its own `seq` if taken on rotated,
+    /// `u64::MAX` while current): files taken on before then are older
+    /// than it, later ones newer (see [`Tailed::rotated_before`]).
     pub rotated_seq: u64,
     /// The size last seen (shared with the positions file).
     pub size: Arc<AtomicU64>,
@@ -193,7 +193,10 @@ impl Tailed {
     /// current file until `rotated_seq`: every file taken on before then —
     /// held rotated files, holes found while it was current — is older,
     /// and every file taken on since — the holes its own rotation's
-    /// catch-up found, later current files — is newer. Ordering unknown
+    /// catch-up found, later current files — is newer; of two such files
+    /// the one rotated first is older (one found rotated at start-up, a
+    /// saved position relocated to a non-kubelet name such as `x.1`,
+    /// counts as rotated when taken on). Ordering unknown
     /// stamps first instead read such a file before every older held one
     /// with a stamp (found by the soak, seed 31321: during an outage, with
     /// the kubelet keeping one rotated file, a pod's lines ~1,700 apart
@@ -201,8 +204,8 @@ impl Tailed {
     pub fn rotated_before(&self, o: &Tailed) -> bool {
         match (&self.stamp, &o.stamp) {
             (Some(a), Some(b)) => (a, self.seq) < (b, o.seq),
-            (None, None) => self.seq < o.seq,
-            (Some(_), None) => self.seq <= o.rotated_seq,
+            (None, None) => (self.rotated_seq, self.seq) < (o.rotated_seq, o.seq),
+            (Some(_), None) => self.seq < o.rotated_seq,
             (None, Some(_)) => o.seq > self.rotated_seq,
         }
     }

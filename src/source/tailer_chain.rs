@@ -738,6 +738,49 @@ pub(super) mod tests {
         );
     }
 
+    /// logrotate-style names carry no stamp. A file rotated while no agent
+    /// ran (its saved position relocated to `0.log.1`) is older than the
+    /// file the start-up scan took on, and stays first once that one is
+    /// rotated too: of two files without a stamp, the one rotated first.
+    #[test]
+    fn of_two_rotated_files_without_a_stamp_the_one_rotated_first_is_read_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, "a-0\na-1\n");
+        {
+            let mut t = tailer_in(tmp.path(), test_opts());
+            assert!(t.rescan().is_ok());
+            t.positions.save().unwrap();
+        }
+        let a = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        fs::rename(&p, dir.join("0.log.1")).unwrap();
+        append(&p, "b-0\n");
+        let b = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        let mut t = tailer_in(tmp.path(), test_opts());
+        assert!(t.rescan().is_ok());
+        let kinds = |t: &Tailer| {
+            (
+                t.files.get(&a).map(|f| f.kind),
+                t.files.get(&b).map(|f| f.kind),
+            )
+        };
+        assert_eq!(kinds(&t), (Some(Kind::Moved), Some(Kind::Current)));
+        // logrotate shifts the names, and `b` is rotated.
+        fs::rename(dir.join("0.log.1"), dir.join("0.log.2")).unwrap();
+        fs::rename(&p, dir.join("0.log.1")).unwrap();
+        append(&p, "c-0\n");
+        assert!(t.rescan().is_ok());
+        assert_eq!(kinds(&t), (Some(Kind::Moved), Some(Kind::Moved)));
+        let (fa, fb) = (t.files.get(&a).unwrap(), t.files.get(&b).unwrap());
+        assert!(
+            turn::before(fa, fb),
+            "the file rotated while stopped is read first"
+        );
+        assert!(!turn::before(fb, fa));
+    }
+
     /// Found by the soak (seed 402: lines of one stream out of order after a
     /// restart). A saved entry with an empty fingerprint (its file was
     /// empty at the last save) identifies nothing but an inode number. If

@@ -29,6 +29,9 @@ impl Tailer {
         }
         tracing::debug!(file = %f.path.display(), "file rotated or deleted; reading it to its end");
         f.kind = Kind::Moved;
+        // A number of its own: after every file taken on so far, before
+        // any taken on from now.
+        self.next_seq += 1;
         f.rotated_seq = self.next_seq;
         self.plan.activate(f);
         self.plan.stale = true;
