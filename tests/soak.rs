@@ -473,7 +473,11 @@ fn run(plan: &Plan) {
             if n < prev {
                 fail(
                     &agent,
-                    format!("pod {p}: line {n} arrived after line {prev}"),
+                    format!(
+                        "pod {p}: line {n} (file {}) arrived after line {prev} (file {})",
+                        logs.get(p).map_or(0, |g| g.file_of(n)),
+                        logs.get(p).map_or(0, |g| g.file_of(prev)),
+                    ),
                 );
             }
         }

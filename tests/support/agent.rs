@@ -415,6 +415,9 @@ pub struct PodLog {
     /// the kubelet deletes, in `deleted` (off: deletions are only counted).
     pub track_deleted: bool,
     pub deleted: Vec<(usize, usize)>,
+    /// The workload line each file after the first starts with (file `k`,
+    /// from 0, is rotated to stamp `k + 1`): which file a line was in.
+    pub file_starts: Vec<usize>,
 }
 
 impl PodLog {
@@ -441,6 +444,7 @@ impl PodLog {
             starts_at,
             track_deleted: false,
             deleted: Vec::new(),
+            file_starts: Vec::new(),
         }
     }
 
@@ -459,6 +463,12 @@ impl PodLog {
     pub fn write(&mut self, s: &str) {
         self.open().write_all(s.as_bytes()).expect("write log");
         self.written_since_rotate += s.len();
+    }
+
+    /// The file workload line `l` was written to: its rotation stamp's
+    /// number (or, never rotated, the number it would get).
+    pub fn file_of(&self, l: usize) -> usize {
+        self.file_starts.partition_point(|&s| s <= l) + 1
     }
 
     /// Kubelet rotation: rename the live file, then the runtime reopens a new
@@ -684,6 +694,7 @@ impl Workload {
                     .is_some_and(|r| log.written_since_rotate >= r)
                 {
                     log.kubelet_rotate(self.max_files);
+                    log.file_starts.push(l + 1);
                     rotations += 1;
                 }
             }
