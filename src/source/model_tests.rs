@@ -218,11 +218,7 @@ impl World {
                 } else if !(self.all_acked(f) || self.saved_usable(f)) {
                     return;
                 }
-                self.m.conts[c].nrot += 1;
-                let to = self
-                    .dir(c)
-                    .join(format!("0.log.2026{:04}", self.m.conts[c].nrot));
-                std::fs::rename(&self.m.files[f].path, &to).unwrap();
+                let to = self.rename_rotated(c, f);
                 self.m.files[f].path = to;
                 self.m.conts[c].rotated.push_back(f);
                 self.new_file(c);
@@ -238,11 +234,7 @@ impl World {
                 if !running || self.h.opts.max_open_files <= 2 || !self.read_by_this_run(f) {
                     return;
                 }
-                self.m.conts[c].nrot += 1;
-                let to = self
-                    .dir(c)
-                    .join(format!("0.log.2026{:04}", self.m.conts[c].nrot));
-                std::fs::rename(&self.m.files[f].path, &to).unwrap();
+                let to = self.rename_rotated(c, f);
                 std::fs::remove_file(&to).unwrap();
                 self.m.files[f].path = to;
                 self.new_file(c);
@@ -318,6 +310,17 @@ impl World {
             Op::Start => self.start(),
             Op::Pause { ms } => std::thread::sleep(Duration::from_millis(ms)),
         }
+    }
+
+    /// Renames file `f` of container `c` to its next rotated name (the
+    /// kubelet's rename), returned.
+    fn rename_rotated(&mut self, c: usize, f: usize) -> PathBuf {
+        self.m.conts[c].nrot += 1;
+        let to = self
+            .dir(c)
+            .join(format!("0.log.2026{:04}", self.m.conts[c].nrot));
+        std::fs::rename(&self.m.files[f].path, &to).unwrap();
+        to
     }
 
     /// Whether the running tailer has read a line of file `f` (so it holds

@@ -231,17 +231,19 @@ impl Tailer {
     /// by the soak: read after them). Not [`Self::moved`]: this is the
     /// catch-up it would start.
     fn found_rotated(&mut self, id: FileId, path: &Path) {
-        let Some(born) = self
-            .files
-            .get(&id)
-            .filter(|f| f.kind == Kind::Current)
-            .map(|f| f.born)
-        else {
-            return;
-        };
-        if !fs::metadata(path).is_ok_and(|m| fingerprint::is_file(&m, id, born)) {
+        if self.current_left(id, path) {
             self.no_longer_current(id);
         }
+    }
+
+    /// Whether `id` is a current file that `path` no longer holds.
+    fn current_left(&self, id: FileId, path: &Path) -> bool {
+        self.files
+            .get(&id)
+            .filter(|f| f.kind == Kind::Current)
+            .is_some_and(|f| {
+                !fs::metadata(path).is_ok_and(|m| fingerprint::is_file(&m, id, f.born))
+            })
     }
 
     /// The path's current file is no longer at `path`, and no sibling the
@@ -258,15 +260,7 @@ impl Tailer {
         let Some(&id) = self.by_path.get(path) else {
             return;
         };
-        let Some(born) = self
-            .files
-            .get(&id)
-            .filter(|f| f.kind == Kind::Current)
-            .map(|f| f.born)
-        else {
-            return;
-        };
-        if fs::metadata(path).is_ok_and(|m| fingerprint::is_file(&m, id, born)) {
+        if !self.current_left(id, path) {
             return;
         }
         let newer = sibs.iter().filter(|s| s.stamp.as_str() > mark);
@@ -679,6 +673,21 @@ pub(super) mod tests {
         );
     }
 
+    /// `<tmp>/logs/ns_pod_uid/app/0.log` holding `text`, whose position a
+    /// first run saved (reading nothing) before it died: the root, the
+    /// container's directory and the file.
+    fn saved_by_a_first_run(text: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs/ns_pod_uid/app");
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("0.log");
+        append(&p, text);
+        let mut t = tailer_in(tmp.path(), test_opts());
+        assert!(t.rescan().is_ok());
+        t.positions.save().unwrap();
+        (tmp, dir, p)
+    }
+
     /// Found by the soak (seed 31321, after a `kill -9`: a pod's line 12810
     /// first arrived after its line 12992). The start-up scan takes on the
     /// current file; before the start-up catch-up lists the siblings, it is
@@ -688,17 +697,7 @@ pub(super) mod tests {
     /// longer at its path: that file is read before it, not after.
     #[test]
     fn a_current_file_rotated_away_before_the_startup_catch_up_is_read_before_newer_holes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("logs/ns_pod_uid/app");
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("0.log");
-        append(&p, "a-0\na-1\n");
-        {
-            // The first run reads nothing before it dies, but saves.
-            let mut t = tailer_in(tmp.path(), test_opts());
-            assert!(t.rescan().is_ok());
-            t.positions.save().unwrap();
-        }
+        let (tmp, dir, p) = saved_by_a_first_run("a-0\na-1\n");
         // While no agent runs, `a` is rotated.
         kubelet_rotate(&dir, 1);
         append(&p, "c-0\n");
@@ -744,16 +743,7 @@ pub(super) mod tests {
     /// rotated too: of two files without a stamp, the one rotated first.
     #[test]
     fn of_two_rotated_files_without_a_stamp_the_one_rotated_first_is_read_first() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("logs/ns_pod_uid/app");
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("0.log");
-        append(&p, "a-0\na-1\n");
-        {
-            let mut t = tailer_in(tmp.path(), test_opts());
-            assert!(t.rescan().is_ok());
-            t.positions.save().unwrap();
-        }
+        let (tmp, dir, p) = saved_by_a_first_run("a-0\na-1\n");
         let a = fingerprint::file_id(&fs::metadata(&p).unwrap());
         fs::rename(&p, dir.join("0.log.1")).unwrap();
         append(&p, "b-0\n");
@@ -790,19 +780,10 @@ pub(super) mod tests {
     /// first) before the rotated files older than it.
     #[test]
     fn an_empty_saved_entry_does_not_take_over_a_new_file_with_its_inode_number() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("logs/ns_pod_uid/app");
-        fs::create_dir_all(&dir).unwrap();
+        // The first run saves the empty file's position, and dies.
+        let (tmp, dir, p) = saved_by_a_first_run("");
         let spare = tmp.path().join("spare");
         fs::create_dir_all(&spare).unwrap();
-        let p = dir.join("0.log");
-        fs::write(&p, b"").unwrap();
-        {
-            // The first run saves the empty file's position, and dies.
-            let mut t = tailer_in(tmp.path(), test_opts());
-            assert!(t.rescan().is_ok());
-            t.positions.save().unwrap();
-        }
         let ino_f = fs::metadata(&p).unwrap().ino();
         // While no agent runs, the file gets lines and is rotated.
         append(&p, "a-0\na-1\n");
