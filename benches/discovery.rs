@@ -11,6 +11,11 @@
 //! event) — which must not grow with the pods already there (each was a
 //! full rescan before).
 //!
+//! `rescan_reusing_listings`: the same rescan as the tailer makes it after
+//! its first — every target's walk at once, on a tree whose directories
+//! have not changed since the last rescan, so each kept listing stands in
+//! for a read after a `stat` (`src/source/listing.rs`).
+//!
 //! Run: `cargo bench --bench discovery` (~1 min).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -19,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tailtrace::labels::LabelSet;
 use tailtrace::source::discover::Target;
-use tailtrace::source::expand::{Scan, Walk};
+use tailtrace::source::expand::{Kept, Scan, Walk};
 
 fn tree(pods: usize) -> (tempfile::TempDir, Vec<Target>) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -50,6 +55,30 @@ fn rescan(targets: &[Target]) -> usize {
     n
 }
 
+/// Every directory of the tree last modified an hour ago, as a node's are
+/// between pods coming and going.
+fn settle(dir: &std::path::Path) {
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for e in std::fs::read_dir(dir).expect("list").flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            settle(&e.path());
+        }
+    }
+    std::fs::File::open(dir)
+        .and_then(|f| f.set_modified(hour_ago))
+        .expect("set mtime");
+}
+
+/// A full rescan as the tailer makes one (every walk at once), reusing
+/// `kept`: the paths found, and what it keeps for the next.
+fn rescan_reusing(walks: &[&Walk], kept: Kept) -> (usize, Kept) {
+    let mut outs = vec![Vec::new(); walks.len()];
+    let mut scan = Scan::reusing(kept);
+    scan.expand_all(walks, &mut outs, &mut |_, _| {}, &mut |_| {});
+    let n = outs.iter().map(Vec::len).sum();
+    (n, scan.into_kept())
+}
+
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("rescan_kubernetes_targets");
     g.measurement_time(Duration::from_secs(5));
@@ -60,6 +89,26 @@ fn benches(c: &mut Criterion) {
         g.throughput(Throughput::Elements(targets.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(2 * pods), &targets, |b, t| {
             b.iter(|| black_box(rescan(t)))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("rescan_reusing_listings");
+    g.measurement_time(Duration::from_secs(5));
+    g.sample_size(10);
+    for pods in [50, 500, 2500] {
+        let (dir, targets) = tree(pods);
+        settle(dir.path());
+        let walks: Vec<&Walk> = targets.iter().filter_map(Target::walk).collect();
+        let (n, mut kept) = rescan_reusing(&walks, Kept::default());
+        assert_eq!(n, 2 * pods, "every container's file found");
+        assert_eq!(kept.len(), 1 + 3 * pods, "every directory's listing kept");
+        g.throughput(Throughput::Elements(targets.len() as u64));
+        g.bench_function(BenchmarkId::from_parameter(2 * pods), |b| {
+            b.iter(|| {
+                let (n, k) = rescan_reusing(&walks, std::mem::take(&mut kept));
+                kept = k;
+                black_box(n)
+            })
         });
     }
     g.finish();

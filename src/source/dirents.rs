@@ -46,6 +46,16 @@ thread_local! {
 
 /// Every entry of `dir` but `.` and `..`, in the order the kernel gives.
 pub fn read(dir: &Path) -> io::Result<Vec<Dirent>> {
+    let mut out = Vec::new();
+    read_each(dir, |name, kind, ino| {
+        out.push((std::ffi::OsStr::from_bytes(name).to_os_string(), kind, ino))
+    })?;
+    Ok(out)
+}
+
+/// [`read`] without a `Vec` or a name allocated per entry: `each` gets
+/// every entry's name (borrowed from the buffer), type and inode number.
+pub fn read_each(dir: &Path, mut each: impl FnMut(&[u8], Type, u64)) -> io::Result<()> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY)
@@ -55,13 +65,12 @@ pub fn read(dir: &Path) -> io::Result<Vec<Dirent>> {
             .try_borrow_mut()
             .map_err(|_| io::Error::other("reentrant"))?;
         buf.resize(BUF, 0);
-        let mut out = Vec::new();
         loop {
             let n = getdents64(&file, &mut buf)?;
             if n == 0 {
-                return Ok(out);
+                return Ok(());
             }
-            parse(&buf[..n], &mut out)?;
+            parse(&buf[..n], &mut each)?;
         }
     })
 }
@@ -103,8 +112,8 @@ fn malformed(what: &str) -> io::Error {
     )
 }
 
-/// Appends the entries of `records` (what one `getdents64` returned).
-fn parse(mut records: &[u8], out: &mut Vec<Dirent>) -> io::Result<()> {
+/// Hands each entry of `records` (what one `getdents64` returned) to `each`.
+fn parse(mut records: &[u8], each: &mut impl FnMut(&[u8], Type, u64)) -> io::Result<()> {
     while !records.is_empty() {
         let field = |at: usize, len: usize| {
             records
@@ -132,7 +141,7 @@ fn parse(mut records: &[u8], out: &mut Vec<Dirent>) -> io::Result<()> {
             None => return Err(malformed("name not terminated")),
         };
         if name != b"." && name != b".." && !name.is_empty() {
-            out.push((std::ffi::OsStr::from_bytes(name).to_os_string(), kind, ino));
+            each(name, kind, ino);
         }
         records = &records[reclen..];
     }
@@ -197,6 +206,15 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
+    /// What [`parse`] hands out for `records`, collected.
+    fn parsed(records: &[u8]) -> io::Result<Vec<Dirent>> {
+        let mut out = Vec::new();
+        parse(records, &mut |name: &[u8], kind, ino| {
+            out.push((std::ffi::OsStr::from_bytes(name).to_os_string(), kind, ino))
+        })?;
+        Ok(out)
+    }
+
     fn record(ino: u64, kind: u8, name: &[u8]) -> Vec<u8> {
         let len = (NAME + name.len() + 1).next_multiple_of(8);
         let mut r = vec![0u8; len];
@@ -215,8 +233,7 @@ mod tests {
             record(1, libc::DT_DIR, b".."),
         ];
         let ok = records.concat();
-        let mut out = Vec::new();
-        parse(&ok, &mut out).unwrap();
+        let out = parsed(&ok).unwrap();
         assert_eq!(
             out,
             vec![
@@ -233,21 +250,18 @@ mod tests {
             })
             .collect();
         for cut in 1..ok.len() {
-            let r = parse(&ok[..cut], &mut Vec::new());
+            let r = parsed(&ok[..cut]);
             assert_eq!(r.is_ok(), ends.contains(&cut), "cut at {cut}");
         }
         let mut long = record(7, libc::DT_REG, b"a");
         long[RECLEN..RECLEN + 2].copy_from_slice(&1000u16.to_ne_bytes());
-        assert!(parse(&long, &mut Vec::new()).is_err());
+        assert!(parsed(&long).is_err());
         let mut short = record(7, libc::DT_REG, b"a");
         short[RECLEN..RECLEN + 2].copy_from_slice(&0u16.to_ne_bytes());
-        assert!(
-            parse(&short, &mut Vec::new()).is_err(),
-            "a zero length would loop"
-        );
+        assert!(parsed(&short).is_err(), "a zero length would loop");
         let mut unterminated = record(7, libc::DT_REG, b"abcde");
         let n = unterminated.len();
         unterminated[NAME..n].fill(b'z');
-        assert!(parse(&unterminated, &mut Vec::new()).is_err());
+        assert!(parsed(&unterminated).is_err());
     }
 }

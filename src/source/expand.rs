@@ -29,6 +29,10 @@
 //! they lead. Globs that are not absolute or contain `**` are expanded by
 //! the glob crate as before ([`super::discover::Target::expand`]).
 //!
+//! Listings themselves ([`super::listing`]) are one allocation each; a
+//! full rescan [reusing](Scan::reusing) the last one's listings reads only
+//! the directories changed since.
+//!
 //! Memory: a rescan of 5,000 pods reads 10,000 directories. Directories
 //! read are remembered by a 64-bit hash of their path (as the watch table
 //! does), not by the path, and a walk of every target at once lets go of a
@@ -40,24 +44,27 @@
 //! Must never: match differently from the glob crate with Promtail's options
 //! (`*` never crosses `/`, a leading `.` needs no literal dot); report a
 //! directory vanishing mid-scan as an error; keep listings past its rescan
-//! (a `Scan` is dropped at the end of each).
+//! (a `Scan` is dropped at the end of each), but those a full rescan hands
+//! on as [`Kept`] under `super::listing`'s rule.
 
-use super::dirents;
 use super::discover::MATCH;
+pub use super::listing::Kept;
+use super::listing::{Entry, Keeping, Kind, Listing};
 use crate::source::chain::{Listed, Stamps};
 use glob::Pattern;
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Directories with at most this many entries are matched entry by entry
 /// (an index would cost more than it saves).
-const INDEX_FROM: usize = 32;
+pub(super) const INDEX_FROM: usize = 32;
 
 /// One component of a glob, compiled.
 #[derive(Debug)]
-enum Comp {
+pub(super) enum Comp {
     /// No wildcard: this exact name.
     Exact(Vec<u8>),
     /// `*<literal>` (`*` alone: every entry).
@@ -205,7 +212,7 @@ pub fn tail(b: &[u8], len: usize) -> Option<&[u8]> {
 impl Comp {
     /// True if directory entry `name` matches this component (what the
     /// indexes of [`Listing::matching`] answer faster).
-    fn matches(&self, name: &std::ffi::OsStr) -> bool {
+    pub(super) fn matches(&self, name: &std::ffi::OsStr) -> bool {
         let b = name.as_encoded_bytes();
         match self {
             Comp::Exact(x) => b == x.as_slice(),
@@ -234,125 +241,15 @@ impl Comp {
     }
 }
 
-/// What a directory entry is, as its directory says.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Dir,
-    Other,
-    /// A symlink or an unknown type: `stat` to know.
-    Ask,
-}
-
-/// A directory read once: entries sorted by name, and suffix indexes built
-/// on demand.
-#[derive(Default)]
-struct Listing {
-    /// Exactly as long as the directory (a rescan at 5,000 pods holds
-    /// 10,000 listings of one entry each at once), with each entry's inode
-    /// number as the listing gave it.
-    names: Box<[(OsString, Kind, u64)]>,
-    /// Boxed, as few directories are big enough to need one.
-    suffixes: Option<Box<SuffixIndex>>,
-}
-
-/// Suffix length → suffix → entries (sorted).
-type SuffixIndex = HashMap<usize, HashMap<Vec<u8>, Vec<u32>>>;
-
-fn bytes(n: &OsString) -> &[u8] {
-    n.as_encoded_bytes()
-}
-
-impl Listing {
-    fn read(dir: &Path) -> io::Result<Listing> {
-        let mut names: Vec<(OsString, Kind, u64)> = dirents::read(dir)?
-            .into_iter()
-            .map(|(name, t, ino)| {
-                let kind = match t {
-                    dirents::Type::Dir => Kind::Dir,
-                    dirents::Type::Other => Kind::Other,
-                    dirents::Type::Symlink | dirents::Type::Unknown => Kind::Ask,
-                };
-                (name, kind, ino)
-            })
-            .collect();
-        names.sort_unstable_by(|a, b| bytes(&a.0).cmp(bytes(&b.0)));
-        Ok(Listing {
-            names: names.into_boxed_slice(),
-            suffixes: None,
-        })
-    }
-
-    /// The rotation stamps of entry `name`'s siblings: the entries named
-    /// `<name>.<stamp>[.gz]`, found by their common prefix in the sorted
-    /// names.
-    fn stamps_of(&self, name: &OsString) -> Stamps {
-        let mut prefix = bytes(name).to_vec();
-        prefix.push(b'.');
-        let from = self
-            .names
-            .partition_point(|(n, ..)| bytes(n) < prefix.as_slice());
-        let named = self.names[from..]
-            .iter()
-            .take_while(|(n, ..)| bytes(n).starts_with(&prefix))
-            .map(|(n, ..)| n.as_os_str());
-        Stamps::of_names(name, named)
-    }
-
-    /// Indices of the entries `c` matches, in name order.
-    fn matching(&mut self, c: &Comp, out: &mut Vec<u32>) {
-        out.clear();
-        let all = 0..self.names.len() as u32;
-        match c {
-            Comp::Exact(x) => {
-                if let Ok(i) = self
-                    .names
-                    .binary_search_by(|(n, ..)| bytes(n).cmp(x.as_slice()))
-                {
-                    out.push(i as u32);
-                }
-            }
-            Comp::Suffix(x) if x.is_empty() => out.extend(all),
-            Comp::Suffix(_) if self.names.len() <= INDEX_FROM => {
-                out.extend(all.filter(|&i| c.matches(&self.names[i as usize].0)))
-            }
-            Comp::Suffix(x) => {
-                let names = &self.names;
-                let suffixes = self.suffixes.get_or_insert_with(Default::default);
-                let index = suffixes.entry(x.len()).or_insert_with(|| {
-                    let mut m: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-                    for (i, (n, ..)) in names.iter().enumerate() {
-                        if let Some(t) = tail(bytes(n), x.len()) {
-                            m.entry(t.to_vec()).or_default().push(i as u32);
-                        }
-                    }
-                    m
-                });
-                if let Some(v) = index.get(x.as_slice()) {
-                    out.extend_from_slice(v);
-                }
-            }
-            Comp::Prefix(x) => {
-                let from = self
-                    .names
-                    .partition_point(|(n, ..)| bytes(n) < x.as_slice());
-                out.extend(
-                    (from..self.names.len())
-                        .take_while(|&i| bytes(&self.names[i].0).starts_with(x))
-                        .map(|i| i as u32),
-                );
-            }
-            Comp::Glob(_) => out.extend(all.filter(|&i| c.matches(&self.names[i as usize].0))),
-        }
-    }
-}
-
 /// A directory this scan has read, by the hash of its path.
 enum Dir {
     /// Unreadable or gone.
     Gone,
-    Listed(Listing),
-    /// Read, and let go of once its step of the walk was done (read again
-    /// if another walk reaches it at another depth).
+    /// Listed, with the stamp to keep the listing under if its directory
+    /// has settled (a scan [reusing](Scan::reusing) listings).
+    Listed(Listing, Option<u64>),
+    /// Read, and let go of (or kept) once its step of the walk was done
+    /// (listed again if another walk reaches it at another depth).
     Released,
 }
 
@@ -380,9 +277,44 @@ pub struct Scan {
     /// When the scan was made (before it read anything), if its walk
     /// keeps each found path's rotated siblings ([`Self::keep_siblings`]).
     began: Option<std::time::SystemTime>,
+    /// The last full rescan's listings, and the ones this scan keeps, if
+    /// it [reuses](Self::reusing) them.
+    keeping: Option<Keeping>,
 }
 
 impl Scan {
+    /// A full rescan's scan: a directory whose `stat` is unchanged since
+    /// `kept` was listed is not read again, and the listings of settled
+    /// directories are kept for the next ([`Self::into_kept`];
+    /// `super::listing` says when a listing may stand in).
+    pub fn reusing(kept: Kept) -> Scan {
+        Scan {
+            hasher: kept.hasher().clone(),
+            keeping: Some(kept.keeping(std::time::SystemTime::now())),
+            ..Default::default()
+        }
+    }
+
+    /// The listings this scan keeps for the next full rescan (none unless
+    /// it was made [reusing](Self::reusing) them).
+    pub fn into_kept(mut self) -> Kept {
+        let Some(mut keeping) = self.keeping.take() else {
+            return Kept::default();
+        };
+        for (k, d) in self.dirs.drain() {
+            if let Dir::Listed(l, Some(stamp)) = d {
+                keeping.keep(k, stamp, l);
+            }
+        }
+        keeping.done(self.hasher)
+    }
+
+    /// Directories whose kept listing stood in for a read (a figure for
+    /// tests and benchmarks).
+    pub fn reused(&self) -> usize {
+        self.keeping.as_ref().map_or(0, |k| k.reused)
+    }
+
     /// A scan whose walk also keeps, for each path it finds, the path's
     /// kubelet-rotated siblings (`0.log.<stamp>[.gz]`) from the same
     /// listing: what the tailer's start-up scan needs for each new path's
@@ -542,9 +474,10 @@ impl Scan {
                     };
                     listing.matching(c, &mut hits);
                     for &i in &hits {
-                        let (name, kind, ino) = &listing.names[i as usize];
-                        let path = dir.join(name);
-                        let linked = *linked || *kind == Kind::Ask;
+                        let Entry { kind, ino, .. } = listing.entry(i as usize);
+                        let name = listing.name(i as usize);
+                        let path = dir.join(OsStr::from_bytes(name));
+                        let linked = *linked || kind == Kind::Ask;
                         if last {
                             if linked {
                                 through_link.push(path.clone());
@@ -552,7 +485,7 @@ impl Scan {
                             if keep_siblings {
                                 found_siblings.push((
                                     path_key(&hasher, &path),
-                                    (*ino, listing.stamps_of(name)),
+                                    (ino, listing.stamps_of(name)),
                                 ));
                             }
                             outs[k].push(path);
@@ -570,9 +503,13 @@ impl Scan {
                 self.siblings.extend(found_siblings.drain(..));
             }
             if release {
-                for d in self.dirs.values_mut() {
-                    if matches!(d, Dir::Listed(_)) {
-                        *d = Dir::Released;
+                for (&k, d) in self.dirs.iter_mut() {
+                    if let Dir::Listed(..) = d {
+                        if let (Dir::Listed(l, Some(stamp)), Some(keeping)) =
+                            (std::mem::replace(d, Dir::Released), self.keeping.as_mut())
+                        {
+                            keeping.keep(k, stamp, l);
+                        }
                     }
                 }
             }
@@ -604,11 +541,26 @@ impl Scan {
     ) -> Option<&mut Listing> {
         let k = self.key(dir);
         if matches!(self.dirs.get(&k), None | Some(Dir::Released)) {
-            self.reads += 1;
-            #[cfg(test)]
-            self.read.push(dir.to_path_buf());
-            let d = match Listing::read(dir) {
-                Ok(l) => Dir::Listed(l),
+            let listed = match self.keeping.as_mut() {
+                Some(keeping) => {
+                    let before = keeping.reused;
+                    let r = keeping.list(dir, k, &self.hasher);
+                    if keeping.reused == before {
+                        self.reads += 1;
+                        #[cfg(test)]
+                        self.read.push(dir.to_path_buf());
+                    }
+                    r
+                }
+                None => {
+                    self.reads += 1;
+                    #[cfg(test)]
+                    self.read.push(dir.to_path_buf());
+                    Listing::read(dir).map(|l| (l, None))
+                }
+            };
+            let d = match listed {
+                Ok((l, stamp)) => Dir::Listed(l, stamp),
                 Err(e) => {
                     if !matches!(
                         e.kind(),
@@ -622,7 +574,7 @@ impl Scan {
             self.dirs.insert(k, d);
         }
         match self.dirs.get_mut(&k) {
-            Some(Dir::Listed(l)) => Some(l),
+            Some(Dir::Listed(l, _)) => Some(l),
             _ => None,
         }
     }
@@ -631,6 +583,7 @@ impl Scan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::testkit::settle;
 
     /// What the glob crate finds for `glob` (the oracle).
     fn by_glob_crate(glob: &str) -> Vec<PathBuf> {
@@ -940,5 +893,103 @@ mod tests {
             scan.expand(&w, &mut Vec::new(), &mut |p, _| errs.push(p.to_path_buf()));
         }
         assert_eq!(errs, vec![looped]);
+    }
+
+    /// A full rescan as the tailer makes one: every walk at once, reusing
+    /// `kept`; what it found, read and reused, and what it keeps.
+    fn full_rescan(kept: Kept, globs: &[String]) -> (Vec<PathBuf>, usize, usize, Kept) {
+        let walks: Vec<Walk> = globs.iter().map(|g| Walk::new(g).unwrap()).collect();
+        let walks: Vec<&Walk> = walks.iter().collect();
+        let mut outs = vec![Vec::new(); walks.len()];
+        let mut scan = Scan::reusing(kept);
+        scan.expand_all(
+            &walks,
+            &mut outs,
+            &mut |p, e| panic!("{p:?}: {e}"),
+            &mut |_| {},
+        );
+        let (reads, reused) = (scan.reads, scan.reused());
+        let mut found: Vec<PathBuf> = outs.concat();
+        found.sort();
+        (found, reads, reused, scan.into_kept())
+    }
+
+    fn oracle(globs: &[String]) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = globs.iter().flat_map(|g| by_glob_crate(g)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_full_rescan_reads_again_only_what_changed_since_the_last() {
+        let dir = tree();
+        let root = dir.path().join("pods");
+        let r = root.display();
+        let globs = [
+            format!("{r}/*/*/*.log"),
+            format!("{r}/*0000002a-9b3d-4e8f-a6c1-7d2b9e4f0a13/side/*.log"),
+        ];
+        settle(&root);
+        // The first reads every directory, through the symlinked one too.
+        let (found, all, reused, kept) = full_rescan(Kept::default(), &globs);
+        assert_eq!(found, oracle(&globs));
+        assert_eq!(reused, 0);
+        assert!(all > 60 + 80, "{all}");
+        assert_eq!(kept.len(), all, "every directory read had settled");
+        // Nothing changed: nothing read.
+        let (found, reads, reused, kept) = full_rescan(kept, &globs);
+        assert_eq!((found, reads, reused), (oracle(&globs), 0, all));
+        // A file in one container, a pod gone, a pod new.
+        let uid = |i: u32| format!("{i:08x}-9b3d-4e8f-a6c1-7d2b9e4f0a13");
+        std::fs::write(root.join(format!("ns_pod-1_{}/app/2.log", uid(1))), b"x\n").unwrap();
+        std::fs::remove_dir_all(root.join(format!("ns_pod-2_{}", uid(2)))).unwrap();
+        std::fs::create_dir_all(root.join("ns_new_1/c")).unwrap();
+        std::fs::write(root.join("ns_new_1/c/0.log"), b"x\n").unwrap();
+        let (found, reads, _, kept) = full_rescan(kept, &globs);
+        assert_eq!(found, oracle(&globs));
+        assert!(found.contains(&root.join(format!("ns_pod-1_{}/app/2.log", uid(1)))));
+        assert!(found.contains(&root.join("ns_new_1/c/0.log")));
+        // pods/, pod 1's app/, and the new pod's two directories.
+        assert_eq!(reads, 4);
+        // Changed within the last seconds: not kept, read again until settled.
+        let (found, reads, _, kept) = full_rescan(kept, &globs);
+        assert_eq!((found, reads), (oracle(&globs), 4));
+        settle(&root);
+        // Settled by hand: every stamp changed (ctime), so all read again.
+        let (_, reads, _, kept) = full_rescan(kept, &globs);
+        assert_eq!(
+            reads, all,
+            "pod 2 and its app/ gone, the new pod and its c/ come"
+        );
+        let (found, reads, _, kept) = full_rescan(kept, &globs);
+        assert_eq!((found, reads), (oracle(&globs), 0));
+        // A change of mode alone (ctime, not mtime): read again.
+        let app = root.join(format!("ns_pod-3_{}/app", uid(3)));
+        std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+            .unwrap();
+        let (found, reads, _, _) = full_rescan(kept, &globs);
+        assert_eq!((found, reads), (oracle(&globs), 1));
+    }
+
+    #[test]
+    fn a_directory_changed_just_before_its_listing_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("pods/p/c");
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("0.log"), b"x\n").unwrap();
+        settle(&dir.path().join("pods"));
+        let globs = [format!("{}/pods/*/*/*.log", dir.path().display())];
+        let (_, _, _, kept) = full_rescan(Kept::default(), &globs);
+        // Changed, listed and changed again, all within one clock tick as
+        // like as not: the second change sets the same mtime as the first,
+        // so only the age of the first keeps the listing from standing in.
+        std::fs::write(c.join("1.log"), b"x\n").unwrap();
+        let (found, _, _, kept) = full_rescan(kept, &globs);
+        std::fs::write(c.join("2.log"), b"x\n").unwrap();
+        assert_eq!(found.len(), 2);
+        let (found, reads, reused, _) = full_rescan(kept, &globs);
+        assert_eq!(found, oracle(&globs));
+        assert_eq!(found.len(), 3);
+        assert_eq!((reads, reused), (1, 2), "c/ read, pods/ and p/ kept");
     }
 }

@@ -20,6 +20,7 @@ pub mod file;
 pub mod fingerprint;
 pub mod gz;
 pub mod journal;
+mod listing;
 #[cfg(test)]
 mod model_tests;
 pub mod open;

@@ -400,6 +400,9 @@ struct Tailer {
     chain_retry: HashSet<(PathBuf, usize)>,
     /// The start-up chain check ran (first rescan).
     chains_started: bool,
+    /// Listings of settled directories, kept by the last full rescan for
+    /// the next (`listing.rs`).
+    kept: super::listing::Kept,
     /// Paths first seen during the start-up scan whose every rotated
     /// sibling was history: the start-up chain check has nothing to do for
     /// them (emptied by it).
@@ -492,6 +495,7 @@ impl Tailer {
             next_seq: 0,
             chain_retry: HashSet::new(),
             chains_started: false,
+            kept: Default::default(),
             chains_fresh: HashSet::new(),
             next_rescan: now,
             next_sweep: now,

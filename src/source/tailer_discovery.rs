@@ -43,7 +43,7 @@ impl Tailer {
         if let Some(w) = self.watch.as_mut() {
             w.new_pass();
         }
-        if let Some(walked) = self.walk(&walkable, None) {
+        if let Some(walked) = self.walk(&walkable, None, true) {
             if let Some(w) = self.watch.as_mut() {
                 w.keep_walked();
             }
@@ -126,7 +126,7 @@ impl Tailer {
     /// found. False, having done nothing, if one of them cannot be walked
     /// (the caller rescans everything instead).
     fn walk_targets(&mut self, tis: &[usize], roots: Option<&[&Path]>) -> bool {
-        let Some(walked) = self.walk(tis, roots) else {
+        let Some(walked) = self.walk(tis, roots, false) else {
             return false;
         };
         self.watch_gaps |= walked.watch_failed;
@@ -139,9 +139,10 @@ impl Tailer {
     }
 
     /// The walk of [`Self::walk_targets`] (and of a full rescan's walkable
-    /// targets), without taking anything on: `None` if one of `tis` cannot
-    /// be walked.
-    fn walk(&mut self, tis: &[usize], roots: Option<&[&Path]>) -> Option<Walked> {
+    /// targets, `full`), without taking anything on: `None` if one of `tis`
+    /// cannot be walked. A full rescan after the first reuses the listings
+    /// of directories unchanged since the last one, and keeps its own.
+    fn walk(&mut self, tis: &[usize], roots: Option<&[&Path]>, full: bool) -> Option<Walked> {
         let live: Vec<(usize, &discover::Target)> = tis
             .iter()
             .filter_map(|&ti| Some((ti, self.targets.get(ti)?)))
@@ -155,7 +156,10 @@ impl Tailer {
         // At start-up each new path's watermark is set from the listing
         // that found it (see `chain_init`); later, a new path's catch-up
         // lists its directory afresh, after the file is open.
-        let mut scan = if self.chains_started {
+        let reuse = full && self.chains_started;
+        let mut scan = if reuse {
+            crate::source::expand::Scan::reusing(std::mem::take(&mut self.kept))
+        } else if self.chains_started {
             crate::source::expand::Scan::default()
         } else {
             crate::source::expand::Scan::keep_siblings()
@@ -187,6 +191,9 @@ impl Tailer {
             }));
         }
         errs.extend(watch_failure(&watch_errs));
+        if reuse {
+            self.kept = scan.into_kept();
+        }
         Some(Walked {
             found,
             errs,
@@ -714,4 +721,40 @@ struct Walked {
     errs: Vec<(PathBuf, io::Error)>,
     /// A directory could not be watched.
     watch_failed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::catch_up::tests::tailer_in;
+    use crate::source::testkit::{append, settle, test_opts};
+    use std::fs;
+
+    /// Without inotify the periodic rescan is all there is: once it keeps
+    /// the listings of settled directories, a file new in one of them, and
+    /// a new pod, are still found by the next.
+    #[test]
+    fn a_rescan_without_inotify_finds_new_files_where_it_kept_listings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let app = logs.join("ns_pod_uid/app");
+        fs::create_dir_all(&app).unwrap();
+        append(&app.join("0.log"), "a-0\n");
+        settle(&logs);
+        let mut t = tailer_in(tmp.path(), test_opts());
+        t.watch = None;
+        for _ in 0..3 {
+            assert!(t.rescan().is_ok());
+        }
+        // logs/, the pod's directory and app/.
+        assert_eq!(t.kept.len(), 3);
+        append(&app.join("1.log"), "b-0\n");
+        fs::create_dir_all(logs.join("ns_pod2_uid2/app")).unwrap();
+        append(&logs.join("ns_pod2_uid2/app/0.log"), "c-0\n");
+        assert!(t.rescan().is_ok());
+        for p in [app.join("1.log"), logs.join("ns_pod2_uid2/app/0.log")] {
+            assert!(t.by_path.contains_key(p.as_path()), "{p:?} taken on");
+        }
+        // What changed is read again until it settles; what did not stays kept.
+        assert_eq!(t.kept.len(), 1, "the first pod's directory");
+    }
 }

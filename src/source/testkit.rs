@@ -367,6 +367,23 @@ impl Drop for Harness {
     }
 }
 
+/// Sets the mtime of `dir` and of every directory below it (not
+/// through symlinks) an hour back: settled, as a node's directories are
+/// between rotations (see `listing.rs`).
+pub fn settle(dir: &Path) {
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            settle(&e.path());
+        }
+    }
+    std::fs::File::open(dir)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+}
+
 /// Appends `text` to `path` (creating it).
 pub fn append(path: &Path, text: &str) {
     use std::io::Write;
