@@ -250,6 +250,18 @@ impl Look {
     }
 }
 
+/// False if [`Tailer::maybe_close`] would do nothing with current file `f`
+/// now: it has data to read or no descriptor, or it is neither an orphan
+/// quiet for [`ROTATED_GRACE`] nor quiet for `idle_close`. (True: it may
+/// act, and decides.)
+fn close_may_act(f: &Tailed, now: Instant, idle_close: Duration) -> bool {
+    if f.has_unread() || f.src.is_none() {
+        return false;
+    }
+    let quiet = now.saturating_duration_since(f.last_data);
+    f.kind != Kind::Current || (f.orphan && quiet >= ROTATED_GRACE) || quiet >= idle_close
+}
+
 /// How long the tailer sleeps when delivery did not take everything
 /// (`None`: not at all, go on). `flushed`: the fan-out's buffers went out
 /// (no queue refused a chunk); `room`: whether the budget has room for the
@@ -650,21 +662,38 @@ impl Tailer {
         };
         let sweep_no = self.sweeps;
         self.sweeps = self.sweeps.wrapping_add(1);
-        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        // Which current files are looked at: see `Look`. A file left alone
+        // that `maybe_close` would leave alone too is passed over here, in
+        // one pass over the table: at 5,000 idle files, three in four of
+        // them every sweep, each two hash lookups fewer.
+        let idle_close = self.opts.idle_close;
+        let look_of = |f: &Tailed| Look {
+            at_eof: f.at_eof,
+            active: f.active,
+            stuck,
+            path_event: f.path_event,
+            event_since_look: f.event_since_look,
+            due: path_check_due(f.seq, sweep_no, spread),
+        };
+        // Sized for every file, as the table is: grown from empty, the
+        // list's reallocations every sweep left the allocator holding more.
+        let mut ids: Vec<FileId> = Vec::with_capacity(self.files.len());
+        ids.extend(
+            self.files
+                .iter()
+                .filter(|(_, f)| {
+                    !(f.kind == Kind::Current
+                        && f.src.is_some()
+                        && look_of(f).may_skip()
+                        && !close_may_act(f, now, idle_close))
+                })
+                .map(|(&id, _)| id),
+        );
         for id in ids {
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
             };
-            // Which current files are looked at: see `Look`.
-            let look = Look {
-                at_eof: f.at_eof,
-                active: f.active,
-                stuck,
-                path_event: f.path_event,
-                event_since_look: f.event_since_look,
-                due: path_check_due(f.seq, sweep_no, spread),
-            };
-            if f.kind == Kind::Current && f.src.is_some() && look.may_skip() {
+            if f.kind == Kind::Current && f.src.is_some() && look_of(f).may_skip() {
                 self.maybe_close(id, now)?;
                 continue;
             }
@@ -676,7 +705,7 @@ impl Tailer {
             let path_due = matches!(f.src, Some(Src::Plain(_)))
                 && f.kind == Kind::Current
                 && ((f.at_eof && !f.active) || stuck)
-                && (f.path_event || look.due);
+                && (f.path_event || path_check_due(f.seq, sweep_no, spread));
             let path_seen = if path_due {
                 fs::metadata(&f.path)
                     .ok()
@@ -770,6 +799,8 @@ impl Tailer {
         Ok(())
     }
 
+    /// Closes, parks or lets go of file `id` if its time has come (see
+    /// [`close_may_act`] for when it cannot have).
     fn maybe_close(&mut self, id: FileId, now: Instant) -> Result<(), Stopped> {
         let Some(f) = self.files.get(&id) else {
             return Ok(());
