@@ -597,6 +597,46 @@ pub(super) mod tests {
         assert_eq!(sent(&mut t, &mut rx), ["a-0"]);
     }
 
+    /// The sweep passes over an idle file not due a look without looking
+    /// it up (`close_may_act`) — but not one whose time to be parked has
+    /// come: with `idle_close` 0 it is parked in a sweep in which it is not
+    /// due a look, and with an hour it stays open.
+    #[test]
+    fn the_sweep_parks_a_quiet_file_even_in_a_sweep_it_is_not_due_a_look() {
+        for (idle_close, parked) in [(Duration::ZERO, true), (Duration::from_secs(3600), false)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("logs/ns_pod_uid/app");
+            fs::create_dir_all(&dir).unwrap();
+            let p = dir.join("0.log");
+            append(&p, "a-0\n");
+            let mut o = test_opts();
+            o.idle_close = idle_close;
+            let (mut t, mut rx) = tailer_and_output(tmp.path(), o);
+            assert!(t.rescan().is_ok());
+            for _ in 0..3 {
+                assert!(t.turn().is_ok());
+            }
+            assert_eq!(sent(&mut t, &mut rx), ["a-0"]);
+            let id = fingerprint::file_id(&fs::metadata(&p).unwrap());
+            let Some(f) = t.files.get_mut(&id) else {
+                panic!("{p:?} tracked");
+            };
+            // Idle, no event pending, and this sweep not its turn to look.
+            f.path_event = false;
+            let seq = f.seq;
+            assert!(f.at_eof && !f.active && f.src.is_some());
+            assert!(t.watch.is_some(), "the look is spread only with inotify");
+            t.full_sweep = false;
+            t.watch_gaps = false;
+            while path_check_due(seq, t.sweeps, PATH_CHECK_SPREAD) {
+                t.sweeps += 1;
+            }
+            assert!(t.sweep().is_ok());
+            let open = t.files.get(&id).is_some_and(|f| f.src.is_some());
+            assert_eq!(open, !parked, "idle_close {idle_close:?}");
+        }
+    }
+
     fn reused_inode_number(in_another_pod: bool) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("logs/ns_pod_uid/app");
