@@ -148,6 +148,17 @@ impl Tailer {
     /// [`Self::catch_up_chain`] over a listing of `path`'s siblings, from
     /// watermark `mark` on.
     fn catch_up_listed(&mut self, path: &Path, ti: usize, mut mark: String, sibs: Vec<Sibling>) {
+        // The path's current file has left it — perhaps only since `sibs`
+        // was listed (by the take-on, or the listing that set the
+        // watermark): list again, now that it has left, so that its rotated
+        // copy, if one is left, is in the listing that places it
+        // (`rotated_out_of_listing`). Found by the soak (seed 32026): the
+        // copy missing from an older listing, the file was taken for one
+        // whose copy was deleted, and read before the older holes.
+        let sibs = match self.by_path.get(path) {
+            Some(&id) if self.current_left(id, path) => siblings(path).unwrap_or(sibs),
+            _ => sibs,
+        };
         let mut widened = sibs
             .iter()
             .any(|s| s.gz && s.stamp.as_str() > mark.as_str());
@@ -774,6 +785,47 @@ pub(super) mod tests {
             first,
             Some(Some("20261122-000001".into())),
             "the oldest file, rotated while no agent ran, comes first"
+        );
+    }
+
+    /// Found by the soak (seed 32026: 320 descriptors, the kubelet keeping
+    /// every rotation; a pod's line in file 18 first arrived after one in
+    /// file 21). A catch-up's listing was taken while the path's current
+    /// file was still at its path; the kubelet rotated it before the
+    /// catch-up looked at the path. It is not a file whose rotated copy is
+    /// gone (which would be older than every sibling left): its copy is in
+    /// a listing taken now, and it is read after the older holes.
+    #[test]
+    fn a_current_file_rotated_after_the_catch_ups_listing_is_read_after_the_older_holes() {
+        let (tmp, dir, p) = saved_by_a_first_run("a-0\n");
+        // While no agent runs: `a` rotated, `b` written and rotated, `c`
+        // written.
+        kubelet_rotate(&dir, 1);
+        append(&p, "b-0\n");
+        let rotated_b = kubelet_rotate(&dir, 2);
+        let b = fingerprint::file_id(&fs::metadata(&rotated_b).unwrap());
+        append(&p, "c-0\n");
+        let mut t = tailer_in(tmp.path(), test_opts());
+        t.candidate(&p, 0, false, None);
+        t.claim_unclaimed();
+        let c = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        t.chains_started = true;
+        // The catch-up's listing, then `c` rotated before it looks.
+        let listed = siblings(&p).unwrap();
+        kubelet_rotate(&dir, 3);
+        append(&p, "d-0\n");
+        let mark = t.positions.chain(&p).unwrap_or_default();
+        t.catch_up_listed(&p, 0, mark, listed);
+        let (fb, fc) = (t.files.get(&b), t.files.get(&c).unwrap());
+        assert!(fb.is_some(), "the older file was taken on as a hole");
+        assert_eq!(
+            fc.stamp.as_deref(),
+            Some("20261122-000003"),
+            "placed by its copy"
+        );
+        assert!(
+            turn::before(fb.unwrap(), fc),
+            "the older hole is read before the file rotated after the listing"
         );
     }
 
