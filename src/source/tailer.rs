@@ -693,7 +693,8 @@ impl Tailer {
             let Some(f) = self.files.get_mut(&id) else {
                 continue;
             };
-            if f.kind == Kind::Current && f.src.is_some() && look_of(f).may_skip() {
+            let look = look_of(f);
+            if f.kind == Kind::Current && f.src.is_some() && look.may_skip() {
                 self.maybe_close(id, now)?;
                 continue;
             }
@@ -705,7 +706,7 @@ impl Tailer {
             let path_due = matches!(f.src, Some(Src::Plain(_)))
                 && f.kind == Kind::Current
                 && ((f.at_eof && !f.active) || stuck)
-                && (f.path_event || path_check_due(f.seq, sweep_no, spread));
+                && (f.path_event || look.due);
             let path_seen = if path_due {
                 fs::metadata(&f.path)
                     .ok()

@@ -155,9 +155,14 @@ impl Tailer {
         // (`rotated_out_of_listing`). Found by the soak (seed 32026): the
         // copy missing from an older listing, the file was taken for one
         // whose copy was deleted, and read before the older holes.
-        let sibs = match self.by_path.get(path) {
-            Some(&id) if self.current_left(id, path) => siblings(path).unwrap_or(sibs),
-            _ => sibs,
+        let left = self
+            .by_path
+            .get(path)
+            .copied()
+            .filter(|&id| self.current_left(id, path));
+        let sibs = match left {
+            Some(_) => siblings(path).unwrap_or(sibs),
+            None => sibs,
         };
         let mut widened = sibs
             .iter()
@@ -165,7 +170,9 @@ impl Tailer {
         if widened {
             self.widen_fingerprints(path);
         }
-        self.rotated_out_of_listing(path, &sibs, &mark);
+        if let Some(id) = left {
+            self.rotated_out_of_listing(id, path, &sibs, &mark);
+        }
         let mut queue = std::collections::VecDeque::from(sibs);
         while let Some(s) = queue.pop_front() {
             let s = &s;
@@ -257,8 +264,9 @@ impl Tailer {
             })
     }
 
-    /// The path's current file is no longer at `path`, and no sibling the
-    /// listing shows newer than the watermark is it: its rotated copy is
+    /// The path's current file `id` is no longer at `path` (the caller
+    /// checked, before listing), and no sibling the listing shows newer
+    /// than the watermark is it: its rotated copy is
     /// gone already, and the kubelet deletes rotated files oldest first, so
     /// every sibling left is newer than it. It becomes a rotated file now,
     /// before they are taken on as holes, so that it is read before them
@@ -267,13 +275,7 @@ impl Tailer {
     /// file the scan took on rotated twice over meanwhile). A copy that is
     /// in the listing gives the file its stamp in the loop instead
     /// ([`Self::found_rotated`]). Not a catch-up of its own: this one is.
-    fn rotated_out_of_listing(&mut self, path: &Path, sibs: &[Sibling], mark: &str) {
-        let Some(&id) = self.by_path.get(path) else {
-            return;
-        };
-        if !self.current_left(id, path) {
-            return;
-        }
+    fn rotated_out_of_listing(&mut self, id: FileId, path: &Path, sibs: &[Sibling], mark: &str) {
         let newer = sibs.iter().filter(|s| s.stamp.as_str() > mark);
         for s in newer {
             if matches!(self.sibling_owner(path, s), Ok(Some((o, _))) if o == id) {
