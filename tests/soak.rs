@@ -199,6 +199,28 @@ impl Plan {
 }
 
 /// Ids of the lines received so far.
+/// Pod `pod`'s first arrivals as runs of consecutive lines of one file:
+/// `arrival index: file f, lines a..=b`, one per line of text (an order
+/// failure's evidence: read first, or delivered first?).
+fn arrival_runs(lines: &[String], pod: usize, file_of: impl Fn(usize) -> usize) -> String {
+    let mut seen = HashSet::new();
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let (p, n) = workload_id(l);
+        if p != pod || !seen.insert(n) {
+            continue;
+        }
+        let f = file_of(n);
+        match runs.last_mut() {
+            Some(r) if r.1 == f && r.3 + 1 == n => r.3 = n,
+            _ => runs.push((i, f, n, n)),
+        }
+    }
+    runs.iter()
+        .map(|(i, f, a, b)| format!("  {i}: file {f}, lines {a}..={b}\n"))
+        .collect()
+}
+
 fn received_ids(rx: &Receiver) -> HashSet<(usize, usize)> {
     received_counts(rx).into_keys().collect()
 }
@@ -471,12 +493,15 @@ fn run(plan: &Plan) {
         }
         if let Some(&prev) = last.get(&p) {
             if n < prev {
+                let file_of = |l: usize| logs.get(p).map_or(0, |g| g.file_of(l));
                 fail(
                     &agent,
                     format!(
-                        "pod {p}: line {n} (file {}) arrived after line {prev} (file {})",
-                        logs.get(p).map_or(0, |g| g.file_of(n)),
-                        logs.get(p).map_or(0, |g| g.file_of(prev)),
+                        "pod {p}: line {n} (file {}) arrived after line {prev} (file {})\n\
+                         pod {p}'s first arrivals, as runs (arrival index: file, lines):\n{}",
+                        file_of(n),
+                        file_of(prev),
+                        arrival_runs(&lines, p, file_of)
                     ),
                 );
             }

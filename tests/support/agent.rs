@@ -40,6 +40,10 @@ pub struct Setup {
     pub extra: String,
     /// Replaces the whole `scrape_configs:` section when set.
     pub scrape_configs: Option<String>,
+    /// The agent's HTTP port; 0 (the default): the agent binds any free
+    /// port and [`Agent`] learns it from the agent's log. A port picked
+    /// here and released raced with other tests binding it before the
+    /// agent did ("Address already in use", a CI run beside a soak lane).
     pub port: u16,
     /// Environment variables for the agent process (e.g. `HOSTNAME`).
     pub env: Vec<(String, String)>,
@@ -74,7 +78,7 @@ impl Setup {
             client_extra: String::new(),
             extra: String::new(),
             scrape_configs: None,
-            port: free_port(),
+            port: 0,
             env: Vec::new(),
             pod_logs: false,
             open_files_limit: None,
@@ -289,7 +293,19 @@ impl Agent {
 
     /// GET `path` from the agent's HTTP server: (status, body).
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.port, path)
+        http_get(self.listening_port()?, path)
+    }
+
+    /// The port this run of the agent listens on: the configured one, or
+    /// (configured 0) the one its log says it bound. None until it says.
+    pub fn listening_port(&self) -> Option<u16> {
+        if self.port != 0 {
+            return Some(self.port);
+        }
+        let log = fs::read_to_string(&self.log_path).ok()?;
+        let line = log.lines().rev().find(|l| l.contains("http server listening"))?;
+        let addr = line.split("address=").nth(1)?.split_whitespace().next()?;
+        addr.rsplit(':').next()?.parse().ok()
     }
 
     /// The value of a metric sample whose line starts with `prefix`
