@@ -757,4 +757,45 @@ mod tests {
         // What changed is read again until it settles; what did not stays kept.
         assert_eq!(t.kept.len(), 1, "the first pod's directory");
     }
+
+    /// The directory a glob's walk starts from replaced (renamed away, a
+    /// new one made) while listings of the old tree are kept: the next full
+    /// rescan finds the new tree's files, and the sweep sees the old file
+    /// gone from its path. (Holding the base open for looks by path, which
+    /// was tried, fails this unless the base is opened again each rescan.)
+    #[test]
+    fn a_replaced_base_directory_is_followed_at_the_next_rescan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let app = logs.join("ns_pod_uid/app");
+        fs::create_dir_all(&app).unwrap();
+        append(&app.join("0.log"), "a-0\n");
+        settle(&logs);
+        let mut t = tailer_in(tmp.path(), test_opts());
+        t.watch = None;
+        for _ in 0..3 {
+            assert!(t.rescan().is_ok());
+        }
+        assert_eq!(t.kept.len(), 3);
+        assert!(t.turn().is_ok_and(|n| n > 0), "read to its end");
+        let old = *t.by_path.get(app.join("0.log").as_path()).unwrap();
+        fs::rename(&logs, tmp.path().join("logs.old")).unwrap();
+        let app2 = logs.join("ns_pod2_uid2/app");
+        fs::create_dir_all(&app2).unwrap();
+        append(&app2.join("0.log"), "b-0\n");
+        settle(&logs);
+        assert!(t.rescan().is_ok());
+        assert!(
+            t.by_path.contains_key(app2.join("0.log").as_path()),
+            "the new tree's file is taken on"
+        );
+        // The old file is no longer at its path: found so by the sweep.
+        t.full_sweep = true;
+        assert!(t.sweep().is_ok());
+        assert!(t
+            .files
+            .get(&old)
+            .is_none_or(|f| f.kind != crate::source::file::Kind::Current));
+        assert!(!t.by_path.contains_key(app.join("0.log").as_path()));
+    }
 }

@@ -303,7 +303,10 @@ impl Agent {
             return Some(self.port);
         }
         let log = fs::read_to_string(&self.log_path).ok()?;
-        let line = log.lines().rev().find(|l| l.contains("http server listening"))?;
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("http server listening"))?;
         let addr = line.split("address=").nth(1)?.split_whitespace().next()?;
         addr.rsplit(':').next()?.parse().ok()
     }
