@@ -200,9 +200,15 @@ impl Plan {
 
 /// Ids of the lines received so far.
 /// Pod `pod`'s first arrivals as runs of consecutive lines of one file:
-/// `arrival index: file f, lines a..=b`, one per line of text (an order
-/// failure's evidence: read first, or delivered first?).
-fn arrival_runs(lines: &[String], pod: usize, file_of: impl Fn(usize) -> usize) -> String {
+/// `arrival index (push n): file f, lines a..=b`, one per line of text
+/// (an order failure's evidence: read first, or delivered first?).
+/// `starts`: where each storing push began ([`Receiver::store_starts`]).
+fn arrival_runs(
+    lines: &[String],
+    starts: &[usize],
+    pod: usize,
+    file_of: impl Fn(usize) -> usize,
+) -> String {
     let mut seen = HashSet::new();
     let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
     for (i, l) in lines.iter().enumerate() {
@@ -216,8 +222,9 @@ fn arrival_runs(lines: &[String], pod: usize, file_of: impl Fn(usize) -> usize) 
             _ => runs.push((i, f, n, n)),
         }
     }
+    let push = |i: usize| starts.partition_point(|&s| s <= i).saturating_sub(1);
     runs.iter()
-        .map(|(i, f, a, b)| format!("  {i}: file {f}, lines {a}..={b}\n"))
+        .map(|&(i, f, a, b)| format!("  {i} (push {}): file {f}, lines {a}..={b}\n", push(i)))
         .collect()
 }
 
@@ -501,7 +508,7 @@ fn run(plan: &Plan) {
                          pod {p}'s first arrivals, as runs (arrival index: file, lines):\n{}",
                         file_of(n),
                         file_of(prev),
-                        arrival_runs(&lines, p, file_of)
+                        arrival_runs(&lines, &rx.store_starts(), p, file_of)
                     ),
                 );
             }
@@ -597,4 +604,18 @@ fn soak() {
         n += 1;
     }
     eprintln!("soak: {n} episodes passed");
+}
+
+/// The order failure's evidence: first arrivals of one pod, as runs of
+/// one file's consecutive lines, each with the push that brought it.
+#[test]
+fn arrival_runs_group_a_pods_first_arrivals_by_file_and_push() {
+    let l = |p: usize, n: usize| format!("p{p} l{n} x");
+    // Pushes: [p0 l0, p0 l1, p1 l0], [p0 l4, p0 l1 (again), p0 l2].
+    let lines = [l(0, 0), l(0, 1), l(1, 0), l(0, 4), l(0, 1), l(0, 2)];
+    let runs = arrival_runs(&lines, &[0, 3], 0, |n| n / 2 + 1);
+    assert_eq!(
+        runs,
+        "  0 (push 0): file 1, lines 0..=1\n  3 (push 1): file 3, lines 4..=4\n  5 (push 1): file 2, lines 2..=2\n"
+    );
 }

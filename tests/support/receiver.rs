@@ -225,6 +225,8 @@ struct State {
     /// Lines stored by pushes answered by a dropped connection
     /// ([`Mode::AcceptThenDrop`]): the client will send them again.
     stored_then_dropped: Vec<String>,
+    /// Where in `entries` each push that stored something began.
+    store_starts: Vec<usize>,
 }
 
 struct Shared {
@@ -428,6 +430,12 @@ impl Receiver {
         self.shared.state().stored_then_dropped.clone()
     }
 
+    /// For each push that stored entries, in order, the index in
+    /// [`Receiver::entries`] (and [`Receiver::lines`]) of its first one.
+    pub fn store_starts(&self) -> Vec<usize> {
+        self.shared.state().store_starts.clone()
+    }
+
     /// Every push request, in arrival order.
     pub fn requests(&self) -> Vec<RequestLog> {
         self.shared.state().requests.clone()
@@ -457,6 +465,7 @@ impl Receiver {
     pub fn clear(&self) {
         let mut st = self.shared.state();
         st.entries.clear();
+        st.store_starts.clear();
         st.count = 0;
         st.requests.clear();
     }
@@ -648,6 +657,10 @@ async fn push(
                         .extend(out.accepted.iter().map(|e| e.line.clone()));
                 }
                 if shared.opts.keep_entries {
+                    if accepted > 0 {
+                        let at = st.entries.len();
+                        st.store_starts.push(at);
+                    }
                     st.entries.extend(out.accepted);
                 }
             }
