@@ -419,6 +419,10 @@ struct Tailer {
     /// sibling was history: the start-up chain check has nothing to do for
     /// them (emptied by it).
     chains_fresh: HashSet<Arc<Path>>,
+    /// Tests: run once right after the chain catch-up's look at a current
+    /// file's path (to rotate it between that look and what follows).
+    #[cfg(test)]
+    after_path_look: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
     next_rescan: Instant,
     next_sweep: Instant,
     /// Sweeps run so far (spreads the path checks, see [`PATH_CHECK_SPREAD`]).
@@ -509,6 +513,8 @@ impl Tailer {
             chains_started: false,
             kept: Default::default(),
             chains_fresh: HashSet::new(),
+            #[cfg(test)]
+            after_path_look: Default::default(),
             next_rescan: now,
             next_sweep: now,
             sweeps: 0,

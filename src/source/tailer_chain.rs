@@ -256,12 +256,18 @@ impl Tailer {
 
     /// Whether `id` is a current file that `path` no longer holds.
     fn current_left(&self, id: FileId, path: &Path) -> bool {
-        self.files
+        let left = self
+            .files
             .get(&id)
             .filter(|f| f.kind == Kind::Current)
             .is_some_and(|f| {
                 !fs::metadata(path).is_ok_and(|m| fingerprint::is_file(&m, id, f.born))
-            })
+            });
+        #[cfg(test)]
+        if let Some(h) = self.after_path_look.lock().ok().and_then(|mut h| h.take()) {
+            h();
+        }
+        left
     }
 
     /// The path's current file `id` is no longer at `path` (the caller
@@ -829,6 +835,51 @@ pub(super) mod tests {
             turn::before(fb.unwrap(), fc),
             "the older hole is read before the file rotated after the listing"
         );
+    }
+
+    /// The same race a step later (soak seed 32026 again, with the fix
+    /// above): the kubelet rotates the current file right after the
+    /// catch-up looked at its path and found it there. The file stays
+    /// current for this catch-up — behind the holes it takes on — and is
+    /// placed when its rotation is seen. Fails if the catch-up looks at the
+    /// path a second time to place it (it did: then, found gone, it was
+    /// placed by the older listing, without a stamp, and read first).
+    #[test]
+    fn a_current_file_rotated_right_after_the_catch_ups_look_is_read_after_the_older_holes() {
+        let (tmp, dir, p) = saved_by_a_first_run("a-0\n");
+        kubelet_rotate(&dir, 1);
+        append(&p, "b-0\n");
+        let rotated_b = kubelet_rotate(&dir, 2);
+        let b = fingerprint::file_id(&fs::metadata(&rotated_b).unwrap());
+        append(&p, "c-0\n");
+        let mut t = tailer_in(tmp.path(), test_opts());
+        t.candidate(&p, 0, false, None);
+        t.claim_unclaimed();
+        let c = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        t.chains_started = true;
+        let listed = siblings(&p).unwrap();
+        let (d, q) = (dir.clone(), p.clone());
+        *t.after_path_look.lock().unwrap() = Some(Box::new(move || {
+            kubelet_rotate(&d, 3);
+            append(&q, "d-0\n");
+        }));
+        let mark = t.positions.chain(&p).unwrap_or_default();
+        t.catch_up_listed(&p, 0, mark, listed);
+        assert!(
+            t.after_path_look.lock().unwrap().is_none(),
+            "rotated after the look"
+        );
+        let (fb, fc) = (t.files.get(&b), t.files.get(&c).unwrap());
+        assert!(fb.is_some(), "the older file was taken on as a hole");
+        assert!(
+            turn::before(fb.unwrap(), fc),
+            "the older hole is read before the file rotated after the look"
+        );
+        // Its rotation seen (the path's next take-on): still after the hole.
+        t.candidate(&p, 0, false, None);
+        let (fb, fc) = (t.files.get(&b).unwrap(), t.files.get(&c).unwrap());
+        assert_ne!(fc.kind, Kind::Current);
+        assert!(turn::before(fb, fc) && !turn::before(fc, fb));
     }
 
     /// logrotate-style names carry no stamp. A file rotated while no agent
