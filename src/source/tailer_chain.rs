@@ -796,18 +796,13 @@ pub(super) mod tests {
         );
     }
 
-    /// Found by the soak (seed 32026: 320 descriptors, the kubelet keeping
-    /// every rotation; a pod's line in file 18 first arrived after one in
-    /// file 21). A catch-up's listing was taken while the path's current
-    /// file was still at its path; the kubelet rotated it before the
-    /// catch-up looked at the path. It is not a file whose rotated copy is
-    /// gone (which would be older than every sibling left): its copy is in
-    /// a listing taken now, and it is read after the older holes.
-    #[test]
-    fn a_current_file_rotated_after_the_catch_ups_listing_is_read_after_the_older_holes() {
+    /// After a first run read `a`: while no agent ran, `a` rotated, `b`
+    /// written and rotated, `c` written. A running tailer has taken `c` on
+    /// as its current file (its catch-ups started). (temp dir, the
+    /// container's directory, `0.log`, the tailer, `b`'s id, `c`'s id.)
+    fn b_rotated_unseen_c_current() -> (tempfile::TempDir, PathBuf, PathBuf, Tailer, FileId, FileId)
+    {
         let (tmp, dir, p) = saved_by_a_first_run("a-0\n");
-        // While no agent runs: `a` rotated, `b` written and rotated, `c`
-        // written.
         kubelet_rotate(&dir, 1);
         append(&p, "b-0\n");
         let rotated_b = kubelet_rotate(&dir, 2);
@@ -818,6 +813,19 @@ pub(super) mod tests {
         t.claim_unclaimed();
         let c = fingerprint::file_id(&fs::metadata(&p).unwrap());
         t.chains_started = true;
+        (tmp, dir, p, t, b, c)
+    }
+
+    /// Found by the soak (seed 32026: 320 descriptors, the kubelet keeping
+    /// every rotation; a pod's line in file 18 first arrived after one in
+    /// file 21). A catch-up's listing was taken while the path's current
+    /// file was still at its path; the kubelet rotated it before the
+    /// catch-up looked at the path. It is not a file whose rotated copy is
+    /// gone (which would be older than every sibling left): its copy is in
+    /// a listing taken now, and it is read after the older holes.
+    #[test]
+    fn a_current_file_rotated_after_the_catch_ups_listing_is_read_after_the_older_holes() {
+        let (_tmp, dir, p, mut t, b, c) = b_rotated_unseen_c_current();
         // The catch-up's listing, then `c` rotated before it looks.
         let listed = siblings(&p).unwrap();
         kubelet_rotate(&dir, 3);
@@ -846,17 +854,7 @@ pub(super) mod tests {
     /// placed by the older listing, without a stamp, and read first).
     #[test]
     fn a_current_file_rotated_right_after_the_catch_ups_look_is_read_after_the_older_holes() {
-        let (tmp, dir, p) = saved_by_a_first_run("a-0\n");
-        kubelet_rotate(&dir, 1);
-        append(&p, "b-0\n");
-        let rotated_b = kubelet_rotate(&dir, 2);
-        let b = fingerprint::file_id(&fs::metadata(&rotated_b).unwrap());
-        append(&p, "c-0\n");
-        let mut t = tailer_in(tmp.path(), test_opts());
-        t.candidate(&p, 0, false, None);
-        t.claim_unclaimed();
-        let c = fingerprint::file_id(&fs::metadata(&p).unwrap());
-        t.chains_started = true;
+        let (_tmp, dir, p, mut t, b, c) = b_rotated_unseen_c_current();
         let listed = siblings(&p).unwrap();
         let (d, q) = (dir.clone(), p.clone());
         *t.after_path_look.lock().unwrap() = Some(Box::new(move || {

@@ -726,14 +726,15 @@ struct Walked {
 #[cfg(test)]
 mod tests {
     use super::super::catch_up::tests::tailer_in;
+    use super::super::Tailer;
     use crate::source::testkit::{append, settle, test_opts};
     use std::fs;
+    use std::path::PathBuf;
 
-    /// Without inotify the periodic rescan is all there is: once it keeps
-    /// the listings of settled directories, a file new in one of them, and
-    /// a new pod, are still found by the next.
-    #[test]
-    fn a_rescan_without_inotify_finds_new_files_where_it_kept_listings() {
+    /// A settled tree `logs/ns_pod_uid/app/0.log` and a tailer without
+    /// inotify that rescanned it three times (so it keeps listings). (temp
+    /// dir, `logs`, the container's directory, the tailer.)
+    fn rescanned_thrice_without_inotify() -> (tempfile::TempDir, PathBuf, PathBuf, Tailer) {
         let tmp = tempfile::tempdir().unwrap();
         let logs = tmp.path().join("logs");
         let app = logs.join("ns_pod_uid/app");
@@ -745,6 +746,15 @@ mod tests {
         for _ in 0..3 {
             assert!(t.rescan().is_ok());
         }
+        (tmp, logs, app, t)
+    }
+
+    /// Without inotify the periodic rescan is all there is: once it keeps
+    /// the listings of settled directories, a file new in one of them, and
+    /// a new pod, are still found by the next.
+    #[test]
+    fn a_rescan_without_inotify_finds_new_files_where_it_kept_listings() {
+        let (_tmp, logs, app, mut t) = rescanned_thrice_without_inotify();
         // logs/, the pod's directory and app/.
         assert_eq!(t.kept.len(), 3);
         append(&app.join("1.log"), "b-0\n");
@@ -765,17 +775,7 @@ mod tests {
     /// was tried, fails this unless the base is opened again each rescan.)
     #[test]
     fn a_replaced_base_directory_is_followed_at_the_next_rescan() {
-        let tmp = tempfile::tempdir().unwrap();
-        let logs = tmp.path().join("logs");
-        let app = logs.join("ns_pod_uid/app");
-        fs::create_dir_all(&app).unwrap();
-        append(&app.join("0.log"), "a-0\n");
-        settle(&logs);
-        let mut t = tailer_in(tmp.path(), test_opts());
-        t.watch = None;
-        for _ in 0..3 {
-            assert!(t.rescan().is_ok());
-        }
+        let (tmp, logs, app, mut t) = rescanned_thrice_without_inotify();
         assert_eq!(t.kept.len(), 3);
         assert!(t.turn().is_ok_and(|n| n > 0), "read to its end");
         let old = *t.by_path.get(app.join("0.log").as_path()).unwrap();
