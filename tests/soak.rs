@@ -198,7 +198,6 @@ impl Plan {
     }
 }
 
-/// Ids of the lines received so far.
 /// Pod `pod`'s first arrivals as runs of consecutive lines of one file:
 /// `arrival index (push n): file f, lines a..=b`, one per line of text
 /// (an order failure's evidence: read first, or delivered first?).
@@ -228,6 +227,7 @@ fn arrival_runs(
         .collect()
 }
 
+/// Ids of the lines received so far.
 fn received_ids(rx: &Receiver) -> HashSet<(usize, usize)> {
     received_counts(rx).into_keys().collect()
 }
@@ -505,7 +505,7 @@ fn run(plan: &Plan) {
                     &agent,
                     format!(
                         "pod {p}: line {n} (file {}) arrived after line {prev} (file {})\n\
-                         pod {p}'s first arrivals, as runs (arrival index: file, lines):\n{}",
+                         pod {p}'s first arrivals, as runs (arrival index (push): file, lines):\n{}",
                         file_of(n),
                         file_of(prev),
                         arrival_runs(&lines, &rx.store_starts(), p, file_of)
