@@ -73,7 +73,7 @@ fn settle(dir: &std::path::Path) {
 /// `kept`: the paths found, and what it keeps for the next.
 fn rescan_reusing(walks: &[&Walk], kept: Kept) -> (usize, Kept) {
     let mut outs = vec![Vec::new(); walks.len()];
-    let mut scan = Scan::reusing(kept);
+    let mut scan = Scan::reusing(kept, None);
     scan.expand_all(walks, &mut outs, &mut |_, _| {}, &mut |_| {});
     let n = outs.iter().map(Vec::len).sum();
     (n, scan.into_kept())

@@ -232,8 +232,9 @@ pub struct Wake {
     cv: Condvar,
 }
 
-/// What the events naming a path said since the tailer last looked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the events naming a path said since the tailer last looked (in
+/// rising order: the most telling one is kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Change {
     /// Only writes (`IN_MODIFY`, a truncation included): whatever is at
     /// the path is what was there at the last event that named it
@@ -243,6 +244,11 @@ pub enum Change {
     /// Anything else (made, removed, renamed, attributes), alone or with
     /// writes.
     Other,
+    /// As [`Change::Other`], of a directory: made, removed or renamed in a
+    /// watched one, or a watched directory's own event (its attributes
+    /// changed, itself removed or moved, its watch gone). Its listing, and
+    /// the path's parent's, may have changed.
+    Dir,
 }
 
 #[derive(Default)]
@@ -277,9 +283,7 @@ impl Wake {
             }
             if !s.overflow {
                 let c = s.dirty.entry(p).or_insert(change);
-                if change == Change::Other {
-                    *c = Change::Other;
-                }
+                *c = (*c).max(change);
             }
         }
         s.overflow |= overflow;

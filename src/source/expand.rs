@@ -49,7 +49,7 @@
 
 use super::discover::MATCH;
 pub use super::listing::Kept;
-use super::listing::{Entry, Keeping, Kind, Listing};
+use super::listing::{Entry, Keeping, Kind, Listing, Stamp};
 use crate::source::chain::{Listed, Stamps};
 use glob::Pattern;
 use std::collections::{HashMap, HashSet};
@@ -247,7 +247,7 @@ enum Dir {
     Gone,
     /// Listed, with the stamp to keep the listing under if its directory
     /// has settled (a scan [reusing](Scan::reusing) listings).
-    Listed(Listing, Option<u64>),
+    Listed(Listing, Option<Stamp>),
     /// Read, and let go of (or kept) once its step of the walk was done
     /// (listed again if another walk reaches it at another depth).
     Released,
@@ -286,11 +286,16 @@ impl Scan {
     /// A full rescan's scan: a directory whose `stat` is unchanged since
     /// `kept` was listed is not read again, and the listings of settled
     /// directories are kept for the next ([`Self::into_kept`];
-    /// `super::listing` says when a listing may stand in).
-    pub fn reusing(kept: Kept) -> Scan {
+    /// `super::listing` says when a listing may stand in). `changed`: if
+    /// inotify is trusted this time, the directories it reported a change
+    /// in or of since `kept` was made — the others' kept listings stand in
+    /// without a `stat` (`super::listing`, *Trusting inotify*).
+    pub fn reusing(kept: Kept, changed: Option<&HashSet<PathBuf>>) -> Scan {
+        let hasher = kept.hasher().clone();
+        let changed = changed.map(|c| c.iter().map(|p| path_key(&hasher, p)).collect());
         Scan {
-            hasher: kept.hasher().clone(),
-            keeping: Some(kept.keeping(std::time::SystemTime::now())),
+            keeping: Some(kept.keeping(std::time::SystemTime::now(), changed)),
+            hasher,
             ..Default::default()
         }
     }
@@ -313,6 +318,12 @@ impl Scan {
     /// tests and benchmarks).
     pub fn reused(&self) -> usize {
         self.keeping.as_ref().map_or(0, |k| k.reused)
+    }
+
+    /// Of [`Self::reused`], the listings that stood in without a `stat`
+    /// (inotify trusted).
+    pub fn trusted(&self) -> usize {
+        self.keeping.as_ref().map_or(0, |k| k.trusted)
     }
 
     /// A scan whose walk also keeps, for each path it finds, the path's
@@ -429,7 +440,10 @@ impl Scan {
         before_read: &mut dyn FnMut(&[&Path]),
         release: bool,
     ) {
-        let mut levels: Vec<Vec<(PathBuf, bool)>> = vec![Vec::new(); walks.len()];
+        // Each directory of a level: its path, whether the way to it went
+        // through a link, and its inode number in its parent's listing
+        // (`None` for a start, or an entry of unknown type).
+        let mut levels: Vec<Vec<(PathBuf, bool, Option<u64>)>> = vec![Vec::new(); walks.len()];
         let steps = walks.iter().map(|w| w.comps.len()).max().unwrap_or(0);
         let mut hits = Vec::new();
         let mut found_siblings = Vec::new();
@@ -440,7 +454,7 @@ impl Scan {
                 starts.retain(|(d, dir, linked)| {
                     let now = *d == depth;
                     if now {
-                        level.push((dir.clone(), *linked));
+                        level.push((dir.clone(), *linked, None));
                     }
                     !now
                 });
@@ -450,7 +464,7 @@ impl Scan {
                 let fresh: Vec<&Path> = levels
                     .iter()
                     .flatten()
-                    .map(|(d, _)| d.as_path())
+                    .map(|(d, _, _)| d.as_path())
                     .filter(|d| {
                         let k = self.key(d);
                         !self.dirs.contains_key(&k) && seen.insert(k)
@@ -468,8 +482,8 @@ impl Scan {
                 let level = std::mem::take(&mut levels[k]);
                 let mut next = Vec::new();
                 let mut through_link = Vec::new();
-                for (dir, linked) in &level {
-                    let Some(listing) = self.listing(dir, on_err) else {
+                for (dir, linked, entry_ino) in &level {
+                    let Some(listing) = self.listing(dir, *entry_ino, on_err) else {
                         continue;
                     };
                     listing.matching(c, &mut hits);
@@ -489,12 +503,16 @@ impl Scan {
                                 ));
                             }
                             outs[k].push(path);
-                        } else if match kind {
-                            Kind::Dir => true,
-                            Kind::Other => false,
-                            Kind::Ask => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
-                        } {
-                            next.push((path, linked));
+                        } else {
+                            match kind {
+                                Kind::Dir => next.push((path, linked, Some(ino))),
+                                Kind::Other => {}
+                                Kind::Ask => {
+                                    if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                                        next.push((path, linked, None));
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -534,9 +552,12 @@ impl Scan {
         path_key(&self.hasher, dir)
     }
 
+    /// `dir`'s listing, read or standing in (`entry_ino`: its inode number
+    /// in its parent's listing, see [`Keeping::list`]).
     fn listing(
         &mut self,
         dir: &Path,
+        entry_ino: Option<u64>,
         on_err: &mut dyn FnMut(&Path, &io::Error),
     ) -> Option<&mut Listing> {
         let k = self.key(dir);
@@ -544,7 +565,7 @@ impl Scan {
             let listed = match self.keeping.as_mut() {
                 Some(keeping) => {
                     let before = keeping.reused;
-                    let r = keeping.list(dir, k, &self.hasher);
+                    let r = keeping.list(dir, k, entry_ino, &self.hasher);
                     if keeping.reused == before {
                         self.reads += 1;
                         #[cfg(test)]
@@ -901,7 +922,7 @@ mod tests {
         let walks: Vec<Walk> = globs.iter().map(|g| Walk::new(g).unwrap()).collect();
         let walks: Vec<&Walk> = walks.iter().collect();
         let mut outs = vec![Vec::new(); walks.len()];
-        let mut scan = Scan::reusing(kept);
+        let mut scan = Scan::reusing(kept, None);
         scan.expand_all(
             &walks,
             &mut outs,

@@ -198,6 +198,20 @@ const SWEEP_POLLING: Duration = Duration::from_millis(250);
 /// and path is checked at every sweep.
 const PATH_CHECK_SPREAD: u64 = 4;
 
+/// Every this many full rescans, one looks at every directory (`stat`s
+/// it), inotify trusted or not: what inotify cannot see — a change on a
+/// file system it is blind to, a mount over a directory — is found within
+/// this many `sync_period`s (a minute by default) instead of one. In
+/// between, a directory inotify reported no change in or of keeps its
+/// listing without a `stat` (`super::listing`, *Trusting inotify*): at
+/// 5,000 idle pods, 1,000 `stat`s a second fewer, ~45 % of an idle node's
+/// CPU (`benches/HISTORY.md`).
+pub(super) const FULL_LOOK_EVERY: u64 = 6;
+
+/// Most directories remembered as changed between two full rescans; more,
+/// and the next looks at every directory (memory stays bounded).
+const MAX_CHANGED_DIRS: usize = 16_384;
+
 /// Whether the file taken on `seq`-th has its path checked in sweep number
 /// `sweep` when checks are spread over `spread` sweeps: each file exactly
 /// once in any `spread` consecutive sweeps, a `1/spread` share in each.
@@ -432,6 +446,20 @@ struct Tailer {
     /// The last rescan could not watch some directory (the watch limit):
     /// events from it are missing, so every sweep checks every path.
     watch_gaps: bool,
+    /// Directories inotify reported a change in or of since the last full
+    /// rescan: only these (and the walks' bases) have their kept listings
+    /// checked by a `stat` while inotify is trusted (`super::listing`,
+    /// *Trusting inotify*).
+    changed_dirs: HashSet<PathBuf>,
+    /// Events were lost since the last full rescan (or it is the first):
+    /// the next one looks at every directory.
+    look_all: bool,
+    /// Full rescans run so far (every [`FULL_LOOK_EVERY`]-th looks at
+    /// every directory).
+    full_rescans: u64,
+    /// What the last full rescan's walk did with directories: (read,
+    /// kept listings that stood in, of those without a `stat`).
+    pub(super) last_walk: (usize, usize, usize),
     next_tick: Instant,
     last_rescan: Instant,
     rescan_soon: bool,
@@ -520,6 +548,10 @@ impl Tailer {
             sweeps: 0,
             full_sweep: true,
             watch_gaps: false,
+            changed_dirs: HashSet::new(),
+            look_all: true,
+            full_rescans: 0,
+            last_walk: (0, 0, 0),
             next_tick: now + TICK,
             last_rescan: now,
             rescan_soon: false,
@@ -567,6 +599,7 @@ impl Tailer {
                 self.full_sweep = true;
                 self.rescan_soon = true;
             }
+            self.note_changed_dirs(changes.overflow, &changes.dirty);
             if now >= self.next_rescan
                 || self.rescan_now
                 || (self.rescan_soon && now >= self.last_rescan + QUICK_RESCAN)
@@ -580,7 +613,7 @@ impl Tailer {
             for (p, change) in changes.dirty {
                 match change {
                     discover::Change::Written => self.on_written(p)?,
-                    discover::Change::Other => self.on_changed(p)?,
+                    discover::Change::Other | discover::Change::Dir => self.on_changed(p)?,
                 }
             }
             if !self.new_dirs.is_empty() {

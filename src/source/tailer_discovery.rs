@@ -143,27 +143,37 @@ impl Tailer {
     /// cannot be walked. A full rescan after the first reuses the listings
     /// of directories unchanged since the last one, and keeps its own.
     fn walk(&mut self, tis: &[usize], roots: Option<&[&Path]>, full: bool) -> Option<Walked> {
-        let live: Vec<(usize, &discover::Target)> = tis
-            .iter()
-            .filter_map(|&ti| Some((ti, self.targets.get(ti)?)))
-            .collect();
-        let walks: Vec<&crate::source::expand::Walk> =
-            live.iter().map(|(_, t)| t.walk()).collect::<Option<_>>()?;
-        let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); walks.len()];
-        let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
-        let mut watch_errs = Vec::new();
-        let watch = &mut self.watch;
         // At start-up each new path's watermark is set from the listing
         // that found it (see `chain_init`); later, a new path's catch-up
         // lists its directory afresh, after the file is open.
         let reuse = full && self.chains_started;
+        let trust = reuse && self.trust_inotify();
+        let live: Vec<(usize, &discover::Target)> = tis
+            .iter()
+            .filter_map(|&ti| Some((ti, self.targets.get(ti)?)))
+            .collect();
+        let Some(walks) = live
+            .iter()
+            .map(|(_, t)| t.walk())
+            .collect::<Option<Vec<&crate::source::expand::Walk>>>()
+        else {
+            // Not walked: the next full rescan looks at everything.
+            self.look_all |= reuse;
+            return None;
+        };
+        let mut outs: Vec<Vec<PathBuf>> = vec![Vec::new(); walks.len()];
+        let mut errs: Vec<(PathBuf, io::Error)> = Vec::new();
+        let mut watch_errs = Vec::new();
         let mut scan = if reuse {
-            crate::source::expand::Scan::reusing(std::mem::take(&mut self.kept))
+            let changed = std::mem::take(&mut self.changed_dirs);
+            let kept = std::mem::take(&mut self.kept);
+            crate::source::expand::Scan::reusing(kept, trust.then_some(&changed))
         } else if self.chains_started {
             crate::source::expand::Scan::default()
         } else {
             crate::source::expand::Scan::keep_siblings()
         };
+        let watch = &mut self.watch;
         let mut on_err = |p: &Path, e: &io::Error| {
             errs.push((p.to_path_buf(), io::Error::new(e.kind(), e.to_string())))
         };
@@ -192,6 +202,13 @@ impl Tailer {
         }
         errs.extend(watch_failure(&watch_errs));
         if reuse {
+            self.last_walk = (scan.reads, scan.reused(), scan.trusted());
+            tracing::debug!(
+                read = scan.reads,
+                unchanged = scan.reused(),
+                trusted = scan.trusted(),
+                "rescan: directories"
+            );
             self.kept = scan.into_kept();
         }
         Some(Walked {
@@ -626,6 +643,53 @@ impl Tailer {
         }
     }
 
+    /// Whether this full rescan may trust inotify (`super::listing`,
+    /// *Trusting inotify*): watching, every directory watched at the last
+    /// rescan, no event lost since, and not every [`FULL_LOOK_EVERY`]-th.
+    fn trust_inotify(&mut self) -> bool {
+        self.full_rescans = self.full_rescans.wrapping_add(1);
+        let lost = std::mem::take(&mut self.look_all);
+        self.watch.is_some()
+            && !self.watch_gaps
+            && !lost
+            && !self.full_rescans.is_multiple_of(FULL_LOOK_EVERY)
+    }
+
+    /// Remembers, for the next full rescan, the directories this turn's
+    /// events changed: the parent of every path made, removed, renamed or
+    /// changed, and a directory's own path (see [`discover::Change`]). A
+    /// write alone changes no listing. Lost events (`overflow`), or too
+    /// many directories, make the next full rescan look at every one.
+    pub(super) fn note_changed_dirs(
+        &mut self,
+        overflow: bool,
+        dirty: &HashMap<PathBuf, discover::Change>,
+    ) {
+        if overflow {
+            self.look_all = true;
+        }
+        if self.look_all {
+            self.changed_dirs.clear();
+            return;
+        }
+        for (p, change) in dirty {
+            let dirs = match change {
+                discover::Change::Written => continue,
+                discover::Change::Other => [p.parent(), None],
+                discover::Change::Dir => [p.parent(), Some(p.as_path())],
+            };
+            for d in dirs.into_iter().flatten() {
+                if !self.changed_dirs.contains(d) {
+                    self.changed_dirs.insert(d.to_path_buf());
+                }
+            }
+        }
+        if self.changed_dirs.len() > MAX_CHANGED_DIRS {
+            self.look_all = true;
+            self.changed_dirs.clear();
+        }
+    }
+
     /// inotify says only that `p` was written ([`discover::Change::Written`]):
     /// a file followed there is still the one at `p` — a file made,
     /// removed or renamed at `p` is an event of its own, handled by
@@ -797,5 +861,129 @@ mod tests {
             .get(&old)
             .is_none_or(|f| f.kind != crate::source::file::Kind::Current));
         assert!(!t.by_path.contains_key(app.join("0.log").as_path()));
+    }
+
+    /// Two settled pods `logs/ns_pod{1,2}_uid/app/0.log` and a tailer with
+    /// inotify that rescanned them twice: the second rescan kept their
+    /// listings (after the first's start-up scan, events lost at first so
+    /// it looked at everything). (temp dir, `logs`, the two containers'
+    /// directories, the tailer.)
+    fn watched_and_rescanned_twice() -> (tempfile::TempDir, PathBuf, [PathBuf; 2], Tailer) {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let apps = [1, 2].map(|i| logs.join(format!("ns_pod{i}_uid/app")));
+        for app in &apps {
+            fs::create_dir_all(app).unwrap();
+            append(&app.join("0.log"), "a-0\n");
+        }
+        settle(&logs);
+        let mut t = tailer_in(tmp.path(), test_opts());
+        assert!(t.watch.is_some(), "this test needs inotify");
+        for _ in 0..2 {
+            assert!(t.rescan().is_ok());
+        }
+        assert_eq!(
+            t.kept.len(),
+            5,
+            "logs/, two pods' and two containers' directories"
+        );
+        (tmp, logs, apps, t)
+    }
+
+    /// Waits until inotify has reported `want`, then lets the tailer note
+    /// the changed directories as its loop does before a rescan (what the
+    /// events would also make it do at once is left out: the rescan alone
+    /// is under test). `lose`: the events are thrown away instead, as if
+    /// inotify had not seen the change and said nothing (no overflow).
+    fn events_until(t: &mut Tailer, want: &std::path::Path, lose: bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = std::collections::HashMap::new();
+        while !seen.contains_key(want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{want:?} not reported: {seen:?}"
+            );
+            t.wake.wait(std::time::Duration::from_millis(50));
+            let changes = t.wake.take();
+            assert!(!changes.overflow);
+            seen.extend(changes.dirty);
+        }
+        if !lose {
+            t.note_changed_dirs(false, &seen);
+        }
+    }
+
+    /// On an idle node the rescan keeps its listings without a `stat` of
+    /// each directory inotify said nothing of; a directory an event names
+    /// is looked at and read again, and a file made in it is found.
+    #[test]
+    fn a_rescan_trusts_inotify_for_quiet_directories_and_reads_the_changed_one() {
+        let (_tmp, logs, [app1, app2], mut t) = watched_and_rescanned_twice();
+        assert!(t.rescan().is_ok());
+        // (read, stood in, without a `stat`): only `logs/` (a walk's base,
+        // no parent listing) is `stat`ed.
+        assert_eq!(t.last_walk, (0, 5, 4));
+        append(&app2.join("1.log"), "b-0\n");
+        events_until(&mut t, &app2.join("1.log"), false);
+        assert!(t.rescan().is_ok());
+        assert_eq!(t.last_walk, (1, 4, 3), "app2 read again, the rest trusted");
+        assert!(t.by_path.contains_key(app2.join("1.log").as_path()));
+        assert!(t.by_path.contains_key(app1.join("0.log").as_path()));
+        // Lost events (an overflow) make the next rescan look at all.
+        t.note_changed_dirs(true, &Default::default());
+        assert!(t.rescan().is_ok());
+        assert_eq!(t.last_walk.2, 0, "nothing trusted after lost events");
+        assert!(logs.is_dir());
+    }
+
+    /// A pod's directory replaced by another of the same name — renamed
+    /// away, a new one made with its container's directory inside before
+    /// that could be watched: the events name the pod's directory, not the
+    /// new container directory, whose path is the old one's. Its kept
+    /// listing must not stand in: its entry in the (new) pod directory's
+    /// listing has another inode number.
+    #[test]
+    fn a_directory_replaced_under_a_changed_parent_is_read_again() {
+        let (tmp, logs, [app1, _], mut t) = watched_and_rescanned_twice();
+        let pod1 = app1.parent().unwrap().to_path_buf();
+        fs::rename(&pod1, tmp.path().join("pod1.old")).unwrap();
+        fs::create_dir_all(&app1).unwrap();
+        append(&app1.join("1.log"), "c-0\n");
+        events_until(&mut t, &pod1, false);
+        assert!(t.rescan().is_ok());
+        assert!(
+            t.by_path.contains_key(app1.join("1.log").as_path()),
+            "the new container directory's file is found"
+        );
+        assert!(!t.changed_dirs.contains(&app1), "not named by an event");
+        assert!(logs.is_dir());
+    }
+
+    /// The price of trusting inotify, bounded: a change it did not report
+    /// (a file system it is blind to) goes unseen by the rescans that
+    /// trust it, and is found by the periodic full look, at the latest
+    /// [`FULL_LOOK_EVERY`](super::super::FULL_LOOK_EVERY) rescans later.
+    #[test]
+    fn a_change_inotify_did_not_report_is_found_by_the_periodic_full_look() {
+        let (_tmp, _logs, [app1, _], mut t) = watched_and_rescanned_twice();
+        let p = app1.join("1.log");
+        append(&p, "d-0\n");
+        events_until(&mut t, &p, true);
+        let mut rescans = 0;
+        while !t.by_path.contains_key(p.as_path()) {
+            assert!(
+                rescans < super::super::FULL_LOOK_EVERY,
+                "not found by a full look"
+            );
+            assert!(t.rescan().is_ok());
+            rescans += 1;
+            if !t.by_path.contains_key(p.as_path()) {
+                assert!(
+                    t.last_walk.2 > 0,
+                    "missed only by a rescan that trusted inotify"
+                );
+            }
+        }
+        assert_eq!(t.last_walk.2, 0, "found by a full look");
     }
 }

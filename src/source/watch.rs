@@ -371,8 +371,12 @@ fn events(mut ino: Inotify, mut w: Watches, table: Shared, wake: Arc<Wake>, stop
                     continue;
                 }
                 if ev.mask.contains(EventMask::IGNORED) {
-                    // The watch is gone (directory removed, or unwatched).
-                    t.by_wd.remove(&ev.wd.get_watch_descriptor_id());
+                    // The watch is gone (directory removed, unwatched, its
+                    // file system unmounted): changes in it are no longer
+                    // reported, which the tailer must know (see `Change::Dir`).
+                    if let Some(w) = t.by_wd.remove(&ev.wd.get_watch_descriptor_id()) {
+                        paths.push((w.path.to_path_buf(), Change::Dir));
+                    }
                     continue;
                 }
                 let Some(watched) = t.by_wd.get(&ev.wd.get_watch_descriptor_id()) else {
@@ -386,6 +390,8 @@ fn events(mut ino: Inotify, mut w: Watches, table: Shared, wake: Arc<Wake>, stop
                 }
                 let change = if ev.mask == EventMask::MODIFY {
                     Change::Written
+                } else if ev.name.is_none() || ev.mask.contains(EventMask::ISDIR) {
+                    Change::Dir
                 } else {
                     Change::Other
                 };
@@ -431,9 +437,7 @@ mod tests {
             wake.wait(Duration::from_millis(50));
             for (p, c) in wake.take().dirty {
                 let e = seen.entry(p).or_insert(c);
-                if c == Change::Other {
-                    *e = Change::Other;
-                }
+                *e = (*e).max(c);
             }
         }
         assert!(seen.contains_key(want), "{want:?} not reported: {seen:?}");
@@ -476,6 +480,57 @@ mod tests {
         std::fs::remove_file(&log).unwrap();
         let seen = changes_until(&wake, &log);
         assert_eq!(seen.get(&log), Some(&Change::Other), "removed: {seen:?}");
+    }
+
+    /// A rescan trusts a directory's kept listing when inotify named
+    /// neither it nor an entry in it as a directory change: what can change
+    /// a watched directory's listing, or where its path leads, must come as
+    /// [`Change::Dir`] — a directory made, renamed or removed in a watched
+    /// one, a watched directory's own attributes, and its watch lost.
+    #[test]
+    fn what_changes_a_directory_is_reported_as_a_directory_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (sub, moved) = (d.join("pod"), d.join("pod.old"));
+        std::fs::create_dir(&sub).unwrap();
+        let wake = Wake::new();
+        let mut w = Watch::new(wake.clone()).unwrap();
+        assert!(w.watch_dirs(&[d, &sub]).is_empty());
+        std::fs::write(sub.join("0.log"), b"a\n").unwrap();
+        let seen = changes_until(&wake, &sub.join("0.log"));
+        assert_eq!(
+            seen.get(&sub.join("0.log")),
+            Some(&Change::Other),
+            "a file made: {seen:?}"
+        );
+        std::fs::create_dir(d.join("new")).unwrap();
+        let seen = changes_until(&wake, &d.join("new"));
+        assert_eq!(
+            seen.get(&d.join("new")),
+            Some(&Change::Dir),
+            "made: {seen:?}"
+        );
+        std::fs::File::open(&sub)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+        let seen = changes_until(&wake, &sub);
+        assert_eq!(
+            seen.get(&sub),
+            Some(&Change::Dir),
+            "its own times: {seen:?}"
+        );
+        std::fs::rename(&sub, &moved).unwrap();
+        let seen = changes_until(&wake, &moved);
+        assert_eq!(seen.get(&sub), Some(&Change::Dir), "renamed away: {seen:?}");
+        assert_eq!(seen.get(&moved), Some(&Change::Dir), "renamed to: {seen:?}");
+        // Removed: its own events and its watch's end (`IN_IGNORED`) come
+        // under the path it was watched at.
+        std::fs::remove_file(moved.join("0.log")).unwrap();
+        std::fs::remove_dir(&moved).unwrap();
+        let seen = changes_until(&wake, &sub);
+        assert_eq!(seen.get(&sub), Some(&Change::Dir), "removed: {seen:?}");
+        assert_eq!(w.watches_held(), 1, "the removed directory's watch is gone");
     }
 
     #[test]
