@@ -114,6 +114,11 @@ pub struct Tailed {
     /// (0: never). A rescan leaves a file alone whose path was looked at
     /// within the last `PATH_CHECK_SPREAD` sweeps (`tailer.rs`).
     pub path_looked: u64,
+    /// Every change to it is reported by its directory's watch: it is not a
+    /// symlink and has one link (so it is written through this path, whose
+    /// directory is watched), as of its last look. Such an idle file's
+    /// look is spread wider (`WHOLE_EVENTS_SPREAD` in `tailer.rs`).
+    pub whole_events: bool,
     /// inotify reported a write, or a change at its path, since the sweep
     /// last `fstat`ed it. A write is what a truncation looks like to
     /// inotify (`IN_MODIFY`), so a file waiting for delivery is looked at in

@@ -599,16 +599,20 @@ pub(super) mod tests {
         for _ in 0..3 {
             assert!(t.turn().is_ok());
         }
-        for _ in 0..=PATH_CHECK_SPREAD {
+        // Every change to it is reported by its directory's watch: its
+        // path is looked at once in `WHOLE_EVENTS_SPREAD` sweeps.
+        let id = fingerprint::file_id(&fs::metadata(&p).unwrap());
+        assert!(t.files[&id].whole_events);
+        let spread = WHOLE_EVENTS_SPREAD;
+        for _ in 0..=spread {
             assert!(t.sweep().is_ok());
         }
         assert!(t.idle_at(&p), "read to its end, its path just looked at");
         let looked = t.sweeps;
-        t.sweeps = looked + PATH_CHECK_SPREAD + 1;
+        t.sweeps = looked + spread + 1;
         assert!(!t.idle_at(&p), "its last look is older than the spread");
         t.sweeps = looked;
         append(&p, "a-1\n");
-        let id = fingerprint::file_id(&fs::metadata(&p).unwrap());
         if let Some(f) = t.files.get_mut(&id) {
             t.plan.activate(f);
         }
@@ -642,12 +646,12 @@ pub(super) mod tests {
             };
             // Idle, no event pending, and this sweep not its turn to look.
             f.path_event = false;
-            let seq = f.seq;
+            let (seq, spread) = (f.seq, look_spread(f, PATH_CHECK_SPREAD));
             assert!(f.at_eof && !f.active && f.src.is_some());
             assert!(t.watch.is_some(), "the look is spread only with inotify");
             t.full_sweep = false;
             t.watch_gaps = false;
-            while path_check_due(seq, t.sweeps, PATH_CHECK_SPREAD) {
+            while path_check_due(seq, t.sweeps, spread) {
                 t.sweeps += 1;
             }
             assert!(t.sweep().is_ok());

@@ -92,7 +92,7 @@ impl Tailer {
                     && f.at_eof
                     && !f.active
                     && f.path_looked != 0
-                    && self.sweeps.wrapping_sub(f.path_looked) <= PATH_CHECK_SPREAD
+                    && self.sweeps.wrapping_sub(f.path_looked) <= look_spread(f, PATH_CHECK_SPREAD)
             })
     }
 
@@ -256,6 +256,8 @@ impl Tailer {
             }
             self.moved(old);
         }
+        // Reached by the walk through real entries only: not a symlink.
+        let direct = inside;
         if let Some(f) = self.files.get(&id) {
             if f.src.is_some() {
                 // The same inode under another matching name (renamed
@@ -333,6 +335,8 @@ impl Tailer {
                 _ => 0,
             },
         };
+        let whole_events = std::os::unix::fs::MetadataExt::nlink(&meta) == 1
+            && (direct || fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_symlink()));
         self.add(
             path,
             ti,
@@ -344,8 +348,9 @@ impl Tailer {
             None,
             fingerprint::born(&meta),
         );
-        if let Some(f) = self.files.get(&id) {
+        if let Some(f) = self.files.get_mut(&id) {
             f.saw_size(size);
+            f.whole_events = whole_events;
         }
         // A new file at a known path: its predecessor was rotated, and
         // files between the two may have come and gone unseen. (At start-up
@@ -419,6 +424,7 @@ impl Tailer {
             active: true,
             path_event: false,
             path_looked: 0,
+            whole_events: false,
             event_since_look: false,
             m: FileMetrics::new(&self.metrics, &shared),
             warned_utf8: false,
@@ -660,11 +666,23 @@ impl Tailer {
     /// changed, and a directory's own path (see [`discover::Change`]). A
     /// write alone changes no listing. Lost events (`overflow`), or too
     /// many directories, make the next full rescan look at every one.
+    ///
+    /// A directory's change may also have moved or removed the current
+    /// files below it without an event naming them (a pod's directory
+    /// renamed away): the next sweep looks at their paths, whatever its
+    /// spread ([`WHOLE_EVENTS_SPREAD`]).
     pub(super) fn note_changed_dirs(
         &mut self,
         overflow: bool,
         dirty: &HashMap<PathBuf, discover::Change>,
     ) {
+        for (p, _) in dirty.iter().filter(|(_, c)| **c == discover::Change::Dir) {
+            for f in self.files.values_mut() {
+                if f.kind == Kind::Current && f.path.starts_with(p) && *f.path != **p {
+                    f.path_event = true;
+                }
+            }
+        }
         if overflow {
             self.look_all = true;
         }
@@ -985,5 +1003,80 @@ mod tests {
             }
         }
         assert_eq!(t.last_walk.2, 0, "found by a full look");
+    }
+
+    /// Reads every file of `t` to its end, and runs its first sweep (a
+    /// full one).
+    fn read_and_swept(t: &mut Tailer) {
+        for _ in 0..3 {
+            assert!(t.turn().is_ok());
+        }
+        assert!(t.sweep().is_ok());
+    }
+
+    /// The sweep's look at an idle file every change of which its
+    /// directory's watch reports (not a symlink, one link) is spread over
+    /// `WHOLE_EVENTS_SPREAD` sweeps; at a symlink — its target may be
+    /// written where no watch of ours sees — over `PATH_CHECK_SPREAD`.
+    #[test]
+    fn the_sweep_looks_less_often_at_an_idle_file_whose_every_change_inotify_reports() {
+        use super::super::{PATH_CHECK_SPREAD, WHOLE_EVENTS_SPREAD};
+        let (_tmp, logs, [app1, app2], mut t) = watched_and_rescanned_twice();
+        let real = logs.join("ns_pod2_uid/real");
+        fs::create_dir_all(&real).unwrap();
+        append(&real.join("x"), "s-0\n");
+        let link = app2.join("1.log");
+        std::os::unix::fs::symlink(real.join("x"), &link).unwrap();
+        events_until(&mut t, &link, false);
+        assert!(t.rescan().is_ok());
+        read_and_swept(&mut t);
+        let paths = [app1.join("0.log"), app2.join("0.log"), link];
+        let ids: Vec<_> = paths.iter().map(|p| t.by_path[p.as_path()]).collect();
+        let whole: Vec<bool> = ids.iter().map(|id| t.files[id].whole_events).collect();
+        assert_eq!(whole, [true, true, false]);
+        let sweeps = 2 * WHOLE_EVENTS_SPREAD;
+        let mut looks = [0; 3];
+        for _ in 0..sweeps {
+            let before: Vec<u64> = ids.iter().map(|id| t.files[id].path_looked).collect();
+            assert!(t.sweep().is_ok());
+            for (i, id) in ids.iter().enumerate() {
+                looks[i] += usize::from(t.files[id].path_looked != before[i]);
+            }
+        }
+        let (w, s) = (
+            (sweeps / WHOLE_EVENTS_SPREAD) as usize,
+            (sweeps / PATH_CHECK_SPREAD) as usize,
+        );
+        assert_eq!(looks, [w, w, s], "looks in {sweeps} sweeps");
+    }
+
+    /// A pod's directory renamed away: no event names the idle file below
+    /// it, only the directory. The next sweep looks at the file's path
+    /// anyway (not its spread turn) and finds it gone from it.
+    #[test]
+    fn a_directory_renamed_above_an_idle_file_makes_the_next_sweep_look_at_it() {
+        use super::super::{path_check_due, WHOLE_EVENTS_SPREAD};
+        let (tmp, _logs, [app1, _], mut t) = watched_and_rescanned_twice();
+        read_and_swept(&mut t);
+        let p = app1.join("0.log");
+        let id = t.by_path[p.as_path()];
+        assert!(t.files[&id].whole_events);
+        let pod1 = app1.parent().unwrap().to_path_buf();
+        fs::rename(&pod1, tmp.path().join("pod1.old")).unwrap();
+        events_until(&mut t, &pod1, false);
+        // Not the file's turn in the spread.
+        let seq = t.files[&id].seq;
+        while path_check_due(seq, t.sweeps, WHOLE_EVENTS_SPREAD) {
+            t.sweeps += 1;
+        }
+        assert!(t.sweep().is_ok());
+        assert!(
+            !t.by_path.contains_key(p.as_path()),
+            "seen gone from its path"
+        );
+        assert!(t
+            .files
+            .get(&id)
+            .is_none_or(|f| f.kind != crate::source::file::Kind::Current));
     }
 }
