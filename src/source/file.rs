@@ -112,7 +112,7 @@ pub struct Tailed {
     pub path_event: bool,
     /// The tailer's sweep count when its path was last found to name it
     /// (0: never). A rescan leaves a file alone whose path was looked at
-    /// within the last `PATH_CHECK_SPREAD` sweeps (`tailer.rs`).
+    /// within its spread (`look_spread` in `tailer.rs`).
     pub path_looked: u64,
     /// Every change to it is reported by its directory's watch: it is not a
     /// symlink and has one link (so it is written through this path, whose

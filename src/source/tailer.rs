@@ -27,8 +27,9 @@
 //!   a newer file exists at the path or it was unlinked, and it stayed quiet
 //!   for [`ROTATED_GRACE`]); with inotify, the sweep's look at an idle file
 //!   (its `fstat` and what its path holds) is spread over
-//!   [`PATH_CHECK_SPREAD`] sweeps: the events come first, and an event makes
-//!   the file read, where a read of nothing `fstat`s it;
+//!   [`PATH_CHECK_SPREAD`] sweeps — [`WHOLE_EVENTS_SPREAD`] for a file every
+//!   change of which its directory's watch reports: the events come first,
+//!   and an event makes the file read, where a read of nothing `fstat`s it;
 //! - a new directory an event names is walked alone, from it down
 //!   (`rescan_under`), and so are new targets' globs (`rescan_targets`,
 //!   after a job's first set); the globs are expanded again every `rescan`
@@ -195,7 +196,8 @@ const SWEEP_POLLING: Duration = Duration::from_millis(250);
 /// `containerLogMonitorInterval` (10 s), so 4 s still pins a successor
 /// before it can be rotated away. Without inotify, after an event overflow,
 /// or while a directory could not be watched (the watch limit), every file
-/// and path is checked at every sweep.
+/// and path is checked at every sweep. (A file whose every change is an
+/// event gets [`WHOLE_EVENTS_SPREAD`].)
 const PATH_CHECK_SPREAD: u64 = 4;
 
 /// Every this many full rescans, one looks at every directory (`stat`s

@@ -74,8 +74,8 @@ impl Tailer {
 
     /// Whether a rescan may leave `path` alone: it names a current file,
     /// open and idle (read to its end, nothing new since), and the sweep
-    /// found the path naming it within the last [`PATH_CHECK_SPREAD`]
-    /// sweeps — the sweep looks again in its next turn, and at once after
+    /// found the path naming it within the file's spread of sweeps
+    /// ([`look_spread`]) — the sweep looks again in its next turn, and at once after
     /// an event (see `Look` in `tailer.rs`). `candidate`'s `stat` would
     /// find what that look finds, a few seconds sooner at most; at 5,000
     /// idle files it was 5,000 path lookups every rescan. A file with data
