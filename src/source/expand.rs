@@ -288,11 +288,11 @@ impl Scan {
     /// directories are kept for the next ([`Self::into_kept`];
     /// `super::listing` says when a listing may stand in). `changed`: if
     /// inotify is trusted this time, the directories it reported a change
-    /// in or of since `kept` was made — the others' kept listings stand in
-    /// without a `stat` (`super::listing`, *Trusting inotify*).
-    pub fn reusing(kept: Kept, changed: Option<&HashSet<PathBuf>>) -> Scan {
+    /// in or of since `kept` was made, by [`path_key`] with `kept`'s hasher
+    /// — the others' kept listings stand in without a `stat`
+    /// (`super::listing`, *Trusting inotify*).
+    pub fn reusing(kept: Kept, changed: Option<HashSet<u64>>) -> Scan {
         let hasher = kept.hasher().clone();
-        let changed = changed.map(|c| c.iter().map(|p| path_key(&hasher, p)).collect());
         Scan {
             keeping: Some(kept.keeping(std::time::SystemTime::now(), changed)),
             hasher,

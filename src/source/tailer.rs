@@ -475,8 +475,9 @@ struct Tailer {
     /// Directories inotify reported a change in or of since the last full
     /// rescan: only these (and the walks' bases) have their kept listings
     /// checked by a `stat` while inotify is trusted (`super::listing`,
-    /// *Trusting inotify*).
-    changed_dirs: HashSet<PathBuf>,
+    /// *Trusting inotify*). By path hash, with the kept listings' hasher
+    /// (the rescan looks them up by it): at most 8 bytes a directory.
+    changed_dirs: HashSet<u64>,
     /// Events were lost since the last full rescan (or it is the first):
     /// the next one looks at every directory.
     look_all: bool,
