@@ -844,9 +844,7 @@ impl Tailer {
                         f.path_looked = self.sweeps;
                     } else if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
                         self.moved(id);
-                    } else if ((f.at_eof && !f.active) || stuck)
-                        && (f.path_event || path_check_due(f.seq, sweep_no, look_spread(f, spread)))
-                    {
+                    } else if ((f.at_eof && !f.active) || stuck) && (f.path_event || look.due) {
                         self.check_path(id);
                     }
                 }
