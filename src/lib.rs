@@ -10,6 +10,7 @@ pub mod ack;
 pub mod agent;
 pub mod config;
 pub mod entry;
+pub mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kube;

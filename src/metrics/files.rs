@@ -13,12 +13,12 @@
 //! Must never: change the names, types, help texts or labels Promtail's
 //! dashboards use, or keep a path's series after [`FileFamilies::remove`].
 
+use crate::fasthash::FastMap;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -54,7 +54,7 @@ impl FileSeries {
 /// The series of every tailed path.
 #[derive(Debug, Default)]
 pub struct FileFamilies {
-    by_path: RwLock<HashMap<Arc<Path>, Arc<FileSeries>>>,
+    by_path: RwLock<FastMap<Arc<Path>, Arc<FileSeries>>>,
 }
 
 /// Names the four families take in the exposition (the `# TYPE` name and,
@@ -84,7 +84,7 @@ impl FileFamilies {
         w.remove(path);
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<Path>, Arc<FileSeries>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, FastMap<Arc<Path>, Arc<FileSeries>>> {
         self.by_path.read().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -23,6 +23,7 @@ pub mod rendered;
 
 use crate::ack::{Position, Tracker};
 use crate::config::PositionsConfig;
+use crate::fasthash::FastMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -108,12 +109,12 @@ enum Slot {
 #[derive(Default)]
 struct Inner {
     /// Loaded entries not claimed yet by a live file.
-    saved: HashMap<FileId, SavedFile>,
+    saved: FastMap<FileId, SavedFile>,
     /// Offsets imported from a Promtail positions file, by path.
     promtail: HashMap<PathBuf, u64>,
     /// Journal cursors loaded (`journal-<job>` → cursor).
     cursors: BTreeMap<String, String>,
-    live: HashMap<FileId, Live>,
+    live: FastMap<FileId, Live>,
     live_cursors: BTreeMap<String, Arc<Tracker>>,
     /// Path → newest kubelet rotation stamp taken on.
     chains: format::Chains,
@@ -720,7 +721,7 @@ impl From<format::Loaded> for Inner {
 
 /// The files of `live` and `saved` in the written order (see
 /// [`format::view_order`]; equal paths and kinds by identity).
-fn view_order(live: &HashMap<FileId, Live>, saved: &HashMap<FileId, SavedFile>) -> Vec<Slot> {
+fn view_order(live: &FastMap<FileId, Live>, saved: &FastMap<FileId, SavedFile>) -> Vec<Slot> {
     let mut slots: Vec<(Slot, &Path, FileId)> = live
         .iter()
         .map(|(id, l)| (Slot::Live(*id), &*l.path, *id))

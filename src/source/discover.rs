@@ -25,7 +25,6 @@
 
 use crate::labels::LabelSet;
 use glob::{MatchOptions, Pattern};
-use std::collections::HashMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -253,7 +252,7 @@ pub enum Change {
 
 #[derive(Default)]
 pub struct WakeState {
-    pub dirty: HashMap<PathBuf, Change>,
+    pub dirty: crate::fasthash::FastMap<PathBuf, Change>,
     /// Too many changes or a lost inotify queue: check everything.
     pub overflow: bool,
     pub notified: bool,

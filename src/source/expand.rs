@@ -50,9 +50,9 @@
 use super::discover::MATCH;
 pub use super::listing::Kept;
 use super::listing::{Entry, Keeping, Kind, Listing, Stamp};
+use crate::fasthash::{FastSet, KeyMap, KeySet};
 use crate::source::chain::{Listed, Stamps};
 use glob::Pattern;
-use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -198,9 +198,19 @@ impl Walk {
 /// hash of its path's bytes. The sets hold no paths: two directories whose
 /// hashes collide (~10⁻¹¹ at 10,000 directories) would be taken for one,
 /// and what changes in the second found by rescans only, not missed.
-pub(super) fn path_key(hasher: &std::hash::RandomState, path: &Path) -> u64 {
+pub(super) fn path_key(hasher: &crate::fasthash::Quality, path: &Path) -> u64 {
     use std::hash::BuildHasher as _;
     hasher.hash_one(path.as_os_str().as_encoded_bytes())
+}
+
+/// `dir/name`, as `Path::join` makes it, allocated once at its size
+/// (`join` copies `dir` and then grows the copy for `name`: a realloc per
+/// path the walk finds).
+fn join_name(dir: &Path, name: &[u8]) -> PathBuf {
+    let mut p = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+    p.push(dir);
+    p.push(OsStr::from_bytes(name));
+    p
 }
 
 /// The last `len` bytes of `b`, if it has that many: the key of a suffix
@@ -259,21 +269,21 @@ pub struct Scan {
     /// Directories read in this rescan, by a hash of their path: at 5,000
     /// pods a rescan reads 10,000 of them, and the paths were most of its
     /// memory (the walk's own levels hold the paths it still needs).
-    dirs: HashMap<u64, Dir>,
-    hasher: std::hash::RandomState,
+    dirs: KeyMap<Dir>,
+    hasher: crate::fasthash::Quality,
     /// The paths read, for the tests.
     #[cfg(test)]
     read: Vec<PathBuf>,
     /// Paths found through a symlink or an entry of unknown type (on the
     /// way or the path itself): where they lead is not known from the walk.
-    linked: HashSet<PathBuf>,
+    linked: FastSet<PathBuf>,
     /// Directories read (a figure for tests and benchmarks).
     pub reads: usize,
     /// Those siblings, by the hash of the found path ([`Self::key`]): its
     /// inode number in the listing, and its siblings' stamps (at 5,000
     /// files, a path and its siblings' paths each were ~1.2 MiB of peak
     /// RSS).
-    siblings: HashMap<u64, (u64, Stamps)>,
+    siblings: KeyMap<(u64, Stamps)>,
     /// When the scan was made (before it read anything), if its walk
     /// keeps each found path's rotated siblings ([`Self::keep_siblings`]).
     began: Option<std::time::SystemTime>,
@@ -291,7 +301,7 @@ impl Scan {
     /// in or of since `kept` was made, by [`path_key`] with `kept`'s hasher
     /// — the others' kept listings stand in without a `stat`
     /// (`super::listing`, *Trusting inotify*).
-    pub fn reusing(kept: Kept, changed: Option<HashSet<u64>>) -> Scan {
+    pub fn reusing(kept: Kept, changed: Option<KeySet>) -> Scan {
         let hasher = kept.hasher().clone();
         Scan {
             keeping: Some(kept.keeping(std::time::SystemTime::now(), changed)),
@@ -460,7 +470,7 @@ impl Scan {
                 });
             }
             {
-                let mut seen = std::collections::HashSet::new();
+                let mut seen = KeySet::default();
                 let fresh: Vec<&Path> = levels
                     .iter()
                     .flatten()
@@ -490,7 +500,7 @@ impl Scan {
                     for &i in &hits {
                         let Entry { kind, ino, .. } = listing.entry(i as usize);
                         let name = listing.name(i as usize);
-                        let path = dir.join(OsStr::from_bytes(name));
+                        let path = join_name(dir, name);
                         let linked = *linked || kind == Kind::Ask;
                         if last {
                             if linked {
@@ -652,6 +662,20 @@ mod tests {
     }
 
     #[test]
+    fn a_name_is_joined_as_path_join_joins_it() {
+        for dir in ["/var/log/pods", "/var/log/pods/", "/", "rel/dir", ""] {
+            for name in ["0.log", "ns_pod_uid", ".hidden"] {
+                let d = Path::new(dir);
+                assert_eq!(
+                    join_name(d, name.as_bytes()).as_os_str(),
+                    d.join(name).as_os_str(),
+                    "{dir:?} + {name:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn finds_what_the_glob_crate_finds() {
         let dir = tree();
         let root = dir.path().join("pods");
@@ -787,7 +811,7 @@ mod tests {
                 }
             }
             // Every directory read was watched first, and nothing else.
-            let read: HashSet<&Path> = scan.read_dirs().collect();
+            let read: std::collections::HashSet<&Path> = scan.read_dirs().collect();
             assert_eq!(
                 read,
                 watched.iter().map(PathBuf::as_path).collect(),

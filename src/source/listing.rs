@@ -53,10 +53,11 @@
 
 use super::dirents;
 use super::expand::{tail, Comp, INDEX_FROM};
+use crate::fasthash::{KeySet, Quality as RandomState};
 use crate::source::chain::Stamps;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::hash::{BuildHasher as _, RandomState};
+use std::hash::BuildHasher as _;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -356,7 +357,7 @@ impl Kept {
     /// `trust`: the path hashes of the directories inotify reported a change
     /// in or of since these listings were made (`None`: inotify cannot be
     /// trusted this time, every directory is looked at).
-    pub(super) fn keeping(self, began: SystemTime, trust: Option<HashSet<u64>>) -> Keeping {
+    pub(super) fn keeping(self, began: SystemTime, trust: Option<KeySet>) -> Keeping {
         let settled = began
             .checked_sub(SETTLED)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -382,7 +383,7 @@ pub(super) struct Keeping {
     settled_before: (i64, i64),
     /// If inotify is trusted in this rescan: the path hashes of the
     /// directories it reported changed (see [`Self::list`]).
-    changed: Option<HashSet<u64>>,
+    changed: Option<KeySet>,
     /// Listings that stood in for a read.
     pub reused: usize,
     /// Of those, listings that stood in without a `stat` (inotify trusted).

@@ -73,6 +73,7 @@ use super::relocate::{relocate, Found};
 use super::watch::Watch;
 use crate::ack::{Position, Tracker};
 use crate::entry::Entry;
+use crate::fasthash::FastMap;
 use crate::labels::LabelSet;
 use crate::metrics::{labels, Metrics};
 use crate::pipeline::Pipeline;
@@ -422,9 +423,9 @@ struct Tailer {
     stop: Arc<AtomicBool>,
     /// Boxed: a `Tailed` is ~330 bytes, and a table sized in powers of
     /// two holds up to twice as many slots as files.
-    files: HashMap<FileId, Box<Tailed>>,
+    files: FastMap<FileId, Box<Tailed>>,
     /// Path → the file currently at it.
-    by_path: HashMap<Arc<Path>, FileId>,
+    by_path: FastMap<Arc<Path>, FileId>,
     /// Closed for good; forgotten once every line is acknowledged.
     draining: Vec<Draining>,
     /// Source of synthetic identities (see [`Tailer::synthetic_id`]).
@@ -458,7 +459,7 @@ struct Tailer {
     /// Paths first seen during the start-up scan whose every rotated
     /// sibling was history: the start-up chain check has nothing to do for
     /// them (emptied by it).
-    chains_fresh: HashSet<Arc<Path>>,
+    chains_fresh: crate::fasthash::FastSet<Arc<Path>>,
     /// Tests: run once right after the chain catch-up's look at a current
     /// file's path (to rotate it between that look and what follows).
     #[cfg(test)]
@@ -477,7 +478,7 @@ struct Tailer {
     /// checked by a `stat` while inotify is trusted (`super::listing`,
     /// *Trusting inotify*). By path hash, with the kept listings' hasher
     /// (the rescan looks them up by it): at most 8 bytes a directory.
-    changed_dirs: HashSet<u64>,
+    changed_dirs: crate::fasthash::KeySet,
     /// Events were lost since the last full rescan (or it is the first):
     /// the next one looks at every directory.
     look_all: bool,
@@ -550,8 +551,8 @@ impl Tailer {
             positions,
             metrics,
             stop,
-            files: HashMap::new(),
-            by_path: HashMap::new(),
+            files: FastMap::default(),
+            by_path: FastMap::default(),
             draining: Vec::new(),
             rng: SmallRng::from_os_rng(),
             open: 0,
@@ -567,7 +568,7 @@ impl Tailer {
             chain_retry: HashSet::new(),
             chains_started: false,
             kept: Default::default(),
-            chains_fresh: HashSet::new(),
+            chains_fresh: Default::default(),
             #[cfg(test)]
             after_path_look: Default::default(),
             next_rescan: now,
@@ -575,7 +576,7 @@ impl Tailer {
             sweeps: 0,
             full_sweep: true,
             watch_gaps: false,
-            changed_dirs: HashSet::new(),
+            changed_dirs: Default::default(),
             look_all: true,
             full_rescans: 0,
             last_walk: (0, 0, 0),
@@ -1014,7 +1015,7 @@ impl Tailer {
 /// tracker (open files and those closed but not yet acknowledged).
 fn pipes_by_tracker(
     job: usize,
-    files: &HashMap<FileId, Box<Tailed>>,
+    files: &FastMap<FileId, Box<Tailed>>,
     draining: &[Draining],
 ) -> HashMap<usize, usize> {
     let open = files

@@ -55,6 +55,7 @@ impl Tailer {
         // claims it (stable: each target's paths in its walk's order).
         found.sort_by_key(|&(_, ti, _, _)| ti);
         self.discovery_errors(errs);
+        self.reserve_for(found.len());
         for (p, ti, inside, listed) in found {
             if !self.idle_at(&p) {
                 self.candidate(&p, ti, inside, listed);
@@ -70,6 +71,16 @@ impl Tailer {
         }
         self.metrics.files_active_total.set(self.files.len() as i64);
         Ok(())
+    }
+
+    /// Room for `n` files at the first rescan, when the tables are empty:
+    /// at 5,000 files they grew by doubling, hashing every path again at
+    /// each step. Later rescans find mostly files already held.
+    fn reserve_for(&mut self, n: usize) {
+        if self.files.is_empty() {
+            self.files.reserve(n);
+            self.by_path.reserve(n);
+        }
     }
 
     /// Whether a rescan may leave `path` alone: it names a current file,
@@ -674,7 +685,7 @@ impl Tailer {
     pub(super) fn note_changed_dirs(
         &mut self,
         overflow: bool,
-        dirty: &HashMap<PathBuf, discover::Change>,
+        dirty: &crate::fasthash::FastMap<PathBuf, discover::Change>,
     ) {
         for (p, _) in dirty.iter().filter(|(_, c)| **c == discover::Change::Dir) {
             for f in self.files.values_mut() {
@@ -914,7 +925,7 @@ mod tests {
     /// inotify had not seen the change and said nothing (no overflow).
     fn events_until(t: &mut Tailer, want: &std::path::Path, lose: bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let mut seen = std::collections::HashMap::new();
+        let mut seen = crate::fasthash::FastMap::default();
         while !seen.contains_key(want) {
             assert!(
                 std::time::Instant::now() < deadline,

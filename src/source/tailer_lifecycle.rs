@@ -122,7 +122,7 @@ impl Tailer {
     }
 
     /// Open current files, the best victim last (see [`Self::evict_one`]).
-    fn rank_victims(files: &HashMap<FileId, Box<Tailed>>) -> Vec<FileId> {
+    fn rank_victims(files: &crate::fasthash::FastMap<FileId, Box<Tailed>>) -> Vec<FileId> {
         let mut v: Vec<_> = files
             .values()
             .filter(|f| f.parkable())

@@ -105,7 +105,7 @@ pub struct Watch {
     dirs: HashMap<u64, u32>,
     /// The current rescan pass (see [`Watch::new_pass`]).
     pass: u32,
-    hasher: std::hash::RandomState,
+    hasher: crate::fasthash::Quality,
     /// Closing it (on drop) ends the event thread.
     stop: Option<io::PipeWriter>,
     thread: Option<JoinHandle<()>>,
@@ -130,7 +130,7 @@ impl Watch {
             trees: HashSet::new(),
             dirs: HashMap::new(),
             pass: 0,
-            hasher: std::hash::RandomState::new(),
+            hasher: Default::default(),
             stop: Some(stop),
             thread: Some(thread),
         })
