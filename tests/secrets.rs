@@ -127,8 +127,9 @@ impl World {
         }
     }
 
-    /// Writes the config (and secret files, the log file) for run `n`.
-    fn config(&self, run: &str, port: u16) -> PathBuf {
+    /// Writes the config (and secret files, the log file) for run `n`; the
+    /// agent's HTTP port is 0 (it binds a free one).
+    fn config(&self, run: &str) -> PathBuf {
         let d = self.dir.path().join(run);
         let logs = d.join("pods/ns_web_uid/main");
         fs::create_dir_all(&logs).expect("dirs");
@@ -224,7 +225,7 @@ impl World {
         let text = format!(
             r#"server:
   http_listen_address: 127.0.0.1
-  http_listen_port: {port}
+  http_listen_port: 0
 positions:
   filename: {pos}
   sync_period: 200ms
@@ -372,8 +373,9 @@ fn run(
     print: Option<&str>,
     gently: bool,
 ) -> Vec<(String, String)> {
-    let port = free_port();
-    let cfg = w.config(name, port);
+    // Port 0: the agent binds a free one, read from `/proc` below (a port
+    // picked here could be taken by another test before the agent binds it).
+    let cfg = w.config(name);
     let d = cfg.parent().expect("run dir").to_path_buf();
     write_lines(&d, "first", 5);
     w.rx.set_mode(Mode::Normal);
@@ -453,7 +455,8 @@ fn run(
         }
     }
     w.rx.set_mode(Mode::Normal);
-    let metrics = http_get(port, "/metrics")
+    let metrics = agent::listening_port_of(child.id())
+        .and_then(|port| http_get(port, "/metrics"))
         .map(|(_, body)| body)
         .unwrap_or_default();
     if !metrics.contains("promtail_sent_entries_total") {
@@ -562,7 +565,7 @@ fn no_secret_in_any_output_at_error() {
 #[test]
 fn printed_config_passes_check_syntax() {
     let w = World::new();
-    let cfg = w.config("print", free_port());
+    let cfg = w.config("print");
     let printed = cfg.with_file_name("printed.yaml");
     // -dry-run keeps running (no line to print): read the config, then stop.
     let mut child = Command::new(env!("CARGO_BIN_EXE_tailtrace"))

@@ -21,6 +21,33 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// The TCP port process `pid` listens on, from `/proc` (its socket
+/// descriptors' inodes among the listening sockets of `net/tcp` and
+/// `net/tcp6`): for an agent started with `http_listen_port: 0` at a log
+/// level that does not print the address. `None` until it listens.
+pub fn listening_port_of(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    for table in ["tcp", "tcp6"] {
+        let text = fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for row in text.lines().skip(1) {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+                let port = f[1].rsplit(':').next()?;
+                return u16::from_str_radix(port, 16).ok();
+            }
+        }
+    }
+    None
+}
+
 /// What goes into the generated config.
 #[derive(Clone)]
 pub struct Setup {
