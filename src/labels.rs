@@ -392,6 +392,8 @@ impl Default for LabelSet {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// `quote_into` as it was, a `char` at a time: the reference.
     fn quote_by_char(v: &str) -> String {
         let mut s = String::new();
@@ -427,8 +429,6 @@ mod tests {
             proptest::prop_assert_eq!(s, format!("x={}", quote_by_char(&v)));
         }
     }
-
-    use super::*;
 
     #[test]
     fn sorted_deduplicated_last_wins() {

@@ -102,7 +102,7 @@ pub struct Watch {
     trees: HashSet<PathBuf>,
     /// Directories watched by themselves, by a hash of their path (the
     /// table has their paths), with the last rescan pass that walked them.
-    dirs: HashMap<u64, u32>,
+    dirs: crate::fasthash::KeyMap<u32>,
     /// The current rescan pass (see [`Watch::new_pass`]).
     pass: u32,
     hasher: crate::fasthash::Quality,
@@ -128,7 +128,7 @@ impl Watch {
             watches,
             table,
             trees: HashSet::new(),
-            dirs: HashMap::new(),
+            dirs: Default::default(),
             pass: 0,
             hasher: Default::default(),
             stop: Some(stop),
