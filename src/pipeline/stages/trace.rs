@@ -178,8 +178,11 @@ impl TraceStage {
             if let Some((last, f, m)) = &self.last[i] {
                 if last == l {
                     (if found { f } else { m }).inc();
-                    // The latest first.
-                    self.last[..=i].rotate_right(1);
+                    // The latest first (a no-op call per line when it
+                    // already is).
+                    if i > 0 {
+                        self.last[..=i].rotate_right(1);
+                    }
                     return;
                 }
             }
