@@ -10,7 +10,9 @@
 //! case connect; a client certificate (`cert_file`/`key_file`) is accepted
 //! by a receiver that requires one, and its absence refused;
 //! `insecure_skip_verify: true` delivers despite an unknown CA and warns
-//! once at start-up.
+//! once at start-up; an `http` URL redirected (308) to the TLS front is
+//! followed there, with the system's CA certificates (`SSL_CERT_FILE`)
+//! loaded only then.
 //!
 //! Nothing here measures time: every wait polls with a generous deadline.
 
@@ -372,4 +374,91 @@ fn insecure_skip_verify_delivers_and_warns_once() {
         .collect();
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("WARN"), "{log}");
+}
+
+/// Answers every request on 127.0.0.1 with `308` to `location`, after
+/// reading it whole; counts the requests.
+struct Redirector {
+    addr: SocketAddr,
+    served: Arc<Mutex<usize>>,
+}
+
+impl Redirector {
+    fn start(location: String) -> Redirector {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = Arc::new(Mutex::new(0));
+        let count = served.clone();
+        // Detached: it ends with the test process.
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0usize;
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0u8; len];
+                if r.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                *count.lock().unwrap() += 1;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 308 Permanent Redirect\r\nLocation: {location}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Redirector { addr, served }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/loki/api/v1/push", self.addr)
+    }
+}
+
+/// A client for an `http` URL is built without the system's CA
+/// certificates; a 308 to `https` makes it load them (here the test CA,
+/// through `SSL_CERT_FILE`, which the system's certificate loading honours)
+/// and follow the redirect, as Promtail follows it. Without the reload the
+/// push would end at the 308 and nothing would be delivered.
+#[test]
+fn an_http_url_redirected_to_https_is_followed_with_the_system_roots() {
+    let ca = Ca::new("system CA for the test");
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start();
+    let front = TlsFront::start(&ca.leaf(&["localhost"], true, false), None, rx.addr());
+    let redirect = Redirector::start(front.url("127.0.0.1"));
+    let roots = write(dir.path(), "system-ca.pem", &ca.pem());
+    let mut setup = Setup::new(dir.path(), &redirect.url());
+    setup.env = vec![("SSL_CERT_FILE".into(), roots.display().to_string())];
+    let mut log = PodLog::create(&setup.logs, "web", "app");
+    log.write(&cri_line(now_ns(), "stdout", false, "hello over tls"));
+    let agent = Agent::start(dir.path(), &setup);
+    let delivered = rx.wait_until(DEADLINE, |r| {
+        r.lines().iter().any(|l| l == "hello over tls")
+    });
+    assert!(delivered, "not delivered:\n{}", agent.log());
+    assert!(
+        *redirect.served.lock().unwrap() >= 1,
+        "the redirect was not asked"
+    );
+    assert!(front.handshakes().iter().all(Result::is_ok));
+    assert!(
+        agent
+            .log()
+            .contains("redirected to https: loading the system's CA certificates"),
+        "{}",
+        agent.log()
+    );
 }

@@ -24,9 +24,19 @@
 //! A TLS failure is reported with what failed (see [`super::tls`]);
 //! `insecure_skip_verify` is warned about once, when the client is built.
 //!
+//! A client that has no TLS in sight — an `http` URL, no `ca_file`, no
+//! `https` proxy — is built without the system's CA certificates: reqwest
+//! reads and parses every one of them when a client is built (~19 million
+//! instructions at each start, ~0.3 MiB of heap kept). Redirects are
+//! followed as Promtail follows them (up to 10); one that leads to an
+//! `https` URL stops that client, and the push is sent again, at once, by
+//! a client built with the certificates (once, shared by the clones), which
+//! follows it.
+//!
 //! Environment proxies (`HTTP_PROXY`…) are not used, as in Promtail.
 //!
-//! Must never: retry on its own (the caller decides), or log secrets: the
+//! Must never: retry on its own (the caller decides; sending a push again
+//! to follow a redirect to `https`, above, is following it), or log secrets: the
 //! credentials are [`Secret`]s, and transport errors lose their URL.
 
 use super::backoff::Outcome;
@@ -98,6 +108,55 @@ pub struct Pusher {
     auth: Auth,
     /// The URL's authority, sent as `Host` when `server_name` rewrote it.
     host_header: Option<HeaderValue>,
+    /// `Some` while `client` lacks the system's CA certificates (see the
+    /// module docs).
+    lazy_tls: Option<Arc<LazyTls>>,
+}
+
+/// The client with the system's CA certificates, built from `cfg` the first
+/// time a redirect leads to `https`, for every clone of the [`Pusher`].
+struct LazyTls {
+    cfg: ClientConfig,
+    built: std::sync::OnceLock<Result<reqwest::Client, String>>,
+}
+
+/// Whether a client for `cfg` never makes a TLS connection unless
+/// redirected: an `http` URL, no `ca_file`, no proxy or an `http` one.
+fn plain(cfg: &ClientConfig, url: &reqwest::Url) -> bool {
+    let proxy_plain = match &cfg.proxy_url {
+        Some(p) if !p.is_empty() => p
+            .expose()
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://")),
+        _ => true,
+    };
+    url.scheme() == "http" && cfg.tls_config.ca_file.is_none() && proxy_plain
+}
+
+/// Redirects for a client without CA certificates: as reqwest's default
+/// (10 at most), but one to `https` is not followed (the caller sees the
+/// 3xx answer).
+fn plain_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.url().scheme() == "https" {
+            attempt.stop()
+        } else if attempt.previous().len() >= 10 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Whether `resp` is a redirect to an `https` URL.
+fn redirects_to_https(resp: &reqwest::Response) -> bool {
+    resp.status().is_redirection()
+        && resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.get(..8))
+            .is_some_and(|l| l.eq_ignore_ascii_case("https://"))
 }
 
 /// Promtail's `host` metric label: the URL's `host[:port]` (the port only
@@ -130,6 +189,26 @@ fn read_file(path: &PathBuf, key: &str) -> Result<Vec<u8>, String> {
 
 impl Pusher {
     pub fn new(cfg: &ClientConfig) -> Result<Pusher, String> {
+        let url = parse_url(cfg.url.expose())?;
+        if !plain(cfg, &url) {
+            return Self::build(cfg, true);
+        }
+        let mut p = Self::build(cfg, false)?;
+        p.lazy_tls = Some(Arc::new(LazyTls {
+            cfg: cfg.clone(),
+            built: std::sync::OnceLock::new(),
+        }));
+        Ok(p)
+    }
+
+    /// Whether the client was built without the system's CA certificates.
+    pub fn lacks_system_roots(&self) -> bool {
+        self.lazy_tls.is_some()
+    }
+
+    /// The client for `cfg`; without the system's CA certificates unless
+    /// `roots` (see [`plain`]).
+    fn build(cfg: &ClientConfig, roots: bool) -> Result<Pusher, String> {
         let mut url = parse_url(cfg.url.expose())?;
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("tailtrace/", env!("CARGO_PKG_VERSION")))
@@ -207,6 +286,9 @@ impl Pusher {
                 }));
             }
         }
+        if !roots {
+            b = b.tls_built_in_root_certs(false).redirect(plain_redirects());
+        }
         let auth = auth(cfg)?;
         let client = b.build().map_err(|e| format!("client: {}", chain(&e)))?;
         Ok(Pusher {
@@ -214,11 +296,49 @@ impl Pusher {
             url,
             auth,
             host_header,
+            lazy_tls: None,
         })
     }
 
     /// One push attempt.
     pub async fn push(&mut self, tenant: Option<&str>, body: &Body) -> Outcome {
+        let mut resp = match self.send(tenant, body).await {
+            Ok(r) => r,
+            Err(o) => return o,
+        };
+        if let Some(lazy) = self.lazy_tls.take_if(|_| redirects_to_https(&resp)) {
+            let built = lazy.built.get_or_init(|| {
+                tracing::info!(
+                    host = %host_label(&self.url),
+                    "redirected to https: loading the system's CA certificates"
+                );
+                Self::build(&lazy.cfg, true).map(|p| p.client)
+            });
+            match built {
+                Ok(c) => self.client = c.clone(),
+                Err(e) => {
+                    self.lazy_tls = Some(lazy.clone());
+                    return Outcome::Transport(format!("redirected to https: {e}"));
+                }
+            }
+            resp = match self.send(tenant, body).await {
+                Ok(r) => r,
+                Err(o) => return o,
+            };
+        }
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            return Outcome::Status(status, String::new());
+        }
+        Outcome::Status(status, first_line(&mut resp).await)
+    }
+
+    /// Sends the request once; a transport failure is the outcome.
+    async fn send(
+        &mut self,
+        tenant: Option<&str>,
+        body: &Body,
+    ) -> Result<reqwest::Response, Outcome> {
         let mut req = self
             .client
             .post(self.url.clone())
@@ -230,7 +350,9 @@ impl Pusher {
             match HeaderValue::from_str(t) {
                 Ok(v) => req = req.header(TENANT_HEADER, v),
                 Err(_) => {
-                    return Outcome::Invalid(format!("tenant id {t:?} is not a valid header value"))
+                    return Err(Outcome::Invalid(format!(
+                        "tenant id {t:?} is not a valid header value"
+                    )))
                 }
             }
         }
@@ -242,25 +364,20 @@ impl Pusher {
             Auth::Basic { user, password } => req.basic_auth(user.as_str(), Some(password.get())),
             Auth::Bearer(t) => req.bearer_auth(t.get()),
         };
-        let mut resp = match req.body(body.bytes.clone()).send().await {
-            Ok(r) => r,
+        match req.body(body.bytes.clone()).send().await {
+            Ok(r) => Ok(r),
             // reqwest's errors quote the URL, credentials included: drop it
             // (the caller logs the client's host), and mask any URL a cause
             // quotes (a proxy's). A TLS failure says what failed first.
             Err(e) => {
                 let e = e.without_url();
                 let what = redact_url(&chain(&e));
-                return Outcome::Transport(match super::tls::explain(&e) {
+                Err(Outcome::Transport(match super::tls::explain(&e) {
                     Some(tls) => format!("{tls}; {what}"),
                     None => what,
-                });
+                }))
             }
-        };
-        let status = resp.status().as_u16();
-        if resp.status().is_success() {
-            return Outcome::Status(status, String::new());
         }
-        Outcome::Status(status, first_line(&mut resp).await)
     }
 }
 
@@ -427,6 +544,35 @@ mod tests {
         assert_eq!(host_label(&u), "[::1]");
         assert!(parse_url("ftp://x/").is_err());
         assert!(parse_url("not a url").is_err());
+    }
+
+    /// Only a client with TLS in sight loads the system's CA certificates
+    /// when built (the others, when a redirect leads to `https`).
+    #[test]
+    fn only_a_client_with_tls_in_sight_loads_the_system_roots() {
+        let with = |url: &str, proxy: Option<&str>| {
+            let c = ClientConfig {
+                url: url.into(),
+                proxy_url: proxy.map(Into::into),
+                ..Default::default()
+            };
+            Pusher::new(&c).unwrap().lacks_system_roots()
+        };
+        assert!(with("http://loki:3100/loki/api/v1/push", None));
+        assert!(with(
+            "HTTP://loki/loki/api/v1/push",
+            Some("http://proxy:3128")
+        ));
+        assert!(with("http://loki/loki/api/v1/push", Some("")));
+        assert!(!with("https://loki/loki/api/v1/push", None));
+        assert!(!with(
+            "http://loki/loki/api/v1/push",
+            Some("https://proxy:3128")
+        ));
+        assert!(!with(
+            "http://loki/loki/api/v1/push",
+            Some("socks5://proxy:1080")
+        ));
     }
 
     #[test]
