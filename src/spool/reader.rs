@@ -10,7 +10,10 @@
 //! dropped and counted). A chunk without entries of this tenant moves the
 //! cursor at once. The lane's lines of a chunk are copied end to end into
 //! one [`Chunk`] their entries share (one allocation per chunk, not one
-//! per line).
+//! per line), and checked as UTF-8 there at once ([`share_lines`]); a
+//! line that is not valid text refuses the chunk as a damaged one is.
+//!
+//! [`Chunk`]: crate::text::Chunk
 //!
 //! A tenant this reader meets that the client has no lane for gets one,
 //! starting at that chunk (handed to the client through `new_lanes`): lanes
@@ -23,13 +26,12 @@
 //! entry it handed out, or block the async runtime on disk reads (they run
 //! on the blocking pool).
 
-use super::chunk::{ChunkError, Header, Payload};
+use super::chunk::{share_lines, ChunkError, Header, Payload};
 use super::{lock, scan, segment, Spool};
 use crate::ack::{Position, Tracker};
 use crate::entry::Entry;
 use crate::metrics::labels;
 use crate::sink::prepare::TENANT_LABEL;
-use crate::text::Chunk;
 use std::collections::HashSet;
 use std::fs::File;
 use std::sync::Arc;
@@ -319,26 +321,19 @@ impl LaneReader {
         // more than the payload could hold.
         let mut picked = Vec::with_capacity((h.entries as usize).min(h.raw_len as usize / 4));
         let mut text_len = 0;
-        while let Some(e) = p.next_entry() {
+        while let Some(e) = p.next_entry_bytes() {
             let e = e?;
             if mine[e.label] {
                 text_len += e.line.len();
                 picked.push(e);
             }
         }
-        // This lane's lines end to end in one allocation they all share.
-        let mut text = String::with_capacity(text_len);
-        for e in &picked {
-            text.push_str(e.line);
-        }
-        let chunk = Chunk::from_string(text);
-        let mut at = 0;
+        // This lane's lines end to end in one allocation they all share,
+        // checked as UTF-8 at once.
+        let mut lines = share_lines(picked.iter().map(|e| e.line), text_len)?;
         let mut raw = Vec::with_capacity(picked.len());
         for e in &picked {
-            let end = at + e.line.len();
-            let line = chunk.line(at, end).unwrap_or_else(|| e.line.into());
-            raw.push(e.to_entry_with(&labels[e.label], line));
-            at = end;
+            raw.push(e.to_entry_with(&labels[e.label], lines.next(e.line.len())?));
         }
         let n = raw.len();
         if n > 0 {
