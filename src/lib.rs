@@ -25,3 +25,4 @@ pub mod sink;
 pub mod source;
 pub mod spool;
 pub mod text;
+pub mod wire;

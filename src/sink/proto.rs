@@ -19,6 +19,7 @@
 
 use super::batch::Batch;
 use crate::entry::Timestamp;
+use crate::wire::{append_head, put_varint};
 use prost::encoding::encoded_len_varint;
 
 /// `logproto.PushRequest`.
@@ -213,7 +214,7 @@ where
         head[at] = key(2, LEN);
         at = put_varint(&mut head, at + 1, line.len() as u64);
     }
-    put_prefix(buf, &head, at);
+    append_head(buf, &head, at);
     buf.extend_from_slice(line);
     for (k, v) in metadata {
         put_head(buf, 3, pair_len(k, v));
@@ -228,30 +229,7 @@ fn put_head(buf: &mut Vec<u8>, field: u8, len: usize) {
     let mut head = [0u8; 11];
     head[0] = key(field, LEN);
     let at = put_varint(&mut head, 1, len as u64);
-    put_prefix(buf, &head, at);
-}
-
-/// Appends `head[..n]`. The whole array is copied and the rest cut off: a
-/// copy of a constant size is a few moves, one of `n` bytes a `memcpy`
-/// call (as costly as the varints for these few bytes).
-#[inline(always)]
-fn put_prefix<const N: usize>(buf: &mut Vec<u8>, head: &[u8; N], n: usize) {
-    let len = buf.len();
-    buf.extend_from_slice(head);
-    buf.truncate(len + n);
-}
-
-/// Writes `v` as a varint into `out` from `at`; returns the index after
-/// it. `out` must have room for 10 bytes from `at` (a `u64`'s most).
-#[inline(always)]
-fn put_varint(out: &mut [u8], mut at: usize, mut v: u64) -> usize {
-    while v >= 0x80 {
-        out[at] = v as u8 | 0x80;
-        v >>= 7;
-        at += 1;
-    }
-    out[at] = v as u8;
-    at + 1
+    append_head(buf, &head, at);
 }
 
 /// Where [`encode_request_in`] puts the request as it is written.

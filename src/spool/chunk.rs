@@ -41,6 +41,7 @@
 use crate::entry::{Entry, Timestamp};
 use crate::labels::LabelSet;
 use crate::text::Text;
+use crate::wire::{append_head, put_varint};
 
 /// `"TTSC"`: tailtrace spool chunk.
 pub const MAGIC: u32 = 0x5454_5343;
@@ -268,6 +269,10 @@ pub struct ChunkBuilder {
     body: Vec<u8>,
     labels: Vec<LabelSet>,
     index: crate::labels::LabelMap<u32>,
+    /// The label index the last entry took: lines come in runs of one
+    /// stream, whose entries skip the lookup (and the clone of the set).
+    /// Checked against `labels` at each use, so never stale.
+    last_label: u32,
     entries: u32,
     last_ts: i64,
     /// Payload scratch (label table + body) before compression.
@@ -284,6 +289,7 @@ impl ChunkBuilder {
             body: Vec::new(),
             labels: Vec::new(),
             index: Default::default(),
+            last_label: 0,
             entries: 0,
             last_ts: 0,
             raw: Vec::new(),
@@ -317,16 +323,29 @@ impl ChunkBuilder {
     /// Appends one entry (its labels, timestamp, line and metadata).
     pub fn add(&mut self, e: &Entry) {
         self.drop_sealed();
-        let next = self.labels.len() as u32;
-        let li = *self.index.entry(e.labels.clone()).or_insert_with(|| {
-            self.labels.push(e.labels.clone());
-            next
-        });
-        put_uvarint(&mut self.body, u64::from(li));
+        let li = match self.labels.get(self.last_label as usize) {
+            Some(l) if *l == e.labels => self.last_label,
+            _ => {
+                let next = self.labels.len() as u32;
+                let li = *self.index.entry(e.labels.clone()).or_insert_with(|| {
+                    self.labels.push(e.labels.clone());
+                    next
+                });
+                self.last_label = li;
+                li
+            }
+        };
         let ts = e.timestamp.nanos();
-        put_uvarint(&mut self.body, zigzag(ts.wrapping_sub(self.last_ts)));
+        let line = e.line.as_bytes();
+        // The label index, the timestamp delta and the line's length, in
+        // one copy (see `crate::wire`).
+        let mut head = [0u8; 30];
+        let mut at = put_varint(&mut head, 0, u64::from(li));
+        at = put_varint(&mut head, at, zigzag(ts.wrapping_sub(self.last_ts)));
+        at = put_varint(&mut head, at, line.len() as u64);
+        append_head(&mut self.body, &head, at);
+        self.body.extend_from_slice(line);
         self.last_ts = ts;
-        put_str(&mut self.body, e.line.as_bytes());
         put_uvarint(&mut self.body, e.metadata.len() as u64);
         for (k, v) in &e.metadata {
             put_str(&mut self.body, k.as_bytes());
@@ -1002,16 +1021,30 @@ mod tests {
                 (0usize..4, any::<i64>(), ".{0,80}", proptest::collection::vec(("[a-z_]{1,8}", ".{0,10}"), 0..3)),
                 1..60),
             lz4 in any::<bool>(),
+            cut in 0usize..60,
         ) {
+            // Sealed once at `cut` too: the builder's label table starts
+            // again for the second chunk (and its last-used label with it).
             let sets: Vec<LabelSet> = (0..4).map(|i| LabelSet::new([("app", format!("a{i}")), ("n", i.to_string())])).collect();
             let mut cb = ChunkBuilder::new(if lz4 { Codec::Lz4 } else { Codec::None });
-            for (l, ts, line, md) in &es {
+            let mut chunks = Vec::new();
+            for (i, (l, ts, line, md)) in es.iter().enumerate() {
+                if i == cut {
+                    let mut out = Vec::new();
+                    if cb.seal(1, &mut out).is_some() {
+                        chunks.push(out);
+                    }
+                }
                 let md: Vec<(&str, &str)> = md.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 cb.add(&entry(&sets[*l], *ts, line, &md));
             }
             let mut out = Vec::new();
             cb.seal(1, &mut out).unwrap();
-            let got = decode_all(&out).unwrap();
+            chunks.push(out);
+            let mut got = Vec::new();
+            for c in &chunks {
+                got.extend(decode_all(c).unwrap());
+            }
             prop_assert_eq!(got.len(), es.len());
             for (g, (l, ts, line, md)) in got.iter().zip(&es) {
                 let want: Vec<(String, String)> = sets[*l].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
