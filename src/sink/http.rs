@@ -117,7 +117,7 @@ pub struct Pusher {
 /// time a redirect leads to `https`, for every clone of the [`Pusher`].
 struct LazyTls {
     cfg: ClientConfig,
-    built: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    built: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// Whether a client for `cfg` never makes a TLS connection unless
@@ -307,18 +307,22 @@ impl Pusher {
             Err(o) => return o,
         };
         if let Some(lazy) = self.lazy_tls.take_if(|_| redirects_to_https(&resp)) {
-            let built = lazy.built.get_or_init(|| {
-                tracing::info!(
-                    host = %host_label(&self.url),
-                    "redirected to https: loading the system's CA certificates"
-                );
-                Self::build(&lazy.cfg, true).map(|p| p.client)
-            });
-            match built {
-                Ok(c) => self.client = c.clone(),
-                Err(e) => {
-                    self.lazy_tls = Some(lazy.clone());
-                    return Outcome::Transport(format!("redirected to https: {e}"));
+            match lazy.built.get() {
+                Some(c) => self.client = c.clone(),
+                None => {
+                    tracing::info!(
+                        host = %host_label(&self.url),
+                        "redirected to https: loading the system's CA certificates"
+                    );
+                    // A failure (a credential file unreadable for a moment)
+                    // is not kept: the next attempt builds again.
+                    match Self::build(&lazy.cfg, true) {
+                        Ok(p) => self.client = lazy.built.get_or_init(|| p.client).clone(),
+                        Err(e) => {
+                            self.lazy_tls = Some(lazy);
+                            return Outcome::Transport(format!("redirected to https: {e}"));
+                        }
+                    }
                 }
             }
             resp = match self.send(tenant, body).await {
