@@ -375,22 +375,21 @@ struct SpoolParts {
 /// chunk's commit (the clients' lanes hold their own few batches). An entry
 /// taken into a chunk keeps only its ack's share of its charge until the
 /// commit, and a commit is also due when those shares reach half of this,
-/// so the budget is room for the queue at every commit size: at least
-/// half of it (~0.75 MiB), more while a commit is young. (It was 8
+/// so the budget is room for the queue at every commit size: ~1.2 MiB
+/// of it at one file, as before, and less at 5,000. (It was 8
 /// MiB, then 4 MiB at every size, then twice the commit threshold — 2 MiB
 /// up to 4 with thousands of files — with half of each line kept charged:
 /// each step took MiBs off the peak RSS; see `benches/HISTORY.md`.)
 pub const SPOOL_BUDGET: usize = 3 << 19;
 
-/// The spool's commit threshold while the positions file is small. In a
-/// bulk drain of ~240-byte lines the other trigger, the taken lines'
-/// acknowledgement shares reaching half of [`SPOOL_BUDGET`] (~12,000
-/// lines, ~3 MB), comes first. Each commit is an `fdatasync` of the
-/// segment and a positions save (a new file, `fsync`, rename): at 1 MiB a
-/// one-file drain made ~61 of them per 64 MiB and they were ~10 % of its
-/// CPU samples with the spool (the writer thread ~30 % busier than now,
-/// `benches/HISTORY.md`). Latency is bound by `chunk_wait`, not this.
-pub const SPOOL_COMMIT: usize = 4 << 20;
+/// The spool's commit threshold while the positions file is small. Each
+/// commit is an `fdatasync` of the segment and a positions save (a new
+/// file, `fsync`, rename): ~10 % of a one-file bulk drain's CPU samples
+/// with the spool. 4 MiB took ~30 % off the writer thread's CPU there but
+/// added ~0.8 MiB to the peak RSS of 5,000 files with the spool (five
+/// alternating pairs), which the 40 MiB target cannot spare
+/// (`benches/HISTORY.md`, 2026-12-07).
+pub const SPOOL_COMMIT: usize = 1 << 20;
 
 /// Starts the clients (and the spool, if on) and returns the fan-out that
 /// feeds them. Errors name the config key.
