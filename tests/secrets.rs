@@ -25,7 +25,7 @@ mod kube_api;
 #[path = "support/receiver.rs"]
 mod receiver;
 
-use agent::{cri_line, free_port, http_get, now_ns, wait};
+use agent::{cri_line, http_get, now_ns, refused_port, wait, RefusedPort};
 use kube_api::KubeApi;
 use receiver::{Mode, Receiver};
 use std::fs;
@@ -115,6 +115,8 @@ fn needles() -> Vec<(String, String)> {
 struct World {
     rx: Receiver,
     api: KubeApi,
+    /// The refused client's (and the unreachable API server's) port.
+    dead: RefusedPort,
     dir: tempfile::TempDir,
 }
 
@@ -123,6 +125,7 @@ impl World {
         World {
             rx: Receiver::start(),
             api: KubeApi::start(),
+            dead: refused_port(),
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
@@ -138,7 +141,7 @@ impl World {
         let tok = d.join("token");
         fs::write(&tok, secret("bearer_token_file")).expect("token");
         let rx = self.rx.addr();
-        let dead = free_port();
+        let dead = self.dead.port;
         let api = self.api.url();
         let client = |tenant: &str, url: &str, extra: &str| {
             format!(

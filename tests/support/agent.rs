@@ -13,12 +13,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on loopback (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+/// A loopback port that refuses connections for as long as this lives:
+/// bound, so no other process can take it meanwhile (a port merely found
+/// free and released could be), but never listening, so a connection to it
+/// is refused at once.
+pub struct RefusedPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+pub fn refused_port() -> RefusedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind a loopback port");
+    let port = socket.local_addr().expect("its address").port();
+    let refused = TcpStream::connect(("127.0.0.1", port))
+        .err()
+        .map(|e| e.kind());
+    assert_eq!(
+        refused,
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "a bound port that does not listen refuses"
+    );
+    RefusedPort {
+        _socket: socket,
+        port,
+    }
 }
 
 /// The TCP port process `pid` listens on, from `/proc` (its socket
