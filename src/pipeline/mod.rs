@@ -17,7 +17,10 @@
 //! holds, merges or reorders them: [`Stage::edits_only`], most of
 //! Promtail's parsing and labelling stages, and `trace`) is run over the
 //! whole read in place, each entry edited where it lies, rather than moved
-//! out of one buffer and into the next (an entry is ~128 bytes). Stages are synchronous
+//! out of one buffer and into the next (an entry is ~128 bytes). A stage
+//! whose common case is such an edit ([`Stage::try_edit`]: `cri`, a full
+//! line while no partial piece is held) takes a read's entries in place
+//! while it can, and the rest one by one. Stages are synchronous
 //! and keep per-stream state (CRI partials, multiline blocks) keyed by the
 //! entry's [`LabelSet`](crate::labels::LabelSet) — which includes `filename`,
 //! so state never leaks between files. Stages with timers (multiline's
@@ -70,6 +73,18 @@ pub trait Stage: Send {
     /// Changes one entry in place (a stage that
     /// [`edits_only`](Self::edits_only)).
     fn edit(&mut self, _entry: &mut Entry) {}
+
+    /// For a stage that is not [`edits_only`](Self::edits_only) but whose
+    /// common case is an edit: if all [`process`](Self::process) would do
+    /// with `entry` now is change it and emit it (and nothing it holds
+    /// would come out first), do that in place and return true; else
+    /// return false and leave the entry and the stage untouched. The
+    /// engine offers a read's entries in order while this returns true and
+    /// hands the rest to `process` (`cri`: a full line while no partial
+    /// piece is held).
+    fn try_edit(&mut self, _entry: &mut Entry) -> bool {
+        false
+    }
 
     /// Called periodically; stages with timers emit what is due.
     fn tick(&mut self, _now: Instant, _ctx: &mut Ctx) {}
@@ -268,6 +283,26 @@ impl Pipeline {
                 }
                 continue;
             }
+            // The entries a stage edits in place stay where they are, in
+            // front of what `process` makes of the rest (a read with no
+            // exception is not moved at all).
+            let mut edited = 0;
+            if !self.inspect {
+                while edited < self.a.len() && stage.try_edit(&mut self.a[edited]) {
+                    edited += 1;
+                }
+                if edited == self.a.len() {
+                    continue;
+                }
+            }
+            // Moved once each, as `process` would have: the edited entries
+            // into the output ahead of the rest, or the rest's output
+            // behind them (twice each) — whichever moves fewer.
+            let few_edited = edited * 2 < self.a.len();
+            if few_edited {
+                self.b.extend(self.a.drain(..edited));
+                edited = 0;
+            }
             let mut ctx = Ctx::new(&mut self.b, metrics);
             if self.inspect {
                 for e in self.a.drain(..) {
@@ -277,11 +312,15 @@ impl Pipeline {
                     inspect::report(stage.name(), &before, &ctx.out[from..]);
                 }
             } else {
-                for e in self.a.drain(..) {
+                for e in self.a.drain(edited..) {
                     stage.process(e, &mut ctx);
                 }
             }
-            std::mem::swap(&mut self.a, &mut self.b);
+            if edited == 0 {
+                std::mem::swap(&mut self.a, &mut self.b);
+            } else {
+                self.a.append(&mut self.b);
+            }
         }
         if !self.nested {
             for e in &mut self.a {

@@ -128,7 +128,60 @@ impl Stage for CriStage {
     }
 
     fn process(&mut self, mut entry: Entry, ctx: &mut Ctx) {
+        let partial = match self.decode(&mut entry, true) {
+            // (`Partial` only comes back when partial pieces are refused.)
+            Decoded::NotCri | Decoded::Partial => return ctx.emit(entry),
+            Decoded::Line { partial } => partial,
+        };
+        let from = ctx.out.len();
+        self.joiner.push(entry, !partial, ctx);
+        self.set_content(ctx, from);
+    }
+
+    /// A full line while nothing is held (the joiner would emit it as it
+    /// is), or a line that is not CRI (passed on unchanged): edited in place.
+    fn try_edit(&mut self, entry: &mut Entry) -> bool {
+        if !self.joiner.is_empty() {
+            return false;
+        }
+        match self.decode(entry, false) {
+            Decoded::Partial => false,
+            Decoded::NotCri => true,
+            Decoded::Line { .. } => {
+                if self.extract {
+                    let line = Value::from(entry.line.as_str());
+                    entry.extracted.insert("content", line);
+                }
+                true
+            }
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Ctx) {
+        let from = ctx.out.len();
+        self.joiner.flush(ctx);
+        self.set_content(ctx, from);
+    }
+}
+
+/// What [`CriStage::decode`] did with an entry.
+enum Decoded {
+    /// Not a CRI line: left as it was.
+    NotCri,
+    /// A partial piece, left as it was (only when partial pieces were not
+    /// wanted).
+    Partial,
+    /// Decoded: the content is the line, with the line's time, the
+    /// `stream` label and (if wanted) the extracted fields.
+    Line { partial: bool },
+}
+
+impl CriStage {
+    /// Decodes a CRI line into the entry; a partial piece only if
+    /// `partial_ok` (else it is left untouched).
+    fn decode(&mut self, entry: &mut Entry, partial_ok: bool) -> Decoded {
         let (start, stream, partial, ts) = match cri::split_timed(entry.line.as_bytes()) {
+            Ok((f, _)) if f.partial && !partial_ok => return Decoded::Partial,
             Ok((f, ts)) => {
                 if self.extract {
                     let x = &mut entry.extracted;
@@ -139,7 +192,7 @@ impl Stage for CriStage {
                 }
                 (f.content_start, f.stream, f.partial, ts)
             }
-            Err(_) => return ctx.emit(entry),
+            Err(_) => return Decoded::NotCri,
         };
         // `start` follows an ASCII space, so it is a char boundary.
         entry.line.drop_front(start);
@@ -147,19 +200,9 @@ impl Stage for CriStage {
             entry.timestamp = ts;
         }
         entry.labels = self.labels.get(&entry.labels, stream);
-        let from = ctx.out.len();
-        self.joiner.push(entry, !partial, ctx);
-        self.set_content(ctx, from);
+        Decoded::Line { partial }
     }
 
-    fn flush(&mut self, ctx: &mut Ctx) {
-        let from = ctx.out.len();
-        self.joiner.flush(ctx);
-        self.set_content(ctx, from);
-    }
-}
-
-impl CriStage {
     /// `content` of the entries emitted since `from`: the (joined) line.
     fn set_content(&self, ctx: &mut Ctx, from: usize) {
         if self.extract {
@@ -232,6 +275,11 @@ impl Joiner {
             truncate_at,
             seq: 0,
         }
+    }
+
+    /// Nothing held: a full line would be emitted as it is.
+    pub(super) fn is_empty(&self) -> bool {
+        self.held.is_empty()
     }
 
     pub(super) fn held_pieces(&self) -> usize {
@@ -461,6 +509,96 @@ mod tests {
         h.ack_all();
         assert_eq!(h.committed(), h.offset);
         assert!(h.tracker.is_drained());
+    }
+
+    /// What a harness's output shows: line, labels, time and the
+    /// extracted fields, in order.
+    fn shown(h: &Harness) -> Vec<String> {
+        h.out
+            .iter()
+            .map(|e| {
+                let x: Vec<String> = e
+                    .extracted
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!(
+                    "{:?} {} {} {x:?}",
+                    e.line.as_str(),
+                    e.labels.render(),
+                    e.timestamp.0
+                )
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// The engine's in-place path gives what `process` gives: fed the
+        /// same lines (full, partial, not CRI, two streams), a stage that
+        /// is offered each line through `try_edit` first emits the same
+        /// entries with the same extracted fields, holds the same pieces
+        /// after every line, and commits the same offsets.
+        #[test]
+        fn try_edit_is_process_where_it_takes_the_line(
+            lines in proptest::collection::vec(
+                (0u8..4, proptest::bool::ANY, "[a-z ]{0,5}"), 0..40),
+            extract in proptest::bool::ANY,
+            max_partial_lines in 0usize..4,
+        ) {
+            let cfg = CriConfig { max_partial_lines, ..CriConfig::default() };
+            let (mut a, mut b) = (Harness::new(cfg.clone()), Harness::new(cfg));
+            a.stage.downstream_uses_extracted(extract);
+            b.stage.downstream_uses_extracted(extract);
+            for (kind, err, text) in &lines {
+                let stream = if *err { "stderr" } else { "stdout" };
+                let line = match kind {
+                    0 => format!("{T1} {stream} P {text}"),
+                    1 => format!("not cri {text}"),
+                    _ => format!("{T2} {stream} F {text}"),
+                };
+                a.feed(&line);
+                b.offset += line.len() as u64 + 1;
+                let ack = b.tracker.issue(Position::Offset(b.offset));
+                let mut e = Entry::new(b.labels.clone(), Timestamp(7), line.into(), ack);
+                if b.stage.try_edit(&mut e) {
+                    b.out.push(e);
+                } else {
+                    b.stage.process(e, &mut Ctx::new(&mut b.out, &b.metrics));
+                }
+                proptest::prop_assert_eq!(a.stage.held_pieces(), b.stage.held_pieces());
+            }
+            a.flush();
+            b.flush();
+            proptest::prop_assert_eq!(shown(&a), shown(&b));
+            a.ack_all();
+            b.ack_all();
+            proptest::prop_assert_eq!(a.committed(), b.committed());
+        }
+    }
+
+    #[test]
+    fn try_edit_takes_full_lines_only_while_nothing_is_held() {
+        let mut h = Harness::new(CriConfig::default());
+        let entry = |h: &mut Harness, line: String| {
+            h.offset += line.len() as u64 + 1;
+            let ack = h.tracker.issue(Position::Offset(h.offset));
+            Entry::new(h.labels.clone(), Timestamp(7), line.into(), ack)
+        };
+        let mut full = entry(&mut h, format!("{T1} stdout F one"));
+        assert!(h.stage.try_edit(&mut full));
+        assert_eq!((full.line.as_str(), full.timestamp.0), ("one", S1));
+        assert_eq!(full.labels.get("stream"), Some("stdout"));
+        // A partial piece is refused untouched, and once it is held even a
+        // full line of another stream goes through `process`.
+        let mut part = entry(&mut h, format!("{T1} stderr P two"));
+        assert!(!h.stage.try_edit(&mut part));
+        assert_eq!(part.line.as_str(), format!("{T1} stderr P two"));
+        h.stage.process(part, &mut Ctx::new(&mut h.out, &h.metrics));
+        let mut other = entry(&mut h, format!("{T2} stdout F three"));
+        assert!(!h.stage.try_edit(&mut other));
+        assert_eq!(other.line.as_str(), format!("{T2} stdout F three"));
+        full.ack.ack();
+        other.ack.ack();
     }
 
     #[test]
