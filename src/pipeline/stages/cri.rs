@@ -148,10 +148,7 @@ impl Stage for CriStage {
             Decoded::Partial => false,
             Decoded::NotCri => true,
             Decoded::Line { .. } => {
-                if self.extract {
-                    let line = Value::from(entry.line.as_str());
-                    entry.extracted.insert("content", line);
-                }
+                self.put_content(entry);
                 true
             }
         }
@@ -205,11 +202,16 @@ impl CriStage {
 
     /// `content` of the entries emitted since `from`: the (joined) line.
     fn set_content(&self, ctx: &mut Ctx, from: usize) {
+        for e in &mut ctx.out[from..] {
+            self.put_content(e);
+        }
+    }
+
+    /// `content` of one entry (its line), if a later stage reads it.
+    fn put_content(&self, e: &mut Entry) {
         if self.extract {
-            for e in &mut ctx.out[from..] {
-                let line = Value::from(e.line.as_str());
-                e.extracted.insert("content", line);
-            }
+            let line = Value::from(e.line.as_str());
+            e.extracted.insert("content", line);
         }
     }
 }
@@ -289,7 +291,7 @@ impl Joiner {
     /// Adds one piece; `last` means it ends the line (`F`, or docker's `\n`).
     pub(super) fn push(&mut self, mut entry: Entry, last: bool, ctx: &mut Ctx) {
         // Fast path: a full line with nothing held for any stream.
-        let held = if self.held.is_empty() {
+        let held = if self.is_empty() {
             None
         } else {
             self.held.remove(&entry.labels)
@@ -557,9 +559,7 @@ mod tests {
                     _ => format!("{T2} {stream} F {text}"),
                 };
                 a.feed(&line);
-                b.offset += line.len() as u64 + 1;
-                let ack = b.tracker.issue(Position::Offset(b.offset));
-                let mut e = Entry::new(b.labels.clone(), Timestamp(7), line.into(), ack);
+                let mut e = b.entry(&line);
                 if b.stage.try_edit(&mut e) {
                     b.out.push(e);
                 } else {
@@ -579,22 +579,17 @@ mod tests {
     #[test]
     fn try_edit_takes_full_lines_only_while_nothing_is_held() {
         let mut h = Harness::new(CriConfig::default());
-        let entry = |h: &mut Harness, line: String| {
-            h.offset += line.len() as u64 + 1;
-            let ack = h.tracker.issue(Position::Offset(h.offset));
-            Entry::new(h.labels.clone(), Timestamp(7), line.into(), ack)
-        };
-        let mut full = entry(&mut h, format!("{T1} stdout F one"));
+        let mut full = h.entry(&format!("{T1} stdout F one"));
         assert!(h.stage.try_edit(&mut full));
         assert_eq!((full.line.as_str(), full.timestamp.0), ("one", S1));
         assert_eq!(full.labels.get("stream"), Some("stdout"));
         // A partial piece is refused untouched, and once it is held even a
         // full line of another stream goes through `process`.
-        let mut part = entry(&mut h, format!("{T1} stderr P two"));
+        let mut part = h.entry(&format!("{T1} stderr P two"));
         assert!(!h.stage.try_edit(&mut part));
         assert_eq!(part.line.as_str(), format!("{T1} stderr P two"));
         h.stage.process(part, &mut Ctx::new(&mut h.out, &h.metrics));
-        let mut other = entry(&mut h, format!("{T2} stdout F three"));
+        let mut other = h.entry(&format!("{T2} stdout F three"));
         assert!(!h.stage.try_edit(&mut other));
         assert_eq!(other.line.as_str(), format!("{T2} stdout F three"));
         full.ack.ack();

@@ -31,16 +31,22 @@ impl<S: Stage> Harness<S> {
         }
     }
 
-    /// Feeds one line as the tailer would: its ack ends after line + '\n'.
-    pub fn feed(&mut self, line: &str) {
+    /// The entry the tailer would make of the next line: its ack ends
+    /// after line + '\n'.
+    pub fn entry(&mut self, line: &str) -> Entry {
         self.offset += line.len() as u64 + 1;
         let ack = self.tracker.issue(Position::Offset(self.offset));
-        let e = Entry::new(
+        Entry::new(
             self.labels.clone(),
             Timestamp(7),
             line.to_string().into(),
             ack,
-        );
+        )
+    }
+
+    /// Feeds one line as the tailer would.
+    pub fn feed(&mut self, line: &str) {
+        let e = self.entry(line);
         self.stage
             .process(e, &mut Ctx::new(&mut self.out, &self.metrics));
     }
