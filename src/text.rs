@@ -41,7 +41,9 @@ impl Chunk {
     /// (a chunk may end in the middle of a character: that tail belongs to
     /// a line that continues in the next read and is never shared).
     pub fn new(bytes: &[u8]) -> Self {
-        let valid = match std::str::from_utf8(bytes) {
+        // simdutf8's check (AVX2 or SSE4.2, chosen at run time) instead of
+        // std's word-at-a-time one: each read is checked whole, once.
+        let valid = match simdutf8::compat::from_utf8(bytes) {
             Ok(s) => s,
             // `valid_up_to` is a char boundary of a valid prefix.
             Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
@@ -277,6 +279,42 @@ mod tests {
         // A cut inside a character is no char boundary.
         let c = Chunk::new("é\n".as_bytes());
         assert!(c.line(0, 1).is_none());
+    }
+
+    /// Bytes built from pieces that exercise a vectorised UTF-8 check: long
+    /// ASCII runs (whole 32- and 64-byte blocks), two- to four-byte
+    /// characters, stray and truncated sequences, cut at any length.
+    fn mixed_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            4 => (0usize..150).prop_map(|n| vec![b'x'; n]),
+            1 => Just("é".as_bytes().to_vec()),
+            1 => Just("€".as_bytes().to_vec()),
+            1 => Just("😀".as_bytes().to_vec()),
+            1 => Just(vec![0xff]),
+            1 => Just(vec![0x80]),
+            1 => Just(vec![0xe2, 0x82]),
+            1 => Just(vec![0xed, 0xa0, 0x80]),
+        ];
+        (proptest::collection::vec(piece, 0..12), any::<usize>()).prop_map(|(ps, cut)| {
+            let mut b = ps.concat();
+            let keep = if b.is_empty() { 0 } else { cut % (b.len() + 1) };
+            b.truncate(keep);
+            b
+        })
+    }
+
+    proptest::proptest! {
+        /// A chunk shares exactly the prefix std calls valid UTF-8.
+        #[test]
+        fn a_chunk_holds_the_valid_prefix_std_finds(bytes in mixed_bytes()) {
+            let valid = match std::str::from_utf8(&bytes) {
+                Ok(s) => s.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            let c = Chunk::new(&bytes);
+            proptest::prop_assert_eq!(c.text.as_bytes(), &bytes[..valid]);
+        }
     }
 
     #[test]
