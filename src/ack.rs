@@ -15,6 +15,9 @@
 //!   Dropping an `Ack` without `ack()` (shutdown, a crash path) *poisons* its
 //!   lines: the committed position never passes them in this process, so they
 //!   are read again after a restart.
+//! - [`AckRuns`] (`runs.rs`): acks gathered to be settled together
+//!   ([`ack_many`], the spool writer between two commits), held as ranges
+//!   of lines and one charge, so they cost per run, not per line.
 //! - [`Budget`] and [`Charge`]: the global bound on bytes held between the
 //!   pipeline and Loki's acceptance. The sink fan-out charges each entry before
 //!   queueing it (blocking when the budget is spent — that is the backpressure
@@ -322,7 +325,7 @@ impl Tracker {
 /// Where an unsettled [`Ack`] finds its tracker: a plain pointer, kept
 /// valid by the tracker's hold on itself (`State::keep`) for as long as the
 /// ack has lines outstanding (see the module docs). Only [`Ack`] and
-/// [`ack_many`] hold one, and only until they settle those lines.
+/// [`AckRuns`] hold one, and only until they settle those lines.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct TrackerPtr(std::ptr::NonNull<Tracker>);
 
@@ -492,42 +495,13 @@ impl Ack {
 
 /// Acknowledges many entries at once, taking each tracker's lock once per
 /// run of consecutive acks of that tracker (a batch holds long runs of one
-/// file's lines).
+/// file's lines), and releasing the budget once.
 pub fn ack_many<I: IntoIterator<Item = Ack>>(acks: I) {
-    // The tracker of the current run: its lines in `ranges` are not
-    // settled yet, so it is alive until `flush`.
-    let mut run: Option<TrackerPtr> = None;
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    let flush = |t: Option<TrackerPtr>, ranges: &mut Vec<(u64, u64)>| {
-        if let Some(t) = t {
-            t.settle(ranges.iter().copied(), true);
-        }
-        ranges.clear();
-    };
-    // The budget is released once per run of one budget, not per entry.
-    let mut charge: Option<Charge> = None;
-    for mut a in acks {
-        if let Some(c) = a.charge.take() {
-            match charge.as_mut() {
-                Some(acc) if std::ptr::eq(acc.budget, c.budget) => acc.absorb(c),
-                _ => charge = Some(c),
-            }
-        }
-        let Some(t) = a.tracker.take() else { continue };
-        if run != Some(t) {
-            flush(run, &mut ranges);
-            run = Some(t);
-        }
-        // Consecutive lines (a stream's run in a batch) make one range.
-        for r in a.ranges() {
-            match ranges.last_mut() {
-                Some(last) if last.1.checked_add(1) == Some(r.0) => last.1 = r.1,
-                _ => ranges.push(r),
-            }
-        }
+    let mut runs = AckRuns::default();
+    for a in acks {
+        runs.push(a);
     }
-    flush(run, &mut ranges);
-    drop(charge);
+    runs.ack();
 }
 
 impl Drop for Ack {
@@ -752,6 +726,9 @@ impl Drop for Charge {
         self.budget.release(self.bytes);
     }
 }
+
+mod runs;
+pub use runs::AckRuns;
 
 #[cfg(test)]
 mod tests;

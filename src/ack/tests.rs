@@ -156,6 +156,11 @@ enum Step {
     AckMany(Vec<usize>),
     /// Drop the held ack at `.0` unacknowledged.
     Drop(usize),
+    /// Move these held acks (as `AckMany` picks them) into the one
+    /// `AckRuns` kept across steps (the spool writer's, between commits).
+    Gather(Vec<usize>),
+    /// Settle that `AckRuns` (`true`), or drop it unsettled (`false`).
+    SettleGathered(bool),
 }
 
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -166,12 +171,49 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
         1 => any::<usize>().prop_map(Step::Duplicate),
         3 => proptest::collection::vec(any::<usize>(), 1..12).prop_map(Step::AckMany),
         1 => (0..20usize).prop_map(|i| Step::Drop(i * 1000)),
+        2 => proptest::collection::vec(any::<usize>(), 1..12).prop_map(Step::Gather),
+        1 => any::<bool>().prop_map(Step::SettleGathered),
     ]
 }
 
+/// Held acks: (ack, its tracker, its lines).
+type Held = Vec<(Ack, usize, Vec<usize>)>;
+
+/// Takes the held acks at `idx` (mod len, each at most once) out of
+/// `held` and `charged`, in the order of `idx`, with their charges.
+fn take_picked(
+    held: &mut Held,
+    charged: &mut Vec<usize>,
+    idx: Vec<usize>,
+) -> Vec<(Ack, usize, Vec<usize>, usize)> {
+    let mut picked: Vec<usize> = Vec::new();
+    for i in idx {
+        let i = i % held.len();
+        if !picked.contains(&i) {
+            picked.push(i);
+        }
+    }
+    let mut taken: Vec<Option<(Ack, usize, Vec<usize>)>> =
+        std::mem::take(held).into_iter().map(Some).collect();
+    let mut out = Vec::new();
+    for &i in &picked {
+        if let Some((a, t, lines)) = taken[i].take() {
+            out.push((a, t, lines, charged[i]));
+        }
+    }
+    *held = taken.into_iter().flatten().collect();
+    *charged = charged
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !picked.contains(i))
+        .map(|(_, &c)| c)
+        .collect();
+    out
+}
+
 proptest::proptest! {
-    /// Whatever the order, grouping, merging, copying and dropping of
-    /// acks, each tracker commits exactly the end of its longest
+    /// Whatever the order, grouping (`ack_many`, `AckRuns` kept across
+    /// steps), merging, copying and dropping of acks, each tracker commits exactly the end of its longest
     /// prefix of lines that every copy acknowledged and none dropped,
     /// and the budget gets every charged byte back.
     #[test]
@@ -181,8 +223,12 @@ proptest::proptest! {
         // Per tracker, per line: outstanding copies, and poisoned.
         let mut model: [Vec<(u32, bool)>; 2] = [Vec::new(), Vec::new()];
         // Held acks: (ack, tracker, lines); and what each is charged.
-        let mut held: Vec<(Ack, usize, Vec<usize>)> = Vec::new();
+        let mut held: Held = Vec::new();
         let mut charged: Vec<usize> = Vec::new();
+        // The gathered acks: their lines (tracker, lines) and charges.
+        let mut gathered = AckRuns::default();
+        let mut gathered_lines: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut gathered_charge = 0;
         for s in steps {
             match s {
                 Step::Issue(which) => {
@@ -194,7 +240,27 @@ proptest::proptest! {
                     held.push((a, t, vec![line]));
                     charged.push(7);
                 }
-                Step::Merge(_, _) | Step::Duplicate(_) | Step::Drop(_) | Step::AckMany(_)
+                Step::SettleGathered(ok) => {
+                    proptest::prop_assert_eq!(gathered.len(), gathered_lines.len());
+                    let runs = std::mem::take(&mut gathered);
+                    if ok {
+                        runs.ack();
+                    } else {
+                        drop(runs);
+                    }
+                    for (t, lines) in gathered_lines.drain(..) {
+                        for l in lines {
+                            model[t][l].0 -= 1;
+                            model[t][l].1 |= !ok;
+                        }
+                    }
+                    gathered_charge = 0;
+                }
+                Step::Merge(_, _)
+                | Step::Duplicate(_)
+                | Step::Drop(_)
+                | Step::AckMany(_)
+                | Step::Gather(_)
                     if held.is_empty() => {}
                 Step::Merge(a, b) => {
                     let (a, b) = (a % held.len(), b % held.len());
@@ -229,32 +295,21 @@ proptest::proptest! {
                     }
                 }
                 Step::AckMany(idx) => {
-                    let mut picked: Vec<usize> = Vec::new();
-                    for i in idx {
-                        let i = i % held.len();
-                        if !picked.contains(&i) {
-                            picked.push(i);
-                        }
-                    }
-                    let mut taken: Vec<Option<(Ack, usize, Vec<usize>)>> =
-                        std::mem::take(&mut held).into_iter().map(Some).collect();
                     let mut batch = Vec::new();
-                    for &i in &picked {
-                        if let Some((a, t, lines)) = taken[i].take() {
-                            for l in lines {
-                                model[t][l].0 -= 1;
-                            }
-                            batch.push(a);
+                    for (a, t, lines, _) in take_picked(&mut held, &mut charged, idx) {
+                        for l in lines {
+                            model[t][l].0 -= 1;
                         }
+                        batch.push(a);
                     }
-                    held = taken.into_iter().flatten().collect();
-                    charged = charged
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !picked.contains(i))
-                        .map(|(_, &c)| c)
-                        .collect();
                     ack_many(batch);
+                }
+                Step::Gather(idx) => {
+                    for (a, t, lines, c) in take_picked(&mut held, &mut charged, idx) {
+                        gathered.push(a);
+                        gathered_lines.push((t, lines));
+                        gathered_charge += c;
+                    }
                 }
             }
             for t in 0..2 {
@@ -268,9 +323,13 @@ proptest::proptest! {
                     "tracker {}", t
                 );
             }
-            proptest::prop_assert_eq!(budget.used(), charged.iter().sum::<usize>());
+            proptest::prop_assert_eq!(
+                budget.used(),
+                charged.iter().sum::<usize>() + gathered_charge
+            );
         }
         drop(held);
+        drop(gathered);
         proptest::prop_assert_eq!(budget.used(), 0);
     }
 }

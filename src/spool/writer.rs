@@ -48,7 +48,7 @@
 use super::chunk::{ChunkBuilder, Codec};
 use super::scan::ChunkMeta;
 use super::{lock, segment, Spool};
-use crate::ack::Ack;
+use crate::ack::AckRuns;
 use crate::entry::{Entry, Timestamp};
 use crate::metrics::labels;
 use crate::positions::Positions;
@@ -65,8 +65,11 @@ use std::time::{Duration, Instant};
 /// (the budget wakes the tailer precisely; a full queue is only polled).
 pub const QUEUE: usize = 256;
 
-/// Budget an entry taken keeps until its commit: its ack (the line is in
-/// a chunk, written to the spool at once or in the one open chunk).
+/// Budget an entry taken keeps until its commit (the line is in a chunk,
+/// written to the spool at once or in the one open chunk): what it still
+/// holds is its tracker's slot (16 bytes) and its part of a run in
+/// [`AckRuns`]; charged at 64, a commit is due at the latest once its
+/// entries hold half the budget (12,288 entries of the spool's 1.5 MiB).
 const ACK_BYTES: usize = 64;
 
 /// See [`Writer::commit_threshold`].
@@ -135,10 +138,11 @@ pub(crate) struct Writer {
     touched: Vec<(u64, u64)>,
     /// The open segment has bytes not synced yet.
     unsynced: bool,
-    /// Acknowledgements of every entry taken and not committed; the first
-    /// `acks_written` are those of the `written` chunks.
-    acks: Vec<Ack>,
-    acks_written: usize,
+    /// Acknowledgements of the entries in the `written` chunks, and of the
+    /// entries taken since (the open chunk's), held as runs of lines
+    /// ([`AckRuns`]): a commit of one file's 12,000 lines holds one range.
+    acks_written: AckRuns,
+    acks_open: AckRuns,
     /// When the oldest entry not committed yet was taken (written chunks
     /// included: a chunk sealed by size still waits at most `chunk_wait`).
     open_since: Option<Instant>,
@@ -190,8 +194,8 @@ impl Writer {
             end,
             touched: Vec::new(),
             unsynced: false,
-            acks: Vec::new(),
-            acks_written: 0,
+            acks_written: AckRuns::default(),
+            acks_open: AckRuns::default(),
             open_since: None,
             open_bytes: 0,
             open_written: 0,
@@ -255,7 +259,8 @@ impl Writer {
 
     /// Whether what is open is due for a commit (see [`due`]).
     fn due(&self, threshold: usize) -> bool {
-        due(self.open_bytes, self.acks.len(), threshold, self.budget)
+        let taken = self.acks_written.len() + self.acks_open.len();
+        due(self.open_bytes, taken, threshold, self.budget)
     }
 
     pub(crate) fn take(&mut self, batch: Vec<Entry>) {
@@ -276,7 +281,7 @@ impl Writer {
             // freed: until the commit only the ack stays charged, so the
             // budget is room for the queue, whatever the commit's size.
             ack.keep_charge(ACK_BYTES);
-            self.acks.push(ack);
+            self.acks_open.push(ack);
             if self.builder.body_len() >= self.spool.shared.cfg.chunk_size {
                 self.seal();
             }
@@ -331,7 +336,7 @@ impl Writer {
                 }
             }
         }
-        self.acks_written = self.acks.len();
+        self.acks_written.append(&mut self.acks_open);
         self.open_written = self.open_bytes;
         self.chunk.clear();
         if self.chunk.capacity() > 2 * self.spool.shared.cfg.chunk_size + (64 << 10) {
@@ -376,16 +381,8 @@ impl Writer {
             return;
         }
         let end = self.end;
-        let acks = if self.acks_written == self.acks.len() {
-            // The next commit likely takes as many: room for them at once,
-            // not a `Vec` doubling its way there (~1 % of a drain).
-            let room = Vec::with_capacity(self.acks.len());
-            std::mem::replace(&mut self.acks, room)
-        } else {
-            self.acks.drain(..self.acks_written).collect()
-        };
-        self.positions
-            .commit_spool(end, || crate::ack::ack_many(acks));
+        let acks = std::mem::take(&mut self.acks_written);
+        self.positions.commit_spool(end, || acks.ack());
         let mut backoff = Duration::from_millis(100);
         while let Err(e) = self.positions.save() {
             tracing::error!(file = %self.positions.path().display(), error = %e,
@@ -422,7 +419,6 @@ impl Writer {
         self.spool.shared.head.send_replace(end);
         self.written.clear();
         self.touched.clear();
-        self.acks_written = 0;
         self.open_bytes -= self.open_written;
         self.open_written = 0;
         if self.open_bytes == 0 {
@@ -649,7 +645,7 @@ impl Writer {
     /// (shutdown, or a failed `fsync`): their positions do not advance, so
     /// they are read again after the restart.
     fn abandon(&mut self, why: &str) {
-        let n = self.acks.len();
+        let n = self.acks_written.len() + self.acks_open.len();
         tracing::warn!(
             entries = n,
             "spool: {why}; these lines will be read again after the restart"
@@ -661,12 +657,13 @@ impl Writer {
             .file_errors_total
             .get_or_create(&l)
             .inc();
-        self.acks.clear();
+        // Dropped unsettled: their lines are poisoned, not acknowledged.
+        self.acks_written = AckRuns::default();
+        self.acks_open = AckRuns::default();
         self.failed = true;
         self.cut_back();
         self.builder = ChunkBuilder::new(Codec::Lz4);
         self.chunk.clear();
-        self.acks_written = 0;
         self.open_bytes = 0;
         self.open_written = 0;
         self.open_since = None;
