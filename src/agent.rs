@@ -375,21 +375,24 @@ struct SpoolParts {
 /// chunk's commit (the clients' lanes hold their own few batches). An entry
 /// taken into a chunk keeps only its ack's share of its charge until the
 /// commit, and a commit is also due when those shares reach half of this,
-/// so the budget is room for the queue at every commit size: ~1.2 MiB
-/// of it at one file, as before, and less at 5,000. (It was 8
-/// MiB, then 4 MiB at every size, then twice the commit threshold — 2 MiB
-/// up to 4 with thousands of files — with half of each line kept charged:
-/// each step took MiBs off the peak RSS; see `benches/HISTORY.md`.)
+/// so at least half the budget is room for the queue at every commit
+/// size. (It was 8 MiB, then 4 MiB at every size, then twice the commit
+/// threshold — 2 MiB up to 4 with thousands of files — with half of each
+/// line kept charged: each step took MiBs off the peak RSS; see
+/// `benches/HISTORY.md`.)
 pub const SPOOL_BUDGET: usize = 3 << 19;
 
 /// The spool's commit threshold while the positions file is small. Each
 /// commit is an `fdatasync` of the segment and a positions save (a new
 /// file, `fsync`, rename): ~10 % of a one-file bulk drain's CPU samples
-/// with the spool. 4 MiB took ~30 % off the writer thread's CPU there but
-/// added ~0.8 MiB to the peak RSS of 5,000 files with the spool (five
-/// alternating pairs), which the 40 MiB target cannot spare
+/// with the spool at 1 MiB. At 4 MiB the other trigger (the entries
+/// waiting hold half of [`SPOOL_BUDGET`] in their acks' shares, ~12,000
+/// lines) comes first in a bulk drain: 23 commits per 64 MiB instead of
+/// 61. It was held at 1 MiB while the writer kept an `Ack` per waiting
+/// line (~0.8 MiB more peak RSS at 5,000 files); since the writer holds
+/// them as runs ([`crate::ack::AckRuns`]) 4 MiB peaks where 1 MiB does
 /// (`benches/HISTORY.md`, 2026-12-07).
-pub const SPOOL_COMMIT: usize = 1 << 20;
+pub const SPOOL_COMMIT: usize = 4 << 20;
 
 /// Starts the clients (and the spool, if on) and returns the fan-out that
 /// feeds them. Errors name the config key.
