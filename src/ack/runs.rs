@@ -32,10 +32,7 @@ impl AckRuns {
     pub fn push(&mut self, mut a: Ack) {
         self.acks += 1;
         if let Some(c) = a.charge.take() {
-            match self.charges.last_mut() {
-                Some(acc) if std::ptr::eq(acc.budget, c.budget) => acc.absorb(c),
-                _ => self.charges.push(c),
-            }
+            self.add_charge(c);
         }
         // Taken: `a` no longer settles anything when dropped.
         let Some(t) = a.tracker.take() else { return };
@@ -51,11 +48,15 @@ impl AckRuns {
     pub fn append(&mut self, other: &mut AckRuns) {
         self.acks += std::mem::take(&mut other.acks);
         self.runs.append(&mut other.runs);
-        for c in other.charges.drain(..) {
-            match self.charges.last_mut() {
-                Some(acc) if std::ptr::eq(acc.budget, c.budget) => acc.absorb(c),
-                _ => self.charges.push(c),
-            }
+        for c in std::mem::take(&mut other.charges) {
+            self.add_charge(c);
+        }
+    }
+
+    fn add_charge(&mut self, c: Charge) {
+        match self.charges.last_mut() {
+            Some(acc) if std::ptr::eq(acc.budget, c.budget) => acc.absorb(c),
+            _ => self.charges.push(c),
         }
     }
 
@@ -76,13 +77,15 @@ impl AckRuns {
     /// Settles every line held, taking each tracker's lock once per run of
     /// consecutive ranges of it, then releases the charges.
     fn settle(&mut self, ok: bool) {
-        let mut rest = &self.runs[..];
+        // Taken out first: nothing is left to settle a second time, even
+        // if settling stopped half-way.
+        let runs = std::mem::take(&mut self.runs);
+        let mut rest = &runs[..];
         while let Some(&(t, _, _)) = rest.first() {
             let n = rest.iter().take_while(|r| r.0 == t).count();
             t.settle(rest[..n].iter().map(|&(_, a, b)| (a, b)), ok);
             rest = &rest[n..];
         }
-        self.runs.clear();
         self.charges.clear();
         self.acks = 0;
     }
