@@ -213,9 +213,10 @@ fn take_picked(
 
 proptest::proptest! {
     /// Whatever the order, grouping (`ack_many`, `AckRuns` kept across
-    /// steps), merging, copying and dropping of acks, each tracker commits exactly the end of its longest
-    /// prefix of lines that every copy acknowledged and none dropped,
-    /// and the budget gets every charged byte back.
+    /// steps), merging, copying and dropping of acks, each tracker commits
+    /// exactly the end of its longest prefix of lines that every copy
+    /// acknowledged and none dropped, and the budget gets every charged
+    /// byte back.
     #[test]
     fn acks_settle_as_the_model_says(steps in proptest::collection::vec(step(), 1..80)) {
         let budget = Budget::new(1 << 30);
