@@ -653,7 +653,7 @@ mod tests {
             let s = open[0].streams().iter().find(|s| s.key == *k).unwrap();
             s.entries.capacity()
         };
-        assert!(had < Sizes::BIG, "a small stream gets what it had");
+        assert!(had < Sizes::BIG, "the test's stream must stay below BIG");
         assert!(room(&ka) >= had, "room for {} of {had}", room(&ka));
         assert!(room(&kb) < Sizes::MIN, "a small stream is not remembered");
         // A batch where "a" has few entries makes it forgotten.
